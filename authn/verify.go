@@ -1,0 +1,241 @@
+package authn
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/passgate/passgate/store"
+)
+
+// MaxSecretLen bounds the secret of a login attempt, in bytes.
+const MaxSecretLen = 1024
+
+// Verifier decides logins and manages credentials against a store. Set the
+// exported fields before first use; a Verifier must not be copied after.
+type Verifier struct {
+	// Store is required.
+	Store store.Store
+	// Params are the argon2id parameters of new hashes and of the dummy
+	// hash run for unknown users. If zero, DefaultParams.
+	Params Params
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+	// Logger receives warnings. If nil, slog.Default().
+	Logger *slog.Logger
+
+	keyMu sync.Mutex
+	key   []byte // lookup key, cached after the first successful load
+
+	dummyMu sync.Mutex
+	dummy   string // PHC string no secret matches, made once with params()
+
+	evaluations atomic.Int64
+}
+
+func (v *Verifier) params() Params {
+	if v.Params == (Params{}) {
+		return DefaultParams
+	}
+	return v.Params
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now == nil {
+		return time.Now()
+	}
+	return v.Now()
+}
+
+func (v *Verifier) logger() *slog.Logger {
+	if v.Logger == nil {
+		return slog.Default()
+	}
+	return v.Logger
+}
+
+// HashEvaluations returns the number of argon2id evaluations this Verifier
+// ran so far (logins and new hashes), for tests and metrics.
+func (v *Verifier) HashEvaluations() int64 { return v.evaluations.Load() }
+
+// hash makes a new verifier for secret with v's params.
+func (v *Verifier) hash(secret string) (string, error) {
+	v.evaluations.Add(1)
+	return v.params().Hash([]byte(secret))
+}
+
+// check runs one argon2id evaluation of secret against phc.
+func (v *Verifier) check(phc, secret string) (bool, error) {
+	v.evaluations.Add(1)
+	return VerifyHash(phc, []byte(secret))
+}
+
+// burn runs one argon2id evaluation that never matches, so that a failure
+// found early costs as much as a wrong secret.
+func (v *Verifier) burn(secret string) error {
+	v.dummyMu.Lock()
+	if v.dummy == "" {
+		p := v.params()
+		if err := p.Validate(); err != nil {
+			v.dummyMu.Unlock()
+			return fmt.Errorf("dummy hash: %w", err)
+		}
+		// A random key needs no argon2id to make and matches no secret.
+		// (crypto/rand.Read never fails.)
+		salt, key := make([]byte, saltLen), make([]byte, keyLen)
+		rand.Read(salt)
+		rand.Read(key)
+		v.dummy = formatPHC(p, salt, key)
+	}
+	dummy := v.dummy
+	v.dummyMu.Unlock()
+	_, err := v.check(dummy, secret)
+	return err
+}
+
+// lookupKey returns the store's lookup key, cached after the first load.
+func (v *Verifier) lookupKey(ctx context.Context) ([]byte, error) {
+	v.keyMu.Lock()
+	defer v.keyMu.Unlock()
+	if v.key != nil {
+		return v.key, nil
+	}
+	key, err := v.Store.LookupKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lookup key: %w", err)
+	}
+	if len(key) == 0 {
+		return nil, errors.New("lookup key: store returned an empty key")
+	}
+	v.key = key
+	return key, nil
+}
+
+// Verify decides one login attempt. Every decision costs exactly one
+// argon2id evaluation; a non-nil error means the store failed (the client
+// should get a temporary failure) and no decision was made.
+func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
+	username, err := store.NormalizeUsername(a.Username)
+	if err != nil {
+		return v.fail(Decision{Result: BadSecret}, a.Secret)
+	}
+	d := Decision{Result: BadSecret, Username: username}
+	if a.Secret == "" || len(a.Secret) > MaxSecretLen {
+		return v.fail(d, a.Secret)
+	}
+	acct, err := v.Store.GetAccount(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		d.Result = UnknownUser
+		return v.fail(d, a.Secret)
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("verify: get account: %w", err)
+	}
+	key, err := v.lookupKey(ctx)
+	if err != nil {
+		return Decision{}, fmt.Errorf("verify: %w", err)
+	}
+	normalized := NormalizeSecret(a.Secret)
+	p, err := v.Store.FindAppPassword(ctx, username, Tag(key, username, normalized))
+	switch {
+	case err == nil:
+		return v.verifyAppPassword(ctx, a, acct, p, normalized)
+	case errors.Is(err, store.ErrNotFound):
+		return v.verifyPrimary(a, acct)
+	default:
+		return Decision{}, fmt.Errorf("verify: find app password: %w", err)
+	}
+}
+
+// fail burns one argon2id evaluation and returns d.
+func (v *Verifier) fail(d Decision, secret string) (Decision, error) {
+	if err := v.burn(secret); err != nil {
+		return Decision{}, fmt.Errorf("verify: %w", err)
+	}
+	return d, nil
+}
+
+// verifyAppPassword checks the one candidate app password the tag found,
+// then the account and password policy.
+func (v *Verifier) verifyAppPassword(ctx context.Context, a Attempt, acct store.Account, p store.AppPassword, normalized string) (Decision, error) {
+	d := Decision{Result: BadSecret, Username: acct.Username}
+	ok, err := v.check(p.Verifier, normalized)
+	if err != nil {
+		return Decision{}, fmt.Errorf("verify: app password %s of %q: %w", p.ID, acct.Username, err)
+	}
+	if !ok { // tag collision: practically impossible
+		return d, nil
+	}
+	d.AppPasswordID, d.AppPasswordName = p.ID, p.Name
+	now := v.now()
+	switch {
+	case acct.Disabled:
+		d.Result = Disabled
+	case !p.Expires.IsZero() && !p.Expires.After(now):
+		d.Result = Expired
+	case !allowed(p.AllowFrom, a.RemoteIP):
+		d.Result = AddressDenied
+	case !p.HasScope(a.Protocol):
+		d.Result = ScopeDenied
+	default:
+		d.Result = OK
+	}
+	if d.Result != OK {
+		return d, nil
+	}
+	use := store.LastUse{Time: now, IP: a.RemoteIP, Protocol: string(a.Protocol), Client: a.Client}
+	err = v.Store.TouchAppPassword(ctx, acct.Username, p.ID, use)
+	switch {
+	case errors.Is(err, store.ErrNotFound): // revoked since FindAppPassword
+		return Decision{Result: BadSecret, Username: acct.Username}, nil
+	case err != nil:
+		v.logger().WarnContext(ctx, "recording app password use failed",
+			"username", acct.Username, "app_password_id", p.ID, "err", err)
+	}
+	return d, nil
+}
+
+// allowed reports whether ip is in one of prefixes; no prefixes allow any
+// address.
+func allowed(prefixes []netip.Prefix, ip netip.Addr) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyPrimary checks the secret, as typed (primary passwords are case and
+// space sensitive), against the account's primary password.
+func (v *Verifier) verifyPrimary(a Attempt, acct store.Account) (Decision, error) {
+	d := Decision{Result: BadSecret, Username: acct.Username}
+	if acct.PasswordHash == "" {
+		return v.fail(d, a.Secret)
+	}
+	ok, err := v.check(acct.PasswordHash, a.Secret)
+	if err != nil {
+		return Decision{}, fmt.Errorf("verify: primary password of %q: %w", acct.Username, err)
+	}
+	switch {
+	case !ok:
+		// A wrong secret is BadSecret whatever the account's state.
+	case acct.Disabled:
+		d.Result = Disabled
+	case acct.MFA:
+		d.Result = PrimaryRefusedMFA
+	default:
+		d.Result = OK
+	}
+	return d, nil
+}

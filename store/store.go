@@ -1,0 +1,159 @@
+// Package store defines what passgate keeps (accounts, app passwords) and the
+// Store interface that every backend implements: store/bolt (the embedded
+// default) and, later, store/redis. store/storetest is the conformance suite
+// every backend must pass.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Errors returned by every backend; check them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrUnavailable wraps backend failures (I/O, network) that a client
+	// should see as a temporary error.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Scope names a protocol an app password may be used with.
+type Scope string
+
+// Scopes known to passgate.
+const (
+	ScopeIMAP Scope = "imap"
+	ScopeSMTP Scope = "smtp"
+)
+
+// AllScopes is the default scope set of a new app password.
+var AllScopes = []Scope{ScopeIMAP, ScopeSMTP}
+
+// Account is one mail user known to passgate.
+type Account struct {
+	// Username is normalised (see NormalizeUsername) and is the key.
+	Username string `json:"username"`
+	// PasswordHash is the argon2id PHC string of the primary password, or
+	// empty when the account has none (it then logs in with app passwords
+	// only).
+	PasswordHash string    `json:"password_hash,omitempty"`
+	MFA          bool      `json:"mfa"`
+	Disabled     bool      `json:"disabled"`
+	Created      time.Time `json:"created"`
+}
+
+// LastUse records the most recent successful login with an app password.
+// The zero value means never used.
+type LastUse struct {
+	Time     time.Time  `json:"time"`
+	IP       netip.Addr `json:"ip"`
+	Protocol string     `json:"protocol,omitempty"`
+	Client   string     `json:"client,omitempty"` // IMAP ID name/version, if sent
+}
+
+// AppPassword is one app password of an account. The secret itself is never
+// stored: only its argon2id verifier and a keyed lookup tag.
+type AppPassword struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Name     string `json:"name"`
+	// Verifier is the argon2id PHC string of the normalised secret.
+	Verifier string `json:"verifier"`
+	// Tag is the keyed lookup tag (authn computes it from the username and
+	// normalised secret) that finds this app password without a slow hash.
+	// It is unique per account.
+	Tag     []byte    `json:"tag"`
+	Scopes  []Scope   `json:"scopes"`
+	Created time.Time `json:"created"`
+	// Expires is zero for an app password that never expires.
+	Expires time.Time `json:"expires,omitzero"`
+	// AllowFrom is empty for "any address".
+	AllowFrom []netip.Prefix `json:"allow_from,omitempty"`
+	LastUsed  LastUse        `json:"last_used,omitzero"`
+}
+
+// HasScope reports whether p may be used with scope s.
+func (p *AppPassword) HasScope(s Scope) bool { return slices.Contains(p.Scopes, s) }
+
+// EventKind says what changed.
+type EventKind string
+
+// Event kinds.
+const (
+	// EventAppPasswordRevoked: one app password (AppPasswordID) is gone.
+	EventAppPasswordRevoked EventKind = "apppass-revoked"
+	// EventAccountChanged: the account was disabled, had MFA turned on or
+	// its primary password changed; sessions that logged in with the
+	// primary password or, if disabled, any session must end.
+	EventAccountChanged EventKind = "account-changed"
+)
+
+// Event is published by a backend after a change that must end live
+// sessions has been committed.
+type Event struct {
+	Kind          EventKind `json:"kind"`
+	Username      string    `json:"username"`
+	AppPasswordID string    `json:"app_password_id,omitempty"`
+	// PrimaryOnly, on EventAccountChanged, says that only sessions that
+	// logged in with the primary password must end (MFA turned on, primary
+	// password changed); false means every session of the account (disabled).
+	PrimaryOnly bool `json:"primary_only,omitempty"`
+}
+
+// Store is what passgate needs from a backend. All methods are safe for
+// concurrent use. Every change is atomic: it is either stored whole or not at
+// all. Usernames passed in are already normalised.
+type Store interface {
+	// CreateAccount stores a new account; ErrExists if the username is taken.
+	CreateAccount(ctx context.Context, a Account) error
+	// GetAccount returns ErrNotFound for an unknown username.
+	GetAccount(ctx context.Context, username string) (Account, error)
+	// UpdateAccount applies fn to the stored account inside one transaction
+	// and stores the result; an error from fn aborts without change. fn may
+	// run more than once (optimistic backends retry) and must not call the
+	// Store. It publishes EventAccountChanged when the account became
+	// disabled (PrimaryOnly false), or MFA was turned on or PasswordHash
+	// changed (PrimaryOnly true); re-enabling or turning MFA off ends nothing.
+	UpdateAccount(ctx context.Context, username string, fn func(*Account) error) error
+	// ListAccounts returns all accounts ordered by username.
+	ListAccounts(ctx context.Context) ([]Account, error)
+
+	// CreateAppPassword stores p (ID, Username, Tag set by the caller, none
+	// empty);
+	// ErrNotFound if the account does not exist, ErrExists if the ID or the
+	// tag is already used in that account.
+	CreateAppPassword(ctx context.Context, p AppPassword) error
+	// ListAppPasswords returns the account's app passwords ordered by
+	// creation time, then ID; ErrNotFound if the account does not exist.
+	ListAppPasswords(ctx context.Context, username string) ([]AppPassword, error)
+	// FindAppPassword returns the app password of username whose Tag equals
+	// tag, or ErrNotFound.
+	FindAppPassword(ctx context.Context, username string, tag []byte) (AppPassword, error)
+	// RevokeAppPassword deletes one app password and publishes
+	// EventAppPasswordRevoked; ErrNotFound if there is no such password.
+	RevokeAppPassword(ctx context.Context, username, id string) error
+	// RevokeAllAppPasswords deletes every app password of every listed
+	// account in one transaction and returns how many were deleted. An
+	// unknown username fails the whole call with ErrNotFound (and deletes
+	// nothing). One EventAppPasswordRevoked is published per deleted password.
+	RevokeAllAppPasswords(ctx context.Context, usernames []string) (int, error)
+	// TouchAppPassword records a successful use; ErrNotFound if the password
+	// is gone (revoked meanwhile).
+	TouchAppPassword(ctx context.Context, username, id string, use LastUse) error
+
+	// LookupKey returns the installation's random 32-byte key for lookup
+	// tags, creating it on first use (atomically: every caller gets the same
+	// key).
+	LookupKey(ctx context.Context) ([]byte, error)
+
+	// Subscribe delivers every Event published after the call until ctx is
+	// done; the channel is then closed. A slow reader may miss events only
+	// if it falls more than the buffer behind; backends document the size.
+	Subscribe(ctx context.Context) (<-chan Event, error)
+
+	Close() error
+}
