@@ -1,0 +1,96 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExampleFile keeps passgate.example.toml valid and its "default"
+// comments true: it parses the example with its paths moved to a temp dir,
+// then compares the keys it sets to their defaults with a minimal file.
+func TestExampleFile(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "passgate.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeCert(t, dir)
+	writeFile(t, filepath.Join(dir, "master-secret"), "example-secret\n")
+	data := strings.NewReplacer(
+		"/etc/passgate/", dir+"/",
+		"/var/lib/passgate/", dir+"/",
+	).Replace(string(raw))
+
+	c, err := Parse([]byte(data), "/nonexistent", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.IMAP
+	if m.Listen != "0.0.0.0:143" || m.ListenTLS != "0.0.0.0:993" || m.AllowCleartext {
+		t.Errorf("imap = %+v", m)
+	}
+	u := m.Upstream
+	if u.Address != "127.0.0.1:143" || u.Login != LoginMaster || u.MasterUser != "passgate" ||
+		u.MasterSecret != "example-secret" || !u.SendID || u.TLSConfig != nil {
+		t.Errorf("upstream = %+v", u)
+	}
+	if c.TLS.Config == nil {
+		t.Error("example has no TLS config")
+	}
+	if c.Store.Path != filepath.Join(dir, "passgate.db") || c.Control.Socket != filepath.Join(dir, "passgate.sock") {
+		t.Errorf("store %q, control %q", c.Store.Path, c.Control.Socket)
+	}
+	if got, want := c.MFAText(), "Application password required: create one at https://mail.example.org/app-passwords"; got != want {
+		t.Errorf("MFAText = %q, want %q", got, want)
+	}
+
+	// Every value the example calls a default must be one.
+	d, err := Parse([]byte(base), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	du := d.IMAP.Upstream
+	if u.TLS != du.TLS || u.MasterSeparator != du.MasterSeparator ||
+		u.DialTimeout != du.DialTimeout || u.LoginTimeout != du.LoginTimeout {
+		t.Errorf("example upstream defaults differ: %+v vs %+v", u, du)
+	}
+	if c.Limits != d.Limits {
+		t.Errorf("example limits %+v, defaults %+v", c.Limits, d.Limits)
+	}
+	if c.Log != d.Log {
+		t.Errorf("example log %+v, defaults %+v", c.Log, d.Log)
+	}
+	a, da := c.Authn, d.Authn
+	if a.ArgonMemoryKiB != da.ArgonMemoryKiB || a.ArgonTime != da.ArgonTime || a.ArgonThreads != da.ArgonThreads ||
+		a.MFAMessage != defaultMFAMessage {
+		t.Errorf("example authn %+v, defaults %+v", a, da)
+	}
+}
+
+// TestExampleFileDocumentsEveryKey checks that every key of the Config
+// struct appears in the example, set or commented out.
+func TestExampleFileDocumentsEveryKey(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "passgate.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	keys, table := tomlKeys(Config{})
+	for _, key := range keys {
+		if table[key] {
+			if !strings.Contains(text, "\n["+key+"]\n") {
+				t.Errorf("example has no table [%s]", key)
+			}
+			continue
+		}
+		leaf := key[strings.LastIndex(key, ".")+1:]
+		if !strings.Contains(text, "\n"+leaf+" = ") && !strings.Contains(text, "\n# "+leaf+" = ") {
+			t.Errorf("example does not show %s", key)
+		}
+	}
+	if len(keys) < 30 {
+		t.Errorf("found only %d keys: %q", len(keys), keys)
+	}
+}
