@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tcpPair returns the two ends of one loopback TCP connection.
+func tcpPair(t testing.TB) (dialed, accepted *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		d.Close()
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { d.Close(); r.c.Close() })
+	return d.(*net.TCPConn), r.c.(*net.TCPConn)
+}
+
+// session is one Splice under test: the test plays the client application
+// and the upstream server.
+type session struct {
+	client   net.Conn // the client application's end
+	upstream net.Conn // the upstream server's end
+	result   chan error
+	cancel   context.CancelFunc
+}
+
+// legs builds the two TCP pairs; the proxy's ends are returned as legs.
+func legs(t testing.TB) (clientApp, proxyClient, proxyUp, upstreamApp *net.TCPConn) {
+	clientApp, proxyClient = tcpPair(t)
+	proxyUp, upstreamApp = tcpPair(t)
+	return
+}
+
+// start runs Splice in a goroutine; the test must read s.result (wait does).
+func start(t testing.TB, client net.Conn, cl, up Leg, upstream net.Conn, idle time.Duration) *session {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{client: client, upstream: upstream, result: make(chan error, 1), cancel: cancel}
+	go func() { s.result <- Splice(ctx, cl, up, idle) }()
+	t.Cleanup(cancel)
+	return s
+}
+
+// wait returns Splice's result, failing the test if it takes absurdly long
+// (a hang, not a timing assertion).
+func (s *session) wait(t testing.TB) error {
+	t.Helper()
+	select {
+	case err := <-s.result:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("Splice did not return")
+		return nil
+	}
+}
+
+var (
+	certOnce sync.Once
+	testCert tls.Certificate
+	certPool *x509.CertPool
+)
+
+// tlsConfigs returns a server and a client config sharing a fresh
+// self-signed certificate for 127.0.0.1 / localhost.
+func tlsConfigs(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	certOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: "localhost"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(24 * time.Hour),
+			DNSNames:     []string{"localhost"},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			panic(err)
+		}
+		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
+		certPool = x509.NewCertPool()
+		certPool.AddCert(cert)
+	})
+	return &tls.Config{Certificates: []tls.Certificate{testCert}},
+		&tls.Config{RootCAs: certPool, ServerName: "127.0.0.1"}
+}
+
+// tlsPair wraps a TCP pair in TLS (dialed end is the TLS client) and
+// completes the handshake.
+func tlsPair(t testing.TB, dialed, accepted net.Conn) (client, server *tls.Conn) {
+	t.Helper()
+	sc, cc := tlsConfigs(t)
+	client, server = tls.Client(dialed, cc), tls.Server(accepted, sc)
+	errc := make(chan error, 1)
+	go func() { errc <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return client, server
+}
+
+func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -1,0 +1,139 @@
+package imap
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+
+	"github.com/passgate/passgate/store"
+)
+
+var (
+	errAuthCanceled = bad("Authentication canceled")
+	errBadBase64    = bad("Invalid base64")
+	errBadPLAIN     = bad("Malformed PLAIN response")
+	// A PLAIN authorization identity other than the user: passgate never
+	// lets one user act as another (RFC 5530 AUTHORIZATIONFAILED).
+	errImpersonation = &respError{status: "NO", code: "AUTHORIZATIONFAILED",
+		text: "Logging in as another user is not allowed", failure: true}
+)
+
+// cmdAuthenticate answers AUTHENTICATE (RFC 3501 §6.2.2) for PLAIN (RFC
+// 4616) and LOGIN, with an optional initial response (RFC 4959 SASL-IR):
+//
+//	authenticate = "AUTHENTICATE" SP auth-type [SP (base64 / "=")]
+func (c *conn) cmdAuthenticate(cmd *command) error {
+	if !c.cleartextOK() {
+		return errPrivacyRequired
+	}
+	if err := cmd.sp(); err != nil {
+		return err
+	}
+	mech, err := cmd.atom()
+	if err != nil {
+		return err
+	}
+	var ir []byte
+	hasIR := len(cmd.line) > 0
+	if hasIR {
+		if err := cmd.sp(); err != nil {
+			return err
+		}
+		tok, err := cmd.atom()
+		if err != nil {
+			return errBadBase64
+		}
+		if ir, err = decodeResponse(tok); err != nil {
+			return err
+		}
+	}
+	if err := cmd.end(); err != nil {
+		return err
+	}
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		return c.authPlain(cmd.tag, ir, hasIR)
+	case "LOGIN":
+		return c.authLogin(cmd.tag, ir, hasIR)
+	}
+	return &respError{status: "NO", text: "Unsupported authentication mechanism"}
+}
+
+// authPlain runs PLAIN: one response "authzid NUL authcid NUL passwd"
+// (RFC 4616 §2).
+func (c *conn) authPlain(tag string, resp []byte, hasIR bool) error {
+	if !hasIR {
+		var err error
+		if resp, err = c.saslStep(""); err != nil {
+			return err
+		}
+	}
+	parts := bytes.Split(resp, []byte{0})
+	if len(parts) != 3 {
+		return errBadPLAIN
+	}
+	authzid, authcid, secret := string(parts[0]), string(parts[1]), string(parts[2])
+	if authzid != "" && !sameUser(authzid, authcid) {
+		c.log.Info("imap login", "user", authcid, "mechanism", "PLAIN", "result", "authzid-refused")
+		return errImpersonation
+	}
+	return c.login(tag, "PLAIN", authcid, secret)
+}
+
+// authLogin runs the LOGIN mechanism: "Username:" and "Password:" prompts;
+// an initial response is the username.
+func (c *conn) authLogin(tag string, user []byte, hasIR bool) error {
+	var err error
+	if !hasIR {
+		if user, err = c.saslStep("VXNlcm5hbWU6"); err != nil { // "Username:"
+			return err
+		}
+	}
+	secret, err := c.saslStep("UGFzc3dvcmQ6") // "Password:"
+	if err != nil {
+		return err
+	}
+	return c.login(tag, "LOGIN", string(user), string(secret))
+}
+
+// saslStep sends a continuation request with a base64 challenge and reads
+// the client's base64 response; "*" cancels (RFC 3501 §6.2.2: tagged BAD).
+func (c *conn) saslStep(challenge string) ([]byte, error) {
+	if err := c.write("+ " + challenge); err != nil {
+		return nil, err
+	}
+	line, err := c.readLine()
+	if err != nil {
+		return nil, err
+	}
+	if string(line) == "*" {
+		return nil, errAuthCanceled
+	}
+	if len(line) == 0 {
+		return nil, nil
+	}
+	return decodeResponse(string(line))
+}
+
+// decodeResponse decodes a base64 SASL response; "=" is an empty one
+// (RFC 4959 §3).
+func decodeResponse(s string) ([]byte, error) {
+	if s == "=" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errBadBase64
+	}
+	return b, nil
+}
+
+// sameUser reports whether two usernames name the same account.
+func sameUser(a, b string) bool {
+	na, errA := store.NormalizeUsername(a)
+	nb, errB := store.NormalizeUsername(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return na == nb
+}

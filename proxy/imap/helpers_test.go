@@ -1,0 +1,449 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy/upstream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// ioTimeout bounds every test read so a broken server fails the test
+// instead of hanging it; it is not a performance threshold.
+const ioTimeout = 20 * time.Second
+
+// Accounts known to fakeAuth.
+const (
+	appUser     = "alice@example.org" // app password login
+	appSecret   = "abcd-efgh-ijkl-mnop"
+	escUser     = "esc@example.org" // secret with quoted-specials
+	escSecret   = `we"ird\ pass`
+	appID       = "ap-1"
+	mfaUser     = "mfa@example.org" // primary password of an MFA account
+	mfaSecret   = "primary-pw-7f3a"
+	brokenUser  = "broken@example.org"  // Verify fails
+	panicUser   = "panicky@example.org" // Verify panics
+	downUser    = "down@example.org"    // upstream unavailable
+	refusedUser = "refused@example.org" // upstream refuses
+)
+
+// fakeAuth decides logins from a table and records every attempt.
+type fakeAuth struct {
+	mu       sync.Mutex
+	attempts []authn.Attempt
+}
+
+func (f *fakeAuth) Verify(_ context.Context, a authn.Attempt) (authn.Decision, error) {
+	f.mu.Lock()
+	f.attempts = append(f.attempts, a)
+	f.mu.Unlock()
+	user := strings.ToLower(a.Username)
+	switch user {
+	case brokenUser:
+		return authn.Decision{}, errors.New("store: connection refused")
+	case panicUser:
+		panic("boom with " + a.Secret)
+	case mfaUser:
+		if a.Secret == mfaSecret {
+			return authn.Decision{Result: authn.PrimaryRefusedMFA, Username: user}, nil
+		}
+	case appUser, downUser, refusedUser, escUser:
+		if a.Secret == appSecret || (user == escUser && a.Secret == escSecret) {
+			return authn.Decision{Result: authn.OK, Username: user, AppPasswordID: appID, AppPasswordName: "phone"}, nil
+		}
+	default:
+		return authn.Decision{Result: authn.UnknownUser}, nil
+	}
+	return authn.Decision{Result: authn.BadSecret, Username: user}, nil
+}
+
+func (f *fakeAuth) all() []authn.Attempt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]authn.Attempt(nil), f.attempts...)
+}
+
+func (f *fakeAuth) last(t *testing.T) authn.Attempt {
+	t.Helper()
+	all := f.all()
+	if len(all) == 0 {
+		t.Fatal("Verify was not called")
+	}
+	return all[len(all)-1]
+}
+
+// fakeUpstream "logs in" by handing out one end of a loopback TCP
+// connection; the test gets the other end (the upstream's side) from peers.
+type fakeUpstream struct {
+	mu     sync.Mutex
+	logins []upstream.Login
+	peers  chan net.Conn
+}
+
+func newFakeUpstream() *fakeUpstream { return &fakeUpstream{peers: make(chan net.Conn, 16)} }
+
+const (
+	upstreamCaps     = "IMAP4rev1 IDLE MOVE CONDSTORE"
+	upstreamBuffered = "* 3 EXISTS\r\n" // sent by the upstream right after its OK
+)
+
+func (f *fakeUpstream) Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error) {
+	f.mu.Lock()
+	f.logins = append(f.logins, l)
+	f.mu.Unlock()
+	switch l.Username {
+	case downUser:
+		return nil, fmt.Errorf("upstream dial: %w", upstream.ErrUnavailable)
+	case refusedUser:
+		return nil, fmt.Errorf("upstream login: %w", &upstream.RefusedError{Code: "AUTHORIZATIONFAILED", Text: "no such user"})
+	}
+	near, far, err := tcpPair()
+	if err != nil {
+		return nil, err
+	}
+	f.peers <- far
+	return &upstream.Conn{Conn: near, Buffered: []byte(upstreamBuffered), Capability: upstreamCaps, Text: "Logged in as " + l.Username}, nil
+}
+
+func (f *fakeUpstream) all() []upstream.Login {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]upstream.Login(nil), f.logins...)
+}
+
+// peer returns the upstream side of the last successful upstream login.
+func (f *fakeUpstream) peer(t *testing.T) *client {
+	t.Helper()
+	select {
+	case c := <-f.peers:
+		t.Cleanup(func() { c.Close() })
+		return &client{t: t, conn: c, r: bufio.NewReader(c)}
+	case <-time.After(ioTimeout):
+		t.Fatal("no upstream connection")
+		return nil
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair() (near, far net.Conn, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close()
+	near, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	far, err = ln.Accept()
+	if err != nil {
+		near.Close()
+		return nil, nil, err
+	}
+	return near, far, nil
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a running Server with fakes: plain listener at addr, and an
+// implicit-TLS listener at tlsAddr when the server has a TLSConfig.
+type env struct {
+	t        *testing.T
+	srv      *Server
+	auth     *fakeAuth
+	up       *fakeUpstream
+	logs     *syncBuffer
+	addr     string
+	tlsAddr  string
+	serveErr chan error
+}
+
+// withTLS gives the server the test certificate.
+func withTLS(s *Server) { s.TLSConfig = serverTLS() }
+
+// cleartext allows logins without TLS.
+func cleartext(s *Server) { s.AllowCleartext = true }
+
+// newEnv starts a server on 127.0.0.1:0; options adjust it before Serve.
+// Cleanup shuts it down and checks Serve returned ErrServerClosed.
+func newEnv(t *testing.T, opts ...func(*Server)) *env {
+	t.Helper()
+	e := &env{t: t, auth: &fakeAuth{}, up: newFakeUpstream(), logs: &syncBuffer{}, serveErr: make(chan error, 2)}
+	e.srv = &Server{
+		Auth:     e.auth,
+		Upstream: e.up,
+		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, o := range opts {
+		o(e.srv)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	go func() { e.serveErr <- e.srv.Serve(ln) }()
+	serving := 1
+	if e.srv.TLSConfig != nil {
+		tln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.tlsAddr = tln.Addr().String()
+		go func() { e.serveErr <- e.srv.ServeTLS(tln) }()
+		serving++
+	}
+	t.Cleanup(func() {
+		// Upstream ends no test claimed: close them so relays can end.
+		for len(e.up.peers) > 0 {
+			(<-e.up.peers).Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		if err := e.srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		for range serving {
+			if err := <-e.serveErr; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve returned %v, want ErrServerClosed", err)
+			}
+		}
+	})
+	return e
+}
+
+// client is one side of a test connection.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// connected dials the plain listener.
+func (e *env) connected() *client {
+	e.t.Helper()
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return &client{t: e.t, conn: c, r: bufio.NewReader(c)}
+}
+
+// greeted dials the plain listener and reads the greeting.
+func (e *env) greeted() *client {
+	e.t.Helper()
+	c := e.connected()
+	c.expectPrefix("* OK [CAPABILITY ")
+	return c
+}
+
+// greetedTLS dials the implicit-TLS listener and reads the greeting.
+func (e *env) greetedTLS() *client {
+	e.t.Helper()
+	c := e.connectedTLS()
+	c.expectPrefix("* OK [CAPABILITY ")
+	return c
+}
+
+// connectedTLS dials the implicit-TLS listener.
+func (e *env) connectedTLS() *client {
+	e.t.Helper()
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", e.tlsAddr, clientTLS())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { tc.Close() })
+	return &client{t: e.t, conn: tc, r: bufio.NewReader(tc)}
+}
+
+// loggedIn logs in as appUser with LOGIN and returns the client and the
+// upstream peer.
+func (e *env) loggedIn() (*client, *client) {
+	e.t.Helper()
+	c := e.greeted()
+	c.expectTagged("a", "LOGIN alice@example.org "+appSecret, "a OK ")
+	return c, e.up.peer(e.t)
+}
+
+// send writes raw bytes.
+func (c *client) send(s string) {
+	c.t.Helper()
+	c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.WriteString(c.conn, s); err != nil {
+		c.t.Fatalf("send %q: %v", s, err)
+	}
+}
+
+// line reads one line, CRLF stripped.
+func (c *client) line() string {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read: %v (got %q)", err, l)
+	}
+	if !strings.HasSuffix(l, "\r\n") {
+		c.t.Fatalf("line %q does not end with CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// expect reads one line and checks it exactly.
+func (c *client) expect(want string) {
+	c.t.Helper()
+	if got := c.line(); got != want {
+		c.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// expectPrefix reads one line and checks its start.
+func (c *client) expectPrefix(prefix string) string {
+	c.t.Helper()
+	got := c.line()
+	if !strings.HasPrefix(got, prefix) {
+		c.t.Fatalf("got %q, want a line starting with %q", got, prefix)
+	}
+	return got
+}
+
+// transact sends "tag cmd" and returns every line up to and including the
+// tagged one.
+func (c *client) transact(tag, cmd string) []string {
+	c.t.Helper()
+	c.send(tag + " " + cmd + "\r\n")
+	return c.untilTagged(tag)
+}
+
+// untilTagged reads lines up to and including the one tagged tag.
+func (c *client) untilTagged(tag string) []string {
+	c.t.Helper()
+	var lines []string
+	for {
+		l := c.line()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, tag+" ") {
+			return lines
+		}
+	}
+}
+
+// expectTagged runs transact and checks the tagged line's start.
+func (c *client) expectTagged(tag, cmd, prefix string) []string {
+	c.t.Helper()
+	lines := c.transact(tag, cmd)
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, prefix) {
+		c.t.Fatalf("%s %s: got %q, want a tagged line starting with %q", tag, cmd, lines, prefix)
+	}
+	return lines
+}
+
+// expectClosed checks that the server closed the connection (EOF or
+// reset) without sending anything more.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+	b, err := c.r.ReadString('\n')
+	var ne net.Error
+	switch {
+	case err == nil || b != "":
+		c.t.Fatalf("read %q after the expected close", b)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.t.Fatal("connection still open")
+	}
+}
+
+// startTLS runs STARTTLS on c and switches it to TLS.
+func (c *client) startTLS() {
+	c.t.Helper()
+	c.expectTagged("s", "STARTTLS", "s OK ")
+	tc := tls.Client(c.conn, clientTLS())
+	tc.SetDeadline(time.Now().Add(ioTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	c.conn = tc
+	c.r = bufio.NewReader(tc)
+}
+
+// Test certificate for 127.0.0.1 and localhost, made once.
+var testCert = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "passgate test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+})
+
+func serverTLS() *tls.Config {
+	cert, _ := testCert()
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+func clientTLS() *tls.Config {
+	_, pool := testCert()
+	return &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+}
+
+// loopback is the client address every test connection comes from.
+var loopback = netip.MustParseAddr("127.0.0.1")

@@ -1,0 +1,115 @@
+package imap
+
+import (
+	"errors"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy/upstream"
+	"github.com/passgate/passgate/store"
+)
+
+// Replies to failed logins (RFC 5530 response codes). Every credential
+// failure gets the same bytes, whatever the reason (DESIGN.md "Responses
+// users see").
+var (
+	errAuthFailed = &respError{status: "NO", code: "AUTHENTICATIONFAILED",
+		text: "Invalid credentials", failure: true}
+	errAuthUnavailable = &respError{status: "NO", code: "UNAVAILABLE",
+		text: "Authentication service unavailable, try again later", failure: true}
+	errUpstreamUnavailable = &respError{status: "NO", code: "UNAVAILABLE",
+		text: "Mail server unavailable, try again later", failure: true}
+	errUpstreamRefused = &respError{status: "NO", code: "AUTHORIZATIONFAILED",
+		text: "Mail server refused the login", failure: true}
+)
+
+// cmdLogin answers LOGIN (RFC 3501 §6.2.3):
+//
+//	login = "LOGIN" SP userid SP password
+func (c *conn) cmdLogin(cmd *command) error {
+	if !c.cleartextOK() {
+		// Refused before the arguments are read: a synchronising literal
+		// holding the password is then never sent.
+		return errPrivacyRequired
+	}
+	if err := cmd.sp(); err != nil {
+		return err
+	}
+	user, err := cmd.astring()
+	if err != nil {
+		return err
+	}
+	if err := cmd.sp(); err != nil {
+		return err
+	}
+	secret, err := cmd.astring()
+	if err != nil {
+		return err
+	}
+	if err := cmd.end(); err != nil {
+		return err
+	}
+	return c.login(cmd.tag, "LOGIN", user, secret)
+}
+
+// login decides a login with the Authenticator and, on success only, logs
+// in to the upstream and relays the connection. It returns errDone after
+// the relay, or the *respError the client gets. One Info line is logged
+// per outcome; the secret is never logged.
+func (c *conn) login(tag, mech, user, secret string) error {
+	dec, err := c.srv.Auth.Verify(c.ctx, authn.Attempt{
+		Username:  user,
+		Secret:    secret,
+		Protocol:  store.ScopeIMAP,
+		RemoteIP:  c.remote.Addr(),
+		Client:    c.clientID,
+		Mechanism: mech,
+	})
+	if dec.Username == "" {
+		dec.Username = user
+	}
+	switch {
+	case err != nil:
+		c.logLogin(dec, mech, "auth-error", "err", err)
+		return errAuthUnavailable
+	case dec.Result == authn.PrimaryRefusedMFA:
+		c.logLogin(dec, mech, string(dec.Result))
+		return &respError{status: "NO", code: "ALERT", text: c.srv.mfaMessage(), failure: true}
+	case dec.Result != authn.OK:
+		c.logLogin(dec, mech, string(dec.Result))
+		return errAuthFailed
+	}
+
+	// The only upstream dial: after an OK decision.
+	l := upstream.Login{Username: dec.Username, ClientIP: c.remote, ClientID: c.clientID, SessionID: c.id}
+	if c.srv.Passthrough {
+		l.Password = secret
+	}
+	up, err := c.srv.Upstream.Login(c.ctx, l)
+	var refused *upstream.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code)
+		return errUpstreamRefused
+	case err != nil:
+		c.logLogin(dec, mech, "upstream-error", "err", err)
+		return errUpstreamUnavailable
+	}
+	c.logLogin(dec, mech, string(authn.OK))
+	return c.relay(tag, dec, up)
+}
+
+// logLogin writes the one Info line of a login outcome.
+func (c *conn) logLogin(dec authn.Decision, mech, result string, attrs ...any) {
+	user := dec.Username
+	if len(user) > 256 {
+		user = user[:256]
+	}
+	attrs = append([]any{"user", user, "mechanism", mech, "result", result}, attrs...)
+	if c.clientID != "" {
+		attrs = append(attrs, "client", c.clientID)
+	}
+	if dec.AppPasswordID != "" {
+		attrs = append(attrs, "app_password", dec.AppPasswordID)
+	}
+	c.log.Info("imap login", attrs...)
+}

@@ -1,0 +1,344 @@
+// Package imap is passgate's IMAP front end (RFC 3501, RFC 9051): the
+// pre-authentication phase, then a hand-off to the upstream splice.
+//
+// A Server greets the client, answers CAPABILITY, NOOP, LOGOUT, ID and
+// STARTTLS, and takes LOGIN or AUTHENTICATE PLAIN / LOGIN. The credentials go
+// to the Authenticator; on success the Upstream logs in to the real server as
+// the user, the upstream's tagged OK is re-tagged for the client, and from
+// then on bytes are copied both ways by proxy.Splice:
+//
+//	srv := &imap.Server{Auth: verifier, Upstream: up, TLSConfig: cfg}
+//	go srv.ServeTLS(ln993)
+//	go srv.Serve(ln143) // STARTTLS
+//	...
+//	srv.Shutdown(ctx)
+package imap
+
+// Implementation notes (invariants every change must keep):
+//
+//   - No upstream dial before the Authenticator said OK: Upstream.Login is
+//     called from one place, finishLogin, after an authn.OK decision.
+//   - Never log a secret: the secret lives in an authn.Attempt and in
+//     upstream.Login (pass-through mode only); neither is logged, formatted
+//     into an error, or kept after the login. Panic values are logged only
+//     when they are runtime errors (which carry no data).
+//   - Every pre-auth read has a deadline (ReadTimeout) and a size limit:
+//     lines are read with bufio.Reader.ReadSlice into a buffer of MaxLine
+//     bytes, literals into a buffer of at most MaxLiteral bytes. Nothing
+//     sized by the client is allocated beyond these limits.
+//   - One owner per connection: the conn goroutine owns the client net.Conn
+//     and its bufio.Reader until proxy.Splice takes both legs; bytes the
+//     client pipelined after its login are handed over in Leg.Buffered.
+//   - STARTTLS never lets plaintext bytes cross into the TLS session: any
+//     byte buffered after the STARTTLS line refuses the command (RFC 3501
+//     §6.2.1, CVE-2021-33515 class) and a fresh reader is built on the TLS
+//     connection.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/upstream"
+)
+
+// Authenticator decides a login (authn.Verifier implements it).
+type Authenticator interface {
+	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
+}
+
+// Upstream logs in to the real server as the user (upstream.IMAP implements
+// it). On success the caller owns the returned connection.
+type Upstream interface {
+	Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error)
+}
+
+// ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
+var ErrServerClosed = errors.New("imap: server closed")
+
+// Defaults applied when the matching Server field is zero.
+const (
+	DefaultMaxFailedLogins = 3
+	DefaultReadTimeout     = 60 * time.Second
+	DefaultMaxLine         = 8192
+	DefaultMaxLiteral      = 8192
+	DefaultMFAMessage      = "Application password required"
+	DefaultHostname        = "passgate"
+)
+
+// Server is an IMAP pre-auth front end. Set the fields before the first
+// Serve; they must not change afterwards.
+type Server struct {
+	Auth     Authenticator   // required
+	Upstream Upstream        // required
+	Sessions *proxy.Registry // nil: sessions are not registered (tests)
+	// TLSConfig is used for STARTTLS (Serve) and implicit TLS (ServeTLS).
+	// Nil: no STARTTLS, and ServeTLS fails.
+	TLSConfig *tls.Config
+	// AllowCleartext allows LOGIN and AUTHENTICATE on a connection without
+	// TLS. If false, such a connection advertises LOGINDISABLED.
+	AllowCleartext bool
+	// Passthrough passes the client's secret to the upstream (upstream
+	// login mode passthrough); otherwise upstream.Login.Password is empty.
+	Passthrough bool
+	// MFAMessage is the text after "NO [ALERT] " when a primary password is
+	// refused because the account uses MFA. "" = DefaultMFAMessage.
+	MFAMessage string
+	// MaxFailedLogins is the number of failed logins after which the
+	// connection is closed with "* BYE Too many failed logins". 0 = 3.
+	MaxFailedLogins int
+	// ReadTimeout bounds every pre-auth read (and write). 0 = 60s.
+	ReadTimeout time.Duration
+	// MaxLine is the longest command line accepted, CRLF included.
+	// 0 = 8192 bytes.
+	MaxLine int
+	// MaxLiteral is the largest literal accepted. 0 = 8192 bytes.
+	MaxLiteral int
+	// IdleTimeout is passed to proxy.Splice (0 means whatever Splice does
+	// with 0).
+	IdleTimeout time.Duration
+	// Logger receives one Info line per login outcome. nil = slog.Default().
+	Logger *slog.Logger
+	// Hostname is the greeting text. "" = "passgate".
+	Hostname string
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	shutdown  bool
+	wg        sync.WaitGroup // one per conn goroutine
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+func (s *Server) maxFailedLogins() int {
+	if s.MaxFailedLogins > 0 {
+		return s.MaxFailedLogins
+	}
+	return DefaultMaxFailedLogins
+}
+
+func (s *Server) readTimeout() time.Duration {
+	if s.ReadTimeout > 0 {
+		return s.ReadTimeout
+	}
+	return DefaultReadTimeout
+}
+
+func (s *Server) maxLine() int {
+	if s.MaxLine > 0 {
+		return s.MaxLine
+	}
+	return DefaultMaxLine
+}
+
+func (s *Server) maxLiteral() int {
+	if s.MaxLiteral > 0 {
+		return s.MaxLiteral
+	}
+	return DefaultMaxLiteral
+}
+
+func (s *Server) mfaMessage() string {
+	if s.MFAMessage != "" {
+		return oneLine(s.MFAMessage)
+	}
+	return DefaultMFAMessage
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) hostname() string {
+	if s.Hostname != "" {
+		return oneLine(s.Hostname)
+	}
+	return DefaultHostname
+}
+
+// Serve accepts plain TCP connections on ln, offering STARTTLS when
+// TLSConfig is set. It fails at once if no client could ever log in (no
+// TLSConfig and AllowCleartext false). It always returns a non-nil error;
+// after Shutdown or Close, ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if s.TLSConfig == nil && !s.AllowCleartext {
+		return errors.New("imap: Serve: TLSConfig is nil and AllowCleartext is false, so no client could log in")
+	}
+	return s.serve(ln, false)
+}
+
+// ServeTLS accepts implicit-TLS connections on ln (port 993) using
+// TLSConfig. It always returns a non-nil error; after Shutdown or Close,
+// ErrServerClosed.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if s.TLSConfig == nil {
+		return errors.New("imap: ServeTLS: TLSConfig is nil")
+	}
+	return s.serve(tls.NewListener(ln, s.TLSConfig), true)
+}
+
+func (s *Server) check() error {
+	switch {
+	case s.Auth == nil:
+		return errors.New("imap: Server.Auth is nil")
+	case s.Upstream == nil:
+		return errors.New("imap: Server.Upstream is nil")
+	}
+	return nil
+}
+
+// serve runs the accept loop; implicitTLS says every conn is a *tls.Conn.
+func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
+	if !s.trackListener(ln, true) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.trackListener(ln, false)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("imap: accept: %w", err)
+			}
+			// Like net/http: a failed Accept (EMFILE...) is retried with
+			// a growing pause instead of killing the listener.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logger().Warn("imap accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := newConn(s, nc, implicitTLS)
+		if !s.trackConn(c, true) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// baseContext returns the context every connection derives from; it is
+// cancelled by Close.
+func (s *Server) baseContext() context.Context {
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+	}
+	return s.ctx
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+func (s *Server) trackListener(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.listeners, ln)
+		return true
+	}
+	if s.shutdown {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+// trackConn adds or removes c; adding fails once the server is shutting
+// down. Each added conn holds one count of s.wg until it is removed.
+func (s *Server) trackConn(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.conns, c)
+		s.wg.Done()
+		return true
+	}
+	if s.shutdown {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	c.ctx, c.cancel = context.WithCancel(s.baseContext())
+	s.wg.Add(1)
+	return true
+}
+
+// Shutdown stops accepting, tells clients still in the pre-auth phase
+// "* BYE Server shutting down", and waits for relayed sessions to end until
+// ctx is done; then it closes what is left (relayed sessions included) and
+// returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return fmt.Errorf("imap: shutdown: %w", ctx.Err())
+	}
+}
+
+// Close stops accepting and closes every connection at once, relayed
+// sessions included. It does not wait for the connection goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutdown = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	var errs []error
+	for ln := range s.listeners {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for c := range s.conns {
+		c.cancel()
+		c.closeNet()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,267 @@
+// Package proxy relays authenticated mail sessions: the byte splice between
+// client and upstream and the registry of live sessions that revocation ends.
+//
+// After login passgate must be invisible, so Splice copies bytes without
+// looking at them:
+//
+//	err := proxy.Splice(ctx, proxy.Leg{Conn: client, Buffered: pending},
+//		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered}, 0)
+//
+// and the Registry ends sessions when a store.Event says their credential is
+// gone (cancel ctx and Splice closes both connections).
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultIdle is the idle timeout Splice uses when given idle <= 0. It is
+// longer than the 29 minutes after which an IMAP client must re-issue IDLE
+// (RFC 2177 §3), so an idling client is never cut off.
+const DefaultIdle = 35 * time.Minute
+
+// chunk bounds one io.Copy call. With two *net.TCPConn legs each call is one
+// splice(2) transfer through a kernel pipe (net/splice_linux.go moves at most
+// 1 MiB per splice call); the loop around it re-arms the idle deadline.
+const chunk = 1 << 20
+
+// ErrIdle is returned (wrapped) by Splice when a session was silent in both
+// directions for the idle timeout.
+var ErrIdle = errors.New("session idle")
+
+// Leg is one side of a relayed session: the connection and bytes already read
+// from it but not yet forwarded.
+type Leg struct {
+	Conn     net.Conn
+	Buffered []byte
+}
+
+// closeWriter is what half-close needs; *net.TCPConn and *tls.Conn have it.
+type closeWriter interface{ CloseWrite() error }
+
+// Splice writes each side's Buffered bytes to the other, then copies bytes
+// both ways until either side closes, the session is idle for idle (DefaultIdle
+// if idle <= 0), or ctx is done; it closes both connections before returning.
+// Splice owns both connections from the call on.
+//
+// It returns nil on a normal close (EOF from both sides, or EOF from a side
+// whose peer cannot be half-closed), an error wrapping ErrIdle after the idle
+// timeout, one wrapping context.Cause(ctx) when ctx ended the session, and the
+// first I/O error otherwise.
+//
+// Implementation notes:
+//   - Zero-copy: each direction calls io.Copy(dst, &io.LimitedReader{R: src,
+//     N: chunk}). When dst is a *net.TCPConn, io.Copy calls its ReadFrom, which
+//     (net/splice_linux.go spliceFrom) unwraps the LimitedReader and, if src is
+//     a *net.TCPConn too, moves the bytes with splice(2) through a pooled pipe
+//     (internal/poll.Splice). The read deadline still applies there:
+//     spliceDrain waits for readability through the poller, which returns
+//     os.ErrDeadlineExceeded; the pipe is always empty when the drain step
+//     fails, so a timeout loses no bytes and the next call continues the
+//     stream. Splice keeps calling until remain bytes moved, EOF or an error,
+//     so one call returns after a full chunk or at the deadline. A TLS leg
+//     takes the ordinary 32 KiB buffered path (crypto/tls treats a read
+//     timeout as temporary, so the connection stays usable).
+//   - Idle: each read waits at most idle. A read that times out having moved
+//     nothing means this direction was silent for idle; the session ends only
+//     if the other direction was silent too, so a long one-way transfer (a big
+//     FETCH while the client says nothing) is not cut off. The other
+//     direction's bytes are only counted when its copy call returns, so the
+//     silent side interrupts it (a read deadline in the past) and that side
+//     gives the verdict with both counts up to date. A silent session ends
+//     between one and about three idle periods after its last byte.
+//   - Half-close: EOF on one direction shuts down the destination's write side
+//     (TCP FIN or TLS close_notify) and the other direction goes on until its
+//     own EOF. Any error closes both connections, which ends the other copy.
+//   - There is no write deadline: a peer that stops reading blocks only its
+//     direction, and the idle check of the other direction or TCP's own
+//     retransmission timeout ends it.
+func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error {
+	if idle <= 0 {
+		idle = DefaultIdle
+	}
+	s := &splice{idle: idle, client: client.Conn, upstream: upstream.Conn}
+	start := time.Now().UnixNano()
+	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered}
+	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered}
+	up.other, down.other = down, up
+	up.lastByte.Store(start)
+	down.lastByte.Store(start)
+
+	stop := context.AfterFunc(ctx, func() {
+		s.fail(fmt.Errorf("splice: %w", context.Cause(ctx)))
+	})
+	defer stop()
+
+	done := make(chan struct{})
+	go runDirection(s, down, done)
+	runDirection(s, up, nil)
+	<-done
+	s.closeBoth()
+	return s.result()
+}
+
+// splice is the state shared by the two directions of one session.
+type splice struct {
+	idle             time.Duration
+	client, upstream net.Conn
+
+	mu     sync.Mutex
+	err    error // first failure; nil for a normal close
+	closed bool
+}
+
+// fail records err if it is the first failure and closes both connections.
+func (s *splice) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil && !s.closed {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.closeBoth()
+}
+
+func (s *splice) closeBoth() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.client.Close()
+	s.upstream.Close()
+}
+
+func (s *splice) result() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// direction is one copy: src's bytes go to dst.
+type direction struct {
+	name     string
+	src, dst net.Conn
+	pending  []byte
+	other    *direction
+	lastByte atomic.Int64 // unix nanoseconds when bytes were last seen moving
+
+	mu     sync.Mutex // guards kicked, done and the read deadline of src
+	kicked bool       // the other direction asks for an idle verdict
+	done   bool
+}
+
+// aLongTimeAgo is a read deadline that makes a blocked read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// runDirection copies one direction to its end, then half-closes or closes.
+// done, if not nil, is closed when it returns.
+func runDirection(s *splice, d *direction, done chan<- struct{}) {
+	if done != nil {
+		defer close(done)
+	}
+	err := copyDirection(s, d)
+	d.mu.Lock()
+	d.done = true
+	d.mu.Unlock()
+	if err != nil {
+		s.fail(fmt.Errorf("splice %s: %w", d.name, err))
+		return
+	}
+	// EOF from src: pass it on and let the other direction finish.
+	if cw, ok := d.dst.(closeWriter); ok && cw.CloseWrite() == nil {
+		return
+	}
+	s.closeBoth()
+}
+
+// copyDirection forwards d.pending, then copies d.src to d.dst one chunk at a
+// time until EOF (nil), idleness (ErrIdle) or an error.
+func copyDirection(s *splice, d *direction) error {
+	if len(d.pending) > 0 {
+		if _, err := d.dst.Write(d.pending); err != nil {
+			return err
+		}
+		d.pending = nil
+		d.lastByte.Store(time.Now().UnixNano())
+	}
+	for {
+		if err := d.arm(s.idle); err != nil {
+			return err
+		}
+		lr := &io.LimitedReader{R: d.src, N: chunk}
+		n, err := io.Copy(d.dst, lr)
+		now := time.Now()
+		if n > 0 {
+			d.lastByte.Store(now.UnixNano())
+		}
+		kicked := d.takeKick()
+		switch {
+		case err == nil && lr.N == 0:
+			continue // a full chunk; more may follow
+		case err == nil:
+			return nil // EOF
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return err
+		case n > 0:
+			continue // busy until the deadline
+		case s.quiet(d, now, kicked):
+			return ErrIdle
+		}
+	}
+}
+
+// quiet decides, after d read nothing for a whole wait, whether the session
+// is idle. If the other direction may hold bytes it has not reported yet, it
+// is interrupted to report them and give the verdict itself.
+func (s *splice) quiet(d *direction, now time.Time, kicked bool) bool {
+	last := max(d.lastByte.Load(), d.other.lastByte.Load())
+	if now.Sub(time.Unix(0, last)) < s.idle {
+		return false
+	}
+	if kicked {
+		return true // the other side found itself silent just now
+	}
+	return !d.other.kick()
+}
+
+// arm sets the read deadline for the next copy call: idle from now, or the
+// past if an idle verdict was requested.
+func (d *direction) arm(idle time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := time.Now().Add(idle)
+	if d.kicked {
+		t = aLongTimeAgo
+	}
+	return d.src.SetReadDeadline(t)
+}
+
+// kick asks d for an idle verdict by ending its current read; it reports
+// false if d has already finished (its byte count is then final).
+func (d *direction) kick() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done {
+		return false
+	}
+	d.kicked = true
+	d.src.SetReadDeadline(aLongTimeAgo)
+	return true
+}
+
+func (d *direction) takeKick() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := d.kicked
+	d.kicked = false
+	return k
+}
