@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/passgate/passgate/store"
+)
+
+func cmdAppPass(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		return usagef("apppass: want create, list, revoke or revoke-all")
+	}
+	sub := args[0]
+	fs, cfg := newFlags("apppass " + sub)
+	name := fs.String("name", "", "name of the app password, e.g. Outlook")
+	scope := fs.String("scope", "imap,smtp", "protocols the password may be used with")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "create":
+		if len(pos) != 1 {
+			return usagef("apppass create: want exactly one USER")
+		}
+		scopes, err := parseScopes(*scope)
+		if err != nil {
+			return err
+		}
+		return withOps(ctx, e, *cfg, func(o ops) error {
+			p, err := o.CreateAppPassword(ctx, CreateArgs{Username: pos[0], Name: *name, Scopes: scopes})
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(e.stdout, map[string]string{"id": p.ID, "name": p.Name, "password": p.Password})
+			}
+			fmt.Fprintf(e.stdout, "App password %q for %s (id %s, %s):\n\n    %s\n\n", p.Name, pos[0], p.ID, joinScopes(p.Scopes), p.Password)
+			fmt.Fprintln(e.stdout, "It is shown only this once. Spaces and case do not matter when it is typed.")
+			return nil
+		})
+	case "list":
+		if len(pos) != 1 {
+			return usagef("apppass list: want exactly one USER")
+		}
+		return withOps(ctx, e, *cfg, func(o ops) error {
+			pws, err := o.ListAppPasswords(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(e.stdout, pws)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED\tFROM\tCLIENT")
+			for _, p := range pws {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
+					p.Created.Format(time.DateTime), lastUsed(p.LastUsed))
+			}
+			return tw.Flush()
+		})
+	case "revoke":
+		if len(pos) != 2 {
+			return usagef("apppass revoke: want USER ID")
+		}
+		return withOps(ctx, e, *cfg, func(o ops) error {
+			p, err := o.RevokeAppPassword(ctx, pos[0], pos[1])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "revoked app password %q (%s) of %s\n", p.Name, p.ID, pos[0])
+			return nil
+		})
+	case "revoke-all":
+		if len(pos) == 0 {
+			return usagef("apppass revoke-all: want at least one USER")
+		}
+		return withOps(ctx, e, *cfg, func(o ops) error {
+			n, err := o.RevokeAll(ctx, pos)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "revoked %d app passwords of %s\n", n, strings.Join(pos, ", "))
+			return nil
+		})
+	}
+	return usagef("apppass: unknown subcommand %q", sub)
+}
+
+func parseScopes(s string) ([]store.Scope, error) {
+	var out []store.Scope
+	for _, f := range strings.Split(s, ",") {
+		switch sc := store.Scope(strings.ToLower(strings.TrimSpace(f))); sc {
+		case store.ScopeIMAP, store.ScopeSMTP:
+			out = append(out, sc)
+		default:
+			return nil, usagef("--scope: unknown scope %q (want imap, smtp)", f)
+		}
+	}
+	return out, nil
+}
+
+func joinScopes(sc []store.Scope) string {
+	s := make([]string, len(sc))
+	for i, x := range sc {
+		s[i] = string(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func lastUsed(u store.LastUse) string {
+	if u.Time.IsZero() {
+		return "never\t-\t-"
+	}
+	client := u.Client
+	if client == "" {
+		client = "-"
+	}
+	return fmt.Sprintf("%s\t%s\t%s", u.Time.Format(time.DateTime), u.IP, client)
+}

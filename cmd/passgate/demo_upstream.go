@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+var zeroTime time.Time
+
+// demoUpstream is the demo's mail server: imapmemserver behind a login that
+// accepts Dovecot-style master logins ("user*master" + master secret), the
+// way passgate's login-master mode logs in.
+type demoUpstream struct {
+	users        map[string]*imapmemserver.User
+	master       string
+	masterSecret string
+}
+
+type demoSession struct {
+	*imapmemserver.UserSession
+	up *demoUpstream
+}
+
+func (s *demoSession) Login(username, password string) error {
+	user, master, ok := strings.Cut(username, "*")
+	u := s.up.users[user]
+	if !ok || u == nil || master != s.up.master ||
+		subtle.ConstantTimeCompare([]byte(password), []byte(s.up.masterSecret)) != 1 {
+		return imapserver.ErrAuthFailed
+	}
+	s.UserSession = imapmemserver.NewUserSession(u)
+	return nil
+}
+
+func (s *demoSession) Close() error {
+	if s.UserSession == nil {
+		return nil
+	}
+	return s.UserSession.Close()
+}
+
+type demoServer struct {
+	*imapserver.Server
+	ln net.Listener
+}
+
+func (d *demoServer) Addr() net.Addr { return d.ln.Addr() }
+func (d *demoServer) Close() error   { return d.Server.Close() }
+
+// startDemoUpstream serves an in-memory IMAP server on 127.0.0.1:0 with a
+// few messages in each user's INBOX.
+func startDemoUpstream(master, secret string, usernames []string) (*demoServer, error) {
+	up := &demoUpstream{users: map[string]*imapmemserver.User{}, master: master, masterSecret: secret}
+	for _, name := range usernames {
+		u := imapmemserver.NewUser(name, "")
+		for _, mbox := range []string{"INBOX", "Archive", "Sent"} {
+			if err := u.Create(mbox, nil); err != nil {
+				return nil, fmt.Errorf("demo upstream: %w", err)
+			}
+		}
+		for i, subj := range []string{"Welcome to passgate", "Your app password works", "Try IDLE and MOVE"} {
+			msg := demoMessage(name, subj, i)
+			if _, err := u.Append("INBOX", literal{bytes.NewReader(msg), int64(len(msg))}, &goimap.AppendOptions{}); err != nil {
+				return nil, fmt.Errorf("demo upstream: %w", err)
+			}
+		}
+		up.users[name] = u
+	}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &demoSession{up: up}, nil, nil
+		},
+		Caps:         goimap.CapSet{goimap.CapIMAP4rev1: {}, goimap.CapIMAP4rev2: {}},
+		InsecureAuth: true, // loopback only, inside this process's demo
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("demo upstream: %w", err)
+	}
+	go srv.Serve(ln)
+	return &demoServer{Server: srv, ln: ln}, nil
+}
+
+func demoMessage(to, subject string, i int) []byte {
+	date := time.Date(2026, 11, 27, 9, i, 0, 0, time.UTC).Format(time.RFC1123Z)
+	return []byte(fmt.Sprintf("From: Passgate Demo <demo@example.org>\r\nTo: <%s>\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <demo-%d@example.org>\r\n\r\nThis message lives on the demo's upstream IMAP server.\r\n",
+		to, subject, date, i))
+}
+
+// literal is the imap.LiteralReader that Append wants.
+type literal struct {
+	*bytes.Reader
+	n int64
+}
+
+func (l literal) Size() int64 { return l.n }

@@ -1,0 +1,110 @@
+// Command passgate is the app-password gateway for legacy mail clients: it
+// serves IMAP in front of a real mail server (serve), runs a self-contained
+// demo (demo), and manages users and app passwords (user, apppass).
+//
+// Usage:
+//
+//	passgate serve        [--config FILE]
+//	passgate demo         [--listen-imap ADDR]
+//	passgate check-config [--config FILE]
+//	passgate user add USER [--mfa] [--password-stdin]
+//	passgate user mfa USER on|off
+//	passgate user disable|enable USER
+//	passgate user list [--json]
+//	passgate apppass create USER --name NAME [--scope imap,smtp] [--json]
+//	passgate apppass list USER [--json]
+//	passgate apppass revoke USER ID|NAME
+//	passgate apppass revoke-all USER [USER...]
+//	passgate version
+//
+// Every command takes --config FILE (default passgate.toml). Flags may come
+// before or after the positional arguments. While serve runs, the management
+// commands go through its control socket; otherwise they open the store file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// usageError marks a mistake in the command line; main prints the usage hint.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// env is what a command may touch: streams, so tests can run commands
+// in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if err := run(ctx, e, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "passgate:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "run 'passgate help' for usage")
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your mail server
+
+  passgate serve        [--config FILE]
+  passgate demo         [--listen-imap ADDR]
+  passgate check-config [--config FILE]
+  passgate user add USER [--mfa] [--password-stdin]
+  passgate user mfa USER on|off
+  passgate user disable|enable USER
+  passgate user list [--json]
+  passgate apppass create USER --name NAME [--scope imap,smtp] [--json]
+  passgate apppass list USER [--json]
+  passgate apppass revoke USER ID|NAME
+  passgate apppass revoke-all USER [USER...]
+  passgate version
+
+Every command takes --config FILE (default passgate.toml).
+`
+
+func run(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, e, rest)
+	case "demo":
+		return cmdDemo(ctx, e, rest)
+	case "check-config":
+		return cmdCheckConfig(ctx, e, rest)
+	case "user":
+		return cmdUser(ctx, e, rest)
+	case "apppass":
+		return cmdAppPass(ctx, e, rest)
+	case "version", "--version":
+		fmt.Fprintln(e.stdout, "passgate", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q", cmd)
+}

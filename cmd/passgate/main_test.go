@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testConfig writes a minimal config with cheap argon2id parameters and
+// returns its path.
+func testConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passgate.toml")
+	text := fmt.Sprintf(`[imap]
+listen = "127.0.0.1:0"
+allow_cleartext = true
+[imap.upstream]
+address = "127.0.0.1:9"
+login = "master"
+master_user = "proxy"
+master_secret = "master-secret-value"
+[store]
+path = %q
+[authn]
+argon_memory_kib = 64
+argon_time = 1
+[log]
+level = "warn"
+`, filepath.Join(dir, "passgate.db"))
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// cli runs one passgate command in-process.
+func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = run(ctx, e, args)
+	return out.String(), errb.String(), err
+}
+
+func mustCLI(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, stderr, err := cli(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("passgate %s: %v (stderr %q)", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+var grouped = regexp.MustCompile(`^[a-km-np-z2-9]{4} [a-km-np-z2-9]{4} [a-km-np-z2-9]{4} [a-km-np-z2-9]{4}$`)
+
+func TestCLIUserAndAppPasswordLifecycle(t *testing.T) {
+	cfg := testConfig(t)
+	mustCLI(t, "", "user", "add", "Alice@Example.org", "--mfa", "--config", cfg)
+	mustCLI(t, "bob's password\n", "user", "add", "--config", cfg, "bob@example.org", "--password-stdin")
+
+	var created struct{ ID, Name, Password string }
+	out := mustCLI(t, "", "apppass", "create", "alice@example.org", "--name", "Outlook", "--json", "--config", cfg)
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("apppass create --json printed %q: %v", out, err)
+	}
+	if created.Name != "Outlook" || created.ID == "" || !grouped.MatchString(created.Password) {
+		t.Fatalf("apppass create --json = %+v, want name Outlook, an id and four groups of four", created)
+	}
+	text := mustCLI(t, "", "apppass", "create", "alice@example.org", "--name", "Phone", "--scope", "imap", "--config", cfg)
+	if !strings.Contains(text, "shown only this once") {
+		t.Errorf("apppass create output lacks the show-once notice: %q", text)
+	}
+
+	var list []AppPasswordInfo
+	out = mustCLI(t, "", "apppass", "list", "alice@example.org", "--json", "--config", cfg)
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Name != "Outlook" || list[1].Name != "Phone" || len(list[1].Scopes) != 1 {
+		t.Fatalf("apppass list = %+v", list)
+	}
+	if strings.Contains(out, "argon2id") || strings.Contains(out, created.Password) {
+		t.Fatalf("apppass list leaks a verifier or the secret: %s", out)
+	}
+
+	users := mustCLI(t, "", "user", "list", "--config", cfg)
+	if !regexp.MustCompile(`alice@example.org\s+on\s+false\s+none\s+2`).MatchString(users) ||
+		!regexp.MustCompile(`bob@example.org\s+off\s+false\s+set\s+0`).MatchString(users) {
+		t.Errorf("user list:\n%s", users)
+	}
+
+	mustCLI(t, "", "apppass", "revoke", "alice@example.org", "Phone", "--config", cfg)
+	mustCLI(t, "", "apppass", "revoke", "alice@example.org", created.ID, "--config", cfg)
+	if out := mustCLI(t, "", "apppass", "list", "alice@example.org", "--json", "--config", cfg); strings.TrimSpace(out) != "[]" {
+		t.Errorf("after revoking both, list = %s", out)
+	}
+	mustCLI(t, "", "user", "disable", "bob@example.org", "--config", cfg)
+	mustCLI(t, "", "user", "mfa", "bob@example.org", "on", "--config", cfg)
+	if users := mustCLI(t, "", "user", "list", "--config", cfg); !regexp.MustCompile(`bob@example.org\s+on\s+true`).MatchString(users) {
+		t.Errorf("bob not disabled with MFA on:\n%s", users)
+	}
+}
+
+func TestCLIErrorsNameWhatIsWrong(t *testing.T) {
+	cfg := testConfig(t)
+	mustCLI(t, "", "user", "add", "alice@example.org", "--config", cfg)
+	mustCLI(t, "", "apppass", "create", "alice@example.org", "--name", "Outlook", "--config", cfg)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apppass", "create", "alice@example.org"}, "name"},
+		{[]string{"apppass", "create", "alice@example.org", "--name", "Outlook"}, "Outlook"},
+		{[]string{"apppass", "create", "alice@example.org", "--name", "X", "--scope", "pop9"}, "--scope"},
+		{[]string{"apppass", "create", "nobody@example.org", "--name", "X"}, "nobody@example.org"},
+		{[]string{"apppass", "revoke", "alice@example.org", "nope"}, "nope"},
+		{[]string{"apppass", "revoke-all", "alice@example.org", "ghost@example.org"}, "ghost@example.org"},
+		{[]string{"user", "add", "alice@example.org"}, "alice@example.org"},
+		{[]string{"user", "add", "bad user"}, "username"},
+		{[]string{"user", "mfa", "alice@example.org", "maybe"}, "on|off"},
+		{[]string{"user", "add", "x@example.org", "--password-stdin"}, "--password-stdin"},
+		{[]string{"frobnicate"}, "frobnicate"},
+	} {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			_, _, err := cli(t, "", append(tc.args, "--config", cfg)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	// The failed revoke-all deleted nothing.
+	if out := mustCLI(t, "", "apppass", "list", "alice@example.org", "--config", cfg); !strings.Contains(out, "Outlook") {
+		t.Errorf("revoke-all with an unknown user deleted something:\n%s", out)
+	}
+	if _, _, err := cli(t, "", "user", "list", "--config", filepath.Join(t.TempDir(), "missing.toml")); err == nil ||
+		!strings.Contains(err.Error(), "missing.toml") {
+		t.Errorf("missing config: err = %v, want the path named", err)
+	}
+}
+
+// While serve holds the store open, the CLI goes through the control socket.
+func TestCLIThroughControlSocketWhileServing(t *testing.T) {
+	path := testConfig(t)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	log, _ := newLogger(cfg.Log, &logs)
+	go func() { done <- serve(ctx, cfg, log, func(l listening) { ready <- l }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not become ready")
+	}
+	mustCLI(t, "", "user", "add", "carol@example.org", "--mfa", "--config", path)
+	out := mustCLI(t, "", "apppass", "create", "carol@example.org", "--name", "Thunderbird", "--json", "--config", path)
+	var created struct{ Password string }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || !grouped.MatchString(created.Password) {
+		t.Fatalf("create through the socket printed %q (%v)", out, err)
+	}
+	if out := mustCLI(t, "", "apppass", "list", "carol@example.org", "--config", path); !strings.Contains(out, "Thunderbird") {
+		t.Fatalf("list through the socket:\n%s", out)
+	}
+	_, _, err = cli(t, "", "apppass", "revoke", "carol@example.org", "nope", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("error through the socket = %v, want it to name the ID", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	// Stopped: the CLI opens the file itself and sees what the server stored.
+	if out := mustCLI(t, "", "apppass", "list", "carol@example.org", "--config", path); !strings.Contains(out, "Thunderbird") {
+		t.Fatalf("list after stop:\n%s", out)
+	}
+	if strings.Contains(logs.String(), created.Password) {
+		t.Fatal("the server log holds the app password")
+	}
+}
