@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,11 @@ type Verifier struct {
 	Now func() time.Time
 	// Logger receives warnings. If nil, slog.Default().
 	Logger *slog.Logger
+	// MaxConcurrentHashes bounds the argon2id evaluations running at once
+	// (each holds Params.MemoryKiB of memory: 19 MiB by default), so that a
+	// burst of logins queues instead of exhausting memory. If zero,
+	// 2 x GOMAXPROCS.
+	MaxConcurrentHashes int
 
 	keyMu sync.Mutex
 	key   []byte // lookup key, cached after the first successful load
@@ -37,6 +43,22 @@ type Verifier struct {
 	dummy   string // PHC string no secret matches, made once with params()
 
 	evaluations atomic.Int64
+
+	semOnce sync.Once
+	sem     chan struct{}
+}
+
+// acquire takes one of the MaxConcurrentHashes slots; release gives it back.
+func (v *Verifier) acquire() (release func()) {
+	v.semOnce.Do(func() {
+		n := v.MaxConcurrentHashes
+		if n <= 0 {
+			n = 2 * runtime.GOMAXPROCS(0)
+		}
+		v.sem = make(chan struct{}, n)
+	})
+	v.sem <- struct{}{}
+	return func() { <-v.sem }
 }
 
 func (v *Verifier) params() Params {
@@ -67,12 +89,14 @@ func (v *Verifier) HashEvaluations() int64 { return v.evaluations.Load() }
 // hash makes a new verifier for secret with v's params.
 func (v *Verifier) hash(secret string) (string, error) {
 	v.evaluations.Add(1)
+	defer v.acquire()()
 	return v.params().Hash([]byte(secret))
 }
 
 // check runs one argon2id evaluation of secret against phc.
 func (v *Verifier) check(phc, secret string) (bool, error) {
 	v.evaluations.Add(1)
+	defer v.acquire()()
 	return VerifyHash(phc, []byte(secret))
 }
 
