@@ -1,0 +1,438 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Master user credentials of the test Dovecot: passgate logs in upstream as
+// "<user>*proxy" (or SASL PLAIN authzid=<user>, authcid=proxy).
+const (
+	masterUser   = "proxy"
+	masterSecret = "master-secret-for-tests"
+)
+
+// presetUsers exist in every Dovecot the tests start; their primary password
+// is primaryPassword(name).
+var presetUsers = []string{"alice@example.org", "bob@example.org", "carol@example.org"}
+
+// primaryPassword is the primary (Dovecot and passgate) password of a test user.
+func primaryPassword(user string) string { return "primary-" + strings.SplitN(user, "@", 2)[0] + "-pw" }
+
+// Dovecot is a private Dovecot instance listening on 127.0.0.1.
+type Dovecot struct {
+	Dir        string
+	ConfFile   string
+	LogFile    string
+	CertFile   string // self-signed, SAN localhost and 127.0.0.1
+	IMAPAddr   string // plain IMAP with STARTTLS
+	IMAPSAddr  string // implicit TLS
+	LMTPAddr   string
+	SubmitAddr string // submission (STARTTLS)
+	RelayAddr  string // where submission relays to; nothing listens unless a test does
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	nextUser atomic.Int64 // next spare user for newUser
+}
+
+var dovecotSeq atomic.Int64
+
+const dovecotConf = `# written by passgate's integration tests
+instance_name = {{.Instance}}
+base_dir = {{.Dir}}/run
+state_dir = {{.Dir}}/state
+log_path = {{.Dir}}/dovecot.log
+protocols = imap lmtp submission
+listen = 127.0.0.1
+hostname = localhost
+postmaster_address = postmaster@example.org
+
+ssl = yes
+ssl_cert = <{{.CertFile}}
+ssl_key = <{{.KeyFile}}
+ssl_dh = </usr/share/dovecot/dh.pem
+
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_cache_size = 0
+auth_master_user_separator = *
+auth_verbose = yes
+auth_failure_delay = 0
+login_trusted_networks = 127.0.0.0/8
+mail_location = maildir:~/Maildir
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN {{.Dir}}/master-users
+  master = yes
+  result_success = continue
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN {{.Dir}}/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home={{.Dir}}/mail/%d/%n
+}
+
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = {{.IMAPPort}}
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = {{.IMAPSPort}}
+    ssl = yes
+  }
+  service_count = 0
+  client_limit = 1000
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = 0
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service submission-login {
+  inet_listener submission {
+    address = 127.0.0.1
+    port = {{.SubmitPort}}
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = {{.LMTPPort}}
+  }
+}
+submission_relay_host = 127.0.0.1
+submission_relay_port = {{.RelayPort}}
+
+protocol imap {
+  mail_max_userip_connections = 1000
+}
+`
+
+// launchDovecot writes a configuration under a new directory (world-
+// traversable, because Dovecot's unprivileged processes must reach it) and
+// starts Dovecot in the foreground as a child process. It returns once the
+// IMAP port greets.
+func launchDovecot() (d *Dovecot, err error) {
+	dir, err := os.MkdirTemp("", "pg-dovecot-")
+	if err != nil {
+		return nil, fmt.Errorf("dovecot dir: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if d != nil && d.LogFile != "" {
+				if log, rerr := os.ReadFile(d.LogFile); rerr == nil {
+					err = fmt.Errorf("%w\n--- dovecot log ---\n%s", err, log)
+				}
+			}
+			os.RemoveAll(dir)
+		}
+	}()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("dovecot dir: %w", err)
+	}
+	d = &Dovecot{Dir: dir, ConfFile: filepath.Join(dir, "dovecot.conf"), LogFile: filepath.Join(dir, "dovecot.log"), exited: make(chan struct{})}
+	var ports [5]int
+	for i := range ports {
+		if ports[i], err = freePortErr(); err != nil {
+			return d, err
+		}
+	}
+	d.IMAPAddr, d.IMAPSAddr, d.LMTPAddr, d.SubmitAddr, d.RelayAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
+	var keyFile string
+	if d.CertFile, keyFile, err = writeSelfSigned(dir, "dovecot"); err != nil {
+		return d, err
+	}
+	if err := d.setupFiles(); err != nil {
+		return d, err
+	}
+	conf, err := os.Create(d.ConfFile)
+	if err != nil {
+		return d, fmt.Errorf("dovecot config: %w", err)
+	}
+	err = template.Must(template.New("conf").Parse(dovecotConf)).Execute(conf, map[string]any{
+		"Instance": fmt.Sprintf("pgtest-%d-%d", os.Getpid(), dovecotSeq.Add(1)),
+		"Dir":      dir, "CertFile": d.CertFile, "KeyFile": keyFile,
+		"IMAPPort": ports[0], "IMAPSPort": ports[1], "LMTPPort": ports[2], "SubmitPort": ports[3], "RelayPort": ports[4],
+	})
+	if cerr := conf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return d, fmt.Errorf("dovecot config: %w", err)
+	}
+
+	dovecot, err := toolPath("dovecot")
+	if err != nil {
+		return d, fmt.Errorf("start dovecot: %w", err)
+	}
+	d.cmd = exec.Command(dovecot, "-F", "-c", d.ConfFile)
+	// If the test binary dies (a timeout panic), Dovecot goes with it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	out := new(lockedBuffer)
+	d.cmd.Stdout, d.cmd.Stderr = out, out
+	if err := d.cmd.Start(); err != nil {
+		return d, fmt.Errorf("start dovecot: %w", err)
+	}
+	go func() { d.cmd.Wait(); close(d.exited) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := waitGreeting(ctx, d.IMAPAddr, "* OK", d.exited); err != nil {
+		d.stop()
+		return d, fmt.Errorf("%w\n--- dovecot output ---\n%s", err, out)
+	}
+	return d, nil
+}
+
+// setupFiles writes the passwd-files (readable by the dovecot group) and the
+// mail directory (owned by nobody:nogroup, the static userdb's uid/gid).
+func (d *Dovecot) setupFiles() error {
+	if err := os.WriteFile(filepath.Join(d.Dir, "master-users"), []byte(masterUser+":{PLAIN}"+masterSecret+"\n"), 0o640); err != nil {
+		return fmt.Errorf("master passwd-file: %w", err)
+	}
+	if err := chownGroup(filepath.Join(d.Dir, "master-users"), "dovecot"); err != nil {
+		return err
+	}
+	var users []string
+	for _, u := range presetUsers {
+		users = append(users, u+":{PLAIN}"+primaryPassword(u))
+	}
+	for i := range poolSize {
+		users = append(users, poolUser(i)+":{PLAIN}"+primaryPassword(poolUser(i)))
+	}
+	if err := d.writeUsers(users); err != nil {
+		return err
+	}
+	mail := filepath.Join(d.Dir, "mail")
+	if err := os.Mkdir(mail, 0o755); err != nil {
+		return fmt.Errorf("mail dir: %w", err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		return fmt.Errorf("mail dir owner: %w", err)
+	}
+	nogroup, err := user.LookupGroup("nogroup")
+	if err != nil {
+		return fmt.Errorf("mail dir group: %w", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nogroup.Gid)
+	if err := os.Chown(mail, uid, gid); err != nil {
+		return fmt.Errorf("mail dir owner: %w", err)
+	}
+	return nil
+}
+
+// writeUsers writes the users passwd-file ("name:{PLAIN}password" lines).
+func (d *Dovecot) writeUsers(users []string) error {
+	path := filepath.Join(d.Dir, "users")
+	if err := os.WriteFile(path, []byte(strings.Join(users, "\n")+"\n"), 0o640); err != nil {
+		return fmt.Errorf("users passwd-file: %w", err)
+	}
+	return chownGroup(path, "dovecot")
+}
+
+func chownGroup(path, group string) error {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	return nil
+}
+
+// poolSize is how many spare mailbox users every Dovecot has for newUser.
+// They are written before Dovecot starts because Dovecot re-reads a
+// passwd-file at most once a second, so a user added later may stay unknown
+// for a moment.
+const poolSize = 400
+
+// poolUser names the i-th spare mailbox user.
+func poolUser(i int) string { return fmt.Sprintf("user%03d@example.org", i) }
+
+// newUser returns a mailbox user that no other test uses, and its primary
+// password, for tests whose mailbox state matters.
+func (d *Dovecot) newUser(t testing.TB) (name, password string) {
+	t.Helper()
+	i := int(d.nextUser.Add(1)) - 1
+	if i >= poolSize {
+		t.Fatalf("all %d spare Dovecot users are taken: raise poolSize", poolSize)
+	}
+	name = poolUser(i)
+	t.Logf("mailbox user %s", name)
+	return name, primaryPassword(name)
+}
+
+// stop stops Dovecot (doveadm stop, then SIGKILL if it lingers) and waits for
+// the master process to exit.
+func (d *Dovecot) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	doveadm, err := toolPath("doveadm")
+	if err != nil {
+		doveadm = "doveadm"
+	}
+	stop := exec.Command(doveadm, "-c", d.ConfFile, "stop")
+	if out, err := stop.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "doveadm stop: %v: %s\n", err, out)
+		d.cmd.Process.Signal(os.Interrupt)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+// Log returns Dovecot's log file.
+func (d *Dovecot) Log() string {
+	data, err := os.ReadFile(d.LogFile)
+	if err != nil {
+		return fmt.Sprintf("(no dovecot log: %v)", err)
+	}
+	return string(data)
+}
+
+// startDovecot starts a Dovecot of the test's own, stopped when the test
+// ends; its log is printed if the test failed.
+func startDovecot(t testing.TB) *Dovecot {
+	t.Helper()
+	requireDovecot(t)
+	d, err := launchDovecot()
+	if err != nil {
+		t.Fatalf("start dovecot: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- dovecot log ---\n%s", d.Log())
+		}
+		d.stop()
+		os.RemoveAll(d.Dir)
+	})
+	return d
+}
+
+// The package's tests share one Dovecot, started on first use and stopped by
+// TestMain.
+var shared struct {
+	once sync.Once
+	d    *Dovecot
+	err  error
+}
+
+// sharedDovecot returns the package's Dovecot, starting it on first use. A
+// failing test prints the log written during the test.
+func sharedDovecot(t testing.TB) *Dovecot {
+	t.Helper()
+	requireDovecot(t)
+	shared.once.Do(func() { shared.d, shared.err = launchDovecot() })
+	if shared.err != nil {
+		t.Fatalf("start dovecot: %v", shared.err)
+	}
+	d := shared.d
+	offset := len(d.Log())
+	t.Cleanup(func() {
+		if t.Failed() {
+			log := d.Log()
+			if offset <= len(log) {
+				log = log[offset:]
+			}
+			t.Logf("--- dovecot log during the test ---\n%s", log)
+		}
+	})
+	return d
+}
+
+// stopShared stops the shared Dovecot, if one was started.
+func stopShared() {
+	if shared.d != nil {
+		shared.d.stop()
+		os.RemoveAll(shared.d.Dir)
+	}
+}
+
+// deliver puts a message into user's INBOX through Dovecot's LMTP service.
+func (d *Dovecot) deliver(t testing.TB, user, message string) {
+	t.Helper()
+	if err := d.deliverErr(user, message); err != nil {
+		t.Fatalf("deliver to %s: %v", user, err)
+	}
+}
+
+func (d *Dovecot) deliverErr(user, message string) error {
+	conn, err := net.DialTimeout("tcp", d.LMTPAddr, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("lmtp dial: %w", err)
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("localhost"); err != nil {
+		return fmt.Errorf("lmtp LHLO: %w", err)
+	}
+	if err := c.Mail("sender@example.net", nil); err != nil {
+		return fmt.Errorf("lmtp MAIL: %w", err)
+	}
+	if err := c.Rcpt(user, nil); err != nil {
+		return fmt.Errorf("lmtp RCPT: %w", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("lmtp DATA: %w", err)
+	}
+	if _, err := w.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(message, "\r\n", "\n"), "\n", "\r\n"))); err != nil {
+		return fmt.Errorf("lmtp DATA: %w", err)
+	}
+	if _, err := w.CloseWithLMTPResponse(); err != nil {
+		return fmt.Errorf("lmtp DATA: %w", err)
+	}
+	if err := c.Quit(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("lmtp QUIT: %w", err)
+	}
+	return nil
+}
+
+// testMessage returns a small RFC 5322 message whose subject names it.
+func testMessage(to, subject, body string) string {
+	return "From: Sender <sender@example.net>\r\n" +
+		"To: " + to + "\r\n" +
+		"Subject: " + subject + "\r\n" +
+		"Date: " + time.Now().Format(time.RFC1123Z) + "\r\n" +
+		"Message-ID: <" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@example.net>\r\n" +
+		"\r\n" + body + "\r\n"
+}

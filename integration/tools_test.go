@@ -1,0 +1,209 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// aptPackages names the Debian package that provides each external component.
+var aptPackages = map[string]string{
+	"dovecot":          "dovecot-imapd dovecot-lmtpd dovecot-submissiond",
+	"doveadm":          "dovecot-core",
+	"curl":             "curl",
+	"/usr/bin/python3": "python3",
+}
+
+// onCI reports whether missing components must fail the run instead of
+// skipping the test.
+func onCI() bool { return os.Getenv("CI") == "true" }
+
+// requireTool returns the path of an external program. When it is missing the
+// test is skipped, or fails when CI=true, naming the component and the apt
+// package that provides it.
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := toolPath(name)
+	if err == nil {
+		return path
+	}
+	missing(t, fmt.Sprintf("%s not found (install the Debian package %s): %v", name, aptPackages[name], err))
+	return ""
+}
+
+// missing skips the test, or fails it when CI=true.
+func missing(t testing.TB, msg string) {
+	t.Helper()
+	if onCI() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// toolPath finds a program on PATH or, for daemons such as dovecot that
+// Debian installs in /usr/sbin (not on a normal user's PATH), there.
+func toolPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil || filepath.IsAbs(name) {
+		return path, err
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p, serr := exec.LookPath(filepath.Join(dir, name)); serr == nil {
+			return p, nil
+		}
+	}
+	return "", err
+}
+
+// requireDovecot checks what the Dovecot harness needs: the dovecot and
+// doveadm programs, and root, because Dovecot runs its mail processes as
+// nobody and the harness hands the mail directory to that user.
+func requireDovecot(t testing.TB) {
+	t.Helper()
+	requireTool(t, "dovecot")
+	requireTool(t, "doveadm")
+	if os.Geteuid() != 0 {
+		missing(t, "the Dovecot harness must run as root (Dovecot runs mail processes as nobody)")
+	}
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freePortErr is freePort for code that runs outside a test (TestMain).
+func freePortErr() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// writeSelfSigned writes a self-signed ECDSA certificate for localhost and
+// 127.0.0.1 and its key as PEM files in dir and returns their paths.
+func writeSelfSigned(dir, name string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return "", "", fmt.Errorf("serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"passgate test " + name}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", fmt.Errorf("create certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", fmt.Errorf("marshal key: %w", err)
+	}
+	certFile = filepath.Join(dir, name+"-cert.pem")
+	keyFile = filepath.Join(dir, name+"-key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", fmt.Errorf("write certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", fmt.Errorf("write key: %w", err)
+	}
+	return certFile, keyFile, nil
+}
+
+// certPool loads a PEM certificate file into a pool for client TLS configs.
+func certPool(t testing.TB, certFile string) *x509.CertPool {
+	t.Helper()
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatalf("read certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	return pool
+}
+
+// waitGreeting dials addr until it accepts and sends a line starting with
+// prefix (an IMAP "* OK" greeting), or the deadline passes. exited, if not
+// nil, aborts the wait when the server process ends.
+func waitGreeting(ctx context.Context, address, prefix string, exited <-chan struct{}) error {
+	var last error
+	for {
+		conn, err := net.DialTimeout("tcp", address, time.Second)
+		if err == nil {
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 512)
+			n, rerr := conn.Read(buf)
+			conn.Close()
+			if n > 0 && bytes.HasPrefix(buf[:n], []byte(prefix)) {
+				return nil
+			}
+			last = fmt.Errorf("greeting %q: %v", buf[:n], rerr)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for greeting on %s: %w (last: %v)", address, ctx.Err(), last)
+		case <-exited:
+			return fmt.Errorf("wait for greeting on %s: server exited (last: %v)", address, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lockedBuffer collects a subprocess's output while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
