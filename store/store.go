@@ -44,6 +44,24 @@ type Account struct {
 	MFA          bool      `json:"mfa"`
 	Disabled     bool      `json:"disabled"`
 	Created      time.Time `json:"created"`
+	// Admin accounts may use the portal's administration pages.
+	Admin bool `json:"admin,omitempty"`
+	// Aliases are the addresses besides Username the account may send as
+	// (SMTP MAIL FROM), normalised like usernames.
+	Aliases []string `json:"aliases,omitempty"`
+	// TOTP is the enrolled second factor, nil until enrolment completes.
+	TOTP *TOTP `json:"totp,omitempty"`
+}
+
+// TOTP is an account's enrolled authenticator (RFC 6238).
+type TOTP struct {
+	// SecretEnc is the TOTP secret sealed with the portal's key (never the
+	// plain secret).
+	SecretEnc []byte    `json:"secret_enc"`
+	Enrolled  time.Time `json:"enrolled"`
+	// RecoveryHashes are argon2id PHC strings of the unused one-time
+	// recovery codes; a used code is removed.
+	RecoveryHashes []string `json:"recovery_hashes,omitempty"`
 }
 
 // LastUse records the most recent successful login with an app password.

@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// AuditKeep is how many recent login attempts a backend keeps per account
+// (the newest; older ones are dropped on append).
+const AuditKeep = 100
+
+// AuditRecord is one login attempt (or one administrative action) as the
+// audit log and "recent sign-ins" show it. It never holds a secret.
+type AuditRecord struct {
+	Time     time.Time      `json:"time"`
+	Protocol string         `json:"protocol"` // "imap", "smtp", "portal", "admin"
+	Username string         `json:"username"`
+	Remote   netip.AddrPort `json:"remote,omitzero"`
+	// TLS is the negotiated version ("TLS 1.3"), empty without TLS.
+	TLS       string `json:"tls,omitempty"`
+	Client    string `json:"client,omitempty"` // IMAP ID name/version, user agent
+	Mechanism string `json:"mechanism,omitempty"`
+	// Result is an authn.Result ("ok", "bad-secret", ...), "rate-limited",
+	// "upstream-error", or for admin actions the action's name.
+	Result          string        `json:"result"`
+	AppPasswordID   string        `json:"app_password_id,omitempty"`
+	AppPasswordName string        `json:"app_password_name,omitempty"`
+	SessionID       string        `json:"session_id,omitempty"`
+	Duration        time.Duration `json:"duration,omitempty"`
+	// Actor is the admin who acted, for Protocol "admin".
+	Actor string `json:"actor,omitempty"`
+}
+
+// AuditLog keeps the recent attempts of each account, so that the CLI and
+// the portal can show "recent sign-ins". The full log is the slog audit
+// stream; this is the capped per-account view.
+type AuditLog interface {
+	// AppendAudit stores rec under rec.Username, keeping the newest
+	// AuditKeep records of that account. For a username with no account it
+	// stores nothing and returns nil (attackers must not fill the store).
+	AppendAudit(ctx context.Context, rec AuditRecord) error
+	// RecentAudit returns up to n records of the account, newest first;
+	// ErrNotFound if the account does not exist.
+	RecentAudit(ctx context.Context, username string, n int) ([]AuditRecord, error)
+}
+
+// KV holds short-lived values shared by every instance on the same backend:
+// portal sessions, used TOTP steps (replay guard), enrolment state.
+type KV interface {
+	// PutKV stores value under key for ttl (> 0), replacing any value.
+	PutKV(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// AddKV stores value under key for ttl only if key is absent (or
+	// expired) and reports whether it did; atomic across instances.
+	AddKV(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// GetKV returns the value, or ErrNotFound if absent or expired.
+	GetKV(ctx context.Context, key string) ([]byte, error)
+	// DeleteKV removes key; absent keys are not an error.
+	DeleteKV(ctx context.Context, key string) error
+}
