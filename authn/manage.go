@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -26,10 +27,12 @@ const createAttempts = 3
 // NewAppPassword is a freshly created app password. Password, in display
 // form, is shown to the user once and is not kept anywhere.
 type NewAppPassword struct {
-	ID, Name string
-	Password string
-	Scopes   []store.Scope
-	Created  time.Time
+	ID, Name  string
+	Password  string
+	Scopes    []store.Scope
+	Created   time.Time
+	Expires   time.Time      `json:",omitzero"`
+	AllowFrom []netip.Prefix `json:",omitempty"`
 }
 
 // CreateAccount stores a new account. An empty primaryPassword creates an
@@ -58,7 +61,10 @@ func (v *Verifier) CreateAccount(ctx context.Context, username, primaryPassword 
 }
 
 // SetPrimaryPassword replaces the primary password of an existing account.
-// The store then ends live sessions that logged in with the old one.
+// The store then ends live sessions that logged in with the old one. Unless
+// KeepAppPasswordsOnPasswordChange is set, every app password of the
+// account is then revoked (a second transaction: if it fails, the error says
+// so and the new password is already in force).
 func (v *Verifier) SetPrimaryPassword(ctx context.Context, username, password string) error {
 	username, err := store.NormalizeUsername(username)
 	if err != nil {
@@ -81,6 +87,12 @@ func (v *Verifier) SetPrimaryPassword(ctx context.Context, username, password st
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", username, err)
 	}
+	if v.KeepAppPasswordsOnPasswordChange {
+		return nil
+	}
+	if _, err := v.Store.RevokeAllAppPasswords(ctx, []string{username}); err != nil {
+		return fmt.Errorf("password of %q changed, but revoking its app passwords failed: %w", username, err)
+	}
 	return nil
 }
 
@@ -96,11 +108,26 @@ func checkPrimaryPassword(pw string) error {
 	return nil
 }
 
+// AppPasswordOptions are the optional settings of a new app password.
+type AppPasswordOptions struct {
+	// Scopes: nil means store.AllScopes; a non-nil empty one is an error.
+	Scopes []store.Scope
+	// Expires: zero never expires; otherwise it must be in the future.
+	Expires time.Time
+	// AllowFrom: empty allows any address.
+	AllowFrom []netip.Prefix
+}
+
 // CreateAppPassword generates, stores and returns a new app password for
-// username. name must be unique within the account (so that revoking by name
-// is unambiguous). A nil scopes means store.AllScopes; a non-nil empty one is
-// an error. A zero expires never expires.
+// username with the given scopes and expiry (see AppPasswordOptions).
 func (v *Verifier) CreateAppPassword(ctx context.Context, username, name string, scopes []store.Scope, expires time.Time) (NewAppPassword, error) {
+	return v.CreateAppPasswordWith(ctx, username, name, AppPasswordOptions{Scopes: scopes, Expires: expires})
+}
+
+// CreateAppPasswordWith generates, stores and returns a new app password
+// for username. name must be unique within the account (so that revoking by
+// name is unambiguous).
+func (v *Verifier) CreateAppPasswordWith(ctx context.Context, username, name string, o AppPasswordOptions) (NewAppPassword, error) {
 	var np NewAppPassword
 	username, err := store.NormalizeUsername(username)
 	if err != nil {
@@ -109,12 +136,18 @@ func (v *Verifier) CreateAppPassword(ctx context.Context, username, name string,
 	if name, err = checkAppPasswordName(name); err != nil {
 		return np, err
 	}
-	if scopes, err = checkScopes(scopes); err != nil {
+	if o.Scopes, err = checkScopes(o.Scopes); err != nil {
 		return np, err
 	}
 	now := v.now()
-	if !expires.IsZero() && !expires.After(now) {
-		return np, fmt.Errorf("expires: %s is not in the future", expires.Format(time.RFC3339))
+	if !o.Expires.IsZero() && !o.Expires.After(now) {
+		return np, fmt.Errorf("expires: %s is not in the future", o.Expires.Format(time.RFC3339))
+	}
+	for i, pfx := range o.AllowFrom {
+		if !pfx.IsValid() {
+			return np, fmt.Errorf("allow-from: entry %d is not a valid network", i+1)
+		}
+		o.AllowFrom[i] = pfx.Masked()
 	}
 	existing, err := v.Store.ListAppPasswords(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
@@ -133,7 +166,7 @@ func (v *Verifier) CreateAppPassword(ctx context.Context, username, name string,
 		return np, fmt.Errorf("create app password: %w", err)
 	}
 	for range createAttempts {
-		np, err = v.storeNewAppPassword(ctx, key, username, name, scopes, expires, now)
+		np, err = v.storeNewAppPassword(ctx, key, username, name, o, now)
 		if !errors.Is(err, store.ErrExists) {
 			break
 		}
@@ -146,7 +179,7 @@ func (v *Verifier) CreateAppPassword(ctx context.Context, username, name string,
 
 // storeNewAppPassword generates one app password and stores it; ErrExists
 // (wrapped) if its ID or tag collided.
-func (v *Verifier) storeNewAppPassword(ctx context.Context, key []byte, username, name string, scopes []store.Scope, expires, now time.Time) (NewAppPassword, error) {
+func (v *Verifier) storeNewAppPassword(ctx context.Context, key []byte, username, name string, o AppPasswordOptions, now time.Time) (NewAppPassword, error) {
 	display, err := GenerateAppPassword()
 	if err != nil {
 		return NewAppPassword{}, err
@@ -161,19 +194,21 @@ func (v *Verifier) storeNewAppPassword(ctx context.Context, key []byte, username
 		return NewAppPassword{}, err
 	}
 	p := store.AppPassword{
-		ID:       id,
-		Username: username,
-		Name:     name,
-		Verifier: verifier,
-		Tag:      Tag(key, username, normalized),
-		Scopes:   scopes,
-		Created:  now,
-		Expires:  expires,
+		ID:        id,
+		Username:  username,
+		Name:      name,
+		Verifier:  verifier,
+		Tag:       Tag(key, username, normalized),
+		Scopes:    o.Scopes,
+		Created:   now,
+		Expires:   o.Expires,
+		AllowFrom: o.AllowFrom,
 	}
 	if err := v.Store.CreateAppPassword(ctx, p); err != nil {
 		return NewAppPassword{}, err
 	}
-	return NewAppPassword{ID: id, Name: name, Password: display, Scopes: slices.Clone(scopes), Created: now}, nil
+	return NewAppPassword{ID: id, Name: name, Password: display, Scopes: slices.Clone(o.Scopes), Created: now,
+		Expires: o.Expires, AllowFrom: slices.Clone(o.AllowFrom)}, nil
 }
 
 // checkAppPasswordName trims name and checks that it is present, printable

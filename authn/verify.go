@@ -30,6 +30,14 @@ type Verifier struct {
 	Now func() time.Time
 	// Logger receives warnings. If nil, slog.Default().
 	Logger *slog.Logger
+	// AppPasswordsOnly refuses primary passwords for mail logins of every
+	// account, MFA or not (Fastmail's policy), with the same decision as an
+	// MFA account: PrimaryRefusedMFA.
+	AppPasswordsOnly bool
+	// KeepAppPasswordsOnPasswordChange, if set, keeps an account's app
+	// passwords when its primary password changes. By default they are all
+	// revoked, as Google does: a changed password often means a compromise.
+	KeepAppPasswordsOnPasswordChange bool
 	// MaxConcurrentHashes bounds the argon2id evaluations running at once
 	// (each holds Params.MemoryKiB of memory: 19 MiB by default), so that a
 	// burst of logins queues instead of exhausting memory. If zero,
@@ -256,7 +264,7 @@ func (v *Verifier) verifyPrimary(a Attempt, acct store.Account) (Decision, error
 		// A wrong secret is BadSecret whatever the account's state.
 	case acct.Disabled:
 		d.Result = Disabled
-	case acct.MFA:
+	case acct.MFA || v.AppPasswordsOnly:
 		d.Result = PrimaryRefusedMFA
 	default:
 		d.Result = OK

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +21,8 @@ func cmdAppPass(ctx context.Context, e env, args []string) error {
 	name := fs.String("name", "", "name of the app password, e.g. Outlook")
 	scope := fs.String("scope", "imap,smtp", "protocols the password may be used with")
 	asJSON := fs.Bool("json", false, "print JSON")
+	expires := fs.String("expires", "", "lifetime (90d, 12h) or end date (2027-03-01)")
+	allowFrom := fs.String("allow-from", "", "networks the password may be used from (192.0.2.0/24,2001:db8::/48)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
@@ -28,19 +32,26 @@ func cmdAppPass(ctx context.Context, e env, args []string) error {
 		if len(pos) != 1 {
 			return usagef("apppass create: want exactly one USER")
 		}
-		scopes, err := parseScopes(*scope)
-		if err != nil {
+		args := CreateArgs{Username: pos[0], Name: *name}
+		if args.Scopes, err = parseScopes(*scope); err != nil {
+			return err
+		}
+		if args.Expires, err = parseExpires(*expires, time.Now()); err != nil {
+			return err
+		}
+		if args.AllowFrom, err = parseNetworks(*allowFrom); err != nil {
 			return err
 		}
 		return withOps(ctx, e, *cfg, func(o ops) error {
-			p, err := o.CreateAppPassword(ctx, CreateArgs{Username: pos[0], Name: *name, Scopes: scopes})
+			p, err := o.CreateAppPassword(ctx, args)
 			if err != nil {
 				return err
 			}
 			if *asJSON {
 				return printJSON(e.stdout, map[string]string{"id": p.ID, "name": p.Name, "password": p.Password})
 			}
-			fmt.Fprintf(e.stdout, "App password %q for %s (id %s, %s):\n\n    %s\n\n", p.Name, pos[0], p.ID, joinScopes(p.Scopes), p.Password)
+			fmt.Fprintf(e.stdout, "App password %q for %s (id %s, %s%s):\n\n    %s\n\n",
+				p.Name, pos[0], p.ID, joinScopes(p.Scopes), restrictions(p.Expires, p.AllowFrom), p.Password)
 			fmt.Fprintln(e.stdout, "It is shown only this once. Spaces and case do not matter when it is typed.")
 			return nil
 		})
@@ -57,10 +68,10 @@ func cmdAppPass(ctx context.Context, e env, args []string) error {
 				return printJSON(e.stdout, pws)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED\tFROM\tCLIENT")
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tFROM\tCLIENT")
 			for _, p := range pws {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
-					p.Created.Format(time.DateTime), lastUsed(p.LastUsed))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
+					p.Created.Format(time.DateTime), dateOrNever(p.Expires), lastUsed(p.LastUsed))
 			}
 			return tw.Flush()
 		})
@@ -122,4 +133,72 @@ func lastUsed(u store.LastUse) string {
 		client = "-"
 	}
 	return fmt.Sprintf("%s\t%s\t%s", u.Time.Format(time.DateTime), u.IP, client)
+}
+
+// parseExpires reads --expires: a lifetime in days or hours ("90d", "12h")
+// or an end date ("2027-03-01"); "" means never.
+func parseExpires(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 3650 {
+			return time.Time{}, usagef("--expires: %q is not a number of days from 1 to 3650", s)
+		}
+		return now.AddDate(0, 0, n), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, usagef("--expires: %q is not in the future", s)
+		}
+		return now.Add(d), nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--expires: %q is neither a lifetime (90d, 12h) nor a date (2027-03-01)", s)
+}
+
+// parseNetworks reads --allow-from: comma-separated CIDRs or addresses.
+func parseNetworks(s string) ([]netip.Prefix, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, usagef("--allow-from: %q is not a network (192.0.2.0/24) or an address", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func restrictions(expires time.Time, allow []netip.Prefix) string {
+	var s string
+	if !expires.IsZero() {
+		s += ", expires " + expires.Format(time.DateTime)
+	}
+	if len(allow) > 0 {
+		nets := make([]string, len(allow))
+		for i, p := range allow {
+			nets[i] = p.String()
+		}
+		s += ", only from " + strings.Join(nets, " ")
+	}
+	return s
+}
+
+func dateOrNever(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format(time.DateTime)
 }

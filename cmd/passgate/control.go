@@ -59,6 +59,38 @@ func (c *Control) SetDisabled(a CtlUserFlag, _ *Empty) error {
 	return c.ops.SetDisabled(ctx, a.Username, a.On)
 }
 
+func (c *Control) SetAdmin(a CtlUserFlag, _ *Empty) error {
+	ctx, cancel := ctlCtx()
+	defer cancel()
+	return c.ops.SetAdmin(ctx, a.Username, a.On)
+}
+
+func (c *Control) SetPassword(a AddUserArgs, _ *Empty) error {
+	ctx, cancel := ctlCtx()
+	defer cancel()
+	return c.ops.SetPassword(ctx, a.Username, a.Password)
+}
+
+// CtlAlias adds or removes one alias.
+type CtlAlias struct {
+	Username, Alias string
+	Add             bool
+}
+
+func (c *Control) EditAliases(a CtlAlias, r *[]string) (err error) {
+	ctx, cancel := ctlCtx()
+	defer cancel()
+	*r, err = c.ops.EditAliases(ctx, a.Username, a.Alias, a.Add)
+	return err
+}
+
+func (c *Control) Aliases(username string, r *[]string) (err error) {
+	ctx, cancel := ctlCtx()
+	defer cancel()
+	*r, err = c.ops.Aliases(ctx, username)
+	return err
+}
+
 func (c *Control) ListUsers(_ Empty, r *[]UserInfo) (err error) {
 	ctx, cancel := ctlCtx()
 	defer cancel()
@@ -173,6 +205,22 @@ func (r *remoteOps) SetMFA(ctx context.Context, u string, on bool) error {
 
 func (r *remoteOps) SetDisabled(ctx context.Context, u string, d bool) error {
 	return r.call(ctx, "SetDisabled", CtlUserFlag{u, d}, &Empty{})
+}
+
+func (r *remoteOps) SetAdmin(ctx context.Context, u string, on bool) error {
+	return r.call(ctx, "SetAdmin", CtlUserFlag{u, on}, &Empty{})
+}
+
+func (r *remoteOps) SetPassword(ctx context.Context, u, pw string) error {
+	return r.call(ctx, "SetPassword", AddUserArgs{Username: u, Password: pw}, &Empty{})
+}
+
+func (r *remoteOps) EditAliases(ctx context.Context, u, alias string, add bool) (out []string, err error) {
+	return out, r.call(ctx, "EditAliases", CtlAlias{u, alias, add}, &out)
+}
+
+func (r *remoteOps) Aliases(ctx context.Context, u string) (out []string, err error) {
+	return out, r.call(ctx, "Aliases", u, &out)
 }
 
 func (r *remoteOps) ListUsers(ctx context.Context) (out []UserInfo, err error) {

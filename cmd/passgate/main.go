@@ -10,8 +10,12 @@
 //	passgate user add USER [--mfa] [--password-stdin]
 //	passgate user mfa USER on|off
 //	passgate user disable|enable USER
+//	passgate user admin USER on|off
+//	passgate user password USER --password-stdin
+//	passgate user alias add|remove USER ADDRESS
+//	passgate user alias list USER
 //	passgate user list [--json]
-//	passgate apppass create USER --name NAME [--scope imap,smtp] [--json]
+//	passgate apppass create USER --name NAME [--scope imap,smtp] [--expires 90d] [--allow-from CIDR,...] [--json]
 //	passgate apppass list USER [--json]
 //	passgate apppass revoke USER ID|NAME
 //	passgate apppass revoke-all USER [USER...]
@@ -72,8 +76,13 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate user add USER [--mfa] [--password-stdin]
   passgate user mfa USER on|off
   passgate user disable|enable USER
+  passgate user admin USER on|off
+  passgate user password USER --password-stdin
+  passgate user alias add|remove USER ADDRESS
+  passgate user alias list USER
   passgate user list [--json]
-  passgate apppass create USER --name NAME [--scope imap,smtp] [--json]
+  passgate apppass create USER --name NAME [--scope imap,smtp] [--expires 90d]
+                         [--allow-from CIDR,...] [--json]
   passgate apppass list USER [--json]
   passgate apppass revoke USER ID|NAME
   passgate apppass revoke-all USER [USER...]

@@ -193,3 +193,46 @@ func TestCLIThroughControlSocketWhileServing(t *testing.T) {
 		t.Fatal("the server log holds the app password")
 	}
 }
+
+func TestCLIAppPasswordOptionsAliasesAdminPassword(t *testing.T) {
+	cfg := testConfig(t)
+	mustCLI(t, "first password\n", "user", "add", "dave@example.org", "--password-stdin", "--config", cfg)
+	out := mustCLI(t, "", "apppass", "create", "dave@example.org", "--name", "Office", "--expires", "90d",
+		"--allow-from", "192.0.2.7/24,2001:db8::1", "--config", cfg)
+	if !strings.Contains(out, "only from 192.0.2.0/24 2001:db8::1/128") || !strings.Contains(out, "expires ") {
+		t.Errorf("create with options printed:\n%s", out)
+	}
+	var list []AppPasswordInfo
+	if err := json.Unmarshal([]byte(mustCLI(t, "", "apppass", "list", "dave@example.org", "--json", "--config", cfg)), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || len(list[0].AllowFrom) != 2 || time.Until(list[0].Expires) < 89*24*time.Hour {
+		t.Fatalf("stored options: %+v", list)
+	}
+	for _, bad := range [][]string{{"--expires", "0d"}, {"--expires", "soon"}, {"--allow-from", "192.0.2.0/33"}} {
+		_, _, err := cli(t, "", append([]string{"apppass", "create", "dave@example.org", "--name", "X", "--config", cfg}, bad...)...)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%v: err = %v, want it to name %s", bad, err, bad[0])
+		}
+	}
+
+	mustCLI(t, "", "user", "alias", "add", "dave@example.org", "Sales@Example.org", "--config", cfg)
+	mustCLI(t, "", "user", "alias", "add", "dave@example.org", "info@example.org", "--config", cfg)
+	mustCLI(t, "", "user", "alias", "remove", "dave@example.org", "info@example.org", "--config", cfg)
+	if out := mustCLI(t, "", "user", "alias", "list", "dave@example.org", "--config", cfg); out != "sales@example.org\n" {
+		t.Errorf("alias list = %q", out)
+	}
+	if _, _, err := cli(t, "", "user", "alias", "remove", "dave@example.org", "nobody@example.org", "--config", cfg); err == nil {
+		t.Error("removing an alias that is not there succeeded")
+	}
+	mustCLI(t, "", "user", "admin", "dave@example.org", "on", "--config", cfg)
+	if out := mustCLI(t, "", "user", "list", "--json", "--config", cfg); !strings.Contains(out, `"admin": true`) {
+		t.Errorf("user list after admin on:\n%s", out)
+	}
+
+	// Changing the primary password revokes the app passwords (default policy).
+	mustCLI(t, "second password\n", "user", "password", "dave@example.org", "--password-stdin", "--config", cfg)
+	if out := mustCLI(t, "", "apppass", "list", "dave@example.org", "--json", "--config", cfg); strings.TrimSpace(out) != "[]" {
+		t.Errorf("app passwords after a primary password change: %s", out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,12 @@ type ops interface {
 	AddUser(ctx context.Context, a AddUserArgs) error
 	SetMFA(ctx context.Context, username string, on bool) error
 	SetDisabled(ctx context.Context, username string, disabled bool) error
+	SetAdmin(ctx context.Context, username string, admin bool) error
+	SetPassword(ctx context.Context, username, password string) error
+	// EditAliases adds (add) or removes (!add) one sender alias and
+	// returns the account's aliases after the change.
+	EditAliases(ctx context.Context, username, alias string, add bool) ([]string, error)
+	Aliases(ctx context.Context, username string) ([]string, error)
 	ListUsers(ctx context.Context) ([]UserInfo, error)
 	CreateAppPassword(ctx context.Context, a CreateArgs) (authn.NewAppPassword, error)
 	ListAppPasswords(ctx context.Context, username string) ([]AppPasswordInfo, error)
@@ -32,12 +39,14 @@ type AddUserArgs struct {
 	MFA      bool
 }
 
-// CreateArgs creates an app password; Expires zero means never.
+// CreateArgs creates an app password; Expires zero means never, no
+// AllowFrom means any address.
 type CreateArgs struct {
-	Username string
-	Name     string
-	Scopes   []store.Scope
-	Expires  time.Time
+	Username  string
+	Name      string
+	Scopes    []store.Scope
+	Expires   time.Time
+	AllowFrom []netip.Prefix
 }
 
 // UserInfo is an account as the CLI shows it: no hashes.
@@ -45,6 +54,8 @@ type UserInfo struct {
 	Username     string    `json:"username"`
 	MFA          bool      `json:"mfa"`
 	Disabled     bool      `json:"disabled"`
+	Admin        bool      `json:"admin"`
+	Aliases      []string  `json:"aliases,omitempty"`
 	HasPassword  bool      `json:"has_primary_password"`
 	AppPasswords int       `json:"app_passwords"`
 	Created      time.Time `json:"created"`
@@ -107,6 +118,52 @@ func (o *localOps) SetDisabled(ctx context.Context, username string, disabled bo
 	return o.update(ctx, username, func(a *store.Account) { a.Disabled = disabled })
 }
 
+func (o *localOps) SetAdmin(ctx context.Context, username string, admin bool) error {
+	return o.update(ctx, username, func(a *store.Account) { a.Admin = admin })
+}
+
+func (o *localOps) SetPassword(ctx context.Context, username, password string) error {
+	return o.v.SetPrimaryPassword(ctx, username, password)
+}
+
+func (o *localOps) EditAliases(ctx context.Context, username, alias string, add bool) ([]string, error) {
+	al, err := store.NormalizeUsername(alias)
+	if err != nil || !strings.Contains(al, "@") {
+		return nil, fmt.Errorf("ADDRESS: %q is not a mail address", alias)
+	}
+	var out []string
+	var missing bool
+	err = o.update(ctx, username, func(a *store.Account) {
+		i := slices.Index(a.Aliases, al)
+		switch {
+		case add && i < 0 && al != a.Username:
+			a.Aliases = append(a.Aliases, al)
+			slices.Sort(a.Aliases)
+		case !add && i >= 0:
+			a.Aliases = slices.Delete(a.Aliases, i, i+1)
+		case !add:
+			missing = true
+		}
+		out = slices.Clone(a.Aliases)
+	})
+	if err == nil && missing {
+		return nil, fmt.Errorf("ADDRESS: %s is not an alias of %s", al, username)
+	}
+	return out, err
+}
+
+func (o *localOps) Aliases(ctx context.Context, username string) ([]string, error) {
+	u, err := normUser(username)
+	if err != nil {
+		return nil, err
+	}
+	a, err := o.st.GetAccount(ctx, u)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("user %s: no such user", u)
+	}
+	return a.Aliases, err
+}
+
 func (o *localOps) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	accts, err := o.st.ListAccounts(ctx)
 	if err != nil {
@@ -118,14 +175,15 @@ func (o *localOps) ListUsers(ctx context.Context) ([]UserInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list app passwords of %s: %w", a.Username, err)
 		}
-		out = append(out, UserInfo{Username: a.Username, MFA: a.MFA, Disabled: a.Disabled,
+		out = append(out, UserInfo{Username: a.Username, MFA: a.MFA, Disabled: a.Disabled, Admin: a.Admin, Aliases: a.Aliases,
 			HasPassword: a.PasswordHash != "", AppPasswords: len(pws), Created: a.Created})
 	}
 	return out, nil
 }
 
 func (o *localOps) CreateAppPassword(ctx context.Context, a CreateArgs) (authn.NewAppPassword, error) {
-	return o.v.CreateAppPassword(ctx, a.Username, a.Name, a.Scopes, a.Expires)
+	return o.v.CreateAppPasswordWith(ctx, a.Username, a.Name,
+		authn.AppPasswordOptions{Scopes: a.Scopes, Expires: a.Expires, AllowFrom: a.AllowFrom})
 }
 
 func (o *localOps) ListAppPasswords(ctx context.Context, username string) ([]AppPasswordInfo, error) {

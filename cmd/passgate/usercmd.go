@@ -30,7 +30,7 @@ func withOps(ctx context.Context, e env, cfgPath string, fn func(ops) error) err
 
 func cmdUser(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("user: want add, mfa, disable, enable or list")
+		return usagef("user: want add, mfa, disable, enable, admin, password, alias or list")
 	}
 	sub := args[0]
 	fs, cfg := newFlags("user " + sub)
@@ -81,6 +81,21 @@ func cmdUser(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(e.stdout, "%sd %s\n", sub, pos[0])
 			return nil
 		})
+	case "admin":
+		if len(pos) != 2 || (pos[1] != "on" && pos[1] != "off") {
+			return usagef("user admin: want USER on|off")
+		}
+		return withOps(ctx, e, *cfg, func(o ops) error {
+			if err := o.SetAdmin(ctx, pos[0], pos[1] == "on"); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "admin %s for %s\n", pos[1], pos[0])
+			return nil
+		})
+	case "password":
+		return cmdUserPassword(ctx, e, *cfg, pos, *pwStdin)
+	case "alias":
+		return cmdUserAlias(ctx, e, *cfg, pos)
 	case "list":
 		return withOps(ctx, e, *cfg, func(o ops) error {
 			users, err := o.ListUsers(ctx)
@@ -91,10 +106,10 @@ func cmdUser(ctx context.Context, e env, args []string) error {
 				return printJSON(e.stdout, users)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tCREATED")
+			fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tCREATED")
 			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
-					setOrNot(u.HasPassword), u.AppPasswords, u.Created.Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
+					setOrNot(u.HasPassword), u.AppPasswords, u.Admin, u.Created.Format(time.DateTime))
 			}
 			return tw.Flush()
 		})
@@ -133,4 +148,47 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// cmdUserPassword sets the primary password read from stdin; by the
+// configured policy it also revokes the account's app passwords.
+func cmdUserPassword(ctx context.Context, e env, cfg string, pos []string, fromStdin bool) error {
+	if len(pos) != 1 || !fromStdin {
+		return usagef("user password: want USER --password-stdin")
+	}
+	pw, err := readPassword(e.stdin)
+	if err != nil {
+		return err
+	}
+	return withOps(ctx, e, cfg, func(o ops) error {
+		if err := o.SetPassword(ctx, pos[0], pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "primary password of %s changed\n", pos[0])
+		return nil
+	})
+}
+
+// cmdUserAlias is `user alias add|remove USER ADDRESS` and `user alias list USER`.
+func cmdUserAlias(ctx context.Context, e env, cfg string, pos []string) error {
+	switch {
+	case len(pos) == 2 && pos[0] == "list":
+		return withOps(ctx, e, cfg, func(o ops) error {
+			al, err := o.Aliases(ctx, pos[1])
+			for _, a := range al {
+				fmt.Fprintln(e.stdout, a)
+			}
+			return err
+		})
+	case len(pos) == 3 && (pos[0] == "add" || pos[0] == "remove"):
+		return withOps(ctx, e, cfg, func(o ops) error {
+			al, err := o.EditAliases(ctx, pos[1], pos[2], pos[0] == "add")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "aliases of %s: %s\n", pos[1], strings.Join(al, " "))
+			return nil
+		})
+	}
+	return usagef("user alias: want add|remove USER ADDRESS, or list USER")
 }
