@@ -7,6 +7,11 @@
 //	apppass   username (nested bucket) -> id -> JSON store.AppPassword
 //	tags      username + 0x00 + tag -> id (the lookup index of FindAppPassword)
 //	meta      "lookup-key" -> the installation's 32-byte lookup key
+//	audit     username (nested bucket) -> big-endian sequence -> JSON store.AuditRecord
+//	kv        key -> 8-byte big-endian expiry (unix nanoseconds) + value
+//
+// An expired kv key counts as absent; it is removed when touched and by
+// Open (one bounded pass). There is no background sweep.
 //
 // Usernames are normalised (store.NormalizeUsername), so they never contain
 // 0x00 and the tags prefix is unambiguous. Events are fanned out in process,
@@ -55,6 +60,9 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives warnings (dropped events). If nil, slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of KV expiry (and of nothing else). If nil,
+	// time.Now. Tests set it to move time without sleeping.
+	Now func() time.Time
 }
 
 func (o Options) timeout() time.Duration {
@@ -62,6 +70,13 @@ func (o Options) timeout() time.Duration {
 		return time.Second
 	}
 	return o.Timeout
+}
+
+func (o Options) now() func() time.Time {
+	if o.Now == nil {
+		return time.Now
+	}
+	return o.Now
 }
 
 func (o Options) logger() *slog.Logger {
@@ -76,6 +91,7 @@ type DB struct {
 	bdb  *bbolt.DB
 	path string
 	log  *slog.Logger
+	now  func() time.Time // KV expiry clock
 
 	keyMu sync.Mutex
 	key   []byte // cached lookup key, nil until first LookupKey
@@ -100,22 +116,24 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	now := opts.now()
 	err = bdb.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketAccounts, bucketAppPass, bucketTags, bucketMeta} {
+		for _, name := range [][]byte{bucketAccounts, bucketAppPass, bucketTags, bucketMeta, bucketAudit, bucketKV} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return sweepKV(tx, now())
 	})
 	if err != nil {
 		bdb.Close()
-		return nil, fmt.Errorf("bolt: open %s: create buckets: %w", path, err)
+		return nil, fmt.Errorf("bolt: open %s: initialise: %w", path, err)
 	}
 	return &DB{
 		bdb:  bdb,
 		path: path,
 		log:  opts.logger(),
+		now:  now,
 		subs: make(map[*subscriber]struct{}),
 	}, nil
 }

@@ -11,7 +11,16 @@ import (
 func testAccounts(t *testing.T, o Opener) {
 	t.Run("CreateGet", func(t *testing.T) {
 		s := o.New(t)
-		a := store.Account{Username: "alice@example.org", PasswordHash: fakeHash, MFA: true, Created: t0}
+		a := store.Account{
+			Username: "alice@example.org", PasswordHash: fakeHash, MFA: true, Created: t0,
+			Admin:   true,
+			Aliases: []string{"a.smith@example.org", "postmaster@example.org"},
+			TOTP: &store.TOTP{
+				SecretEnc:      []byte("\x00sealed\xffsecret"),
+				Enrolled:       t0.Add(time.Minute),
+				RecoveryHashes: []string{fakeHash + "1", fakeHash + "2"},
+			},
+		}
 		if err := s.CreateAccount(t.Context(), a); err != nil {
 			t.Fatalf("CreateAccount: %v", err)
 		}
@@ -44,15 +53,18 @@ func testAccounts(t *testing.T, o Opener) {
 	t.Run("Update", func(t *testing.T) {
 		s := o.New(t)
 		a := mustCreateAccount(t, s, "alice")
+		totp := &store.TOTP{SecretEnc: []byte("sealed"), Enrolled: t0, RecoveryHashes: []string{fakeHash}}
 		err := s.UpdateAccount(t.Context(), "alice", func(a *store.Account) error {
 			a.MFA = true
 			a.PasswordHash = ""
+			a.Admin, a.Aliases, a.TOTP = true, []string{"al@example.org"}, totp
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("UpdateAccount: %v", err)
 		}
 		a.MFA, a.PasswordHash = true, ""
+		a.Admin, a.Aliases, a.TOTP = true, []string{"al@example.org"}, totp
 		got, err := s.GetAccount(t.Context(), "alice")
 		if err != nil {
 			t.Fatalf("GetAccount: %v", err)

@@ -106,6 +106,17 @@ func wantErr(t *testing.T, what string, err, want error) {
 // reflect.DeepEqual: times in UTC without monotonic readings.
 func normAccount(a store.Account) store.Account {
 	a.Created = a.Created.UTC()
+	if len(a.Aliases) == 0 {
+		a.Aliases = nil
+	}
+	if a.TOTP != nil {
+		totp := *a.TOTP
+		totp.Enrolled = totp.Enrolled.UTC()
+		if len(totp.RecoveryHashes) == 0 {
+			totp.RecoveryHashes = nil
+		}
+		a.TOTP = &totp
+	}
 	return a
 }
 
