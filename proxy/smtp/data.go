@@ -1,0 +1,98 @@
+package smtp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// bodyBufSize is the one buffer a message is streamed through.
+const bodyBufSize = 64 << 10
+
+// Data streams the message to the upstream as it arrives and answers with
+// the upstream's reply to the final dot: 250 only after the upstream's 250.
+// A client-side failure (size limit, disconnect, timeout) aborts the
+// upstream connection without the final dot, so the partial message is
+// discarded (RFC 5321 §4.1.1.4); an upstream failure is answered 451.
+func (ss *session) Data(r io.Reader) error {
+	a := ss.auth.Load()
+	if a == nil {
+		return errAuthRequired
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.up == nil || !ss.upTx {
+		return errUpstreamFailed
+	}
+	log := ss.log().With("user", a.decision.Username, "rcpts", ss.rcpts)
+	up := ss.up
+	w, err := up.c.Data()
+	if err != nil {
+		return ss.upstreamReply(err)
+	}
+	src := deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}
+	n, readErr, writeErr := relayBody(w, src, up.raw, ss.srv.Upstream.commandTimeout())
+	switch {
+	case readErr != nil:
+		ss.dropUpstream()
+		log.Info("smtp message aborted", "size", n, "err", readErr)
+		if errors.Is(readErr, gosmtp.ErrDataTooLarge) {
+			return gosmtp.ErrDataTooLarge // RFC 1870 §6.3
+		}
+		return errAborted
+	case writeErr != nil:
+		log.Warn("smtp message not relayed", "size", n, "err", writeErr)
+		return ss.upstreamReply(writeErr)
+	}
+	resp, err := w.CloseWithResponse()
+	ss.upTx = false
+	if err != nil {
+		code := 0
+		if se, ok := asSMTPError(err); ok {
+			code = se.Code
+		}
+		log.Info("smtp message refused", "size", n, "upstream_code", code, "err", err)
+		return ss.upstreamReply(err)
+	}
+	log.Info("smtp message relayed", "size", n, "upstream_code", 250)
+	return acceptedReply(resp.StatusText)
+}
+
+// relayBody copies the body from src to dst through one buffer, setting the
+// upstream write deadline before each write. It reports the bytes read and
+// which side failed.
+func relayBody(dst io.Writer, src io.Reader, upRaw net.Conn, writeTimeout time.Duration) (n int64, readErr, writeErr error) {
+	buf := make([]byte, bodyBufSize)
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			n += int64(nr)
+			upRaw.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, werr := dst.Write(buf[:nr]); werr != nil {
+				return n, nil, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil, nil
+		}
+		if rerr != nil {
+			return n, rerr, nil
+		}
+	}
+}
+
+// deadlineReader extends the client read deadline before each read, so a
+// long message needs only steady progress, not to fit in one ReadTimeout.
+type deadlineReader struct {
+	r       io.Reader
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	d.conn.SetReadDeadline(time.Now().Add(d.timeout))
+	return d.r.Read(p)
+}

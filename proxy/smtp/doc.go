@@ -1,0 +1,38 @@
+// Package smtp is passgate's SMTP submission front end (RFC 6409, RFC 4954):
+// go-smtp's server takes the client's AUTH, and each message is streamed to
+// the upstream submission server logged in as that user.
+//
+// A Server answers submission on port 587 (Serve, STARTTLS when TLSConfig is
+// set, RFC 3207) and submissions on port 465 (ServeTLS, implicit TLS,
+// RFC 8314). AUTH PLAIN (RFC 4616) and AUTH LOGIN (draft-murchison-sasl-login)
+// credentials go to the Authenticator with protocol smtp; on OK the Upstream
+// logs in to the real server as the user (master, login-master, xclient or
+// passthrough) and from then on every MAIL, RCPT and DATA is forwarded as it
+// arrives, the upstream's reply going back to the client:
+//
+//	srv := &smtp.Server{Auth: verifier, Upstream: up, TLSConfig: cfg, CheckSender: true}
+//	go srv.ServeTLS(ln465)
+//	go srv.Serve(ln587)
+//	...
+//	srv.Shutdown(ctx)
+package smtp
+
+// Implementation notes (invariants every change must keep):
+//
+//   - No upstream dial before the Authenticator said OK: Upstream.connect is
+//     called from authenticate after an authn.OK decision, and later only to
+//     replace a lost connection of an authenticated session.
+//   - Never log a secret: the secret lives in the authn.Attempt, in the
+//     upstream login and (passthrough mode only, to log in again after the
+//     upstream dropped the connection) in the session's authState; none of
+//     them is logged or formatted into an error. Message content is never
+//     logged either.
+//   - Nothing is acknowledged before the upstream acknowledged it: MAIL,
+//     RCPT and DATA get the upstream's reply; a client-side failure in the
+//     middle of DATA closes the upstream connection without the final dot, so
+//     the upstream discards the partial message (RFC 5321 §4.1.1.4).
+//   - The body is streamed: one fixed buffer per message, never the whole
+//     message in memory.
+//   - Every client read has a deadline (ReadTimeout, extended per read during
+//     DATA); every upstream command has one (CommandTimeout), including each
+//     write of the body.

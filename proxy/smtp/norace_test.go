@@ -1,0 +1,6 @@
+//go:build !race
+
+package smtp
+
+// raceEnabled skips tests too slow under the race detector.
+const raceEnabled = false

@@ -1,0 +1,287 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
+)
+
+// Authenticator decides a login (authn.Verifier implements it).
+type Authenticator interface {
+	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
+}
+
+// Senders returns the addresses an account may use in MAIL FROM besides its
+// username (aliases).
+type Senders func(ctx context.Context, username string) ([]string, error)
+
+// SessionRegistry records live sessions (proxy.Registry implements it). end
+// ends the session without blocking; remove unregisters it.
+type SessionRegistry interface {
+	Add(s proxy.Session, end func()) (remove func())
+}
+
+var _ SessionRegistry = (*proxy.Registry)(nil)
+
+// ErrServerClosed is returned by Serve and ServeTLS called after Close or
+// Shutdown.
+var ErrServerClosed = errors.New("smtp server: closed")
+
+// DefaultMaxMessageBytes is the SIZE advertised when neither the upstream
+// nor MaxMessageBytes gives one.
+const DefaultMaxMessageBytes = 50 << 20
+
+// Server is an SMTP submission server that relays to one Upstream. Set the
+// fields before the first Serve; a Server must not be copied after.
+type Server struct {
+	// Auth decides logins (protocol smtp). Required.
+	Auth Authenticator
+	// Upstream is where messages go. Required.
+	Upstream *Upstream
+	// Senders lists an account's aliases for the sender check. If nil, the
+	// username is the only address.
+	Senders Senders
+	// CheckSender refuses a MAIL FROM that is not the username or an alias
+	// (553 5.7.1), and the null sender.
+	CheckSender bool
+	// Sessions, if not nil, registers each authenticated session (protocol
+	// "smtp"); ending it closes the client and the upstream connections.
+	Sessions SessionRegistry
+	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. If
+	// nil, Serve offers no STARTTLS and ServeTLS fails.
+	TLSConfig *tls.Config
+	// AllowCleartext offers AUTH on connections without TLS. If false, AUTH
+	// needs STARTTLS first (RFC 4954 §4, RFC 8314).
+	AllowCleartext bool
+	// MFAMessage is the text of "534 5.7.9" to a primary password of an MFA
+	// account. If empty, "Application password required".
+	MFAMessage string
+	// Hostname is the name in the greeting. If empty, os.Hostname().
+	Hostname string
+	// MaxFailedLogins is the number of failed AUTHs after which the
+	// connection gets 421 and is closed. If zero, 3.
+	MaxFailedLogins int
+	// ReadTimeout bounds each read from the client (command lines, and each
+	// read of a message body). If zero, 5m (RFC 5321 §4.5.3.2).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each reply. If zero, 5m.
+	WriteTimeout time.Duration
+	// MaxMessageBytes caps the message size passgate advertises and
+	// accepts. If zero, the upstream's SIZE, learnt when serving starts; if
+	// the upstream gives none or cannot be reached then, 50 MiB.
+	MaxMessageBytes int64
+	// Logger receives one line per AUTH outcome and per message. If nil,
+	// slog.Default().
+	Logger *slog.Logger
+
+	setupOnce sync.Once
+	srv       *gosmtp.Server
+	conns     connSet
+
+	startOnce sync.Once
+	startErr  error
+
+	lnMu      sync.Mutex
+	closed    bool
+	listeners []net.Listener
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+func (s *Server) mfaMessage() string {
+	if s.MFAMessage == "" {
+		return defaultMFAMessage
+	}
+	return s.MFAMessage
+}
+
+func (s *Server) maxFailedLogins() int32 {
+	if s.MaxFailedLogins <= 0 {
+		return 3
+	}
+	return int32(s.MaxFailedLogins)
+}
+
+func (s *Server) readTimeout() time.Duration {
+	if s.ReadTimeout <= 0 {
+		return 5 * time.Minute
+	}
+	return s.ReadTimeout
+}
+
+// setup builds the go-smtp server (without the upstream's capabilities).
+func (s *Server) setup() {
+	s.setupOnce.Do(func() {
+		srv := gosmtp.NewServer(backend{s})
+		srv.Domain = s.Hostname
+		if srv.Domain == "" {
+			srv.Domain, _ = os.Hostname()
+		}
+		if srv.Domain == "" {
+			srv.Domain = "passgate"
+		}
+		srv.TLSConfig = s.TLSConfig
+		srv.AllowInsecureAuth = s.AllowCleartext
+		srv.ReadTimeout = s.readTimeout()
+		srv.WriteTimeout = s.WriteTimeout
+		if srv.WriteTimeout <= 0 {
+			srv.WriteTimeout = 5 * time.Minute
+		}
+		srv.ErrorLog = errorLog{s.logger()}
+		s.srv = srv
+	})
+}
+
+// start validates the configuration and learns the upstream's capabilities,
+// once, before the first connection is accepted.
+func (s *Server) start() error {
+	s.setup()
+	s.startOnce.Do(func() {
+		if s.Auth == nil {
+			s.startErr = errors.New("smtp server: no Authenticator")
+			return
+		}
+		if err := s.Upstream.validate(); err != nil {
+			s.startErr = err
+			return
+		}
+		s.applyCapabilities(context.Background())
+	})
+	return s.startErr
+}
+
+// applyCapabilities probes the upstream and sets what go-smtp advertises:
+// SIZE, DSN and SMTPUTF8 as the upstream does. When the probe fails, DSN and
+// SMTPUTF8 are advertised and refused per message (555 5.5.4) if the
+// upstream of the session lacks them.
+func (s *Server) applyCapabilities(ctx context.Context) {
+	caps, err := s.Upstream.probe(ctx)
+	if err != nil {
+		s.logger().Warn("smtp upstream probe failed; advertising defaults",
+			"upstream", s.Upstream.Address, "err", err)
+		caps = capabilities{dsn: true, smtputf8: true}
+	} else {
+		s.logger().Info("smtp upstream capabilities", "upstream", s.Upstream.Address,
+			"size", caps.size, "dsn", caps.dsn, "smtputf8", caps.smtputf8)
+	}
+	size := caps.size
+	if s.MaxMessageBytes > 0 && (size <= 0 || s.MaxMessageBytes < size) {
+		size = s.MaxMessageBytes
+	}
+	if size <= 0 {
+		size = DefaultMaxMessageBytes
+	}
+	s.srv.MaxMessageBytes = size
+	s.srv.EnableDSN = caps.dsn
+	s.srv.EnableSMTPUTF8 = caps.smtputf8
+}
+
+// Serve accepts submission connections on ln (RFC 6409), offering STARTTLS
+// when TLSConfig is set. The first Serve or ServeTLS validates the
+// configuration and probes the upstream's EHLO (for at most
+// Upstream.DialTimeout) before accepting. It returns nil when Close or
+// Shutdown ends it.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	return s.serve(listener{Listener: ln, set: &s.conns})
+}
+
+// ServeTLS accepts submissions connections on ln with implicit TLS
+// (RFC 8314 §3.3). It returns nil when Close or Shutdown ends it.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.TLSConfig == nil {
+		return errors.New("smtp server: ServeTLS without TLSConfig")
+	}
+	if err := s.start(); err != nil {
+		return err
+	}
+	return s.serve(tls.NewListener(listener{Listener: ln, set: &s.conns}, s.TLSConfig))
+}
+
+// serve runs go-smtp on ln unless the server is closed; Close closes ln
+// even when it raced with this call.
+func (s *Server) serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.closed {
+		s.lnMu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
+	err := s.srv.Serve(ln)
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	return err
+}
+
+// closeListeners marks the server closed and closes every listener given
+// to Serve or ServeTLS.
+func (s *Server) closeListeners() {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	s.closed = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// Shutdown closes the listeners and waits for the sessions to end; when ctx
+// is done first, it closes the remaining connections and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.setup()
+	s.closeListeners()
+	err := s.srv.Shutdown(ctx)
+	if ctx.Err() != nil {
+		s.conns.closeAll()
+	}
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.setup()
+	s.closeListeners()
+	err := s.srv.Close()
+	s.conns.closeAll()
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// errorLog sends go-smtp's internal errors to slog.
+type errorLog struct{ l *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) {
+	e.l.Warn("smtp server: " + fmt.Sprintf(format, v...))
+}
+
+func (e errorLog) Println(v ...any) {
+	e.l.Warn("smtp server: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}

@@ -1,0 +1,158 @@
+package smtp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
+)
+
+// backend makes a session per go-smtp connection (and a new one after
+// STARTTLS).
+type backend struct{ s *Server }
+
+func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	nc := c.Conn()
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{
+		srv:    b.s,
+		nc:     nc,
+		cc:     clientConnOf(nc),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		ss.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ss, nil
+}
+
+// session is one client session. go-smtp calls its methods from the
+// connection's goroutine (Data from another one for BDAT, still one at a
+// time); Logout may come from any goroutine.
+type session struct {
+	srv    *Server
+	nc     net.Conn    // the client connection as go-smtp uses it (TLS or not)
+	cc     *clientConn // the accepted connection under it
+	remote netip.AddrPort
+	ctx    context.Context // cancelled by Logout and by the registry's end
+	cancel context.CancelFunc
+
+	auth atomic.Pointer[authState] // set by a successful AUTH
+
+	mu    sync.Mutex // guards the fields below and the use of up
+	up    *upConn    // nil until AUTH, and after the upstream failed
+	upTx  bool       // a MAIL was accepted upstream, no final reply yet
+	rcpts int        // recipients accepted in this transaction
+}
+
+var _ gosmtp.AuthSession = (*session)(nil)
+
+// authState is who the session is logged in as.
+type authState struct {
+	decision authn.Decision
+	secret   string // passthrough mode only: to log in again upstream
+	remove   func()
+}
+
+func (ss *session) log() *slog.Logger {
+	return ss.srv.logger().With("remote", ss.remote.String())
+}
+
+// identity is how the session logs in upstream.
+func (ss *session) identity(a *authState) identity {
+	return identity{username: a.decision.Username, secret: a.secret, remote: ss.remote.Addr()}
+}
+
+// register records the authenticated session in Sessions; ending it closes
+// both connections without blocking.
+func (ss *session) register(d authn.Decision) func() {
+	if ss.srv.Sessions == nil {
+		return func() {}
+	}
+	end := func() {
+		ss.cancel() // aborts the upstream connection
+		if ss.cc != nil {
+			ss.cc.Close()
+		} else {
+			ss.nc.Close()
+		}
+	}
+	return ss.srv.Sessions.Add(proxy.Session{
+		ID:            newSessionID(),
+		Protocol:      "smtp",
+		Username:      d.Username,
+		AppPasswordID: d.AppPasswordID,
+		Remote:        ss.remote,
+		Started:       time.Now(),
+	}, end)
+}
+
+func newSessionID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// setUpstream makes up the session's upstream connection; cancelling the
+// session's context aborts it.
+func (ss *session) setUpstream(up *upConn) {
+	up.stop = context.AfterFunc(ss.ctx, up.abort)
+	ss.up = up
+	ss.upTx = false
+}
+
+// dropUpstream aborts the upstream connection after a failure; the next
+// MAIL connects again. ss.mu must be held.
+func (ss *session) dropUpstream() {
+	if ss.up != nil {
+		ss.up.stop()
+		ss.up.abort()
+	}
+	ss.up, ss.upTx = nil, false
+}
+
+// Reset aborts the transaction: RSET upstream when one is open there.
+func (ss *session) Reset() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.rcpts = 0
+	if ss.up == nil || !ss.upTx {
+		return
+	}
+	ss.upTx = false
+	if err := ss.up.c.Reset(); err != nil {
+		ss.log().Warn("smtp upstream rset failed", "err", err)
+		ss.dropUpstream()
+	}
+}
+
+// quitTimeout bounds the QUIT sent upstream when the client leaves.
+const quitTimeout = 2 * time.Second
+
+// Logout ends the session: QUIT upstream if the connection is idle, else
+// abort it; unregister.
+func (ss *session) Logout() error {
+	if ss.mu.TryLock() {
+		if ss.up != nil {
+			ss.up.quit(quitTimeout)
+			ss.up = nil
+		}
+		ss.mu.Unlock()
+	}
+	ss.cancel()
+	if a := ss.auth.Load(); a != nil {
+		a.remove()
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// xclient runs the XCLIENT preamble of Postfix (XCLIENT_README): greeting,
+// EHLO, optional STARTTLS and EHLO, then "XCLIENT LOGIN=<user> ADDR=<ip>
+// NAME=[UNAVAILABLE]", written on the connection because go-smtp has no
+// XCLIENT. The server answers XCLIENT with a fresh 220 greeting, which the
+// go-smtp client returned reads as its own greeting before its EHLO.
+func (u *Upstream) xclient(ctx context.Context, conn net.Conn, id identity) (*gosmtp.Client, error) {
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	br := bufio.NewReader(conn)
+	r := textproto.NewReader(br)
+	if _, _, err := r.ReadResponse(220); err != nil {
+		return nil, fmt.Errorf("upstream greeting: %w", err)
+	}
+	ext, err := rawEHLO(conn, r, u.localName())
+	if err != nil {
+		return nil, err
+	}
+	if u.tlsMode() == TLSStartTLS {
+		if conn, err = rawStartTLS(ctx, conn, br, ext, u.tlsConfig()); err != nil {
+			return nil, err
+		}
+		br = bufio.NewReader(conn)
+		r = textproto.NewReader(br)
+		if ext, err = rawEHLO(conn, r, u.localName()); err != nil {
+			return nil, err
+		}
+	}
+	v, ok := ext["XCLIENT"]
+	attrs, err := xclientAttrs(ok, v)
+	if err != nil {
+		return nil, err
+	}
+	if br.Buffered() > 0 {
+		return nil, errors.New("upstream xclient: unexpected data after EHLO reply")
+	}
+	if _, err := fmt.Fprintf(conn, "%s\r\n", xclientCommand(attrs, id)); err != nil {
+		return nil, fmt.Errorf("upstream xclient: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	c := gosmtp.NewClient(conn)
+	u.setTimeouts(c)
+	if err := c.Hello(u.localName()); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("upstream xclient: %w", err)
+	}
+	return c, nil
+}
+
+// rawEHLO says EHLO and returns the keywords (upper case) and parameters.
+func rawEHLO(conn net.Conn, r *textproto.Reader, name string) (map[string]string, error) {
+	if _, err := fmt.Fprintf(conn, "EHLO %s\r\n", name); err != nil {
+		return nil, fmt.Errorf("upstream ehlo: %w", err)
+	}
+	_, msg, err := r.ReadResponse(250)
+	if err != nil {
+		return nil, fmt.Errorf("upstream ehlo: %w", err)
+	}
+	ext := make(map[string]string)
+	lines := strings.Split(msg, "\n")
+	for _, line := range lines[1:] {
+		k, v, _ := strings.Cut(line, " ")
+		ext[strings.ToUpper(k)] = v
+	}
+	return ext, nil
+}
+
+// rawStartTLS runs STARTTLS (RFC 3207). Bytes buffered after the 220 would
+// be injected plaintext: they refuse the upgrade.
+func rawStartTLS(ctx context.Context, conn net.Conn, br *bufio.Reader, ext map[string]string, cfg *tls.Config) (net.Conn, error) {
+	if _, ok := ext["STARTTLS"]; !ok {
+		return nil, errors.New("upstream starttls: not offered")
+	}
+	if _, err := fmt.Fprintf(conn, "STARTTLS\r\n"); err != nil {
+		return nil, fmt.Errorf("upstream starttls: %w", err)
+	}
+	if _, _, err := textproto.NewReader(br).ReadResponse(220); err != nil {
+		return nil, fmt.Errorf("upstream starttls: %w", err)
+	}
+	if br.Buffered() > 0 {
+		return nil, errors.New("upstream starttls: unexpected data after 220")
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("upstream starttls: %w", err)
+	}
+	return tc, nil
+}
+
+// xclientAttrs checks the XCLIENT keyword's attribute list: LOGIN and ADDR
+// are needed; NAME is sent when offered.
+func xclientAttrs(offered bool, param string) ([]string, error) {
+	if !offered {
+		return nil, errors.New("upstream does not offer XCLIENT to passgate (smtpd_authorized_xclient_hosts?)")
+	}
+	attrs := strings.Fields(strings.ToUpper(param))
+	for _, need := range []string{"LOGIN", "ADDR"} {
+		if !slices.Contains(attrs, need) {
+			return nil, fmt.Errorf("upstream XCLIENT lacks the %s attribute", need)
+		}
+	}
+	return attrs, nil
+}
+
+// xclientCommand builds the XCLIENT line; values are xtext-encoded.
+func xclientCommand(offered []string, id identity) string {
+	var b strings.Builder
+	b.WriteString("XCLIENT LOGIN=")
+	b.WriteString(xtext(id.username))
+	b.WriteString(" ADDR=")
+	b.WriteString(xclientAddr(id.remote))
+	if slices.Contains(offered, "NAME") {
+		b.WriteString(" NAME=[UNAVAILABLE]")
+	}
+	return b.String()
+}
+
+// xclientAddr formats ADDR: dotted IPv4, "IPV6:" and the address for IPv6,
+// "[UNAVAILABLE]" when unknown.
+func xclientAddr(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return "[UNAVAILABLE]"
+	case ip.Is4():
+		return ip.String()
+	default:
+		return "IPV6:" + ip.WithZone("").String()
+	}
+}
+
+// xtext encodes s as RFC 3461 §4 xtext: "+", "=" and bytes outside "!".."~"
+// become "+HH".
+func xtext(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			b.WriteByte('+')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xF])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
