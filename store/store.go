@@ -122,6 +122,19 @@ type Event struct {
 	PrimaryOnly bool `json:"primary_only,omitempty"`
 }
 
+// Counters are expiring counters shared by every instance that uses the
+// same backend (rate limits, brute-force penalties).
+type Counters interface {
+	// Incr adds n to the counter named key and returns the new value. A
+	// new counter expires ttl after its first increment (a fixed window);
+	// later increments do not extend it. ttl must be positive.
+	Incr(ctx context.Context, key string, n int64, ttl time.Duration) (int64, error)
+	// Get returns the counter's value, 0 if it does not exist or expired.
+	Get(ctx context.Context, key string) (int64, error)
+	// Delete removes the counter (e.g. after a successful login).
+	Delete(ctx context.Context, key string) error
+}
+
 // Store is what passgate needs from a backend. All methods are safe for
 // concurrent use. Every change is atomic: it is either stored whole or not at
 // all. Usernames passed in are already normalised.
