@@ -27,6 +27,7 @@ import (
 // holds its effective value: defaults applied, paths resolved.
 type Config struct {
 	IMAP IMAP `toml:"imap"`
+	SMTP SMTP `toml:"smtp"`
 	// TLS is the server certificate of the STARTTLS and implicit TLS
 	// listeners.
 	TLS     TLS     `toml:"tls"`
@@ -34,6 +35,7 @@ type Config struct {
 	Authn   Authn   `toml:"authn"`
 	Portal  Portal  `toml:"portal"`
 	Limits  Limits  `toml:"limits"`
+	Audit   Audit   `toml:"audit"`
 	Control Control `toml:"control"`
 	Log     Log     `toml:"log"`
 }
@@ -126,9 +128,14 @@ type TLS struct {
 
 // Store locates passgate's database.
 type Store struct {
+	// Backend is "bolt" (default: one file, one instance) or "redis" (one
+	// Redis shared by several instances; see Redis).
+	Backend StoreBackend `toml:"backend"`
 	// Path is the bbolt file. Default "passgate.db" next to the
 	// configuration file; a relative path is relative to that directory.
 	Path string `toml:"path"`
+	// Redis is the Redis of backend "redis" (config/redis.go).
+	Redis Redis `toml:"redis"`
 }
 
 // Authn tunes the login decision.
@@ -148,6 +155,14 @@ type Authn struct {
 	// "Application password required: create one in the app-passwords
 	// portal" when portal.url is empty.
 	MFAMessage string `toml:"mfa_message"`
+	// AppPasswordsOnly refuses the primary password for mail logins of
+	// every account, MFA or not (Fastmail's policy). Default false.
+	AppPasswordsOnly bool `toml:"app_passwords_only"`
+	// KeepAppPasswordsOnPasswordChange keeps an account's app passwords
+	// when its primary password changes. Default false: they are all
+	// revoked, as Google does, since a changed password often follows a
+	// compromise.
+	KeepAppPasswordsOnPasswordChange bool `toml:"keep_app_passwords_on_password_change"`
 }
 
 // Portal describes the self-service web portal.
@@ -155,6 +170,8 @@ type Portal struct {
 	// URL is where users create app passwords, shown in the MFA message.
 	// An absolute http or https URL. Default empty: no URL is shown.
 	URL string `toml:"url"`
+	// PortalServer are the portal's own keys (config/portal.go).
+	PortalServer
 }
 
 // Limits bounds what a client may cost. Zero means the default.
@@ -177,6 +194,9 @@ type Limits struct {
 	// ShutdownGrace is how long a stopping server waits for sessions to
 	// end before closing them. Default 30s.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// GuardLimits are the brute-force, connection and cache limits
+	// (config/guard.go); their keys are [limits] keys.
+	GuardLimits
 }
 
 // Control locates the unix socket through which CLI commands reach a

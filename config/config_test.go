@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,8 @@ func TestParseFull(t *testing.T) {
 		PreauthTimeout: Duration{20 * time.Second}, IdleTimeout: Duration{45 * time.Minute},
 		MaxLine: 1024, MaxLiteral: 2048, MaxFailedLogins: 5, ShutdownGrace: Duration{5 * time.Second},
 	}
-	if c.Limits != wantLimits {
+	wantLimits.GuardLimits = defaultGuardLimits() // see guard_test.go
+	if !reflect.DeepEqual(c.Limits, wantLimits) {
 		t.Errorf("limits = %+v, want %+v", c.Limits, wantLimits)
 	}
 	if c.Log != (Log{Level: "debug", Format: "json"}) {
@@ -152,7 +154,8 @@ func TestParseDefaults(t *testing.T) {
 		PreauthTimeout: Duration{time.Minute}, IdleTimeout: Duration{35 * time.Minute},
 		MaxLine: 8192, MaxLiteral: 8192, MaxFailedLogins: 3, ShutdownGrace: Duration{30 * time.Second},
 	}
-	if c.Limits != wantLimits {
+	wantLimits.GuardLimits = defaultGuardLimits() // see guard_test.go
+	if !reflect.DeepEqual(c.Limits, wantLimits) {
 		t.Errorf("limits = %+v, want %+v", c.Limits, wantLimits)
 	}
 	if c.Log != (Log{Level: "info", Format: "text"}) {

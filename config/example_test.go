@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -56,7 +57,7 @@ func TestExampleFile(t *testing.T) {
 		u.DialTimeout != du.DialTimeout || u.LoginTimeout != du.LoginTimeout {
 		t.Errorf("example upstream defaults differ: %+v vs %+v", u, du)
 	}
-	if c.Limits != d.Limits {
+	if !reflect.DeepEqual(c.Limits, d.Limits) {
 		t.Errorf("example limits %+v, defaults %+v", c.Limits, d.Limits)
 	}
 	if c.Log != d.Log {

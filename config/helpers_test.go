@@ -94,6 +94,10 @@ func tomlKeys(v any) (keys []string, table map[string]bool) {
 	walk = func(prefix string, t reflect.Type) {
 		for i := range t.NumField() {
 			f := t.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(prefix, f.Type) // embedded: its keys belong to this table
+				continue
+			}
 			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
 			if name == "" || name == "-" {
 				continue

@@ -54,11 +54,13 @@ const (
 	LoginMaster      LoginMode = "master"
 	LoginLoginMaster LoginMode = "login-master"
 	LoginPassthrough LoginMode = "passthrough"
+	// LoginXCLIENT is SMTP only: Postfix XCLIENT LOGIN= from a trusted proxy.
+	LoginXCLIENT LoginMode = "xclient"
 )
 
-var loginModes = []string{string(LoginMaster), string(LoginLoginMaster), string(LoginPassthrough)}
+var loginModes = []string{string(LoginMaster), string(LoginLoginMaster), string(LoginPassthrough), string(LoginXCLIENT)}
 
-// UnmarshalText accepts master, login-master or passthrough.
+// UnmarshalText accepts master, login-master, passthrough or xclient.
 func (m *LoginMode) UnmarshalText(text []byte) error {
 	v, err := oneOf(string(text), loginModes)
 	*m = LoginMode(v)

@@ -33,10 +33,14 @@ const (
 // check fills defaults and validates c, section by section.
 func (l *loader) check(c *Config) {
 	l.serverTLS(&c.TLS)
-	l.imap(&c.IMAP, c.TLS.CertFile != "")
+	l.imap(&c.IMAP, c.TLS.CertFile != "", c.SMTP.Enabled())
+	l.smtp(&c.SMTP, c.TLS.CertFile != "")
 	l.storeAndControl(&c.Store, &c.Control)
 	l.authn(&c.Authn, &c.Portal)
 	l.limits(&c.Limits)
+	l.guardLimits(&c.Limits.GuardLimits)
+	l.audit(&c.Audit)
+	l.portal(c)
 	l.log(&c.Log)
 }
 
@@ -72,27 +76,39 @@ func (l *loader) serverTLS(t *TLS) {
 	t.Config = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 }
 
-// imap checks the listeners, then the upstream they lead to.
-func (l *loader) imap(m *IMAP, haveCert bool) {
+// imap checks the listeners, then the upstream they lead to. The section is
+// optional when SMTP is configured.
+func (l *loader) imap(m *IMAP, haveCert, haveSMTP bool) {
 	if m.Listen == "" && m.ListenTLS == "" {
-		l.fail("imap.listen", nil, "no listener: set imap.listen or imap.listen_tls")
+		if !haveSMTP {
+			l.fail("imap.listen", nil, "no listener: set imap.listen or imap.listen_tls (or smtp.listen)")
+		}
 		return
 	}
-	if m.Listen != "" {
-		l.listenAddr("imap.listen", m.Listen)
-		if !haveCert && !m.AllowCleartext {
-			l.fail("imap.allow_cleartext", nil,
-				"imap.listen without tls.cert_file cannot offer STARTTLS, so no client could log in: "+
-					"configure tls.cert_file and tls.key_file, or set allow_cleartext = true (tests and loopback only)")
-		}
-	}
-	if m.ListenTLS != "" {
-		l.listenAddr("imap.listen_tls", m.ListenTLS)
-		if !haveCert {
-			l.fail("imap.listen_tls", nil, "needs tls.cert_file and tls.key_file")
-		}
-	}
+	l.listeners("imap", m.Listen, m.ListenTLS, m.AllowCleartext, haveCert)
 	m.Upstream.resolve(l, "imap.upstream")
+	if m.Upstream.Login == LoginXCLIENT {
+		l.fail("imap.upstream.login", nil, "xclient is an SMTP login mode; IMAP upstreams use master, login-master or passthrough")
+	}
+}
+
+// listeners checks a protocol's plain (STARTTLS) and implicit TLS listener
+// addresses against the certificate and the cleartext switch.
+func (l *loader) listeners(proto, plain, implicit string, cleartext, haveCert bool) {
+	if plain != "" {
+		l.listenAddr(proto+".listen", plain)
+		if !haveCert && !cleartext {
+			l.fail(proto+".allow_cleartext", nil,
+				"%s.listen without tls.cert_file cannot offer STARTTLS, so no client could log in: "+
+					"configure tls.cert_file and tls.key_file, or set allow_cleartext = true (tests and loopback only)", proto)
+		}
+	}
+	if implicit != "" {
+		l.listenAddr(proto+".listen_tls", implicit)
+		if !haveCert {
+			l.fail(proto+".listen_tls", nil, "needs tls.cert_file and tls.key_file")
+		}
+	}
 }
 
 // listenAddr checks a host:port to listen on; port 0 picks a free port.
@@ -108,6 +124,10 @@ func (l *loader) listenAddr(key, addr string) {
 }
 
 func (l *loader) storeAndControl(s *Store, ctl *Control) {
+	if s.Backend == "" {
+		s.Backend = StoreBolt
+	}
+	l.redis(&s.Redis, s.Backend == StoreRedis)
 	if s.Path == "" {
 		s.Path = defaultStoreFile
 	}

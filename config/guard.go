@@ -1,0 +1,179 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// GuardLimits are the [limits] keys of the login guard (authn.Guard) and
+// of the connection limits. Zero means the default.
+type GuardLimits struct {
+	// TrustedNetworks are exempt from failure counting, the tarpit and
+	// blocks (CIDR prefixes, e.g. "10.0.0.0/8"; a single address is
+	// written /32 or /128). Stored masked. Default none.
+	TrustedNetworks []netip.Prefix `toml:"trusted_networks"`
+	// MaxConnections bounds the client connections open at once per
+	// protocol. Default 10000.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerIP bounds the connections open at once from one
+	// address. Default 50 (Outlook opens several per account).
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// FailWindow is the fixed window in which failed logins are counted;
+	// a block lasts until its window ends. Default 10m.
+	FailWindow Duration `toml:"fail_window"`
+	// MaxFailuresPerIP: failures per window from one IPv4 address or IPv6
+	// /64 before it is blocked. Default 10.
+	MaxFailuresPerIP int `toml:"max_failures_per_ip"`
+	// MaxFailuresPerNetwork: failures per window from one IPv4 /24 or
+	// IPv6 /48 before it is blocked. Default 100.
+	MaxFailuresPerNetwork int `toml:"max_failures_per_network"`
+	// MaxFailuresPerAccount: failures per window against one account
+	// before it is blocked for every address except those that logged in
+	// to it successfully within KnownAddressTTL. Default 30.
+	MaxFailuresPerAccount int `toml:"max_failures_per_account"`
+	// MaxFailuresPerAccountIP: failures per window against one account
+	// from one address; a success resets it. Default 5.
+	MaxFailuresPerAccountIP int `toml:"max_failures_per_account_ip"`
+	// TarpitBase is the reply delay after an address's first failure; it
+	// doubles with each further failure in the window. Default 2s.
+	TarpitBase Duration `toml:"tarpit_base"`
+	// TarpitMax caps the delay; blocked attempts wait this long. Default
+	// 15s, as Dovecot's auth_penalty. At least TarpitBase.
+	TarpitMax Duration `toml:"tarpit_max"`
+	// KnownAddressTTL is how long an address that logged in to an account
+	// stays exempt from the account's block. Default 168h (7 days).
+	KnownAddressTTL Duration `toml:"known_address_ttl"`
+	// AuthCacheTTL is how long a verified login is reused without
+	// argon2id. Default 5m; "0s" or "off" disables the cache (after
+	// Load, zero means off).
+	AuthCacheTTL SwitchableDuration `toml:"auth_cache_ttl"`
+	// AuthCacheEntries bounds the cache. Default 100000.
+	AuthCacheEntries int `toml:"auth_cache_entries"`
+}
+
+// Defaults of GuardLimits (the same as authn's and proxy's).
+const (
+	defaultMaxConnections          = 10000
+	defaultMaxConnectionsPerIP     = 50
+	defaultFailWindow              = 10 * time.Minute
+	defaultMaxFailuresPerIP        = 10
+	defaultMaxFailuresPerNetwork   = 100
+	defaultMaxFailuresPerAccount   = 30
+	defaultMaxFailuresPerAccountIP = 5
+	defaultTarpitBase              = 2 * time.Second
+	defaultTarpitMax               = 15 * time.Second
+	defaultKnownAddressTTL         = 7 * 24 * time.Hour
+	defaultAuthCacheTTL            = 5 * time.Minute
+	defaultAuthCacheEntries        = 100000
+)
+
+// SwitchableDuration is a duration that the file may also switch off with
+// "off" or "0s"; a missing key is the default. After Load, zero means off.
+type SwitchableDuration time.Duration
+
+// switchedOff marks an explicit "off" between decoding and validation.
+const switchedOff SwitchableDuration = -1
+
+// UnmarshalText parses "off" or a Go duration string.
+func (d *SwitchableDuration) UnmarshalText(text []byte) error {
+	if string(text) == "off" {
+		*d = switchedOff
+		return nil
+	}
+	var v Duration
+	if err := v.UnmarshalText(text); err != nil {
+		return fmt.Errorf("%w, or \"off\"", err)
+	}
+	switch {
+	case v.Duration == 0:
+		*d = switchedOff
+	case v.Duration < 0:
+		return fmt.Errorf("%q is negative", text)
+	default:
+		*d = SwitchableDuration(v.Duration)
+	}
+	return nil
+}
+
+// MarshalText writes "off" or the duration.
+func (d SwitchableDuration) MarshalText() ([]byte, error) {
+	if d <= 0 {
+		return []byte("off"), nil
+	}
+	return []byte(time.Duration(d).String()), nil
+}
+
+// guardLimits fills the defaults of g and validates it.
+func (l *loader) guardLimits(g *GuardLimits) {
+	for i, p := range g.TrustedNetworks {
+		if !p.IsValid() {
+			l.fail("limits.trusted_networks", nil, "entry %d is not a CIDR prefix", i+1)
+			continue
+		}
+		g.TrustedNetworks[i] = p.Masked()
+	}
+	l.count("limits.max_connections", &g.MaxConnections, defaultMaxConnections, 1)
+	l.count("limits.max_connections_per_ip", &g.MaxConnectionsPerIP, defaultMaxConnectionsPerIP, 1)
+	l.duration("limits.fail_window", &g.FailWindow, defaultFailWindow, time.Second)
+	l.count("limits.max_failures_per_ip", &g.MaxFailuresPerIP, defaultMaxFailuresPerIP, 1)
+	l.count("limits.max_failures_per_network", &g.MaxFailuresPerNetwork, defaultMaxFailuresPerNetwork, 1)
+	l.count("limits.max_failures_per_account", &g.MaxFailuresPerAccount, defaultMaxFailuresPerAccount, 1)
+	l.count("limits.max_failures_per_account_ip", &g.MaxFailuresPerAccountIP, defaultMaxFailuresPerAccountIP, 1)
+	l.duration("limits.tarpit_base", &g.TarpitBase, defaultTarpitBase, 0)
+	l.duration("limits.tarpit_max", &g.TarpitMax, defaultTarpitMax, 0)
+	if g.TarpitMax.Duration < g.TarpitBase.Duration {
+		l.fail("limits.tarpit_max", nil, "%s is below limits.tarpit_base (%s)", g.TarpitMax.Duration, g.TarpitBase.Duration)
+	}
+	l.duration("limits.known_address_ttl", &g.KnownAddressTTL, defaultKnownAddressTTL, time.Minute)
+	switch g.AuthCacheTTL {
+	case 0:
+		g.AuthCacheTTL = SwitchableDuration(defaultAuthCacheTTL)
+	case switchedOff:
+		g.AuthCacheTTL = 0
+	}
+	l.count("limits.auth_cache_entries", &g.AuthCacheEntries, defaultAuthCacheEntries, 1)
+}
+
+// Audit configures the audit log: one JSON record per login attempt.
+type Audit struct {
+	// File is where the records go: "" (default) the process log, "-"
+	// standard output as JSON, or a path: a JSON file opened for append,
+	// created with mode 0600. A relative path is relative to the
+	// configuration file.
+	File string `toml:"file"`
+}
+
+func (l *loader) audit(a *Audit) {
+	switch a.File {
+	case "", "-":
+	default:
+		if strings.TrimSpace(a.File) != a.File {
+			l.fail("audit.file", nil, "%q has leading or trailing spaces", a.File)
+			return
+		}
+		a.File = l.path(a.File)
+	}
+}
+
+// Logger opens the audit log: main for "", a JSON logger on stdout for
+// "-", or a JSON logger appending to File. The returned close function
+// closes the file (a no-op otherwise).
+func (a Audit) Logger(main *slog.Logger, stdout io.Writer) (*slog.Logger, func() error, error) {
+	noop := func() error { return nil }
+	switch a.File {
+	case "":
+		return main, noop, nil
+	case "-":
+		return slog.New(slog.NewJSONHandler(stdout, nil)), noop, nil
+	}
+	f, err := os.OpenFile(a.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)), f.Close, nil
+}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// defaultGuardLimits is what a file without guard keys loads to.
+func defaultGuardLimits() GuardLimits {
+	return GuardLimits{
+		MaxConnections: 10000, MaxConnectionsPerIP: 50,
+		FailWindow:       Duration{10 * time.Minute},
+		MaxFailuresPerIP: 10, MaxFailuresPerNetwork: 100, MaxFailuresPerAccount: 30, MaxFailuresPerAccountIP: 5,
+		TarpitBase: Duration{2 * time.Second}, TarpitMax: Duration{15 * time.Second},
+		KnownAddressTTL:  Duration{7 * 24 * time.Hour},
+		AuthCacheTTL:     SwitchableDuration(5 * time.Minute),
+		AuthCacheEntries: 100000,
+	}
+}
+
+func TestGuardLimits(t *testing.T) {
+	c, err := Parse([]byte(base+lines(
+		`[limits]`,
+		`trusted_networks = ["10.1.2.3/8", "2001:db8::/32", "192.0.2.1/32"]`,
+		`max_connections = 200`,
+		`max_connections_per_ip = 20`,
+		`fail_window = "1h"`,
+		`max_failures_per_ip = 3`,
+		`max_failures_per_network = 30`,
+		`max_failures_per_account = 50`,
+		`max_failures_per_account_ip = 4`,
+		`tarpit_base = "500ms"`,
+		`tarpit_max = "4s"`,
+		`known_address_ttl = "720h"`,
+		`auth_cache_ttl = "1m"`,
+		`auth_cache_entries = 1000`,
+		`[audit]`,
+		`file = "audit/login.json"`,
+	)), "/etc/pg", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := GuardLimits{
+		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+			netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.1/32")},
+		MaxConnections: 200, MaxConnectionsPerIP: 20, FailWindow: Duration{time.Hour},
+		MaxFailuresPerIP: 3, MaxFailuresPerNetwork: 30, MaxFailuresPerAccount: 50, MaxFailuresPerAccountIP: 4,
+		TarpitBase: Duration{500 * time.Millisecond}, TarpitMax: Duration{4 * time.Second},
+		KnownAddressTTL: Duration{720 * time.Hour}, AuthCacheTTL: SwitchableDuration(time.Minute),
+		AuthCacheEntries: 1000,
+	}
+	if !reflect.DeepEqual(c.Limits.GuardLimits, want) {
+		t.Errorf("limits\n%+v\nwant\n%+v", c.Limits.GuardLimits, want)
+	}
+	if c.Audit.File != "/etc/pg/audit/login.json" {
+		t.Errorf("audit.file = %q", c.Audit.File)
+	}
+
+	d, err := Parse([]byte(base), "/etc/pg", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Limits.GuardLimits, defaultGuardLimits()) || d.Audit.File != "" {
+		t.Errorf("defaults %+v, audit %q", d.Limits.GuardLimits, d.Audit.File)
+	}
+}
+
+func TestAuthCacheOff(t *testing.T) {
+	for _, v := range []string{`"off"`, `"0s"`} {
+		c, err := Parse([]byte(base+lines(`[limits]`, `auth_cache_ttl = `+v)), t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Limits.AuthCacheTTL != 0 {
+			t.Errorf("auth_cache_ttl = %s: %v, want 0 (off)", v, c.Limits.AuthCacheTTL)
+		}
+	}
+}
+
+func TestGuardLimitsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		line, key, msg string
+	}{
+		{`trusted_networks = ["192.0.2.1"]`, "limits.trusted_networks", "192.0.2.1"},
+		{`trusted_networks = ["eleven"]`, "limits.trusted_networks", "eleven"},
+		{`max_connections = -1`, "limits.max_connections", "negative"},
+		{`max_failures_per_ip = -3`, "limits.max_failures_per_ip", "negative"},
+		{`fail_window = "10ms"`, "limits.fail_window", "below the minimum"},
+		{`tarpit_max = "1s"`, "limits.tarpit_max", "below limits.tarpit_base"},
+		{`tarpit_base = "-1s"`, "limits.tarpit_base", "negative"},
+		{`auth_cache_ttl = "-5m"`, "limits.auth_cache_ttl", "negative"},
+		{`auth_cache_ttl = "sometimes"`, "limits.auth_cache_ttl", `"off"`},
+		{`known_address_ttl = "1s"`, "limits.known_address_ttl", "below the minimum"},
+	} {
+		t.Run(tc.line, func(t *testing.T) {
+			_, err := Parse([]byte(base+lines(`[limits]`, tc.line)), t.TempDir(), nil)
+			e := errorFor(t, err, tc.key)
+			if e.Line != 9 || !strings.Contains(e.Error(), tc.msg) {
+				t.Errorf("error %q (line %d), want line 9 and %q", e.Error(), e.Line, tc.msg)
+			}
+		})
+	}
+}
+
+func TestAuditLogger(t *testing.T) {
+	main := slog.New(slog.DiscardHandler)
+	var stdout bytes.Buffer
+	if l, closeFn, err := (Audit{}).Logger(main, &stdout); err != nil || l != main || closeFn() != nil {
+		t.Errorf("\"\": %v, %v", l, err)
+	}
+	l, _, err := (Audit{File: "-"}).Logger(main, &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("audit", "user", "alice")
+	if !strings.HasPrefix(stdout.String(), `{"time":`) {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+	path := filepath.Join(t.TempDir(), "audit.json")
+	for range 2 {
+		l, closeFn, err := (Audit{File: path}).Logger(main, &stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Info("audit", "user", "alice")
+		if err := closeFn(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"msg":"audit"`); n != 2 {
+		t.Errorf("file holds %d records after two opens, want 2 (append)", n)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if _, _, err := (Audit{File: filepath.Join(path, "x")}).Logger(main, &stdout); err == nil {
+		t.Error("opening a file under a file succeeded")
+	}
+}

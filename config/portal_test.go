@@ -1,0 +1,134 @@
+package config
+
+import (
+	"bytes"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const hexKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+func keyBytes() []byte {
+	b := make([]byte, 32)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+func TestPortalDefaults(t *testing.T) {
+	c, err := Parse([]byte(base+lines(`[portal]`, `url = "https://mail.example.org/app-passwords"`)), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Portal.PortalServer
+	if p.Enabled() || p.Key != nil {
+		t.Errorf("portal runs without a listener: %+v", p)
+	}
+	if p.Issuer != "passgate" || p.SessionTTL.Duration != 8*time.Hour {
+		t.Errorf("issuer %q, session_ttl %s", p.Issuer, p.SessionTTL.Duration)
+	}
+	// base has only imap.listen on port 0, and no SMTP listener.
+	if p.IMAPHost != "mail.example.org" || p.IMAPSecurity != "starttls" || p.IMAPPort != 143 ||
+		p.SMTPHost != "mail.example.org" || p.SMTPSecurity != "starttls" || p.SMTPPort != 587 {
+		t.Errorf("mail settings %+v", p)
+	}
+}
+
+func TestPortalFull(t *testing.T) {
+	dir := fixture(t)
+	writeFile(t, filepath.Join(dir, "portal-key"), hexKey+"\n")
+	data := lines(
+		`[imap]`,
+		`listen_tls = "0.0.0.0:1993"`,
+		`[imap.upstream]`,
+		`address = "127.0.0.1:143"`,
+		`master_user = "proxy"`,
+		`master_secret = "s3cret"`,
+		`[tls]`,
+		`cert_file = "cert.pem"`,
+		`key_file = "key.pem"`,
+		`[portal]`,
+		`url = "https://portal.example.org/"`,
+		`listen = "127.0.0.1:8080"`,
+		`listen_tls = "0.0.0.0:8443"`,
+		`key_file = "portal-key"`,
+		`issuer = "Example Mail"`,
+		`session_ttl = "1h"`,
+		`trusted_proxies = ["127.0.0.1/8", "::1/128"]`,
+		`imap_host = "imap.example.org"`,
+		`smtp_port = 2525`,
+		`smtp_security = "tls"`,
+	)
+	c, err := Parse([]byte(data), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Portal.PortalServer
+	if !p.Enabled() || !bytes.Equal(p.Key, keyBytes()) || p.KeyFrom != "file "+filepath.Join(dir, "portal-key") {
+		t.Errorf("key %x from %q", p.Key, p.KeyFrom)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	if p.Issuer != "Example Mail" || p.SessionTTL.Duration != time.Hour || len(p.TrustedProxies) != 2 ||
+		p.TrustedProxies[0] != want[0] || p.TrustedProxies[1] != want[1] {
+		t.Errorf("portal %+v", p)
+	}
+	if p.IMAPHost != "imap.example.org" || p.IMAPSecurity != "tls" || p.IMAPPort != 1993 ||
+		p.SMTPHost != "imap.example.org" || p.SMTPSecurity != "tls" || p.SMTPPort != 2525 {
+		t.Errorf("mail settings %+v", p)
+	}
+
+	// The environment wins over the file, in any of the accepted encodings.
+	for _, enc := range []string{hexKey, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"} {
+		c, err := Parse([]byte(data), dir, envMap(map[string]string{"PASSGATE_PORTAL_KEY": enc}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := c.Portal.PortalServer; !bytes.Equal(p.Key, keyBytes()) || p.KeyFrom != "env PASSGATE_PORTAL_KEY" {
+			t.Errorf("%s: key %x from %q", enc, p.Key, p.KeyFrom)
+		}
+	}
+}
+
+func TestPortalErrors(t *testing.T) {
+	dir := fixture(t)
+	writeFile(t, filepath.Join(dir, "portal-key"), hexKey)
+	writeFile(t, filepath.Join(dir, "short-key"), "00112233")
+	tests := []struct {
+		name, portal, key, msg string
+	}{
+		{"no url", `listen = "127.0.0.1:8080"` + "\nkey_file = \"portal-key\"", "portal.url", "required with portal.listen"},
+		{"no key", `url = "https://x.example"` + "\nlisten = \"127.0.0.1:8080\"", "portal.key_file", "openssl rand -hex 32"},
+		{"short key", `url = "https://x.example"` + "\nlisten = \"127.0.0.1:8080\"\nkey_file = \"short-key\"", "portal.key_file", "not 32 bytes"},
+		{"missing key file", `url = "https://x.example"` + "\nlisten = \"127.0.0.1:8080\"\nkey_file = \"nope\"", "portal.key_file", "no such file"},
+		{"http elsewhere", `url = "http://mail.example.org"` + "\nlisten = \"127.0.0.1:8080\"\nkey_file = \"portal-key\"", "portal.url", "only on localhost"},
+		{"tls without cert", `url = "https://x.example"` + "\nlisten_tls = \"127.0.0.1:8443\"\nkey_file = \"portal-key\"", "portal.listen_tls", "needs tls.cert_file"},
+		{"bad listen", `url = "https://x.example"` + "\nlisten = \"8080\"\nkey_file = \"portal-key\"", "portal.listen", "not host:port"},
+		{"bad security", `imap_security = "ssl"`, "portal.imap_security", `"ssl" is not one of tls, starttls`},
+		{"bad port", `smtp_port = 70000`, "portal.smtp_port", "not a TCP port"},
+		{"short session", `session_ttl = "1m"`, "portal.session_ttl", "below the minimum of 5m0s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(base+"[portal]\n"+tc.portal+"\n"), dir, nil)
+			e := errorFor(t, err, tc.key)
+			if !strings.Contains(e.Error(), tc.msg) {
+				t.Errorf("error %q lacks %q", e.Error(), tc.msg)
+			}
+			if strings.Contains(err.Error(), hexKey) {
+				t.Error("an error shows the key")
+			}
+		})
+	}
+	t.Run("loopback http is fine", func(t *testing.T) {
+		for _, u := range []string{"http://127.0.0.1:8080", "http://localhost:8080/", "http://[::1]:8080"} {
+			_, err := Parse([]byte(base+"[portal]\nurl = \""+u+"\"\nlisten = \"127.0.0.1:8080\"\nkey_file = \"portal-key\"\n"), dir, nil)
+			if err != nil {
+				t.Errorf("%s: %v", u, err)
+			}
+		}
+	})
+}
