@@ -2,6 +2,7 @@ package authn
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/passgate/passgate/store"
 )
@@ -14,6 +15,8 @@ type Attempt struct {
 	RemoteIP  netip.Addr
 	Client    string // client name/version from IMAP ID, if any
 	Mechanism string // "LOGIN", "PLAIN", ... for audit
+	TLS       string // negotiated TLS version ("TLS 1.3"), "" without TLS; for audit
+	SessionID string // the proxy's session id, for audit
 }
 
 // Result is the outcome of a login attempt. Only OK lets the session through.
@@ -30,6 +33,10 @@ const (
 	ScopeDenied       Result = "scope-denied"
 	Expired           Result = "expired"
 	AddressDenied     Result = "address-denied"
+	// RateLimited: the Guard refused the attempt before verifying it
+	// (too many recent failures from the address, its network or against
+	// the account). It says nothing about the secret.
+	RateLimited Result = "rate-limited"
 )
 
 // Decision is what Verify decided.
@@ -42,6 +49,18 @@ type Decision struct {
 	// empty for a primary-password login or a failure before one matched.
 	AppPasswordID   string
 	AppPasswordName string
+
+	// restrict is the app password's expiry and allowed networks at the
+	// time of an OK decision (nil: none), so that the Guard's cache can
+	// re-check them on a hit.
+	restrict *restriction
+}
+
+// restriction is the policy of an app password that can turn an OK into a
+// refusal without any store event: time passing, or another address.
+type restriction struct {
+	expires   time.Time
+	allowFrom []netip.Prefix
 }
 
 // ViaPrimary reports whether an OK decision came from the primary password.

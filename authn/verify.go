@@ -221,6 +221,9 @@ func (v *Verifier) verifyAppPassword(ctx context.Context, a Attempt, acct store.
 	if d.Result != OK {
 		return d, nil
 	}
+	if !p.Expires.IsZero() || len(p.AllowFrom) > 0 {
+		d.restrict = &restriction{expires: p.Expires, allowFrom: p.AllowFrom}
+	}
 	use := store.LastUse{Time: now, IP: a.RemoteIP, Protocol: string(a.Protocol), Client: a.Client}
 	err = v.Store.TouchAppPassword(ctx, acct.Username, p.ID, use)
 	switch {

@@ -68,16 +68,26 @@ func (c *conn) authPlain(tag string, resp []byte, hasIR bool) error {
 			return err
 		}
 	}
-	parts := bytes.Split(resp, []byte{0})
-	if len(parts) != 3 {
-		return errBadPLAIN
+	authzid, authcid, secret, err := decodePlain(resp)
+	if err != nil {
+		return err
 	}
-	authzid, authcid, secret := string(parts[0]), string(parts[1]), string(parts[2])
 	if authzid != "" && !sameUser(authzid, authcid) {
 		c.log.Info("imap login", "user", authcid, "mechanism", "PLAIN", "result", "authzid-refused")
 		return errImpersonation
 	}
 	return c.login(tag, "PLAIN", authcid, secret)
+}
+
+// decodePlain splits a PLAIN response: [authzid] NUL authcid NUL passwd
+// (RFC 4616 §2). Empty fields are passed on: the Authenticator refuses
+// them like any wrong credential.
+func decodePlain(resp []byte) (authzid, authcid, passwd string, err error) {
+	parts := bytes.Split(resp, []byte{0})
+	if len(parts) != 3 {
+		return "", "", "", errBadPLAIN
+	}
+	return string(parts[0]), string(parts[1]), string(parts[2]), nil
 }
 
 // authLogin runs the LOGIN mechanism: "Username:" and "Password:" prompts;

@@ -36,11 +36,13 @@ type conn struct {
 	r        *bufio.Reader
 	tls      bool   // the connection is TLS (implicit or after STARTTLS)
 	failures int    // failed logins so far
+	commands int    // commands read so far (MaxPreauthCommands)
 	clientID string // "name/version" from IMAP ID, sanitised
 
 	mu          sync.Mutex // guards the fields below (Shutdown/Close use them)
 	netConn     net.Conn   // the client; a *tls.Conn after STARTTLS
 	up          net.Conn   // the upstream, once relaying
+	bye         *byeConn   // the client side of the relay, once relaying
 	relaying    bool
 	interrupted bool // Shutdown asked the pre-auth phase to end
 }
@@ -82,12 +84,19 @@ func (c *conn) serve() {
 	defer c.closeNet()
 	defer c.cancel()
 	defer c.recoverPanic()
+	release, admitted := c.srv.acquireConn(c.remote.Addr())
+	defer release()
 
 	if tc, ok := c.netConn.(*tls.Conn); ok {
 		if err := c.handshake(tc); err != nil {
 			c.log.Debug("imap tls handshake failed", "err", err)
 			return
 		}
+	}
+	if !admitted {
+		c.log.Info("imap connection refused: too many connections")
+		c.write("* BYE Too many connections")
+		return
 	}
 	// RFC 3501 §7.1.1: the greeting may carry the capabilities.
 	if err := c.write("* OK [CAPABILITY " + c.capabilities() + "] " + c.srv.hostname() + " ready"); err != nil {
@@ -99,6 +108,11 @@ func (c *conn) serve() {
 			return
 		}
 		cmd, err := c.readCommand()
+		if c.tooManyCommands(err) {
+			c.log.Info("imap too many commands before login", "limit", c.srv.maxPreauthCommands())
+			c.write("* BYE Too many commands before login")
+			return
+		}
 		if err == nil {
 			err = c.dispatch(cmd)
 		}
@@ -124,6 +138,18 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// tooManyCommands counts a command just read (err is nil or the reply to
+// a malformed one) and reports whether it is one more than
+// MaxPreauthCommands allows. Read errors end the connection anyway.
+func (c *conn) tooManyCommands(err error) bool {
+	var re *respError
+	if err != nil && !errors.As(err, &re) {
+		return false
+	}
+	c.commands++
+	return c.commands > c.srv.maxPreauthCommands()
 }
 
 // dispatch runs one command (RFC 3501 §6.1 any state, §6.2 not

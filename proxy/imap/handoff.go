@@ -32,6 +32,7 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 		return err
 	}
 	client.SetDeadline(time.Time{})
+	relayed := c.wrapRelayed(client)
 
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
@@ -51,7 +52,7 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	err := proxy.Splice(ctx,
-		proxy.Leg{Conn: client, Buffered: bytes.Clone(buffered)},
+		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered)},
 		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered},
 		c.srv.IdleTimeout)
 	attrs := []any{"user", dec.Username, "duration", time.Since(started).Round(time.Millisecond)}

@@ -56,14 +56,17 @@ func (c *conn) cmdLogin(cmd *command) error {
 // the relay, or the *respError the client gets. One Info line is logged
 // per outcome; the secret is never logged.
 func (c *conn) login(tag, mech, user, secret string) error {
-	dec, err := c.srv.Auth.Verify(c.ctx, authn.Attempt{
+	a := authn.Attempt{
 		Username:  user,
 		Secret:    secret,
 		Protocol:  store.ScopeIMAP,
 		RemoteIP:  c.remote.Addr(),
 		Client:    c.clientID,
 		Mechanism: mech,
-	})
+		TLS:       c.tlsVersion(),
+		SessionID: c.id,
+	}
+	dec, err := c.srv.Auth.Verify(c.ctx, a)
 	if dec.Username == "" {
 		dec.Username = user
 	}
@@ -74,6 +77,9 @@ func (c *conn) login(tag, mech, user, secret string) error {
 	case dec.Result == authn.PrimaryRefusedMFA:
 		c.logLogin(dec, mech, string(dec.Result))
 		return &respError{status: "NO", code: "ALERT", text: c.srv.mfaMessage(), failure: true}
+	case dec.Result == authn.RateLimited:
+		c.logLogin(dec, mech, string(dec.Result))
+		return errRateLimited
 	case dec.Result != authn.OK:
 		c.logLogin(dec, mech, string(dec.Result))
 		return errAuthFailed
@@ -89,9 +95,11 @@ func (c *conn) login(tag, mech, user, secret string) error {
 	switch {
 	case errors.As(err, &refused):
 		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code)
+		c.auditUpstreamError(a, dec)
 		return errUpstreamRefused
 	case err != nil:
 		c.logLogin(dec, mech, "upstream-error", "err", err)
+		c.auditUpstreamError(a, dec)
 		return errUpstreamUnavailable
 	}
 	c.logLogin(dec, mech, string(authn.OK))

@@ -62,7 +62,8 @@ func TestLogin(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, want)
 			}
 			a := e.auth.last(t)
-			want := authn.Attempt{Username: tt.user, Secret: tt.secret, Protocol: store.ScopeIMAP, RemoteIP: loopback, Mechanism: "LOGIN"}
+			want := authn.Attempt{Username: tt.user, Secret: tt.secret, Protocol: store.ScopeIMAP, RemoteIP: loopback, Mechanism: "LOGIN",
+				SessionID: a.SessionID} // random; guard_test.go checks it
 			if a != want {
 				t.Errorf("Attempt = %+v, want %+v", a, want)
 			}

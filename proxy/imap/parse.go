@@ -21,6 +21,16 @@ type command struct {
 
 var errLineTooLong = &respError{status: "BAD", code: "TOOBIG", text: "Line too long", untagged: true, close: true}
 
+// recordTypeHandshake is the first byte of a TLS ClientHello (RFC 8446
+// §5.1). It is a control character, so no IMAP command starts with it.
+const recordTypeHandshake = 0x16
+
+// errTLSOnPlain ends a plain connection whose client starts a TLS handshake
+// (a client set up for port 993 talking to 143): its bytes are no command,
+// and it cannot read our reply anyway.
+var errTLSOnPlain = &respError{status: "BYE", text: "TLS handshake on a plain connection: use implicit TLS or STARTTLS",
+	untagged: true, close: true}
+
 // readLine reads one line under the read deadline and the MaxLine limit
 // (the reader's buffer size). The slice is valid until the next read.
 // Bare LF is accepted as a line end.
@@ -43,6 +53,16 @@ func (c *conn) readLine() ([]byte, error) {
 // name. The returned command is never nil, even with an error.
 func (c *conn) readCommand() (*command, error) {
 	cmd := &command{c: c}
+	if !c.tls {
+		if err := c.setReadDeadline(); err != nil {
+			return cmd, err
+		}
+		// A read error here comes back from readLine.
+		if b, err := c.r.Peek(1); err == nil && b[0] == recordTypeHandshake {
+			c.log.Info("imap client started TLS on a plain connection")
+			return cmd, errTLSOnPlain
+		}
+	}
 	line, err := c.readLine()
 	if err != nil {
 		return cmd, err

@@ -65,12 +65,13 @@ var ErrServerClosed = errors.New("imap: server closed")
 
 // Defaults applied when the matching Server field is zero.
 const (
-	DefaultMaxFailedLogins = 3
-	DefaultReadTimeout     = 60 * time.Second
-	DefaultMaxLine         = 8192
-	DefaultMaxLiteral      = 8192
-	DefaultMFAMessage      = "Application password required"
-	DefaultHostname        = "passgate"
+	DefaultMaxFailedLogins    = 3
+	DefaultMaxPreauthCommands = 100
+	DefaultReadTimeout        = 60 * time.Second
+	DefaultMaxLine            = 8192
+	DefaultMaxLiteral         = 8192
+	DefaultMFAMessage         = "Application password required"
+	DefaultHostname           = "passgate"
 )
 
 // Server is an IMAP pre-auth front end. Set the fields before the first
@@ -79,6 +80,10 @@ type Server struct {
 	Auth     Authenticator   // required
 	Upstream Upstream        // required
 	Sessions *proxy.Registry // nil: sessions are not registered (tests)
+	// ConnLimit bounds the connections open at once, in total and per
+	// address (may be shared with other servers); a connection past a
+	// limit gets "* BYE Too many connections". nil: no limit.
+	ConnLimit *proxy.ConnLimiter
 	// TLSConfig is used for STARTTLS (Serve) and implicit TLS (ServeTLS).
 	// Nil: no STARTTLS, and ServeTLS fails.
 	TLSConfig *tls.Config
@@ -94,6 +99,11 @@ type Server struct {
 	// MaxFailedLogins is the number of failed logins after which the
 	// connection is closed with "* BYE Too many failed logins". 0 = 3.
 	MaxFailedLogins int
+	// MaxPreauthCommands is the number of commands a connection may send
+	// before it logs in; the next one is answered with
+	// "* BYE Too many commands before login" and the connection closed.
+	// 0 = 100.
+	MaxPreauthCommands int
 	// ReadTimeout bounds every pre-auth read (and write). 0 = 60s.
 	ReadTimeout time.Duration
 	// MaxLine is the longest command line accepted, CRLF included.
@@ -123,6 +133,13 @@ func (s *Server) maxFailedLogins() int {
 		return s.MaxFailedLogins
 	}
 	return DefaultMaxFailedLogins
+}
+
+func (s *Server) maxPreauthCommands() int {
+	if s.MaxPreauthCommands > 0 {
+		return s.MaxPreauthCommands
+	}
+	return DefaultMaxPreauthCommands
 }
 
 func (s *Server) readTimeout() time.Duration {
@@ -294,8 +311,9 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 
 // Shutdown stops accepting, tells clients still in the pre-auth phase
 // "* BYE Server shutting down", and waits for relayed sessions to end until
-// ctx is done; then it closes what is left (relayed sessions included) and
-// returns ctx.Err().
+// ctx is done; then it says the same BYE to the relayed clients for which
+// that is safe (between two upstream responses, see byeConn), closes what is
+// left (relayed sessions included) and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
@@ -316,6 +334,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.goodbye()
 		s.Close()
 		return fmt.Errorf("imap: shutdown: %w", ctx.Err())
 	}

@@ -202,17 +202,19 @@ func TestShutdown(t *testing.T) {
 	// The relayed session keeps working while Shutdown waits.
 	relayed.send("b NOOP\r\n")
 	peer.expect("b NOOP")
+	relayed.expectPrefix("* 3 EXISTS")
 	select {
 	case err := <-done:
 		t.Fatalf("Shutdown returned %v while a session was relayed", err)
 	default:
 	}
-	// When ctx ends, the relayed session is closed.
+	// When ctx ends, the relayed session is told (it is between two
+	// responses) and closed.
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Shutdown returned %v, want context.Canceled", err)
 	}
-	relayed.expectPrefix("* 3 EXISTS")
+	relayed.expect("* BYE Server shutting down")
 	relayed.expectClosed()
 	peer.expectClosed()
 }

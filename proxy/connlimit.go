@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// Defaults of ConnLimiter.
+const (
+	DefaultMaxConnections      = 10000
+	DefaultMaxConnectionsPerIP = 50
+)
+
+// ConnLimiter bounds the client connections open at once, in total and per
+// source address (an IPv4 address or an IPv6 /64, since one IPv6 host may
+// use a whole /64). The zero value uses the defaults; it is safe for
+// concurrent use and may be shared by several servers.
+type ConnLimiter struct {
+	// Max is the total. If zero, DefaultMaxConnections.
+	Max int
+	// PerIP is the limit per source address. If zero,
+	// DefaultMaxConnectionsPerIP.
+	PerIP int
+
+	mu    sync.Mutex
+	total int
+	byIP  map[netip.Prefix]int
+}
+
+// Acquire counts one connection from addr. If a limit is reached it
+// returns ok false and counts nothing; otherwise the caller must call
+// release (once; more calls are ignored) when the connection ends.
+func (l *ConnLimiter) Acquire(addr netip.Addr) (release func(), ok bool) {
+	key := addrKey(addr)
+	maxTotal, perIP := l.Max, l.PerIP
+	if maxTotal <= 0 {
+		maxTotal = DefaultMaxConnections
+	}
+	if perIP <= 0 {
+		perIP = DefaultMaxConnectionsPerIP
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= maxTotal || l.byIP[key] >= perIP {
+		return nil, false
+	}
+	if l.byIP == nil {
+		l.byIP = make(map[netip.Prefix]int)
+	}
+	l.total++
+	l.byIP[key]++
+	var once sync.Once
+	return func() { once.Do(func() { l.release(key) }) }, true
+}
+
+func (l *ConnLimiter) release(key netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.byIP[key]--; l.byIP[key] <= 0 {
+		delete(l.byIP, key)
+	}
+}
+
+// Open returns the number of connections counted now, in total and from
+// addr (for tests and metrics).
+func (l *ConnLimiter) Open(addr netip.Addr) (total, fromAddr int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total, l.byIP[addrKey(addr)]
+}
+
+// addrKey is the address's /32 (IPv4) or /64 (IPv6); an invalid address
+// (not TCP) is one key of its own.
+func addrKey(addr netip.Addr) netip.Prefix {
+	addr = addr.Unmap()
+	bits := 32
+	if addr.Is6() {
+		bits = 64
+	}
+	p, _ := addr.Prefix(bits)
+	return p
+}

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+)
+
+func TestConnLimiter(t *testing.T) {
+	l := &ConnLimiter{Max: 5, PerIP: 2}
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	acquire := func(addr netip.Addr, want bool) func() {
+		t.Helper()
+		rel, ok := l.Acquire(addr)
+		if ok != want {
+			t.Fatalf("Acquire(%v) ok = %v, want %v", addr, ok, want)
+		}
+		return rel
+	}
+	ra1 := acquire(a, true)
+	acquire(a, true)
+	acquire(a, false) // per address
+	acquire(netip.MustParseAddr("::ffff:192.0.2.1"), false)
+	acquire(b, true)
+	acquire(netip.MustParseAddr("2001:db8::1"), true)
+	acquire(netip.MustParseAddr("2001:db8::2"), true) // same /64
+	acquire(netip.MustParseAddr("2001:db8::3"), false)
+	acquire(netip.MustParseAddr("2001:db8:0:1::1"), false) // total
+	ra1()
+	ra1() // idempotent
+	if total, fromA := l.Open(a); total != 4 || fromA != 1 {
+		t.Errorf("after one release: total %d, from a %d; want 4, 1", total, fromA)
+	}
+	acquire(a, true)
+	acquire(b, false)
+}
+
+func TestConnLimiterConcurrent(t *testing.T) {
+	l := &ConnLimiter{Max: 1000, PerIP: 1000}
+	addr := netip.MustParseAddr("198.51.100.1")
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 100 {
+				if rel, ok := l.Acquire(addr); ok {
+					rel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if total, from := l.Open(addr); total != 0 || from != 0 {
+		t.Errorf("after all releases: %d, %d", total, from)
+	}
+	if len(l.byIP) != 0 {
+		t.Errorf("%d addresses left in the map", len(l.byIP))
+	}
+}
+
+func TestConnLimiterDefaults(t *testing.T) {
+	var l ConnLimiter
+	addr := netip.MustParseAddr("203.0.113.9")
+	for i := range DefaultMaxConnectionsPerIP {
+		if _, ok := l.Acquire(addr); !ok {
+			t.Fatalf("connection %d refused", i+1)
+		}
+	}
+	if _, ok := l.Acquire(addr); ok {
+		t.Errorf("connection %d accepted, default per-address limit is %d", DefaultMaxConnectionsPerIP+1, DefaultMaxConnectionsPerIP)
+	}
+}

@@ -1,0 +1,55 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"net/netip"
+
+	"github.com/passgate/passgate/authn"
+)
+
+// errRateLimited answers an attempt the authn.Guard refused before
+// verifying it. Dovecot answers such attempts AUTHENTICATIONFAILED after
+// its penalty delay; mox refuses the connection with "BYE too many auth
+// failures". passgate says what happened with [UNAVAILABLE] (RFC 5530
+// §3: a temporary failure), so that a blocked owner's client reports "try
+// again later" instead of prompting for a password that is right. It tells
+// an attacker nothing about the secret (none was checked) nor about the
+// account: unknown accounts are counted and refused alike.
+var errRateLimited = &respError{status: "NO", code: "UNAVAILABLE",
+	text: "Too many failed logins, try again later", failure: true}
+
+// upstreamAuditor is implemented by an Authenticator that audits logins
+// (authn.Guard): it records that the upstream login after an OK failed.
+type upstreamAuditor interface {
+	AuditUpstreamError(ctx context.Context, a authn.Attempt, d authn.Decision)
+}
+
+// auditUpstreamError tells the Authenticator, if it audits, that the
+// upstream login after its OK decision failed.
+func (c *conn) auditUpstreamError(a authn.Attempt, d authn.Decision) {
+	if ua, ok := c.srv.Auth.(upstreamAuditor); ok {
+		ua.AuditUpstreamError(c.ctx, a, d)
+	}
+}
+
+// tlsVersion is the negotiated TLS version ("TLS 1.3"), or "" without TLS.
+func (c *conn) tlsVersion() string {
+	if tc, ok := c.client().(*tls.Conn); ok {
+		return tls.VersionName(tc.ConnectionState().Version)
+	}
+	return ""
+}
+
+// acquireConn counts the connection in ConnLimit. When a limit is reached
+// ok is false; release must be called in any case.
+func (s *Server) acquireConn(addr netip.Addr) (release func(), ok bool) {
+	if s.ConnLimit == nil {
+		return func() {}, true
+	}
+	release, ok = s.ConnLimit.Acquire(addr)
+	if !ok {
+		return func() {}, false
+	}
+	return release, true
+}
