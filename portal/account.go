@@ -1,0 +1,92 @@
+package portal
+
+import (
+	"net/http"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/store"
+)
+
+// recentN is how many audit records the account page shows.
+const recentN = 20
+
+type accountData struct {
+	Username string
+	MFA      bool
+	TOTP     *store.TOTP
+	Activity []store.AuditRecord
+	// RevokesOnPasswordChange warns that a new password deletes every app
+	// password.
+	RevokesOnPasswordChange bool
+	MinPassword             int
+}
+
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	s.renderAccount(w, r, rc, http.StatusOK, "")
+}
+
+func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, errMsg string) {
+	recs, err := s.Store.RecentAudit(r.Context(), rc.acct.Username, recentN)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	p := s.pageFor(r, rc, "Account", "account")
+	p.Error = errMsg
+	p.Data = accountData{Username: rc.acct.Username, MFA: rc.acct.MFA, TOTP: rc.acct.TOTP, Activity: recs,
+		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: authn.MinPrimaryPasswordLen}
+	s.render(w, r, status, "account.html", p)
+}
+
+// changePassword checks the current password through Auth (brute-force
+// limits apply) and sets the new one. Every other session of the account
+// ends (its password fingerprint no longer matches); this one continues.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if err := form(w, r); err != nil {
+		s.renderError(w, r, rc, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	ctx := r.Context()
+	cur, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
+	if next != confirm {
+		s.renderAccount(w, r, rc, http.StatusUnprocessableEntity, "The new password and its confirmation differ.")
+		return
+	}
+	d, err := s.auth().Verify(ctx, authn.Attempt{Username: rc.acct.Username, Secret: cur, Protocol: ProtocolPortal,
+		RemoteIP: rc.remote.Addr(), Client: userAgent(r), Mechanism: "password-change"})
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	if d.AppPasswordID != "" || (d.Result != authn.OK && d.Result != authn.PrimaryRefusedMFA) {
+		msg := "Your current password is not right."
+		if d.Result == authn.RateLimited {
+			msg = msgRateLimited
+		}
+		s.renderAccount(w, r, rc, http.StatusUnauthorized, msg)
+		return
+	}
+	if err := s.Verifier.SetPrimaryPassword(ctx, rc.acct.Username, next); err != nil {
+		if msg, ok := userError(err); ok {
+			s.renderAccount(w, r, rc, http.StatusUnprocessableEntity, msg)
+			return
+		}
+		s.unavailable(w, r, err)
+		return
+	}
+	acct, err := s.Store.GetAccount(ctx, rc.acct.Username)
+	if err != nil {
+		s.unavailable(w, r, err)
+		return
+	}
+	rc.sess.PWTag = pwTag(acct.PasswordHash)
+	s.logger().InfoContext(ctx, "portal: primary password changed", "user", acct.Username)
+	s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: acct.Username, Remote: rc.remote,
+		Client: userAgent(r), Result: "password-changed"})
+	msg := "Your password was changed. Your other sign-ins to this portal were ended."
+	if !s.Verifier.KeepAppPasswordsOnPasswordChange {
+		msg += " All your app passwords were deleted: create a new one for each app."
+	}
+	s.setFlash(ctx, rc, msg) // also saves the new fingerprint
+	s.redirect(w, r, "/account")
+}

@@ -1,0 +1,114 @@
+package portal
+
+import (
+	"encoding/xml"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestAutoconfig(t *testing.T) {
+	f := newFixture(t, func(s *Server) {
+		s.Mail = MailSettings{IMAPHost: "mail.example.org", SMTPSecurity: SecuritySTARTTLS}
+	})
+	b := f.browser()
+	tests := []struct {
+		path, domain string
+	}{
+		{"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=bob%40Example.ORG", "example.org"},
+		{"/mail/config-v1.1.xml?emailaddress=carol@corp.example", "corp.example"},
+		{"/mail/config-v1.1.xml", "127.0.0.1"}, // no address: the Host
+		{"/mail/config-v1.1.xml?emailaddress=x@<script>", "127.0.0.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			r := b.get(tc.path)
+			if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/xml") {
+				t.Fatalf("%d %q", r.StatusCode, r.Header.Get("Content-Type"))
+			}
+			var cc clientConfig
+			if err := xml.Unmarshal([]byte(r.Body), &cc); err != nil {
+				t.Fatalf("%v\n%s", err, r.Body)
+			}
+			p := cc.Provider
+			want := emailProvider{ID: tc.domain, Domain: tc.domain, DisplayName: tc.domain + " mail", ShortName: tc.domain,
+				Incoming: acServer{Type: "imap", Hostname: "mail.example.org", Port: 993, SocketType: "SSL",
+					Authentication: "password-cleartext", Username: "%EMAILADDRESS%"},
+				Outgoing: acServer{Type: "smtp", Hostname: "mail.example.org", Port: 587, SocketType: "STARTTLS",
+					Authentication: "password-cleartext", Username: "%EMAILADDRESS%"},
+			}
+			p.Documentation = nil
+			if cc.Version != "1.1" || p != want {
+				t.Errorf("got %+v\nwant %+v", p, want)
+			}
+		})
+	}
+}
+
+func TestAutodiscover(t *testing.T) {
+	f := newFixture(t, func(s *Server) {
+		s.Mail = MailSettings{IMAPHost: "mail.example.org", IMAPSecurity: SecuritySTARTTLS, SMTPHost: "smtp.example.org"}
+	})
+	b := f.browser()
+	const req = `<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>bob@example.org</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>`
+	for _, path := range []string{"/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml"} {
+		t.Run(path, func(t *testing.T) {
+			// Outlook is no browser, but a stray Origin must not block it.
+			b.header = http.Header{"Origin": {"http://elsewhere.example"}}
+			defer func() { b.header = http.Header{} }()
+			hr, err := http.NewRequest("POST", b.base+path, strings.NewReader(req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hr.Header.Set("Content-Type", "text/xml")
+			r := b.do(hr)
+			if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/xml") {
+				t.Fatalf("%d %q\n%s", r.StatusCode, r.Header.Get("Content-Type"), r.Body)
+			}
+			for _, ns := range []string{adResponseNS, adOutlookSchemaNS} {
+				if !strings.Contains(r.Body, `xmlns="`+ns+`"`) {
+					t.Errorf("response lacks namespace %s", ns)
+				}
+			}
+			var resp struct {
+				Account struct {
+					AccountType string       `xml:"AccountType"`
+					Action      string       `xml:"Action"`
+					Protocols   []adProtocol `xml:"Protocol"`
+				} `xml:"Response>Account"`
+			}
+			if err := xml.Unmarshal([]byte(r.Body), &resp); err != nil {
+				t.Fatal(err)
+			}
+			a := resp.Account
+			want := []adProtocol{
+				{Type: "IMAP", Server: "mail.example.org", Port: 143, LoginName: "bob@example.org", DomainRequired: "off",
+					SPA: "off", SSL: "on", Encryption: "TLS", AuthRequired: "on"},
+				{Type: "SMTP", Server: "smtp.example.org", Port: 465, LoginName: "bob@example.org", DomainRequired: "off",
+					SPA: "off", SSL: "on", Encryption: "SSL", AuthRequired: "on"},
+			}
+			if a.AccountType != "email" || a.Action != "settings" || len(a.Protocols) != 2 ||
+				a.Protocols[0] != want[0] || a.Protocols[1] != want[1] {
+				t.Errorf("got %+v\nwant %+v", a, want)
+			}
+		})
+	}
+	t.Run("garbage", func(t *testing.T) {
+		for _, body := range []string{"", "not xml", "<Autodiscover><Request></Request></Autodiscover>"} {
+			hr, _ := http.NewRequest("POST", b.base+"/autodiscover/autodiscover.xml", strings.NewReader(body))
+			if r := b.do(hr); r.StatusCode != http.StatusBadRequest {
+				t.Errorf("%q: %d", body, r.StatusCode)
+			}
+		}
+		hr, _ := http.NewRequest("POST", b.base+"/autodiscover/autodiscover.xml", strings.NewReader(strings.Repeat("x", maxForm+1)))
+		if r := b.do(hr); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("oversized body: %d", r.StatusCode)
+		}
+	})
+}

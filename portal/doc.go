@@ -1,0 +1,28 @@
+// Package portal is passgate's self-service web portal: users sign in with
+// their primary password and a TOTP code (RFC 6238), enrol an authenticator,
+// create, download and revoke app passwords and change their password;
+// admins list users, delete all app passwords of selected users, require or
+// reset MFA and disable accounts. It also answers the mail clients'
+// autoconfiguration requests (Thunderbird autoconfig, Outlook Autodiscover).
+//
+//	s := &portal.Server{Store: db, Auth: guard, Verifier: v, Key: key,
+//		BaseURL: "https://mail.example.org", Mail: portal.MailSettings{...}}
+//	http.Serve(ln, s.Handler())
+//
+// Implementation notes (invariants every change must keep):
+//
+//   - Sessions live in the store's KV (several instances share them) under
+//     the SHA-256 of the cookie value, never the value itself. Every request
+//     re-reads the account: a disabled account, a changed primary password or
+//     a reset authenticator takes effect on the next click.
+//   - Every state change is a POST behind net/http.CrossOriginProtection;
+//     GET handlers change nothing but the session's own bookkeeping.
+//   - Secrets (passwords, app passwords, TOTP secrets, recovery codes,
+//     session and download tokens) never appear in a URL, a log line or an
+//     error; pages that show one are sent with Cache-Control: no-store (every
+//     dynamic page is).
+//   - The TOTP secret is stored sealed with Key (AES-256-GCM, the username
+//     as additional data); a TOTP time step is accepted once per account
+//     (RFC 6238 §5.2), across instances, through KV.AddKV.
+//   - No inline script or style: the Content-Security-Policy forbids it.
+package portal

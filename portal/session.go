@@ -1,0 +1,253 @@
+package portal
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/passgate/passgate/store"
+)
+
+// stage is how far a session got through sign-in.
+type stage int
+
+const (
+	stageNone  stage = iota
+	stageTOTP        // primary password verified, TOTP code pending
+	stageEnrol       // primary password verified, enrolment required first
+	stageFull        // signed in
+)
+
+// session is what the KV keeps per browser, under sessionKey(token).
+type session struct {
+	User  string `json:"u"`
+	Stage stage  `json:"s"`
+	// PWTag fingerprints the account's primary password hash at sign-in:
+	// a password change ends every other session.
+	PWTag   string    `json:"p"`
+	Expires time.Time `json:"e"`
+	// Fails counts wrong codes at stageTOTP.
+	Fails int    `json:"f,omitempty"`
+	Flash string `json:"m,omitempty"`
+}
+
+// reqCtx is a request's signed-in state.
+type reqCtx struct {
+	key    string // KV key of the session
+	sess   session
+	acct   store.Account
+	stage  stage // effective: stageEnrol if the account must enrol now
+	remote netip.AddrPort
+}
+
+const (
+	sessionPrefix = "portal/session/"
+	// maxCodeFails is how many wrong codes a pending sign-in may try before
+	// it must start again with the password (and the brute-force limits).
+	maxCodeFails = 5
+)
+
+func (s *Server) cookieName() string {
+	if s.secureCookies() {
+		return "__Host-passgate" // RFC 6265bis §4.1.3.2: Secure, Path=/, no Domain
+	}
+	return "passgate"
+}
+
+// sessionKey is the KV key of a session token: its SHA-256, so that the
+// store never holds a usable token.
+func sessionKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return sessionPrefix + hex.EncodeToString(sum[:])
+}
+
+// pwTag fingerprints a primary password hash.
+func pwTag(hash string) string {
+	sum := sha256.Sum256([]byte("portal-session\x00" + hash))
+	return hex.EncodeToString(sum[:8])
+}
+
+// newToken returns 32 random bytes, base64url.
+func newToken() string {
+	var b [32]byte
+	rand.Read(b[:]) // never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// startSession stores a new session for acct at st and sets its cookie,
+// ending the browser's previous session (a new token at every stage: no
+// session fixation).
+// flash, if not empty, is shown on the next page.
+func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, acct store.Account, st stage, flash string) (string, error) {
+	s.endSession(ctx, w, r, false)
+	ttl := s.sessionTTL()
+	if st != stageFull {
+		ttl = min(ttl, pendingTTL)
+	}
+	token := newToken()
+	key := sessionKey(token)
+	sess := session{User: acct.Username, Stage: st, PWTag: pwTag(acct.PasswordHash), Expires: s.now().Add(ttl), Flash: flash}
+	if err := s.saveSession(ctx, key, sess); err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cookieName(),
+		Value:    token,
+		Path:     "/",
+		MaxAge:   int(ttl / time.Second),
+		Secure:   s.secureCookies(),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return key, nil
+}
+
+// saveSession writes sess under key until it expires.
+func (s *Server) saveSession(ctx context.Context, key string, sess session) error {
+	ttl := sess.Expires.Sub(s.now())
+	if ttl <= 0 {
+		return s.Store.DeleteKV(ctx, key)
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("save session: %w", err)
+	}
+	if err := s.Store.PutKV(ctx, key, b, ttl); err != nil {
+		return fmt.Errorf("save session: %w", err)
+	}
+	return nil
+}
+
+// endSession deletes the browser's session, if any; clear also expires
+// its cookie.
+func (s *Server) endSession(ctx context.Context, w http.ResponseWriter, r *http.Request, clear bool) {
+	if c, err := r.Cookie(s.cookieName()); err == nil && c.Value != "" {
+		if err := s.Store.DeleteKV(ctx, sessionKey(c.Value)); err != nil {
+			s.logger().WarnContext(ctx, "portal: ending session failed", "err", err)
+		}
+	}
+	if clear {
+		http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: "", Path: "/", MaxAge: -1,
+			Secure: s.secureCookies(), HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+}
+
+// errNoSession means the request has no valid session.
+var errNoSession = errors.New("no session")
+
+// loadSession returns the request's session and its account, re-checked:
+// errNoSession if there is none, it expired, the account is gone or
+// disabled, or its password changed since sign-in (the session is then
+// deleted). Other errors are store failures.
+func (s *Server) loadSession(r *http.Request) (*reqCtx, error) {
+	ctx := r.Context()
+	c, err := r.Cookie(s.cookieName())
+	if err != nil || c.Value == "" || len(c.Value) > 100 {
+		return nil, errNoSession
+	}
+	rc := &reqCtx{key: sessionKey(c.Value), remote: s.remoteAddr(r)}
+	b, err := s.Store.GetKV(ctx, rc.key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	if err := json.Unmarshal(b, &rc.sess); err != nil || !s.now().Before(rc.sess.Expires) {
+		s.Store.DeleteKV(ctx, rc.key)
+		return nil, errNoSession
+	}
+	rc.acct, err = s.Store.GetAccount(ctx, rc.sess.User)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("load session: %w", err)
+	case rc.acct.Disabled || pwTag(rc.acct.PasswordHash) != rc.sess.PWTag:
+	default:
+		rc.stage = rc.sess.Stage
+		if rc.stage == stageFull && rc.acct.MFA && rc.acct.TOTP == nil {
+			rc.stage = stageEnrol // MFA required or reset since sign-in
+		}
+		return rc, nil
+	}
+	s.Store.DeleteKV(ctx, rc.key)
+	return nil, errNoSession
+}
+
+// need wraps h so that it runs only for a session at stage want (stageEnrol
+// also admits a signed-in user who enrols by choice); other requests are
+// sent to the page their session needs next.
+func (s *Server) need(want stage, h func(http.ResponseWriter, *http.Request, *reqCtx)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc, err := s.loadSession(r)
+		if errors.Is(err, errNoSession) {
+			s.redirect(w, r, "/signin")
+			return
+		}
+		if err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
+		if rc.stage == want || (want == stageEnrol && rc.stage == stageFull) {
+			h(w, r, rc)
+			return
+		}
+		s.redirect(w, r, stageHome(rc.stage))
+	}
+}
+
+// needAdmin is need(stageFull) for accounts with the admin role; others get
+// 403.
+func (s *Server) needAdmin(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.HandlerFunc {
+	return s.need(stageFull, func(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+		if !rc.acct.Admin {
+			s.renderError(w, r, rc, http.StatusForbidden, "Administrators only",
+				"This page is for administrators. Your account does not have the admin role.")
+			return
+		}
+		h(w, r, rc)
+	})
+}
+
+// stageHome is the page a session at st continues on.
+func stageHome(st stage) string {
+	switch st {
+	case stageTOTP:
+		return "/signin/code"
+	case stageEnrol:
+		return "/mfa/setup"
+	case stageFull:
+		return "/app-passwords"
+	}
+	return "/signin"
+}
+
+// setFlash stores a one-time message shown on the next page.
+func (s *Server) setFlash(ctx context.Context, rc *reqCtx, msg string) {
+	rc.sess.Flash = msg
+	if err := s.saveSession(ctx, rc.key, rc.sess); err != nil {
+		s.logger().WarnContext(ctx, "portal: saving message failed", "err", err)
+	}
+}
+
+// popFlash returns and clears the session's message.
+func (s *Server) popFlash(ctx context.Context, rc *reqCtx) string {
+	msg := rc.sess.Flash
+	if msg != "" {
+		s.setFlash(ctx, rc, "")
+	}
+	return msg
+}
+
+// redirect answers with 303 See Other (after a POST the browser GETs).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, path string) {
+	http.Redirect(w, r, path, http.StatusSeeOther)
+}
