@@ -16,6 +16,6 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/passgate
 VOLUME ["/var/lib/passgate"]
 WORKDIR /var/lib/passgate
 USER nonroot:nonroot
-EXPOSE 143 993
+EXPOSE 143 993 587 465
 ENTRYPOINT ["/usr/local/bin/passgate"]
 CMD ["serve", "--config", "/etc/passgate/passgate.toml"]

@@ -19,7 +19,7 @@ func TestDemoCurlCommandListsInbox(t *testing.T) {
 	bin := passgateBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "demo", "--listen-imap", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, bin, "demo", "--listen-imap", "127.0.0.1:0", "--listen-smtp", "127.0.0.1:0", "--listen-portal", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +53,20 @@ func TestDemoCurlCommandListsInbox(t *testing.T) {
 		t.Fatalf("demo did not print the curl commands:\n%s", out)
 	}
 
+	// Send a message through the demo's SMTP first: the listing must show it.
+	sendCmd := regexp.MustCompile(`(?m)^\s+(printf .*smtp://.*)$`).FindStringSubmatch(out)
+	if sendCmd == nil {
+		t.Fatalf("demo did not print the SMTP command:\n%s", out)
+	}
+	if got, err := exec.CommandContext(ctx, "sh", "-c", sendCmd[1]+" --max-time 20").CombinedOutput(); err != nil {
+		t.Fatalf("the printed SMTP command failed: %v\n%s\n%s", err, sendCmd[1], got)
+	}
+
 	got, err := exec.CommandContext(ctx, "sh", "-c", listCmd[1]+" --max-time 20").CombinedOutput()
 	if err != nil {
 		t.Fatalf("the printed curl command failed: %v\n%s\n%s", err, listCmd[1], got)
 	}
-	for _, subject := range []string{"Welcome to passgate", "Your app password works", "Try IDLE and MOVE"} {
+	for _, subject := range []string{"Welcome to passgate", "Your app password works", "Try IDLE and MOVE", "Hello through passgate"} {
 		if !strings.Contains(string(got), subject) {
 			t.Errorf("inbox listing lacks %q:\n%s", subject, got)
 		}
@@ -65,7 +74,7 @@ func TestDemoCurlCommandListsInbox(t *testing.T) {
 
 	// The primary password is refused with the alert, as the banner says.
 	got, err = exec.CommandContext(ctx, "sh", "-c", alertCmd[1]+" --max-time 20").CombinedOutput()
-	if err == nil || !strings.Contains(string(got), "NO [ALERT] Application password required: create one at https://") {
+	if err == nil || !strings.Contains(string(got), "NO [ALERT] Application password required: create one at http://127.0.0.1:") {
 		t.Fatalf("primary password: err=%v, want a login refused with the alert:\n%s", err, got)
 	}
 

@@ -127,6 +127,11 @@ url = "{{.Portal}}"
 preauth_timeout = "60s"
 idle_timeout = "35m"
 max_failed_logins = {{.MaxFailedLogins}}
+# The tests log in wrongly on purpose, many times, from 127.0.0.1: keep the
+# brute-force tarpit short so the run stays quick (authn's tests cover the
+# real delays and blocks).
+tarpit_base = "5ms"
+tarpit_max = "40ms"
 `
 
 // Passgate is one passgate configuration (a directory with its config file,

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
-	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/store/bolt"
 )
@@ -26,6 +28,8 @@ const (
 func cmdDemo(ctx context.Context, e env, args []string) error {
 	fs, _ := newFlags("demo")
 	listen := fs.String("listen-imap", "127.0.0.1:1143", "address of the demo's IMAP listener")
+	listenSMTP := fs.String("listen-smtp", "127.0.0.1:1587", "address of the demo's SMTP submission listener")
+	listenPortal := fs.String("listen-portal", "127.0.0.1:8080", "address of the demo's web portal")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -45,9 +49,23 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer up.Close()
+	sub, subAddr, err := startDemoSubmission(up.up)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
 
+	portalAddr, err := fixedPort(*listenPortal)
+	if err != nil {
+		return fmt.Errorf("--listen-portal: %w", err)
+	}
+	keyFile := filepath.Join(dir, "portal.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(randomBytes(32))+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	cfgPath := filepath.Join(dir, "passgate.toml")
-	if err := writeDemoConfig(cfgPath, *listen, up.Addr().String(), masterSecret); err != nil {
+	addrs := demoAddrs{*listen, *listenSMTP, portalAddr, up.Addr().String(), subAddr.String(), keyFile}
+	if err := writeDemoConfig(cfgPath, addrs, masterSecret); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -65,21 +83,45 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	return serve(ctx, cfg, log, func(l listening) { printDemo(e, cfgPath, l, creds) })
 }
 
-func writeDemoConfig(path, listen, upstreamAddr, masterSecret string) error {
+// demoAddrs are the demo's listeners, its in-process upstreams and the
+// portal's key file.
+type demoAddrs struct{ imap, smtp, portal, imapUp, smtpUp, portalKey string }
+
+func writeDemoConfig(path string, a demoAddrs, masterSecret string) error {
 	text := fmt.Sprintf(`# Written by 'passgate demo'; removed when the demo stops.
 [imap]
-listen = %q
+listen = %[1]q
 allow_cleartext = true   # loopback demo only: no TLS certificate
 
 [imap.upstream]
-address = %q
+address = %[3]q
 login = "login-master"
-master_user = %q
-master_secret = %q
+master_user = %[5]q
+master_secret = %[6]q
+
+[smtp]
+listen = %[2]q
+allow_cleartext = true
+
+[smtp.upstream]
+address = %[4]q
+login = "master"
+master_user = %[5]q
+master_secret = %[6]q
 
 [portal]
-url = "https://mail.example.org/app-passwords"
-`, listen, upstreamAddr, demoMaster, masterSecret)
+# Plain HTTP is allowed for a loopback portal only.
+url = "http://%[7]s"
+listen = %[7]q
+key_file = %[8]q
+imap_host = "127.0.0.1"
+smtp_host = "127.0.0.1"
+
+[limits]
+# Quick feedback when trying wrong passwords in the demo.
+tarpit_base = "100ms"
+tarpit_max = "1s"
+`, a.imap, a.smtp, a.imapUp, a.smtpUp, demoMaster, masterSecret, a.portal, a.portalKey)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("demo: write config: %w", err)
 	}
@@ -88,6 +130,7 @@ url = "https://mail.example.org/app-passwords"
 
 type demoCreds struct {
 	appPassword, primary, plainPrimary string
+	totpSecret                         string
 }
 
 // seedDemo creates the demo accounts in the store of cfg.
@@ -97,7 +140,7 @@ func seedDemo(ctx context.Context, cfg *config.Config) (demoCreds, error) {
 		return demoCreds{}, fmt.Errorf("demo: %w", err)
 	}
 	defer db.Close()
-	v := &authn.Verifier{Store: db, Params: argonParams(cfg)}
+	v := newVerifier(cfg, db, slog.New(slog.DiscardHandler))
 	c := demoCreds{primary: "correct horse battery", plainPrimary: "bob's primary password"}
 	if err := v.CreateAccount(ctx, demoUser, c.primary, true); err != nil {
 		return c, fmt.Errorf("demo: %w", err)
@@ -110,12 +153,18 @@ func seedDemo(ctx context.Context, cfg *config.Config) (demoCreds, error) {
 		return c, fmt.Errorf("demo: %w", err)
 	}
 	c.appPassword = p.Password
+	// Enrol alice's authenticator so that she can sign in to the portal.
+	c.totpSecret, _, err = newPortal(cfg, &core{st: db, v: v}, slog.New(slog.DiscardHandler)).EnrolTOTP(ctx, demoUser)
+	if err != nil {
+		return c, fmt.Errorf("demo: %w", err)
+	}
 	return c, nil
 }
 
 func printDemo(e env, cfgPath string, l listening, c demoCreds) {
 	addr := l.IMAP.String()
-	fmt.Fprintf(e.stdout, `passgate demo: IMAP on %[1]s (cleartext, loopback only), upstream is an in-process IMAP server.
+	fmt.Fprintf(e.stdout, `passgate demo: IMAP on %[1]s and SMTP submission on %[8]s (cleartext, loopback only);
+the upstreams are an in-process IMAP server and a submission server that delivers to it.
 
   user:             %[2]s   (MFA on: only app passwords log in)
   app password:     %[3]s   (name "Outlook")
@@ -126,15 +175,47 @@ List the inbox through passgate with the app password:
 
   curl --login-options AUTH=PLAIN -u '%[2]s:%[3]s' 'imap://%[1]s/INBOX' -X 'FETCH 1:* ENVELOPE'
 
+Send a message through passgate's SMTP with the same app password (it lands in the inbox above):
+
+  printf 'Subject: Hello through passgate\r\n\r\nSent with an app password.\r\n' | curl -sS --login-options AUTH=PLAIN -u '%[2]s:%[3]s' --mail-from %[2]s --mail-rcpt %[2]s -T - 'smtp://%[8]s'
+
 Try the primary password instead, and see the alert:
 
   curl -v --login-options AUTH=PLAIN -u '%[2]s:%[4]s' 'imap://%[1]s/INBOX'
 
-Manage it while it runs (the CLI goes through the control socket):
+Manage app passwords in the web portal, signed in as %[2]s with the primary
+password and a code from an authenticator app (or: oathtool --totp -b %[10]s):
+
+  %[9]s
+  authenticator secret (TOTP, 30 s, 6 digits): %[10]s
+
+Manage it from the command line while it runs (through the control socket):
 
   passgate apppass list %[2]s --config %[7]s
   passgate apppass revoke %[2]s Outlook --config %[7]s
 
 Ctrl-C stops the demo and deletes its files.
-`, addr, demoUser, c.appPassword, c.primary, demoPlainUser, c.plainPrimary, cfgPath)
+`, addr, demoUser, c.appPassword, c.primary, demoPlainUser, c.plainPrimary, cfgPath, l.SMTP,
+		"http://"+l.Portal.String()+"/", c.totpSecret)
+}
+
+// fixedPort returns addr with a free port in place of port 0: the portal's
+// URL, written in the config, must name the port it will listen on.
+func fixedPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return b
 }

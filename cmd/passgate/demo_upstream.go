@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,17 @@ func (s *demoSession) Close() error {
 type demoServer struct {
 	*imapserver.Server
 	ln net.Listener
+	up *demoUpstream
+}
+
+// names lists the demo's users.
+func (up *demoUpstream) names() []string {
+	out := make([]string, 0, len(up.users))
+	for n := range up.users {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (d *demoServer) Addr() net.Addr { return d.ln.Addr() }
@@ -86,7 +98,7 @@ func startDemoUpstream(master, secret string, usernames []string) (*demoServer, 
 		return nil, fmt.Errorf("demo upstream: %w", err)
 	}
 	go srv.Serve(ln)
-	return &demoServer{Server: srv, ln: ln}, nil
+	return &demoServer{Server: srv, ln: ln, up: up}, nil
 }
 
 func demoMessage(to, subject string, i int) []byte {

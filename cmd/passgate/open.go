@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/config"
-	"github.com/passgate/passgate/store/bolt"
 )
 
 // loadConfig loads the file named by --config.
@@ -24,20 +23,20 @@ func argonParams(cfg *config.Config) authn.Params {
 }
 
 // openOps returns the management operations for the store of cfg: through a
-// running server's control socket when one answers, else on the store file.
+// running server's control socket when one answers, else on the store
+// itself (the bolt file, or Redis, which any number of processes share).
 // close releases what was opened.
-func openOps(cfg *config.Config, log *slog.Logger) (o ops, close func() error, err error) {
+func openOps(ctx context.Context, cfg *config.Config, log *slog.Logger) (o ops, close func() error, err error) {
 	if r, err := dialControl(cfg.Control.Socket); err == nil {
 		return r, r.Close, nil
 	}
-	db, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log})
-	if errors.Is(err, bolt.ErrLocked) {
+	st, err := openStore(ctx, cfg, log, nil)
+	if isLocked(err) {
 		return nil, nil, fmt.Errorf("store %s is in use by a running passgate, but its control socket %s does not answer: %w",
 			cfg.Store.Path, cfg.Control.Socket, err)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	v := &authn.Verifier{Store: db, Params: argonParams(cfg), Logger: log}
-	return &localOps{st: db, v: v}, db.Close, nil
+	return &localOps{st: st, v: newVerifier(cfg, st, log)}, st.Close, nil
 }

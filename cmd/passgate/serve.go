@@ -7,14 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 
-	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
+	"github.com/passgate/passgate/proxy/smtp"
 	"github.com/passgate/passgate/proxy/upstream"
-	"github.com/passgate/passgate/store/bolt"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -50,60 +50,83 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 }
 
 // listening reports the addresses a server bound, once it accepts.
-type listening struct{ IMAP, IMAPS net.Addr }
+type listening struct{ IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS net.Addr }
+
+// frontEnd is a protocol server: imap.Server or smtp.Server.
+type frontEnd interface {
+	Serve(net.Listener) error
+	ServeTLS(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// listener is one configured listening address and the server behind it.
+type listener struct {
+	key, addr string // config key and address; addr "" = off
+	srv       frontEnd
+	implicit  bool // implicit TLS
+	bound     *net.Addr
+}
 
 // serve runs passgate with cfg until ctx is done, then shuts down within
 // cfg.Limits.ShutdownGrace. ready, if not nil, is called once every listener
 // accepts.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(listening)) error {
-	db, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log})
+	c, err := openCore(ctx, cfg, log, os.Stdout)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer db.Close()
-	v := &authn.Verifier{Store: db, Params: argonParams(cfg), Logger: log}
-
+	defer c.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reg := proxy.NewRegistry(log)
-	events, err := db.Subscribe(ctx)
-	if err != nil {
-		return fmt.Errorf("subscribe to revocations: %w", err)
+	if err := c.watch(ctx); err != nil {
+		return err
 	}
-	go reg.Run(ctx, events)
 
-	srv := newIMAPServer(cfg, v, reg, log)
 	var l listening
-	errc := make(chan error, 2)
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	if cfg.IMAP.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.IMAP.Listen)
-		if err != nil {
-			return fmt.Errorf("imap.listen: %w", err)
-		}
-		lns, l.IMAP = append(lns, ln), ln.Addr()
-		go func() { errc <- srv.Serve(ln) }()
+	var servers []frontEnd
+	var specs []listener
+	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
+		srv := newIMAPServer(cfg, c.guard, c.reg, log)
+		servers = append(servers, srv)
+		specs = append(specs,
+			listener{"imap.listen", cfg.IMAP.Listen, srv, false, &l.IMAP},
+			listener{"imap.listen_tls", cfg.IMAP.ListenTLS, srv, true, &l.IMAPS})
 	}
-	if cfg.IMAP.ListenTLS != "" {
-		ln, err := net.Listen("tcp", cfg.IMAP.ListenTLS)
-		if err != nil {
-			return fmt.Errorf("imap.listen_tls: %w", err)
-		}
-		lns, l.IMAPS = append(lns, ln), ln.Addr()
-		go func() { errc <- srv.ServeTLS(ln) }()
+	if cfg.SMTP.Enabled() {
+		srv := newSMTPServer(cfg, c.guard, c.st, c.reg, log)
+		servers = append(servers, srv)
+		specs = append(specs,
+			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
+			listener{"smtp.listen_tls", cfg.SMTP.ListenTLS, srv, true, &l.SMTPS})
 	}
-	ctl, err := listenControl(cfg.Control.Socket, &localOps{st: db, v: v}, log)
+	if cfg.Portal.Enabled() {
+		srv := portalFrontEnd{newPortal(cfg, c, log).HTTPServer(cfg.TLS.Config)}
+		servers = append(servers, srv)
+		specs = append(specs,
+			listener{"portal.listen", cfg.Portal.Listen, srv, false, &l.Portal},
+			listener{"portal.listen_tls", cfg.Portal.ListenTLS, srv, true, &l.PortalTLS})
+	}
+	errc := make(chan error, len(specs))
+	for _, sp := range specs {
+		if sp.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sp.key, err)
+		}
+		defer ln.Close()
+		*sp.bound = ln.Addr()
+		go runListener(sp, ln, errc)
+	}
+	ctl, err := listenControl(cfg.Control.Socket, &localOps{st: c.st, v: c.v}, log)
 	if err != nil {
 		return err
 	}
 	defer ctl.Close()
 	log.Info("passgate serving", "imap", addrString(l.IMAP), "imaps", addrString(l.IMAPS),
-		"upstream", cfg.IMAP.Upstream.Address, "login", cfg.IMAP.Upstream.Login, "store", cfg.Store.Path)
+		"smtp", addrString(l.SMTP), "smtps", addrString(l.SMTPS), "portal", addrString(l.Portal),
+		"portal_tls", addrString(l.PortalTLS), "store", cfg.Store.Backend)
 	if ready != nil {
 		ready(l)
 	}
@@ -111,18 +134,33 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		if err != nil && !errors.Is(err, net.ErrClosed) {
-			log.Error("imap listener failed", "err", err)
-			return err
-		}
+		log.Error("listener failed", "err", err)
+		return err
 	}
-	log.Info("shutting down", "grace", cfg.Limits.ShutdownGrace.Duration, "sessions", len(reg.Sessions()))
+	log.Info("shutting down", "grace", cfg.Limits.ShutdownGrace.Duration, "sessions", len(c.reg.Sessions()))
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace.Duration)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown", "err", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("shutdown", "err", err)
+		}
 	}
 	return nil
+}
+
+// runListener serves one listener and reports an unexpected end on errc.
+func runListener(sp listener, ln net.Listener, errc chan<- error) {
+	serve := sp.srv.Serve
+	if sp.implicit {
+		serve = sp.srv.ServeTLS
+	}
+	if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !isServerClosed(err) {
+		errc <- fmt.Errorf("%s: %w", sp.key, err)
+	}
+}
+
+func isServerClosed(err error) bool {
+	return errors.Is(err, imap.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed)
 }
 
 func addrString(a net.Addr) string {
@@ -132,7 +170,7 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func newIMAPServer(cfg *config.Config, v *authn.Verifier, reg *proxy.Registry, log *slog.Logger) *imap.Server {
+func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *proxy.Registry, log *slog.Logger) *imap.Server {
 	u := cfg.IMAP.Upstream
 	up := &upstream.IMAP{
 		Address:      u.Address,
@@ -148,8 +186,9 @@ func newIMAPServer(cfg *config.Config, v *authn.Verifier, reg *proxy.Registry, l
 		Logger:       log,
 	}
 	return &imap.Server{
-		Auth:            v,
+		Auth:            auth,
 		Upstream:        up,
+		ConnLimit:       &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
 		Sessions:        reg,
 		TLSConfig:       cfg.TLS.Config,
 		AllowCleartext:  cfg.IMAP.AllowCleartext,
@@ -174,10 +213,19 @@ func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *cfgPath)
-	up := newIMAPServer(cfg, nil, nil, slog.New(slog.DiscardHandler)).Upstream.(*upstream.IMAP)
-	if err := up.Check(ctx); err != nil {
-		return fmt.Errorf("imap.upstream %s: %w", cfg.IMAP.Upstream.Address, err)
+	quiet := slog.New(slog.DiscardHandler)
+	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
+		up := newIMAPServer(cfg, nil, nil, quiet).Upstream.(*upstream.IMAP)
+		if err := up.Check(ctx); err != nil {
+			return fmt.Errorf("imap.upstream %s: %w", cfg.IMAP.Upstream.Address, err)
+		}
+		fmt.Fprintf(e.stdout, "imap.upstream %s: reachable, greets\n", cfg.IMAP.Upstream.Address)
 	}
-	fmt.Fprintf(e.stdout, "imap.upstream %s: reachable, greets\n", cfg.IMAP.Upstream.Address)
+	if cfg.SMTP.Enabled() {
+		if err := newSMTPServer(cfg, nil, nil, nil, quiet).Upstream.Check(ctx); err != nil {
+			return fmt.Errorf("smtp.upstream %s: %w", cfg.SMTP.Upstream.Address, err)
+		}
+		fmt.Fprintf(e.stdout, "smtp.upstream %s: reachable, greets\n", cfg.SMTP.Upstream.Address)
+	}
 	return nil
 }

@@ -20,7 +20,7 @@ func withOps(ctx context.Context, e env, cfgPath string, fn func(ops) error) err
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o, closeFn, err := openOps(cfg, log)
+	o, closeFn, err := openOps(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
