@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/store"
 )
 
 // The control socket lets the CLI manage a store that a running server holds
@@ -88,6 +89,19 @@ func (c *Control) Aliases(username string, r *[]string) (err error) {
 	ctx, cancel := ctlCtx()
 	defer cancel()
 	*r, err = c.ops.Aliases(ctx, username)
+	return err
+}
+
+// CtlActivity asks for the n most recent attempts of a user.
+type CtlActivity struct {
+	Username string
+	N        int
+}
+
+func (c *Control) Activity(a CtlActivity, r *[]store.AuditRecord) (err error) {
+	ctx, cancel := ctlCtx()
+	defer cancel()
+	*r, err = c.ops.Activity(ctx, a.Username, a.N)
 	return err
 }
 
@@ -221,6 +235,10 @@ func (r *remoteOps) EditAliases(ctx context.Context, u, alias string, add bool) 
 
 func (r *remoteOps) Aliases(ctx context.Context, u string) (out []string, err error) {
 	return out, r.call(ctx, "Aliases", u, &out)
+}
+
+func (r *remoteOps) Activity(ctx context.Context, u string, n int) (out []store.AuditRecord, err error) {
+	return out, r.call(ctx, "Activity", CtlActivity{u, n}, &out)
 }
 
 func (r *remoteOps) ListUsers(ctx context.Context) (out []UserInfo, err error) {

@@ -14,6 +14,7 @@
 //	passgate user password USER --password-stdin
 //	passgate user alias add|remove USER ADDRESS
 //	passgate user alias list USER
+//	passgate user activity USER [-n 20] [--json]
 //	passgate user list [--json]
 //	passgate apppass create USER --name NAME [--scope imap,smtp] [--expires 90d] [--allow-from CIDR,...] [--json]
 //	passgate apppass list USER [--json]
@@ -80,6 +81,7 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate user password USER --password-stdin
   passgate user alias add|remove USER ADDRESS
   passgate user alias list USER
+  passgate user activity USER [-n 20] [--json]
   passgate user list [--json]
   passgate apppass create USER --name NAME [--scope imap,smtp] [--expires 90d]
                          [--allow-from CIDR,...] [--json]

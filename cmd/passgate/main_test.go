@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -161,8 +163,9 @@ func TestCLIThroughControlSocketWhileServing(t *testing.T) {
 	var logs bytes.Buffer
 	log, _ := newLogger(cfg.Log, &logs)
 	go func() { done <- serve(ctx, cfg, log, func(l listening) { ready <- l }) }()
+	var l listening
 	select {
-	case <-ready:
+	case l = <-ready:
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	case <-time.After(20 * time.Second):
@@ -176,6 +179,13 @@ func TestCLIThroughControlSocketWhileServing(t *testing.T) {
 	}
 	if out := mustCLI(t, "", "apppass", "list", "carol@example.org", "--config", path); !strings.Contains(out, "Thunderbird") {
 		t.Fatalf("list through the socket:\n%s", out)
+	}
+	// A login through the IMAP listener: authn says ok, the upstream (a
+	// closed port) fails; both show in the account's activity.
+	imapLogin(t, l.IMAP.String(), "carol@example.org", created.Password)
+	act := mustCLI(t, "", "user", "activity", "carol@example.org", "--config", path)
+	if !regexp.MustCompile(`imap\s+upstream-error\s+127\.0\.0\.1[\s\S]*imap\s+ok\s+127\.0\.0\.1\s+-\s+-\s+Thunderbird`).MatchString(act) {
+		t.Errorf("user activity after one login:\n%s", act)
 	}
 	_, _, err = cli(t, "", "apppass", "revoke", "carol@example.org", "nope", "--config", path)
 	if err == nil || !strings.Contains(err.Error(), "nope") {
@@ -234,5 +244,30 @@ func TestCLIAppPasswordOptionsAliasesAdminPassword(t *testing.T) {
 	mustCLI(t, "second password\n", "user", "password", "dave@example.org", "--password-stdin", "--config", cfg)
 	if out := mustCLI(t, "", "apppass", "list", "dave@example.org", "--json", "--config", cfg); strings.TrimSpace(out) != "[]" {
 		t.Errorf("app passwords after a primary password change: %s", out)
+	}
+}
+
+// imapLogin logs in over a raw IMAP connection and returns the tagged reply.
+func imapLogin(t *testing.T, addr, user, pass string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	fmt.Fprintf(c, "a LOGIN %q %q\r\n", user, pass)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("login reply: %v", err)
+		}
+		if strings.HasPrefix(line, "a ") {
+			return line
+		}
 	}
 }

@@ -25,6 +25,8 @@ type ops interface {
 	// returns the account's aliases after the change.
 	EditAliases(ctx context.Context, username, alias string, add bool) ([]string, error)
 	Aliases(ctx context.Context, username string) ([]string, error)
+	// Activity returns up to n recent login attempts, newest first.
+	Activity(ctx context.Context, username string, n int) ([]store.AuditRecord, error)
 	ListUsers(ctx context.Context) ([]UserInfo, error)
 	CreateAppPassword(ctx context.Context, a CreateArgs) (authn.NewAppPassword, error)
 	ListAppPasswords(ctx context.Context, username string) ([]AppPasswordInfo, error)
@@ -80,7 +82,7 @@ func appPasswordInfo(p store.AppPassword) AppPasswordInfo {
 
 // localOps runs the operations directly on a store.
 type localOps struct {
-	st store.Store
+	st backend
 	v  *authn.Verifier
 }
 
@@ -162,6 +164,18 @@ func (o *localOps) Aliases(ctx context.Context, username string) ([]string, erro
 		return nil, fmt.Errorf("user %s: no such user", u)
 	}
 	return a.Aliases, err
+}
+
+func (o *localOps) Activity(ctx context.Context, username string, n int) ([]store.AuditRecord, error) {
+	u, err := normUser(username)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := o.st.RecentAudit(ctx, u, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("user %s: no such user", u)
+	}
+	return recs, err
 }
 
 func (o *localOps) ListUsers(ctx context.Context) ([]UserInfo, error) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/passgate/passgate/store"
 )
 
 // withOps loads the config named by the flags, opens the operations and
@@ -30,13 +32,14 @@ func withOps(ctx context.Context, e env, cfgPath string, fn func(ops) error) err
 
 func cmdUser(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("user: want add, mfa, disable, enable, admin, password, alias or list")
+		return usagef("user: want add, mfa, disable, enable, admin, password, alias, activity or list")
 	}
 	sub := args[0]
 	fs, cfg := newFlags("user " + sub)
 	mfa := fs.Bool("mfa", false, "require MFA: only app passwords log in")
 	pwStdin := fs.Bool("password-stdin", false, "read the primary password from standard input")
 	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("n", 20, "activity: how many recent attempts")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
@@ -96,6 +99,20 @@ func cmdUser(ctx context.Context, e env, args []string) error {
 		return cmdUserPassword(ctx, e, *cfg, pos, *pwStdin)
 	case "alias":
 		return cmdUserAlias(ctx, e, *cfg, pos)
+	case "activity":
+		if len(pos) != 1 {
+			return usagef("user activity: want exactly one USER")
+		}
+		return withOps(ctx, e, *cfg, func(o ops) error {
+			recs, err := o.Activity(ctx, pos[0], *limit)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(e.stdout, recs)
+			}
+			return printActivity(e.stdout, recs)
+		})
 	case "list":
 		return withOps(ctx, e, *cfg, func(o ops) error {
 			users, err := o.ListUsers(ctx)
@@ -191,4 +208,27 @@ func cmdUserAlias(ctx context.Context, e env, cfg string, pos []string) error {
 		})
 	}
 	return usagef("user alias: want add|remove USER ADDRESS, or list USER")
+}
+
+// printActivity prints recent attempts as a table: when, what, from where,
+// with which client and app password, and the decision.
+func printActivity(w io.Writer, recs []store.AuditRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tPROTOCOL\tRESULT\tFROM\tTLS\tCLIENT\tAPP PASSWORD")
+	for _, r := range recs {
+		from := "-"
+		if r.Remote.IsValid() {
+			from = r.Remote.Addr().String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Protocol, r.Result,
+			from, dash(r.TLS), dash(r.Client), dash(r.AppPasswordName))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
