@@ -5,6 +5,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -187,4 +188,27 @@ type Store interface {
 	Subscribe(ctx context.Context) (<-chan Event, error)
 
 	Close() error
+}
+
+// AccountEvent says which live sessions a change of an account from before
+// to after must end, if any (see UpdateAccount): every backend publishes
+// this event after committing the change.
+func AccountEvent(before, after Account) (Event, bool) {
+	ev := Event{Kind: EventAccountChanged, Username: after.Username}
+	switch {
+	case after.Disabled && !before.Disabled:
+		return ev, true
+	case after.MFA && !before.MFA, after.PasswordHash != before.PasswordHash:
+		ev.PrimaryOnly = true
+		return ev, true
+	}
+	return Event{}, false
+}
+
+// SortAppPasswords orders list as ListAppPasswords returns it: by creation
+// time, then ID.
+func SortAppPasswords(list []AppPassword) {
+	slices.SortFunc(list, func(a, b AppPassword) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
 }

@@ -82,23 +82,10 @@ func (db *DB) UpdateAccount(ctx context.Context, username string, fn func(*store
 	if err != nil {
 		return err
 	}
-	if ev, ok := accountEvent(before, after); ok {
+	if ev, ok := store.AccountEvent(before, after); ok {
 		db.publish(ev)
 	}
 	return nil
-}
-
-// accountEvent says which sessions a change of account must end, if any.
-func accountEvent(before, after store.Account) (store.Event, bool) {
-	ev := store.Event{Kind: store.EventAccountChanged, Username: after.Username}
-	switch {
-	case after.Disabled && !before.Disabled:
-		return ev, true
-	case after.MFA && !before.MFA, after.PasswordHash != before.PasswordHash:
-		ev.PrimaryOnly = true
-		return ev, true
-	}
-	return store.Event{}, false
 }
 
 // ListAccounts returns all accounts ordered by username (bbolt keeps keys in

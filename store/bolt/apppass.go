@@ -2,11 +2,9 @@ package bolt
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -112,9 +110,7 @@ func (db *DB) ListAppPasswords(ctx context.Context, username string) ([]store.Ap
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(list, func(a, b store.AppPassword) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
-	})
+	store.SortAppPasswords(list)
 	return list, nil
 }
 

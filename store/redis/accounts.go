@@ -100,7 +100,7 @@ func (s *Store) updateTx(ctx context.Context, tx *goredis.Tx, key, username stri
 	if err != nil {
 		return fail("encode account %q: %w", username, err)
 	}
-	ev, publish := accountEvent(before, after)
+	ev, publish := store.AccountEvent(before, after)
 	var evJSON []byte
 	if publish {
 		if evJSON, err = json.Marshal(ev); err != nil {
@@ -115,19 +115,6 @@ func (s *Store) updateTx(ctx context.Context, tx *goredis.Tx, key, username stri
 		return nil
 	})
 	return err
-}
-
-// accountEvent says which sessions a change of account must end, if any.
-func accountEvent(before, after store.Account) (store.Event, bool) {
-	ev := store.Event{Kind: store.EventAccountChanged, Username: after.Username}
-	switch {
-	case after.Disabled && !before.Disabled:
-		return ev, true
-	case after.MFA && !before.MFA, after.PasswordHash != before.PasswordHash:
-		ev.PrimaryOnly = true
-		return ev, true
-	}
-	return store.Event{}, false
 }
 
 // ListAccounts returns all accounts ordered by username (byte order), read

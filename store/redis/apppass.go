@@ -2,13 +2,11 @@ package redis
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -83,9 +81,7 @@ func (s *Store) ListAppPasswords(ctx context.Context, username string) ([]store.
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(list, func(a, b store.AppPassword) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
-	})
+	store.SortAppPasswords(list)
 	return list, nil
 }
 
