@@ -20,6 +20,8 @@ func TestDemoCurlCommandListsInbox(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "demo", "--listen-imap", "127.0.0.1:0", "--listen-smtp", "127.0.0.1:0", "--listen-portal", "127.0.0.1:0")
+	// Stop it as Ctrl-C would, so that it deletes its temporary files.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

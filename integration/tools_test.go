@@ -27,6 +27,8 @@ var aptPackages = map[string]string{
 	"doveadm":          "dovecot-core",
 	"curl":             "curl",
 	"/usr/bin/python3": "python3",
+	"swaks":            "swaks",
+	"chromium":         "chromium",
 }
 
 // onCI reports whether missing components must fail the run instead of

@@ -141,7 +141,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace.Duration)
 	defer scancel()
 	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		err := srv.Shutdown(sctx)
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 			log.Warn("shutdown", "err", err)
 		}
 	}
