@@ -61,6 +61,9 @@ type Decision struct {
 type restriction struct {
 	expires   time.Time
 	allowFrom []netip.Prefix
+	// primaryHash is the primary password hash that verified a primary
+	// login, so that Recheck notices a changed password.
+	primaryHash string
 }
 
 // ViaPrimary reports whether an OK decision came from the primary password.

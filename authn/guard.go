@@ -107,11 +107,19 @@ func (g *Guard) decide(ctx context.Context, a Attempt) (Decision, error) {
 
 	var gen uint64
 	if g.Cache != nil && user != "" {
-		if d, ok := g.Cache.lookup(user, a, g.now()); ok {
-			if !trusted {
-				g.succeeded(ctx, keys)
+		d, ok := g.Cache.lookup(user, a, g.now())
+		if ok {
+			ok, err := g.recheck(ctx, a, d)
+			if err != nil {
+				return Decision{Username: user}, err
 			}
-			return d, nil
+			if ok {
+				if !trusted {
+					g.succeeded(ctx, keys)
+				}
+				return d, nil
+			}
+			g.Cache.Drop(store.Event{Kind: store.EventAppPasswordRevoked, Username: user, AppPasswordID: d.AppPasswordID})
 		}
 		gen = g.Cache.generation()
 	}
@@ -173,4 +181,19 @@ func remoteOf(a Attempt) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(a.RemoteIP.Unmap(), 0)
+}
+
+// rechecker confirms a cached decision against the store without a slow
+// hash (*Verifier implements it).
+type rechecker interface {
+	Recheck(ctx context.Context, a Attempt, d Decision) (bool, error)
+}
+
+// recheck asks the Verifier, if it can, whether a cached OK still holds.
+func (g *Guard) recheck(ctx context.Context, a Attempt, d Decision) (bool, error) {
+	r, ok := g.Verifier.(rechecker)
+	if !ok {
+		return true, nil
+	}
+	return r.Recheck(ctx, a, d)
 }

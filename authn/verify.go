@@ -271,6 +271,7 @@ func (v *Verifier) verifyPrimary(a Attempt, acct store.Account) (Decision, error
 		d.Result = PrimaryRefusedMFA
 	default:
 		d.Result = OK
+		d.restrict = &restriction{primaryHash: acct.PasswordHash}
 	}
 	return d, nil
 }

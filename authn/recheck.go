@@ -1,0 +1,53 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/passgate/passgate/store"
+)
+
+// Recheck confirms, without argon2id, that an OK decision made earlier for
+// the same attempt still holds in the store: the account exists and is
+// enabled, and the app password is still there (not revoked) with the same
+// ID and a policy that admits a; or, for a primary-password login, the
+// password is unchanged and primary logins are still allowed. It costs the
+// store reads of a login, not its hash.
+//
+// The Guard's cache calls it on every hit, so that a revocation whose event
+// was missed (a Redis reconnect, a failover) can never be outlived by a
+// cached login.
+func (v *Verifier) Recheck(ctx context.Context, a Attempt, d Decision) (bool, error) {
+	if d.Result != OK {
+		return false, nil
+	}
+	acct, err := v.Store.GetAccount(ctx, d.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recheck: get account: %w", err)
+	}
+	if acct.Disabled {
+		return false, nil
+	}
+	if d.AppPasswordID == "" {
+		r := d.restrict
+		return r != nil && r.primaryHash == acct.PasswordHash && !acct.MFA && !v.AppPasswordsOnly, nil
+	}
+	key, err := v.lookupKey(ctx)
+	if err != nil {
+		return false, fmt.Errorf("recheck: %w", err)
+	}
+	p, err := v.Store.FindAppPassword(ctx, d.Username, Tag(key, d.Username, NormalizeSecret(a.Secret)))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recheck: find app password: %w", err)
+	}
+	now := v.now()
+	expired := !p.Expires.IsZero() && !p.Expires.After(now)
+	return p.ID == d.AppPasswordID && !expired && allowed(p.AllowFrom, a.RemoteIP) && p.HasScope(a.Protocol), nil
+}
