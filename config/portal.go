@@ -35,17 +35,21 @@ type PortalServer struct {
 	// TrustedProxies are reverse proxies whose X-Forwarded-For names the
 	// client (CIDR prefixes). Default none.
 	TrustedProxies []netip.Prefix `toml:"trusted_proxies"`
-	// IMAPHost, IMAPPort and IMAPSecurity ("tls" or "starttls") are what
-	// users are told to configure for IMAP (result page, autoconfig,
-	// Autodiscover, .mobileconfig). Defaults: the host of portal.url;
-	// "tls" if imap.listen_tls is set, else "starttls"; the port of that
-	// listener, or 993 / 143.
+	// IMAPHost, IMAPPort and IMAPSecurity ("tls", "starttls" or "none")
+	// are what users are told to configure for IMAP (result page,
+	// autoconfig, Autodiscover, .mobileconfig). "none" (no TLS at all) is
+	// accepted only when IMAPHost is a loopback address or "localhost".
+	// Defaults: the host of portal.url; "tls" if imap.listen_tls is set,
+	// else "none" if imap.listen has allow_cleartext, there is no
+	// tls.cert_file and the host is loopback (the demo), else "starttls";
+	// the port of that listener, or 993 / 143.
 	IMAPHost     string `toml:"imap_host"`
 	IMAPPort     int    `toml:"imap_port"`
 	IMAPSecurity string `toml:"imap_security"`
 	// SMTPHost, SMTPPort and SMTPSecurity are the same for SMTP
 	// submission. Defaults: imap_host; "tls" if smtp.listen_tls is set,
-	// else "starttls"; the port of that listener, or 465 / 587.
+	// else "none" under the same conditions as IMAP's, else "starttls";
+	// the port of that listener, or 465 / 587.
 	SMTPHost     string `toml:"smtp_host"`
 	SMTPPort     int    `toml:"smtp_port"`
 	SMTPSecurity string `toml:"smtp_security"`
@@ -68,7 +72,14 @@ const (
 	maxPortalKeyFile        = 4 << 10
 )
 
-var mailSecurities = []string{"tls", "starttls"}
+// Values of portal.imap_security and portal.smtp_security.
+const (
+	mailTLS      = "tls"
+	mailStartTLS = "starttls"
+	mailNone     = "none" // no TLS: loopback hosts only
+)
+
+var mailSecurities = []string{mailTLS, mailStartTLS, mailNone}
 
 // portal validates the portal's keys of c (after imap, smtp and authn,
 // whose results it uses).
@@ -95,8 +106,11 @@ func (l *loader) portal(c *Config) {
 	if p.SMTPHost == "" {
 		p.SMTPHost = p.IMAPHost
 	}
-	p.IMAPSecurity, p.IMAPPort = l.mailEndpoint("imap", p.IMAPSecurity, p.IMAPPort, c.IMAP.ListenTLS, c.IMAP.Listen, 993, 143)
-	p.SMTPSecurity, p.SMTPPort = l.mailEndpoint("smtp", p.SMTPSecurity, p.SMTPPort, c.SMTP.ListenTLS, c.SMTP.Listen, 465, 587)
+	haveCert := c.TLS.CertFile != ""
+	imap := mailListeners{c.IMAP.Listen, c.IMAP.ListenTLS, c.IMAP.AllowCleartext && !haveCert, 993, 143}
+	smtp := mailListeners{c.SMTP.Listen, c.SMTP.ListenTLS, c.SMTP.AllowCleartext && !haveCert, 465, 587}
+	p.IMAPSecurity, p.IMAPPort = l.mailEndpoint("imap", p.IMAPHost, p.IMAPSecurity, p.IMAPPort, imap)
+	p.SMTPSecurity, p.SMTPPort = l.mailEndpoint("smtp", p.SMTPHost, p.SMTPSecurity, p.SMTPPort, smtp)
 	if !p.Enabled() {
 		return
 	}
@@ -127,30 +141,51 @@ func (l *loader) portalURL(raw string) {
 	if err != nil || u.Scheme != "http" {
 		return // authn() reported a bad URL already
 	}
-	if ip, err := netip.ParseAddr(u.Hostname()); u.Hostname() != "localhost" && (err != nil || !ip.IsLoopback()) {
+	if !loopbackHost(u.Hostname()) {
 		l.fail("portal.url", nil, "%q: plain http works only on localhost (the session cookie is Secure): use https", raw)
 	}
 }
 
+// mailListeners is what one protocol's section says about the listeners
+// mail clients reach, and its standard ports.
+type mailListeners struct {
+	listen, listenTLS string
+	// cleartextOnly: listen takes logins before TLS and cannot offer
+	// STARTTLS (allow_cleartext without tls.cert_file).
+	cleartextOnly      bool
+	tlsPort, plainPort int
+}
+
 // mailEndpoint validates and defaults one protocol's security and port:
-// tls if the protocol has an implicit TLS listener, else starttls; the port
-// of that listener if it has a fixed one, else the standard port.
-func (l *loader) mailEndpoint(proto, sec string, port int, listenTLS, listen string, tlsPort, starttlsPort int) (string, int) {
+// tls if the protocol has an implicit TLS listener; none if its plain
+// listener is cleartext only and clients reach it on loopback; else
+// starttls. The port is that listener's if it has a fixed one, else the
+// standard port.
+func (l *loader) mailEndpoint(proto, host, sec string, port int, ml mailListeners) (string, int) {
 	prefix := "portal." + proto + "_"
 	if sec == "" {
-		sec = "starttls"
-		if listenTLS != "" {
-			sec = "tls"
+		switch {
+		case ml.listenTLS != "":
+			sec = mailTLS
+		case ml.listen != "" && ml.cleartextOnly && loopbackHost(host):
+			sec = mailNone
+		default:
+			sec = mailStartTLS
 		}
 	}
 	if _, err := oneOf(sec, mailSecurities); err != nil {
 		l.fail(prefix+"security", nil, "%v", err)
 		return sec, port
 	}
+	if sec == mailNone && !loopbackHost(host) {
+		l.fail(prefix+"security", nil, "%q needs a loopback %shost (127.0.0.1, ::1 or localhost), not %q: "+
+			"cleartext logins over a network are refused; use tls or starttls", sec, prefix, host)
+		return sec, port
+	}
 	if port == 0 {
-		port, addr := starttlsPort, listen
-		if sec == "tls" {
-			port, addr = tlsPort, listenTLS
+		port, addr := ml.plainPort, ml.listen
+		if sec == mailTLS {
+			port, addr = ml.tlsPort, ml.listenTLS
 		}
 		if _, p, err := net.SplitHostPort(addr); err == nil {
 			if n, err := strconv.Atoi(p); err == nil && n > 0 {
@@ -163,6 +198,15 @@ func (l *loader) mailEndpoint(proto, sec string, port int, listenTLS, listen str
 		l.fail(prefix+"port", nil, "%d is not a TCP port", port)
 	}
 	return sec, port
+}
+
+// loopbackHost reports whether host is "localhost" or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
 }
 
 // portalKey reads the key from the environment or KeyFile.

@@ -107,7 +107,7 @@ func TestPortalErrors(t *testing.T) {
 		{"http elsewhere", `url = "http://mail.example.org"` + "\nlisten = \"127.0.0.1:8080\"\nkey_file = \"portal-key\"", "portal.url", "only on localhost"},
 		{"tls without cert", `url = "https://x.example"` + "\nlisten_tls = \"127.0.0.1:8443\"\nkey_file = \"portal-key\"", "portal.listen_tls", "needs tls.cert_file"},
 		{"bad listen", `url = "https://x.example"` + "\nlisten = \"8080\"\nkey_file = \"portal-key\"", "portal.listen", "not host:port"},
-		{"bad security", `imap_security = "ssl"`, "portal.imap_security", `"ssl" is not one of tls, starttls`},
+		{"bad security", `imap_security = "ssl"`, "portal.imap_security", `"ssl" is not one of tls, starttls, none`},
 		{"bad port", `smtp_port = 70000`, "portal.smtp_port", "not a TCP port"},
 		{"short session", `session_ttl = "1m"`, "portal.session_ttl", "below the minimum of 5m0s"},
 	}
@@ -131,4 +131,75 @@ func TestPortalErrors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPortalMailSecurity: "none" (no TLS) is what a cleartext-only loopback
+// listener gets by default, as in the demo, and is refused for any host a
+// client would reach over a network.
+func TestPortalMailSecurity(t *testing.T) {
+	dir := fixture(t)
+	// IMAP and SMTP plain listeners with fixed ports and allow_cleartext.
+	cleartext := lines(
+		`[imap]`,
+		`listen = "127.0.0.1:1143"`,
+		`allow_cleartext = true`,
+		`[imap.upstream]`,
+		`address = "127.0.0.1:143"`,
+		`master_user = "proxy"`,
+		`master_secret = "s3cret"`,
+		`[smtp]`,
+		`listen = "127.0.0.1:1587"`,
+		`allow_cleartext = true`,
+		`[smtp.upstream]`,
+		`address = "127.0.0.1:587"`,
+		`login = "xclient"`,
+	)
+	cert := lines(`[tls]`, `cert_file = "cert.pem"`, `key_file = "key.pem"`)
+	tests := []struct {
+		name, extra, portal string
+		imapSec, smtpSec    string
+		imapPort, smtpPort  int
+	}{
+		{"demo: loopback ip", "", `imap_host = "127.0.0.1"`, "none", "none", 1143, 1587},
+		{"localhost from url", "", `url = "http://localhost:8080/"`, "none", "none", 1143, 1587},
+		{"ipv6 loopback", "", `imap_host = "::1"`, "none", "none", 1143, 1587},
+		{"smtp host elsewhere", "", `imap_host = "127.0.0.1"` + "\n" + `smtp_host = "smtp.example.org"`, "none", "starttls", 1143, 1587},
+		{"network host", "", `imap_host = "mail.example.org"`, "starttls", "starttls", 1143, 1587},
+		{"cert offers starttls", cert, `imap_host = "127.0.0.1"`, "starttls", "starttls", 1143, 1587},
+		{"explicit none", cert, `imap_host = "localhost"` + "\n" + `imap_security = "none"` + "\n" + `smtp_security = "none"`, "none", "none", 1143, 1587},
+		{"explicit starttls on loopback", "", `imap_host = "127.0.0.1"` + "\n" + `imap_security = "starttls"`, "starttls", "none", 1143, 1587},
+		{"explicit tls, standard port", "", `imap_host = "127.0.0.1"` + "\n" + `smtp_security = "tls"`, "none", "tls", 1143, 465},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(cleartext+tc.extra+"[portal]\n"+tc.portal+"\n"), dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := c.Portal.PortalServer
+			if p.IMAPSecurity != tc.imapSec || p.SMTPSecurity != tc.smtpSec || p.IMAPPort != tc.imapPort || p.SMTPPort != tc.smtpPort {
+				t.Errorf("imap %s:%d, smtp %s:%d; want imap %s:%d, smtp %s:%d", p.IMAPSecurity, p.IMAPPort,
+					p.SMTPSecurity, p.SMTPPort, tc.imapSec, tc.imapPort, tc.smtpSec, tc.smtpPort)
+			}
+		})
+	}
+
+	refused := []struct {
+		name, portal, key string
+	}{
+		{"imap on a network host", `imap_host = "mail.example.org"` + "\n" + `imap_security = "none"`, "portal.imap_security"},
+		{"imap on a private address", `imap_host = "192.168.1.10"` + "\n" + `imap_security = "none"`, "portal.imap_security"},
+		{"smtp on a network host", `imap_host = "127.0.0.1"` + "\n" + `smtp_host = "smtp.example.org"` + "\n" + `smtp_security = "none"`, "portal.smtp_security"},
+		{"smtp inherits a network host", `url = "https://mail.example.org/"` + "\n" + `smtp_security = "none"`, "portal.smtp_security"},
+		{"no host at all", `imap_security = "none"`, "portal.imap_security"},
+	}
+	for _, tc := range refused {
+		t.Run("refused/"+tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(cleartext+"[portal]\n"+tc.portal+"\n"), dir, nil)
+			e := errorFor(t, err, tc.key)
+			if !strings.Contains(e.Error(), "cleartext logins over a network are refused") {
+				t.Errorf("error %q does not say why", e.Error())
+			}
+		})
+	}
 }

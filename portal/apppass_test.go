@@ -228,6 +228,50 @@ func TestMobileconfigDownload(t *testing.T) {
 	expectStatus(t, b.post("/app-passwords/profile", url.Values{"token": {token[1]}}), http.StatusGone)
 }
 
+// TestNoTLSSettings: for a loopback server without TLS (the demo) the result
+// page and the .mobileconfig tell the mail app to use no TLS, so that it
+// can connect.
+func TestNoTLSSettings(t *testing.T) {
+	f := newFixture(t, func(s *Server) {
+		s.Mail = MailSettings{IMAPHost: "127.0.0.1", IMAPPort: 1143, IMAPSecurity: SecurityNone,
+			SMTPPort: 1587, SMTPSecurity: SecurityNone}
+	})
+	f.account("bob@example.org", bobPW, false)
+	b := f.browser()
+	b.signIn("bob@example.org", bobPW, "/app-passwords")
+	r := b.post("/app-passwords", url.Values{"name": {"Mac"}, "scope": {"imap", "smtp"}})
+	expectStatus(t, r, http.StatusOK, "Your new app password", "127.0.0.1", "1143", "1587",
+		`<th scope="row">Security</th><td>None (no TLS`)
+	for _, tls := range []string{"STARTTLS", "SSL/TLS"} {
+		if strings.Contains(r.Body, tls) {
+			t.Errorf("the result page says %s for a server without TLS", tls)
+		}
+	}
+	token := reToken.FindStringSubmatch(r.Body)
+	if token == nil {
+		t.Fatal("no download token on the result page")
+	}
+	r = b.post("/app-passwords/profile", url.Values{"token": {token[1]}})
+	var p plist
+	if err := xml.Unmarshal([]byte(r.Body), &p); err != nil {
+		t.Fatalf("profile is not XML: %v\n%s", err, r.Body)
+	}
+	got := map[string]string{}
+	p.Dict.values("", got)
+	for k, v := range map[string]string{
+		"payload.IncomingMailServerHostName":   "127.0.0.1",
+		"payload.IncomingMailServerPortNumber": "1143",
+		"payload.IncomingMailServerUseSSL":     "false",
+		"payload.OutgoingMailServerHostName":   "127.0.0.1",
+		"payload.OutgoingMailServerPortNumber": "1587",
+		"payload.OutgoingMailServerUseSSL":     "false",
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
 func TestChangePassword(t *testing.T) {
 	f := newFixture(t, nil)
 	f.account("bob@example.org", bobPW, false)

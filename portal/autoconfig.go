@@ -15,6 +15,10 @@ type Security string
 const (
 	SecurityTLS      Security = "tls"      // implicit TLS (RFC 8314 §3.3): IMAP 993, SMTP 465
 	SecuritySTARTTLS Security = "starttls" // STARTTLS: IMAP 143 (RFC 3501 §6.2.1), SMTP 587 (RFC 3207)
+	// SecurityNone is no TLS at all: IMAP 143, SMTP 587. Only for a
+	// listener on loopback, such as the demo's (config refuses it for a
+	// host reached over a network).
+	SecurityNone Security = "none"
 )
 
 // MailSettings are the passgate listeners that mail clients connect to, as
@@ -23,12 +27,12 @@ const (
 type MailSettings struct {
 	// IMAPHost is the host name clients connect to. "" = BaseURL's host.
 	IMAPHost string
-	// IMAPPort: 0 = 993 for SecurityTLS, 143 for SecuritySTARTTLS.
+	// IMAPPort: 0 = 993 for SecurityTLS, else 143.
 	IMAPPort     int
 	IMAPSecurity Security // "" = SecurityTLS
 	// SMTPHost: "" = IMAPHost.
 	SMTPHost string
-	// SMTPPort: 0 = 465 for SecurityTLS, 587 for SecuritySTARTTLS.
+	// SMTPPort: 0 = 465 for SecurityTLS, else 587.
 	SMTPPort     int
 	SMTPSecurity Security // "" = SecurityTLS
 }
@@ -43,7 +47,7 @@ func (s *Server) mail() MailSettings {
 		m.IMAPSecurity = SecurityTLS
 	}
 	if m.IMAPPort == 0 {
-		m.IMAPPort = map[Security]int{SecurityTLS: 993, SecuritySTARTTLS: 143}[m.IMAPSecurity]
+		m.IMAPPort = map[Security]int{SecurityTLS: 993, SecuritySTARTTLS: 143, SecurityNone: 143}[m.IMAPSecurity]
 	}
 	if m.SMTPHost == "" {
 		m.SMTPHost = m.IMAPHost
@@ -52,15 +56,18 @@ func (s *Server) mail() MailSettings {
 		m.SMTPSecurity = SecurityTLS
 	}
 	if m.SMTPPort == 0 {
-		m.SMTPPort = map[Security]int{SecurityTLS: 465, SecuritySTARTTLS: 587}[m.SMTPSecurity]
+		m.SMTPPort = map[Security]int{SecurityTLS: 465, SecuritySTARTTLS: 587, SecurityNone: 587}[m.SMTPSecurity]
 	}
 	return m
 }
 
 // Label is how the security is named on the result page.
 func (sec Security) Label() string {
-	if sec == SecuritySTARTTLS {
+	switch sec {
+	case SecuritySTARTTLS:
 		return "STARTTLS"
+	case SecurityNone:
+		return "None (no TLS: this server listens on loopback only)"
 	}
 	return "SSL/TLS"
 }
@@ -96,9 +103,14 @@ type acDocumentn struct {
 	Descr string `xml:"descr"`
 }
 
+// socketType is the autoconfig name of sec: "SSL" (implicit TLS),
+// "STARTTLS" or "plain".
 func socketType(sec Security) string {
-	if sec == SecuritySTARTTLS {
+	switch sec {
+	case SecuritySTARTTLS:
 		return "STARTTLS"
+	case SecurityNone:
+		return "plain"
 	}
 	return "SSL"
 }
@@ -158,11 +170,17 @@ type adProtocol struct {
 	AuthRequired   string `xml:"AuthRequired"`
 }
 
-func encryption(sec Security) string {
-	if sec == SecuritySTARTTLS {
-		return "TLS" // Autodiscover's name for STARTTLS
+// adSecurity is the POX SSL and Encryption elements for sec. Encryption
+// (None, SSL, TLS or Auto) overrides SSL in Outlook; both say the same
+// for older clients.
+func adSecurity(sec Security) (ssl, encryption string) {
+	switch sec {
+	case SecuritySTARTTLS:
+		return "on", "TLS" // Autodiscover's name for STARTTLS
+	case SecurityNone:
+		return "off", "None"
 	}
-	return "SSL"
+	return "on", "SSL"
 }
 
 // autodiscover answers Outlook's POX request with IMAP and SMTP settings.
@@ -179,11 +197,14 @@ func (s *Server) autodiscover(w http.ResponseWriter, r *http.Request) {
 	a := &resp.Response.Account
 	a.AccountType, a.Action = "email", "settings"
 	login := strings.TrimSpace(req.EMailAddress)
+	proto := func(typ, host string, port int, sec Security) adProtocol {
+		ssl, enc := adSecurity(sec)
+		return adProtocol{Type: typ, Server: host, Port: port, LoginName: login, DomainRequired: "off", SPA: "off",
+			SSL: ssl, Encryption: enc, AuthRequired: "on"}
+	}
 	a.Protocols = []adProtocol{
-		{Type: "IMAP", Server: m.IMAPHost, Port: m.IMAPPort, LoginName: login, DomainRequired: "off", SPA: "off",
-			SSL: "on", Encryption: encryption(m.IMAPSecurity), AuthRequired: "on"},
-		{Type: "SMTP", Server: m.SMTPHost, Port: m.SMTPPort, LoginName: login, DomainRequired: "off", SPA: "off",
-			SSL: "on", Encryption: encryption(m.SMTPSecurity), AuthRequired: "on"},
+		proto("IMAP", m.IMAPHost, m.IMAPPort, m.IMAPSecurity),
+		proto("SMTP", m.SMTPHost, m.SMTPPort, m.SMTPSecurity),
 	}
 	writeXML(w, "text/xml", resp)
 }

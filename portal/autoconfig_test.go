@@ -43,6 +43,23 @@ func TestAutoconfig(t *testing.T) {
 			}
 		})
 	}
+	// A loopback server without TLS (the demo): socketType plain, and the
+	// default ports of SecurityNone are the plain ones.
+	t.Run("no TLS", func(t *testing.T) {
+		f := newFixture(t, func(s *Server) {
+			s.Mail = MailSettings{IMAPHost: "127.0.0.1", IMAPPort: 1143, IMAPSecurity: SecurityNone, SMTPSecurity: SecurityNone}
+		})
+		r := f.browser().get("/mail/config-v1.1.xml?emailaddress=alice@example.org")
+		var cc clientConfig
+		if err := xml.Unmarshal([]byte(r.Body), &cc); err != nil {
+			t.Fatalf("%d %v\n%s", r.StatusCode, err, r.Body)
+		}
+		in, out := cc.Provider.Incoming, cc.Provider.Outgoing
+		if in.Hostname != "127.0.0.1" || in.Port != 1143 || in.SocketType != "plain" ||
+			out.Hostname != "127.0.0.1" || out.Port != 587 || out.SocketType != "plain" {
+			t.Errorf("incoming %+v\noutgoing %+v", in, out)
+		}
+	})
 }
 
 func TestAutodiscover(t *testing.T) {
@@ -50,6 +67,12 @@ func TestAutodiscover(t *testing.T) {
 		s.Mail = MailSettings{IMAPHost: "mail.example.org", IMAPSecurity: SecuritySTARTTLS, SMTPHost: "smtp.example.org"}
 	})
 	b := f.browser()
+	want := []adProtocol{
+		{Type: "IMAP", Server: "mail.example.org", Port: 143, LoginName: "bob@example.org", DomainRequired: "off",
+			SPA: "off", SSL: "on", Encryption: "TLS", AuthRequired: "on"},
+		{Type: "SMTP", Server: "smtp.example.org", Port: 465, LoginName: "bob@example.org", DomainRequired: "off",
+			SPA: "off", SSL: "on", Encryption: "SSL", AuthRequired: "on"},
+	}
 	const req = `<?xml version="1.0" encoding="utf-8"?>
 <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
   <Request>
@@ -76,29 +99,35 @@ func TestAutodiscover(t *testing.T) {
 					t.Errorf("response lacks namespace %s", ns)
 				}
 			}
-			var resp struct {
-				Account struct {
-					AccountType string       `xml:"AccountType"`
-					Action      string       `xml:"Action"`
-					Protocols   []adProtocol `xml:"Protocol"`
-				} `xml:"Response>Account"`
-			}
-			if err := xml.Unmarshal([]byte(r.Body), &resp); err != nil {
-				t.Fatal(err)
-			}
-			a := resp.Account
-			want := []adProtocol{
-				{Type: "IMAP", Server: "mail.example.org", Port: 143, LoginName: "bob@example.org", DomainRequired: "off",
-					SPA: "off", SSL: "on", Encryption: "TLS", AuthRequired: "on"},
-				{Type: "SMTP", Server: "smtp.example.org", Port: 465, LoginName: "bob@example.org", DomainRequired: "off",
-					SPA: "off", SSL: "on", Encryption: "SSL", AuthRequired: "on"},
-			}
+			a := parseADAccount(t, r.Body)
 			if a.AccountType != "email" || a.Action != "settings" || len(a.Protocols) != 2 ||
 				a.Protocols[0] != want[0] || a.Protocols[1] != want[1] {
 				t.Errorf("got %+v\nwant %+v", a, want)
 			}
 		})
 	}
+	// A loopback server without TLS (the demo): SSL off, Encryption None.
+	t.Run("no TLS", func(t *testing.T) {
+		f := newFixture(t, func(s *Server) {
+			s.Mail = MailSettings{IMAPHost: "127.0.0.1", IMAPPort: 1143, IMAPSecurity: SecurityNone,
+				SMTPPort: 1587, SMTPSecurity: SecurityNone}
+		})
+		b := f.browser()
+		hr, err := http.NewRequest("POST", b.base+"/autodiscover/autodiscover.xml", strings.NewReader(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := parseADAccount(t, b.do(hr).Body)
+		want := []adProtocol{
+			{Type: "IMAP", Server: "127.0.0.1", Port: 1143, LoginName: "bob@example.org", DomainRequired: "off",
+				SPA: "off", SSL: "off", Encryption: "None", AuthRequired: "on"},
+			{Type: "SMTP", Server: "127.0.0.1", Port: 1587, LoginName: "bob@example.org", DomainRequired: "off",
+				SPA: "off", SSL: "off", Encryption: "None", AuthRequired: "on"},
+		}
+		if len(a.Protocols) != 2 || a.Protocols[0] != want[0] || a.Protocols[1] != want[1] {
+			t.Errorf("got %+v\nwant %+v", a.Protocols, want)
+		}
+	})
 	t.Run("garbage", func(t *testing.T) {
 		for _, body := range []string{"", "not xml", "<Autodiscover><Request></Request></Autodiscover>"} {
 			hr, _ := http.NewRequest("POST", b.base+"/autodiscover/autodiscover.xml", strings.NewReader(body))
@@ -111,4 +140,23 @@ func TestAutodiscover(t *testing.T) {
 			t.Errorf("oversized body: %d", r.StatusCode)
 		}
 	})
+}
+
+// adAccount is the Account of an Autodiscover response.
+type adAccount struct {
+	AccountType string       `xml:"AccountType"`
+	Action      string       `xml:"Action"`
+	Protocols   []adProtocol `xml:"Protocol"`
+}
+
+// parseADAccount parses the Account of an Autodiscover response.
+func parseADAccount(t *testing.T, body string) adAccount {
+	t.Helper()
+	var resp struct {
+		Account adAccount `xml:"Response>Account"`
+	}
+	if err := xml.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	return resp.Account
 }

@@ -130,6 +130,8 @@ func (s *Server) mobileconfig(user, name, password string) []byte {
 	m := s.mail()
 	host := m.IMAPHost
 	ident := "org.passgate." + reverseHost(host)
+	// UseSSL is implicit TLS only; false covers STARTTLS (Mail upgrades
+	// when the server offers it) and SecurityNone.
 	mailDict := plistDict{
 		{"EmailAccountDescription", plistString(name + " (" + host + ")")},
 		{"EmailAccountName", plistString(user)},

@@ -55,16 +55,15 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	}
 	defer sub.Close()
 
-	portalAddr, err := fixedPort(*listenPortal)
-	if err != nil {
-		return fmt.Errorf("--listen-portal: %w", err)
+	if err := fixedPorts([]flagAddr{{"--listen-imap", listen}, {"--listen-smtp", listenSMTP}, {"--listen-portal", listenPortal}}); err != nil {
+		return err
 	}
 	keyFile := filepath.Join(dir, "portal.key")
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(randomBytes(32))+"\n"), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "passgate.toml")
-	addrs := demoAddrs{*listen, *listenSMTP, portalAddr, up.Addr().String(), subAddr.String(), keyFile}
+	addrs := demoAddrs{*listen, *listenSMTP, *listenPortal, up.Addr().String(), subAddr.String(), keyFile}
 	if err := writeDemoConfig(cfgPath, addrs, masterSecret); err != nil {
 		return err
 	}
@@ -177,7 +176,7 @@ List the inbox through passgate with the app password:
 
 Send a message through passgate's SMTP with the same app password (it lands in the inbox above):
 
-  printf 'Subject: Hello through passgate\r\n\r\nSent with an app password.\r\n' | curl -sS --login-options AUTH=PLAIN -u '%[2]s:%[3]s' --mail-from %[2]s --mail-rcpt %[2]s -T - 'smtp://%[8]s'
+  printf 'From: %[2]s\r\nDate: %%s\r\nSubject: Hello through passgate\r\n\r\nSent with an app password.\r\n' "$(LC_ALL=C date -u '+%%a, %%d %%b %%Y %%H:%%M:%%S +0000')" | curl -sS --login-options AUTH=PLAIN -u '%[2]s:%[3]s' --mail-from %[2]s --mail-rcpt %[2]s -T - 'smtp://%[8]s'
 
 Try the primary password instead, and see the alert:
 
@@ -199,19 +198,40 @@ Ctrl-C stops the demo and deletes its files.
 		"http://"+l.Portal.String()+"/", c.totpSecret)
 }
 
-// fixedPort returns addr with a free port in place of port 0: the portal's
-// URL, written in the config, must name the port it will listen on.
-func fixedPort(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port != "0" {
-		return addr, err
+// flagAddr is a listen address and the flag that set it.
+type flagAddr struct {
+	flag string
+	addr *string
+}
+
+// fixedPorts puts a free port in place of each port 0, distinct from one
+// another: the config names the ports (portal.url, and the IMAP and SMTP
+// ports the portal tells mail apps), so they must be the ones passgate
+// will listen on.
+func fixedPorts(addrs []flagAddr) error {
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(*a.addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.flag, err)
+		}
+		if port != "0" {
+			continue
+		}
+		// Held open until all are picked, so no two get the same port.
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.flag, err)
+		}
+		held = append(held, ln)
+		*a.addr = ln.Addr().String()
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return nil
 }
 
 func randomBytes(n int) []byte {
