@@ -20,6 +20,7 @@
 //	passgate apppass list USER [--json]
 //	passgate apppass revoke USER ID|NAME
 //	passgate apppass revoke-all USER [USER...]
+//	passgate store migrate --from bolt:PATH --to redis://...|config [--key-prefix P] [--audit=false] [--json]
 //	passgate version
 //
 // Every command takes --config FILE (default passgate.toml). Flags may come
@@ -88,6 +89,8 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate apppass list USER [--json]
   passgate apppass revoke USER ID|NAME
   passgate apppass revoke-all USER [USER...]
+  passgate store migrate --from bolt:PATH --to redis://...|rediss://...|config
+                         [--key-prefix P] [--audit=false] [--json]
   passgate version
 
 Every command takes --config FILE (default passgate.toml).
@@ -110,6 +113,8 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdUser(ctx, e, rest)
 	case "apppass":
 		return cmdAppPass(ctx, e, rest)
+	case "store":
+		return cmdStore(ctx, e, rest)
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, "passgate", version)
 		return nil

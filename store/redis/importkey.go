@@ -3,6 +3,7 @@ package redis
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -54,7 +55,7 @@ func (s *Store) ImportLookupKey(ctx context.Context, key []byte) error {
 	err := s.do(ctx, "import lookup key", func(ctx context.Context) error {
 		v, err := scriptImportLookupKey.Run(ctx, s.rdb, []string{s.lookupKeyKey()}, key).Text()
 		switch {
-		case err == goredis.Nil:
+		case errors.Is(err, goredis.Nil):
 			return nil
 		case err != nil:
 			return err
