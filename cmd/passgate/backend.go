@@ -42,6 +42,9 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, lost f
 }
 
 func openRedis(ctx context.Context, r config.Redis, log *slog.Logger, lost func()) (openedStore, error) {
+	// go-redis's own messages (a failed dial during an outage) go to our
+	// log at debug level, not to stderr.
+	redis.SetLibraryLogger(log)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := redis.Open(ctx, redisOptions(r, log, lost))
