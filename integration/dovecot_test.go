@@ -128,6 +128,9 @@ service lmtp {
 }
 submission_relay_host = 127.0.0.1
 submission_relay_port = {{.RelayPort}}
+# Above passgate's default SIZE (50 MiB), so the 50 MiB test message passes
+# (Dovecot's own default is 40 MiB, announced only after AUTH).
+submission_max_mail_size = 60M
 
 protocol imap {
   mail_max_userip_connections = 1000

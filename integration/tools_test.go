@@ -29,6 +29,7 @@ var aptPackages = map[string]string{
 	"/usr/bin/python3": "python3",
 	"swaks":            "swaks",
 	"chromium":         "chromium",
+	"postfix":          "postfix",
 }
 
 // onCI reports whether missing components must fail the run instead of
