@@ -222,6 +222,7 @@ func (pg *Passgate) serve(t testing.TB) {
 	pg.cmd = exec.Command(pg.bin, "serve", "--config", pg.ConfFile)
 	pg.cmd.Env = append(os.Environ(), pg.env...)
 	pg.cmd.Stdout, pg.cmd.Stderr = pg.out, pg.out
+	leaks.output(pg.out)
 	pg.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pg.done = make(chan struct{})
 	if err := pg.cmd.Start(); err != nil {
@@ -287,6 +288,7 @@ func (pg *Passgate) runErr(t testing.TB, stdin string, args ...string) (stdout, 
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
+	leaks.output(stringOutput(e.String())) // stdout may show a new password on purpose
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -323,6 +325,7 @@ func (pg *Passgate) addUser(t testing.TB, user, password string, mfa bool) {
 	if mfa {
 		args = append(args, "--mfa")
 	}
+	leaks.secret(password)
 	pg.runStdin(t, password+"\n", args...)
 }
 
@@ -344,6 +347,7 @@ func (pg *Passgate) createAppPassword(t testing.TB, user, name string) appPasswo
 	if p.ID == "" || p.Name != name || p.Password == "" {
 		t.Fatalf("apppass create --json: incomplete %+v", p)
 	}
+	leaks.secret(p.Password)
 	return p
 }
 
