@@ -81,6 +81,9 @@ type passgateOpts struct {
 	DefaultArgon bool
 	// MaxFailedLogins is 10 when zero.
 	MaxFailedLogins int
+	// NoAuthCache turns the verified-login cache off, so that every login
+	// runs argon2id.
+	NoAuthCache bool
 }
 
 // portalURL is what passgate tells MFA users to visit.
@@ -132,7 +135,8 @@ max_failed_logins = {{.MaxFailedLogins}}
 # real delays and blocks).
 tarpit_base = "5ms"
 tarpit_max = "40ms"
-`
+{{if .NoAuthCache}}auth_cache_ttl = "off"
+{{end}}`
 
 // Passgate is one passgate configuration (a directory with its config file,
 // certificate and database) and, while serve runs, its process.
@@ -197,6 +201,7 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 		"MasterUser": masterUser, "MasterSecret": masterSecret, "SecretVia": o.SecretVia, "SecretFile": secretFile,
 		"CertFile": certFile, "KeyFile": keyFile, "DBFile": filepath.Join(dir, "passgate.db"),
 		"DefaultArgon": o.DefaultArgon, "Portal": portalURL, "MaxFailedLogins": o.MaxFailedLogins,
+		"NoAuthCache": o.NoAuthCache,
 	})
 	if err != nil {
 		t.Fatalf("passgate config: %v", err)
