@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // TestExampleFile keeps passgate.example.toml valid and its "default"
@@ -17,7 +19,7 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeCert(t, dir)
+	testcert.Write(t, dir, "")
 	writeFile(t, filepath.Join(dir, "master-secret"), "example-secret\n")
 	data := strings.NewReplacer(
 		"/etc/passgate/", dir+"/",

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // FuzzParse checks that Parse never panics, that every error it returns is
@@ -16,7 +18,7 @@ func FuzzParse(f *testing.F) {
 		envSecret  = "EnvSecretZ9w"
 	)
 	dir := f.TempDir()
-	writeCert(f, dir)
+	testcert.Write(f, dir, "")
 	writeFile(f, filepath.Join(dir, "master-secret"), fileSecret+"\n")
 	f.Add([]byte(base), false)
 	f.Add([]byte(withBase(`master_secret = "s3cret"`, `master_secret_file = "master-secret"`)+

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // base is a minimal valid configuration; cases append sections after it, so
@@ -29,12 +31,12 @@ func lines(l ...string) string { return strings.Join(l, "\n") + "\n" }
 func fixture(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	certFile, _ := writeCert(t, dir)
+	certFile, _ := testcert.Write(t, dir, "")
 	other := filepath.Join(dir, "other")
 	if err := os.Mkdir(other, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeCert(t, other)
+	testcert.Write(t, other, "")
 	pemBytes, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatal(err)
@@ -112,4 +114,11 @@ func tomlKeys(v any) (keys []string, table map[string]bool) {
 	}
 	walk("", reflect.TypeOf(v))
 	return keys, table
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // withRedis is base plus a [store] table and a [store.redis] table with
@@ -157,7 +159,7 @@ func TestRedisExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeCert(t, dir)
+	testcert.Write(t, dir, "")
 	writeFile(t, filepath.Join(dir, "master-secret"), "example-secret\n")
 	data := strings.NewReplacer("/etc/passgate/", dir+"/", "/var/lib/passgate/", dir+"/").Replace(string(raw))
 	c, err := Parse([]byte(data), "/nonexistent", nil)

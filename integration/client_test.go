@@ -9,6 +9,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // Ways a client reaches passgate.
@@ -20,7 +22,7 @@ const (
 
 // tlsConfig trusts passgate's self-signed certificate.
 func (pg *Passgate) tlsConfig(t testing.TB) *tls.Config {
-	return &tls.Config{RootCAs: certPool(t, pg.CertFile), ServerName: "localhost"}
+	return &tls.Config{RootCAs: testcert.Pool(t, pg.CertFile), ServerName: "localhost"}
 }
 
 // dial connects go-imap's imapclient to passgate; the client is closed when

@@ -17,6 +17,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testlog"
 )
 
 // This file turns issue 6's "done when" into a test: from `passgate demo`, a
@@ -51,7 +52,7 @@ func walkStartDemo(t *testing.T, ctx context.Context) demoBanner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	// Stop it as Ctrl-C does, also when ctx ends first (a test's deferred
 	// cancel runs before its cleanups): SIGKILL would leave the demo's

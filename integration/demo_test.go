@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testlog"
 )
 
 // TestDemoCurlCommandListsInbox runs the README's first command the way a
@@ -26,7 +28,7 @@ func TestDemoCurlCommandListsInbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // These tests talk to Dovecot directly, without passgate: they prove that the
@@ -93,7 +95,7 @@ func TestDovecotTrustsForwardedIP(t *testing.T) {
 
 func TestDovecotTLS(t *testing.T) {
 	d := sharedDovecot(t)
-	cfg := &tls.Config{RootCAs: certPool(t, d.CertFile), ServerName: "localhost"}
+	cfg := &tls.Config{RootCAs: testcert.Pool(t, d.CertFile), ServerName: "localhost"}
 	login := "LOGIN " + quote(presetUsers[0]) + " " + quote(primaryPassword(presetUsers[0]))
 
 	t.Run("STARTTLS", func(t *testing.T) {
@@ -140,7 +142,7 @@ func TestDovecotStartStop(t *testing.T) {
 func TestDovecotSubmission(t *testing.T) {
 	d := sharedDovecot(t)
 	user, _ := d.newUser(t)
-	c, err := smtp.DialStartTLS(d.SubmitAddr, &tls.Config{RootCAs: certPool(t, d.CertFile), ServerName: "localhost"})
+	c, err := smtp.DialStartTLS(d.SubmitAddr, &tls.Config{RootCAs: testcert.Pool(t, d.CertFile), ServerName: "localhost"})
 	if err != nil {
 		t.Fatalf("dial submission with STARTTLS: %v", err)
 	}

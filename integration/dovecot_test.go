@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testlog"
 )
 
 // Master user credentials of the test Dovecot: passgate logs in upstream as
@@ -168,7 +171,7 @@ func launchDovecot() (d *Dovecot, err error) {
 	}
 	d.IMAPAddr, d.IMAPSAddr, d.LMTPAddr, d.SubmitAddr, d.RelayAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
 	var keyFile string
-	if d.CertFile, keyFile, err = writeSelfSigned(dir, "dovecot"); err != nil {
+	if d.CertFile, keyFile, err = testcert.WriteFiles(dir, "dovecot-"); err != nil {
 		return d, err
 	}
 	if err := d.setupFiles(); err != nil {
@@ -197,7 +200,7 @@ func launchDovecot() (d *Dovecot, err error) {
 	d.cmd = exec.Command(dovecot, "-F", "-c", d.ConfFile)
 	// If the test binary dies (a timeout panic), Dovecot goes with it.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	out := new(lockedBuffer)
+	out := new(testlog.Buffer)
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	if err := d.cmd.Start(); err != nil {
 		return d, fmt.Errorf("start dovecot: %w", err)

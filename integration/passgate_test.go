@@ -16,6 +16,9 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testlog"
 )
 
 // The passgate binary, built once per run from ../cmd/passgate.
@@ -150,7 +153,7 @@ type Passgate struct {
 	bin   string
 	env   []string
 	cmd   *exec.Cmd
-	out   *lockedBuffer
+	out   *testlog.Buffer
 	done  chan struct{}
 	state *os.ProcessState
 }
@@ -163,12 +166,9 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 	pg := &Passgate{
 		Dir: dir, ConfFile: filepath.Join(dir, "passgate.toml"),
 		IMAPAddr: addr(freePort(t)), IMAPSAddr: addr(freePort(t)),
-		bin: bin, out: new(lockedBuffer),
+		bin: bin, out: new(testlog.Buffer),
 	}
-	certFile, keyFile, err := writeSelfSigned(dir, "passgate")
-	if err != nil {
-		t.Fatalf("passgate certificate: %v", err)
-	}
+	certFile, keyFile := testcert.Write(t, dir, "passgate-")
 	pg.CertFile = certFile
 	if o.UpstreamTLS == "" {
 		o.UpstreamTLS = "none"
@@ -195,7 +195,7 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 		pg.env = append(pg.env, "PASSGATE_IMAP_UPSTREAM_MASTER_SECRET="+masterSecret)
 	}
 	var conf bytes.Buffer
-	err = template.Must(template.New("conf").Parse(passgateConf)).Execute(&conf, map[string]any{
+	err := template.Must(template.New("conf").Parse(passgateConf)).Execute(&conf, map[string]any{
 		"IMAPAddr": pg.IMAPAddr, "IMAPSAddr": pg.IMAPSAddr, "AllowCleartext": o.AllowCleartext,
 		"Upstream": o.Upstream, "UpstreamTLS": o.UpstreamTLS, "CAFile": d.CertFile, "Login": o.Login,
 		"MasterUser": masterUser, "MasterSecret": masterSecret, "SecretVia": o.SecretVia, "SecretFile": secretFile,

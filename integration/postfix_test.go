@@ -12,6 +12,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/passgate/passgate/internal/testlog"
 )
 
 // Postfix is a private Postfix instance: its own configuration, queue and
@@ -28,7 +30,7 @@ type Postfix struct {
 
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *lockedBuffer
+	out    *testlog.Buffer
 }
 
 const postfixMain = `# written by passgate's integration tests
@@ -114,7 +116,7 @@ func startPostfix(t testing.TB, relayAddr string) *Postfix {
 		t.Fatalf("postfix dir: %v", err)
 	}
 	p := &Postfix{Dir: dir, SMTPAddr: addr(freePort(t)), LogFile: filepath.Join(dir, "maillog"),
-		exited: make(chan struct{}), out: new(lockedBuffer)}
+		exited: make(chan struct{}), out: new(testlog.Buffer)}
 	_, relayPort := splitAddr(t, relayAddr)
 	_, smtpPort := splitAddr(t, p.SMTPAddr)
 	vars := map[string]any{"Dir": dir, "RelayPort": relayPort, "SMTPPort": smtpPort}

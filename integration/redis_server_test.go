@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testlog"
 )
 
 // redisReadyWait bounds how long redis-server may take to start.
@@ -26,7 +28,7 @@ type redisServer struct {
 	t    testing.TB
 	path string
 	dir  string // working directory: dump.rdb of stop(true)
-	out  *lockedBuffer
+	out  *testlog.Buffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -42,7 +44,7 @@ func startRedisServer(t testing.TB) *redisServer {
 	if err != nil {
 		missing(t, fmt.Sprintf("redis-server not found (install the Debian package redis-server): %v", err))
 	}
-	r := &redisServer{t: t, path: path, dir: t.TempDir(), out: new(lockedBuffer)}
+	r := &redisServer{t: t, path: path, dir: t.TempDir(), out: new(testlog.Buffer)}
 	t.Cleanup(func() {
 		r.stop(false)
 		if t.Failed() {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // BenchmarkSMTPRelay10MiB sends one 10 MiB message per iteration along each
@@ -38,7 +40,7 @@ func BenchmarkSMTPRelay10MiB(b *testing.B) {
 	msg := bigMessage(a.User, "bench@example.net", "10 MiB benchmark", size)
 
 	viaPassgate := benchClient(b, g.SubmitAddr, g.tlsConfig(b), sasl.NewPlainClient("", a.User, a.AppPass))
-	direct := benchClient(b, d.SubmitAddr, &tls.Config{RootCAs: certPool(b, d.CertFile), ServerName: "localhost"},
+	direct := benchClient(b, d.SubmitAddr, &tls.Config{RootCAs: testcert.Pool(b, d.CertFile), ServerName: "localhost"},
 		sasl.NewPlainClient(a.User, masterUser, masterSecret))
 	paths := []struct {
 		name    string

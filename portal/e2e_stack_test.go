@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
 	"github.com/passgate/passgate/proxy/upstream"
@@ -34,7 +35,7 @@ type mailStack struct {
 	v        *authn.Verifier
 	portal   *httptest.Server
 	imapAddr string
-	log      *syncBuffer
+	log      *testlog.Buffer
 }
 
 const (
@@ -46,8 +47,7 @@ func newMailStack(t *testing.T, users []string) *mailStack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testlog.New(slog.LevelDebug)
 
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "passgate.db"), bolt.Options{Logger: log})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 )
@@ -48,24 +49,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fixture is a portal on a real listener with a bolt store.
 type fixture struct {
 	t     *testing.T
@@ -74,7 +57,7 @@ type fixture struct {
 	srv   *Server
 	ts    *httptest.Server
 	clock *clock
-	log   *syncBuffer
+	log   *testlog.Buffer
 }
 
 const (
@@ -93,8 +76,7 @@ func newFixture(t *testing.T, configure func(*Server)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testlog.New(slog.LevelDebug)
 	v := &authn.Verifier{Store: db, Params: testParams, Now: clk.Now, Logger: log}
 	f := &fixture{t: t, db: db, v: v, clock: clk, log: logs}
 	f.srv = &Server{Store: db, Verifier: v, Key: testKey, Issuer: "passgate-test", Now: clk.Now, Logger: log,

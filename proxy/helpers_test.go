@@ -2,20 +2,15 @@ package proxy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -89,52 +84,11 @@ func (s *session) wait(t testing.TB) error {
 	}
 }
 
-var (
-	certOnce sync.Once
-	testCert tls.Certificate
-	certPool *x509.CertPool
-)
-
-// tlsConfigs returns a server and a client config sharing a fresh
-// self-signed certificate for 127.0.0.1 / localhost.
-func tlsConfigs(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	certOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "localhost"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			panic(err)
-		}
-		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-		certPool = x509.NewCertPool()
-		certPool.AddCert(cert)
-	})
-	return &tls.Config{Certificates: []tls.Certificate{testCert}},
-		&tls.Config{RootCAs: certPool, ServerName: "127.0.0.1"}
-}
-
 // tlsPair wraps a TCP pair in TLS (dialed end is the TLS client) and
 // completes the handshake.
 func tlsPair(t testing.TB, dialed, accepted net.Conn) (client, server *tls.Conn) {
 	t.Helper()
-	sc, cc := tlsConfigs(t)
+	sc, cc := testcert.ServerConfig(), testcert.ClientConfig("127.0.0.1")
 	client, server = tls.Client(dialed, cc), tls.Server(accepted, sc)
 	errc := make(chan error, 1)
 	go func() { errc <- server.Handshake() }()

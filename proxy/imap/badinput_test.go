@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // step is one move of a bad-input transcript: bytes the client sends, a
@@ -383,7 +385,7 @@ func TestTLSOnPlainPort(t *testing.T) {
 	}
 	defer raw.Close()
 	rec := &recordingConn{Conn: raw}
-	tc := tls.Client(rec, clientTLS())
+	tc := tls.Client(rec, testcert.ClientConfig("localhost"))
 	tc.SetDeadline(deadline())
 	err = tc.Handshake()
 	var ne net.Error

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -77,7 +78,7 @@ func fuzzSession(t *testing.T, session []byte) {
 	srv := &Server{
 		Auth:           &fakeAuth{},
 		Upstream:       up,
-		TLSConfig:      serverTLS(),
+		TLSConfig:      testcert.ServerConfig(),
 		AllowCleartext: true,
 		ReadTimeout:    5 * time.Second,
 		MaxLine:        256,

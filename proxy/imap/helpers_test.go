@@ -2,19 +2,12 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -25,6 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -165,24 +160,6 @@ func tcpPair() (near, far net.Conn, err error) {
 	return near, far, nil
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a running Server with fakes: plain listener at addr, and an
 // implicit-TLS listener at tlsAddr when the server has a TLSConfig.
 type env struct {
@@ -190,14 +167,14 @@ type env struct {
 	srv      *Server
 	auth     *fakeAuth
 	up       *fakeUpstream
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	addr     string
 	tlsAddr  string
 	serveErr chan error
 }
 
 // withTLS gives the server the test certificate.
-func withTLS(s *Server) { s.TLSConfig = serverTLS() }
+func withTLS(s *Server) { s.TLSConfig = testcert.ServerConfig() }
 
 // cleartext allows logins without TLS.
 func cleartext(s *Server) { s.AllowCleartext = true }
@@ -206,12 +183,9 @@ func cleartext(s *Server) { s.AllowCleartext = true }
 // Cleanup shuts it down and checks Serve returned ErrServerClosed.
 func newEnv(t *testing.T, opts ...func(*Server)) *env {
 	t.Helper()
-	e := &env{t: t, auth: &fakeAuth{}, up: newFakeUpstream(), logs: &syncBuffer{}, serveErr: make(chan error, 2)}
-	e.srv = &Server{
-		Auth:     e.auth,
-		Upstream: e.up,
-		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	logger, logs := testlog.New(slog.LevelDebug)
+	e := &env{t: t, auth: &fakeAuth{}, up: newFakeUpstream(), logs: logs, serveErr: make(chan error, 2)}
+	e.srv = &Server{Auth: e.auth, Upstream: e.up, Logger: logger}
 	for _, o := range opts {
 		o(e.srv)
 	}
@@ -287,7 +261,7 @@ func (e *env) greetedTLS() *client {
 // connectedTLS dials the implicit-TLS listener.
 func (e *env) connectedTLS() *client {
 	e.t.Helper()
-	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", e.tlsAddr, clientTLS())
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", e.tlsAddr, testcert.ClientConfig("localhost"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -395,54 +369,13 @@ func (c *client) expectClosed() {
 func (c *client) startTLS() {
 	c.t.Helper()
 	c.expectTagged("s", "STARTTLS", "s OK ")
-	tc := tls.Client(c.conn, clientTLS())
+	tc := tls.Client(c.conn, testcert.ClientConfig("localhost"))
 	tc.SetDeadline(time.Now().Add(ioTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatalf("TLS handshake: %v", err)
 	}
 	c.conn = tc
 	c.r = bufio.NewReader(tc)
-}
-
-// Test certificate for 127.0.0.1 and localhost, made once.
-var testCert = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "passgate test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
-})
-
-func serverTLS() *tls.Config {
-	cert, _ := testCert()
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-}
-
-func clientTLS() *tls.Config {
-	_, pool := testCert()
-	return &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 }
 
 // loopback is the client address every test connection comes from.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 const (
@@ -240,7 +242,7 @@ func TestLoginPassthrough(t *testing.T) {
 }
 
 func TestLoginTLS(t *testing.T) {
-	_, clientConf := tlsConfigs(t)
+	clientConf := testcert.ClientConfig("")
 	t.Run("starttls", func(t *testing.T) {
 		addr := serve(t, false, func(s *script) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS SASL-IR AUTH=PLAIN LOGINDISABLED] ready")
@@ -375,7 +377,7 @@ func TestLoginUnavailable(t *testing.T) {
 			addr := serve(t, false, tt.script)
 			u := master(addr)
 			if strings.Contains(tt.name, "STARTTLS") {
-				_, u.TLSConfig = tlsConfigs(t)
+				u.TLSConfig = testcert.ClientConfig("")
 				u.TLS = TLSStartTLS
 			}
 			c, err := doLogin(t, u, alice)

@@ -2,22 +2,17 @@ package upstream
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,7 +24,6 @@ const scriptDeadline = 20 * time.Second
 // script is the server side of one scripted upstream connection. The first
 // failure is kept and later steps do nothing, so a script reads straight.
 type script struct {
-	t    *testing.T
 	conn net.Conn
 	br   *bufio.Reader
 	err  error
@@ -109,8 +103,7 @@ func (s *script) startTLS() {
 		s.fail("client sent bytes before the TLS handshake")
 		return
 	}
-	sc, _ := tlsConfigs(s.t)
-	tc := tls.Server(s.conn, sc)
+	tc := tls.Server(s.conn, testcert.ServerConfig())
 	tc.SetDeadline(time.Now().Add(scriptDeadline))
 	if err := tc.Handshake(); err != nil {
 		s.fail("TLS handshake: %v", err)
@@ -137,10 +130,9 @@ func serve(t *testing.T, implicitTLS bool, fn func(s *script)) string {
 			return
 		}
 		defer c.Close()
-		s := &script{t: t, conn: c, br: bufio.NewReader(c)}
+		s := &script{conn: c, br: bufio.NewReader(c)}
 		if implicitTLS {
-			sc, _ := tlsConfigs(t)
-			tc := tls.Server(c, sc)
+			tc := tls.Server(c, testcert.ServerConfig())
 			s.conn, s.br = tc, bufio.NewReader(tc)
 		}
 		fn(s)
@@ -153,42 +145,4 @@ func serve(t *testing.T, implicitTLS bool, fn func(s *script)) string {
 		}
 	})
 	return ln.Addr().String()
-}
-
-var (
-	certOnce sync.Once
-	certPool *x509.CertPool
-	testCert tls.Certificate
-)
-
-// tlsConfigs returns a server config with a self-signed certificate for
-// 127.0.0.1 and a client config that trusts it (ServerName left empty so
-// that IMAP fills it in from Address).
-func tlsConfigs(t testing.TB) (server, client *tls.Config) {
-	certOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "localhost"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		cert, _ := x509.ParseCertificate(der)
-		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-		certPool = x509.NewCertPool()
-		certPool.AddCert(cert)
-	})
-	return &tls.Config{Certificates: []tls.Certificate{testCert}},
-		&tls.Config{RootCAs: certPool}
 }

@@ -15,6 +15,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 
+	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/storetest"
@@ -283,29 +284,11 @@ func TestCloseRace(t *testing.T) {
 	wg.Wait()
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A subscriber that does not read loses events beyond EventBuffer; writers
 // do not wait for it, and the drops are logged.
 func TestSlowSubscriber(t *testing.T) {
-	var logs syncBuffer
-	db := open(t, filepath.Join(t.TempDir(), "passgate.db"), bolt.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	log, logs := testlog.New(slog.LevelInfo)
+	db := open(t, filepath.Join(t.TempDir(), "passgate.db"), bolt.Options{Logger: log})
 	ctx := t.Context()
 	if err := db.CreateAccount(ctx, store.Account{Username: "alice"}); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package redis_test
 
 import (
-	"bytes"
 	"log/slog"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
 )
@@ -188,11 +188,8 @@ func TestUpdateAccountRetries(t *testing.T) {
 // TestSlowSubscriber: a subscriber that does not read keeps EventBuffer
 // events; later ones are dropped with a warning, and writers never wait.
 func TestSlowSubscriber(t *testing.T) {
-	var logs syncBuffer
-	s := open(t, redis.Options{
-		Addrs:  []string{miniredis.RunT(t).Addr()},
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-	})
+	log, logs := testlog.New(slog.LevelInfo)
+	s := open(t, redis.Options{Addrs: []string{miniredis.RunT(t).Addr()}, Logger: log})
 	setup(t, s)
 	const extra = 4
 	ch, err := s.Subscribe(t.Context())
@@ -262,22 +259,4 @@ func TestCounterWindowServer(t *testing.T) {
 		}
 		return err
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
 )
@@ -89,12 +90,12 @@ func TestACL(t *testing.T) {
 // its certificate with the test CA; without the CA the connection fails.
 func TestTLS(t *testing.T) {
 	redisServerPath(t) // skip early without redis-server
-	dir := t.TempDir()
-	ca := writeTLSFiles(t, dir)
+	certFile, keyFile := testcert.Write(t, t.TempDir(), "")
+	ca := testcert.Pool(t, certFile) // the certificate is its own CA
 	srv := startServerArgs(t, func(port int) []string {
 		return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
-			"--tls-cert-file", filepath.Join(dir, "cert.pem"), "--tls-key-file", filepath.Join(dir, "key.pem"),
-			"--tls-ca-cert-file", filepath.Join(dir, "ca.pem"), "--tls-auth-clients", "no"}
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile,
+			"--tls-ca-cert-file", certFile, "--tls-auth-clients", "no"}
 	})
 	url := "rediss://localhost:" + strconv.Itoa(srv.Port)
 
@@ -233,8 +234,8 @@ func TestInvalidArguments(t *testing.T) {
 
 // go-redis's messages go to the slog logger given, at debug level.
 func TestSetLibraryLogger(t *testing.T) {
-	var logs syncBuffer
-	redis.SetLibraryLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	log, logs := testlog.New(slog.LevelDebug)
+	redis.SetLibraryLogger(log)
 	t.Cleanup(func() { redis.SetLibraryLogger(quiet) })
 	_, err := redis.Open(t.Context(), redis.Options{Addrs: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}})
 	wantUnavailable(t, "Open of a closed port", err)
