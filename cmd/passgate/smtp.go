@@ -35,7 +35,9 @@ func newSMTPServer(cfg *config.Config, auth smtp.Authenticator, st store.Store, 
 		AllowCleartext:  cfg.SMTP.AllowCleartext,
 		MFAMessage:      cfg.MFAText(),
 		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
-		Logger:          log,
+		// Its own limiter: the limits are per protocol.
+		ConnLimit: &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
+		Logger:    log,
 	}
 }
 

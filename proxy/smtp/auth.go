@@ -1,12 +1,14 @@
 package smtp
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 
 	"github.com/emersion/go-sasl"
-	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
@@ -18,11 +20,12 @@ func (ss *session) AuthMechanisms() []string {
 	return []string{sasl.Plain, sasl.Login}
 }
 
-// Auth returns the server side of mech.
+// Auth returns the server side of mech (RFC 4954 §4: 504 5.5.4 for a
+// mechanism passgate does not offer).
 func (ss *session) Auth(mech string) (sasl.Server, error) {
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(authzid, username, secret string) error {
+		return newPlainServer(func(authzid, username, secret string) error {
 			return ss.authenticate(sasl.Plain, authzid, username, secret)
 		}), nil
 	case sasl.Login:
@@ -30,33 +33,72 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 			return ss.authenticate(sasl.Login, "", username, secret)
 		}), nil
 	}
-	return nil, gosmtp.ErrAuthUnknownMechanism
+	return nil, errUnknownMechanism
 }
 
-// authenticate decides a login and, on OK, logs in upstream at once, so that
-// an unreachable upstream answers the AUTH (454) and nothing is accepted.
-func (ss *session) authenticate(mech, authzid, username, secret string) error {
-	log := ss.log().With("mech", mech)
-	// RFC 4616 §2: an authzid other than the user asks to act as someone
-	// else, which passgate does not allow.
-	if authzid != "" && authzid != username {
-		log.Info("smtp auth", "user", username, "result", "authzid-denied")
-		return ss.failed(errBadCredentials)
-	}
-	d, err := ss.verify(authn.Attempt{
+// upstreamAuditor is implemented by an Authenticator that audits logins
+// (authn.Guard): it records that the upstream login after an OK failed.
+type upstreamAuditor interface {
+	AuditUpstreamError(ctx context.Context, a authn.Attempt, d authn.Decision)
+}
+
+// maxLoggedHelo bounds the EHLO name in a log line (RFC 1035 §2.3.4: 255
+// octets for a domain name).
+const maxLoggedHelo = 255
+
+// attempt is the login as the Authenticator sees it. Client is left empty:
+// the EHLO name is a host name the client machine claims (often its
+// personal name, "localhost" or an address literal), not the mail client's
+// name and version that IMAP ID gives and the audit shows as "client". It
+// is logged with the attempt instead ("helo").
+func (ss *session) attempt(mech, username, secret string) authn.Attempt {
+	return authn.Attempt{
 		Username:  username,
 		Secret:    secret,
 		Protocol:  store.ScopeSMTP,
 		RemoteIP:  ss.remote.Addr(),
 		Mechanism: mech,
-	})
+		TLS:       ss.tlsVersion(),
+		SessionID: ss.id,
+	}
+}
+
+// tlsVersion is the negotiated TLS version ("TLS 1.3"), or "" without TLS.
+func (ss *session) tlsVersion() string {
+	if tc, ok := ss.nc.(*tls.Conn); ok {
+		return tls.VersionName(tc.ConnectionState().Version)
+	}
+	return ""
+}
+
+// authLog is the logger of one AUTH: session, mechanism, TLS and EHLO name.
+func (ss *session) authLog(a authn.Attempt) *slog.Logger {
+	helo := ss.conn.Hostname()
+	if len(helo) > maxLoggedHelo {
+		helo = helo[:maxLoggedHelo]
+	}
+	return ss.log().With("mech", a.Mechanism, "tls", a.TLS, "helo", helo)
+}
+
+// authenticate decides a login and, on OK, logs in upstream at once, so that
+// an unreachable upstream answers the AUTH (454) and nothing is accepted.
+func (ss *session) authenticate(mech, authzid, username, secret string) error {
+	a := ss.attempt(mech, username, secret)
+	log := ss.authLog(a)
+	// RFC 4616 §2: an authzid other than the user asks to act as someone
+	// else, which passgate does not allow.
+	if authzid != "" && !sameUser(authzid, username) {
+		log.Info("smtp auth", "user", truncUser(username), "result", "authzid-denied")
+		return ss.failed(errBadCredentials)
+	}
+	d, err := ss.verify(a)
 	if err != nil {
-		log.Warn("smtp auth", "user", username, "result", "error", "err", err)
+		log.Warn("smtp auth", "user", truncUser(username), "result", "error", "err", err)
 		return errTempAuth
 	}
 	user := d.Username
 	if user == "" {
-		user = username
+		user = truncUser(username)
 	}
 	log = log.With("user", user)
 	switch d.Result {
@@ -64,35 +106,72 @@ func (ss *session) authenticate(mech, authzid, username, secret string) error {
 	case authn.PrimaryRefusedMFA:
 		log.Info("smtp auth", "result", d.Result)
 		return ss.failed(errMFA(ss.srv.mfaMessage()))
+	case authn.RateLimited:
+		// Nothing was verified: a temporary failure (RFC 4954 §6), so that
+		// a blocked owner's client says "try again later" rather than
+		// asking for a password that is right.
+		log.Info("smtp auth", "result", d.Result)
+		return ss.failed(errRateLimited)
 	default:
 		// BadSecret, UnknownUser, Disabled, Expired, AddressDenied and
 		// ScopeDenied look the same to the client; the log tells them apart.
 		log.Info("smtp auth", "result", d.Result, "app_password_id", d.AppPasswordID)
 		return ss.failed(errBadCredentials)
 	}
-	a := &authState{decision: d}
-	if a.decision.Username == "" {
-		a.decision.Username = username
+	if d.Username == "" {
+		d.Username = username
 	}
+	return ss.loggedIn(log, a, d, secret)
+}
+
+// loggedIn logs in upstream after an OK decision d and makes the session
+// authenticated; an upstream failure is answered 454 and audited.
+func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision, secret string) error {
+	st := &authState{decision: d}
 	if ss.srv.Upstream.Mode == ModePassthrough {
-		a.secret = secret
+		st.secret = secret
 	}
-	up, err := ss.srv.Upstream.connect(ss.ctx, ss.identity(a))
+	up, err := ss.srv.Upstream.connect(ss.ctx, ss.identity(st))
 	if err != nil {
 		log.Warn("smtp auth", "result", "upstream-error", "app_password_id", d.AppPasswordID,
 			"upstream", ss.srv.Upstream.Address, "err", err)
+		if ua, ok := ss.srv.Auth.(upstreamAuditor); ok {
+			ua.AuditUpstreamError(ss.ctx, a, d)
+		}
 		return errTempAuth
 	}
 	ss.mu.Lock()
 	ss.setUpstream(up)
 	ss.mu.Unlock()
-	a.remove = ss.register(a.decision)
-	ss.auth.Store(a)
+	st.remove = ss.register(st.decision)
+	ss.auth.Store(st)
+	if ss.cc != nil {
+		ss.cc.authed.Store(true)
+	}
 	if ss.ctx.Err() != nil { // Logout ran meanwhile and saw no authState
-		a.remove()
+		st.remove()
 	}
 	log.Info("smtp auth", "result", d.Result, "app_password_id", d.AppPasswordID)
 	return nil
+}
+
+// truncUser bounds a username as typed for the log (a hostile client may
+// send kilobytes).
+func truncUser(u string) string {
+	if len(u) > 256 {
+		return u[:256]
+	}
+	return u
+}
+
+// sameUser reports whether two usernames name the same account.
+func sameUser(a, b string) bool {
+	na, errA := store.NormalizeUsername(a)
+	nb, errB := store.NormalizeUsername(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return na == nb
 }
 
 // failed counts a failed login on the connection; the last one allowed

@@ -2,25 +2,47 @@ package smtp
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // clientConn is an accepted client connection with the state that must
-// outlive go-smtp's sessions (a STARTTLS starts a new session): the count of
-// failed logins, and the close that follows a final 421.
+// outlive go-smtp's sessions (a STARTTLS starts a new session): the session
+// id, the count of failed logins and of lines read before AUTH, the
+// connection-limit slot, and the close that follows a final 421.
+//
+// go-smtp reads and writes it from the connection's goroutine only (the
+// TLS layer, when there is one, sits on top of it); Close may come from
+// any goroutine.
 type clientConn struct {
 	net.Conn
 	set *connSet
+	id  string       // session id: in every log line and audit record
+	log *slog.Logger // carries session and remote
+
+	release      func() // frees the ConnLimit slot
+	maxPreauth   int32  // lines allowed before AUTH
+	writeTimeout time.Duration
 
 	failed     atomic.Int32
 	closeAfter atomic.Bool // close once the next reply is written
 	closeOnce  sync.Once
+
+	// Pre-auth command cap (see SetReadDeadline).
+	greeted  atomic.Bool  // something was written: reads are commands now
+	authed   atomic.Bool  // AUTH succeeded: no more counting
+	preauth  atomic.Int32 // lines read before AUTH
+	refused  atomic.Bool  // the cap's 421 was sent
+	replyTo  atomic.Pointer[net.Conn]
+	sniffTLS bool // plain listener, nothing read yet: refuse a ClientHello
 }
 
 // Write writes p and, after the reply that ends the connection, closes it.
 func (c *clientConn) Write(p []byte) (int, error) {
+	c.greeted.Store(true)
 	n, err := c.Conn.Write(p)
 	if c.closeAfter.Load() {
 		c.Close()
@@ -28,10 +50,79 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close closes the connection once and forgets it.
+// tlsRecordHandshake is the first byte of a TLS ClientHello record.
+const tlsRecordHandshake = 0x16
+
+// replyTLSOnPlain is the last reply to a client that starts a TLS handshake
+// on the plain port: it is not speaking SMTP and would wait for a
+// ServerHello as long as passgate waits for a command line.
+const replyTLSOnPlain = "421 4.7.0 TLS handshake on a plain connection: use implicit TLS or STARTTLS\r\n"
+
+// Read reads from the client. On the plain listener, a first byte that
+// starts a TLS record ends the connection.
+func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.sniffTLS && n > 0 {
+		c.sniffTLS = false
+		if p[0] == tlsRecordHandshake {
+			c.log.Info("smtp client started TLS on a plain connection")
+			c.writeFinal(c, replyTLSOnPlain)
+			return 0, net.ErrClosed
+		}
+	}
+	return n, err
+}
+
+// replyTooManyCommands ends a connection that sent MaxPreauthCommands lines
+// without logging in (RFC 5321 §3.8: 421 when the server closes).
+const replyTooManyCommands = "421 4.7.0 Too many commands before authentication\r\n"
+
+// SetReadDeadline is called by go-smtp before each line it reads (command
+// or SASL response: Server.ReadTimeout is never zero), also through the
+// TLS layer. Before AUTH it counts the lines; the one after
+// MaxPreauthCommands is not read: the client gets 421 and the connection
+// is closed.
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	if c.greeted.Load() && !c.authed.Load() && c.preauth.Add(1) > c.maxPreauth {
+		if c.refused.CompareAndSwap(false, true) {
+			c.log.Info("smtp too many commands before authentication", "limit", c.maxPreauth)
+			if w := c.replyTo.Load(); w != nil {
+				c.writeFinal(*w, replyTooManyCommands)
+			}
+			c.Close()
+		}
+		return net.ErrClosed
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// writeFinal writes a last reply through w (the connection, or the TLS
+// layer over it) and closes the connection.
+func (c *clientConn) writeFinal(w net.Conn, reply string) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	w.Write([]byte(reply))
+	c.Close()
+}
+
+// setReplyTo records the connection replies are written to (c, or the TLS
+// connection over it); nil while it is unknown: after STARTTLS, until the
+// next EHLO starts a session that tells.
+func (c *clientConn) setReplyTo(w net.Conn) {
+	if w == nil {
+		c.replyTo.Store(nil)
+		return
+	}
+	c.replyTo.Store(&w)
+}
+
+// Close frees the connection's ConnLimit slot, closes it once and forgets
+// it. The slot is free before the client sees the end of the connection.
 func (c *clientConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
 		err = c.Conn.Close()
 		c.set.remove(c)
 	})
@@ -48,20 +139,35 @@ func clientConnOf(nc net.Conn) *clientConn {
 	return cc
 }
 
-// listener wraps accepted connections in clientConn.
+// listener wraps accepted connections in clientConn and, with tlsConfig,
+// in TLS (implicit TLS, RFC 8314 §3.3). A connection over the ConnLimit
+// is answered 421 and closed by the Server; go-smtp never sees it.
 type listener struct {
 	net.Listener
-	set *connSet
+	srv       *Server
+	tlsConfig *tls.Config // nil: plain
 }
 
 func (l listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		cc, admitted := l.srv.newClientConn(nc)
+		if !admitted {
+			l.srv.refuseConn(cc, l.tlsConfig)
+			continue
+		}
+		if l.tlsConfig == nil {
+			cc.sniffTLS = true
+			cc.setReplyTo(cc)
+			return cc, nil
+		}
+		tc := tls.Server(cc, l.tlsConfig)
+		cc.setReplyTo(tc)
+		return tc, nil
 	}
-	cc := &clientConn{Conn: c, set: l.set}
-	l.set.add(cc)
-	return cc, nil
 }
 
 // connSet tracks the open client connections, so that Close and an expired

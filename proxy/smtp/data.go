@@ -39,8 +39,11 @@ func (ss *session) Data(r io.Reader) error {
 	case readErr != nil:
 		ss.dropUpstream()
 		log.Info("smtp message aborted", "size", n, "err", readErr)
-		if errors.Is(readErr, gosmtp.ErrDataTooLarge) {
+		switch {
+		case errors.Is(readErr, gosmtp.ErrDataTooLarge):
 			return gosmtp.ErrDataTooLarge // RFC 1870 §6.3
+		case errors.Is(readErr, gosmtp.ErrTooLongLine):
+			return errLineTooLong
 		}
 		return errAborted
 	case writeErr != nil:

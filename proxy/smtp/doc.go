@@ -36,3 +36,23 @@ package smtp
 //   - Every client read has a deadline (ReadTimeout, extended per read during
 //     DATA); every upstream command has one (CommandTimeout), including each
 //     write of the body.
+//   - Abuse is bounded before AUTH: ConnLimit is checked before the
+//     greeting; MaxPreauthCommands counts every line go-smtp reads before a
+//     successful AUTH (by the read deadline it sets before each one, so
+//     commands that reach no session hook, NOOP, VRFY or unknown verbs,
+//     count too); MaxFailedLogins counts refused AUTHs per connection,
+//     across STARTTLS; a TLS ClientHello on the plain port ends the
+//     connection instead of waiting for a command line.
+//   - Every connection has a random session id (clientConn.id): it is in
+//     each log line of the connection, in the authn.Attempt (audit) and in
+//     the registered proxy.Session. go-smtp's own error log lines (a panic,
+//     an I/O error) carry the remote address instead.
+//
+// Replies go-smtp gives before any hook of ours runs, which passgate
+// therefore cannot change: 454 4.7.0 for undecodable base64 in AUTH (RFC
+// 4954 §4 asks for 501 5.5.2), 523 5.7.10 for AUTH without TLS when
+// AllowCleartext is off (RFC 5248 "Encryption Needed"; AUTH is not
+// advertised then), 502 5.5.1 for RCPT before MAIL, DATA before RCPT and
+// AUTH or MAIL before EHLO (RFC 5321 §4.1.4 suggests 503), 500 5.5.4 for an
+// unknown MAIL parameter (RFC 5321 §4.1.1.11 suggests 555), and 500 5.4.0
+// with a close for a line over 2000 bytes.

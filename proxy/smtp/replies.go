@@ -22,6 +22,21 @@ var (
 		Message: "Temporary authentication failure, try again later"}
 	errTooManyFailures = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
 		Message: "Too many failed login attempts, closing connection"}
+	// RFC 4954 §6 temporary failure: the Authenticator's rate limit
+	// refused the attempt without verifying it.
+	errRateLimited = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
+		Message: "Too many failed logins, try again later"}
+	// RFC 4954 §4: a mechanism passgate does not offer.
+	errUnknownMechanism = &gosmtp.SMTPError{Code: 504, EnhancedCode: gosmtp.EnhancedCode{5, 5, 4},
+		Message: "Unsupported authentication mechanism"}
+	// RFC 4616 §2: a PLAIN message is [authzid] NUL authcid NUL passwd;
+	// RFC 4954 §4 answers an undecodable response 501 5.5.2.
+	errMalformedPLAIN = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 5, 2},
+		Message: "Malformed PLAIN response"}
+	// RFC 5321 §4.5.3.1.6: a text line of a message longer than passgate
+	// reads (MaxLineLength, twice the RFC's 1000 octets).
+	errLineTooLong = &gosmtp.SMTPError{Code: 500, EnhancedCode: gosmtp.EnhancedCode{5, 5, 2},
+		Message: "Line too long, message not accepted"}
 	// RFC 6409 §6.1: the submission server may refuse a sender the user
 	// does not own.
 	errSenderNotOwned = &gosmtp.SMTPError{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1},

@@ -60,7 +60,8 @@ type Server struct {
 	// "smtp"); ending it closes the client and the upstream connections.
 	Sessions SessionRegistry
 	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. If
-	// nil, Serve offers no STARTTLS and ServeTLS fails.
+	// nil, Serve offers no STARTTLS and ServeTLS fails. STARTTLS uses a
+	// copy made at the first Serve (its GetCertificate still runs).
 	TLSConfig *tls.Config
 	// AllowCleartext offers AUTH on connections without TLS. If false, AUTH
 	// needs STARTTLS first (RFC 4954 §4, RFC 8314).
@@ -71,8 +72,20 @@ type Server struct {
 	// Hostname is the name in the greeting. If empty, os.Hostname().
 	Hostname string
 	// MaxFailedLogins is the number of failed AUTHs after which the
-	// connection gets 421 and is closed. If zero, 3.
+	// connection gets 421 and is closed. If zero, 3. Refusals by the
+	// Authenticator's rate limit (454) count too.
 	MaxFailedLogins int
+	// ConnLimit bounds the client connections open at once, in total and
+	// per address (an IPv6 /64 counts as one). A connection over it gets
+	// "421 4.7.0 Too many connections, try again later" instead of the
+	// greeting and is closed. Give each protocol its own. If nil, no limit.
+	ConnLimit *proxy.ConnLimiter
+	// MaxPreauthCommands is the number of lines (commands, malformed ones
+	// and SASL responses included) a connection may send before a
+	// successful AUTH; instead of reading the next one passgate answers
+	// "421 4.7.0 Too many commands before authentication" and closes. If
+	// zero, DefaultMaxPreauthCommands.
+	MaxPreauthCommands int
 	// ReadTimeout bounds each read from the client (command lines, and each
 	// read of a message body). If zero, 5m (RFC 5321 §4.5.3.2).
 	ReadTimeout time.Duration
@@ -96,6 +109,7 @@ type Server struct {
 	lnMu      sync.Mutex
 	closed    bool
 	listeners []net.Listener
+	refusing  sync.WaitGroup // refuseConn goroutines; Add under lnMu
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -137,13 +151,12 @@ func (s *Server) setup() {
 		if srv.Domain == "" {
 			srv.Domain = "passgate"
 		}
-		srv.TLSConfig = s.TLSConfig
+		srv.TLSConfig = s.startTLSConfig()
 		srv.AllowInsecureAuth = s.AllowCleartext
+		// Never zero: clientConn counts pre-auth lines by the read
+		// deadlines go-smtp sets.
 		srv.ReadTimeout = s.readTimeout()
-		srv.WriteTimeout = s.WriteTimeout
-		if srv.WriteTimeout <= 0 {
-			srv.WriteTimeout = 5 * time.Minute
-		}
+		srv.WriteTimeout = s.writeTimeout()
 		srv.ErrorLog = errorLog{s.logger()}
 		s.srv = srv
 	})
@@ -202,7 +215,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	return s.serve(listener{Listener: ln, set: &s.conns})
+	return s.serve(listener{Listener: ln, srv: s})
 }
 
 // ServeTLS accepts submissions connections on ln with implicit TLS
@@ -214,7 +227,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	return s.serve(tls.NewListener(listener{Listener: ln, set: &s.conns}, s.TLSConfig))
+	return s.serve(listener{Listener: ln, srv: s, tlsConfig: s.TLSConfig})
 }
 
 // serve runs go-smtp on ln unless the server is closed; Close closes ln
@@ -254,11 +267,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.setup()
 	s.closeListeners()
 	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		err = nil
+	}
+	if err == nil {
+		err = s.waitRefusals(ctx)
+	}
 	if ctx.Err() != nil {
 		s.conns.closeAll()
-	}
-	if errors.Is(err, gosmtp.ErrServerClosed) {
-		return nil
+		s.refusing.Wait() // their connections are closed: they end now
 	}
 	return err
 }
@@ -269,6 +286,7 @@ func (s *Server) Close() error {
 	s.closeListeners()
 	err := s.srv.Close()
 	s.conns.closeAll()
+	s.refusing.Wait()
 	if errors.Is(err, gosmtp.ErrServerClosed) {
 		return nil
 	}

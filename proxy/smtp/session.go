@@ -2,8 +2,6 @@ package smtp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,13 +24,18 @@ func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ss := &session{
 		srv:    b.s,
+		conn:   c,
 		nc:     nc,
 		cc:     clientConnOf(nc),
+		remote: remoteAddrPort(nc.RemoteAddr()),
 		ctx:    ctx,
 		cancel: cancel,
 	}
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		ss.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if ss.cc != nil {
+		ss.id = ss.cc.id
+		ss.cc.setReplyTo(nc) // after STARTTLS: the TLS connection
+	} else {
+		ss.id = newSessionID()
 	}
 	return ss, nil
 }
@@ -42,8 +45,10 @@ func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 // time); Logout may come from any goroutine.
 type session struct {
 	srv    *Server
+	conn   *gosmtp.Conn
 	nc     net.Conn    // the client connection as go-smtp uses it (TLS or not)
 	cc     *clientConn // the accepted connection under it
+	id     string      // the connection's session id
 	remote netip.AddrPort
 	ctx    context.Context // cancelled by Logout and by the registry's end
 	cancel context.CancelFunc
@@ -65,8 +70,9 @@ type authState struct {
 	remove   func()
 }
 
+// log is the session's logger: every line carries the session id.
 func (ss *session) log() *slog.Logger {
-	return ss.srv.logger().With("remote", ss.remote.String())
+	return ss.srv.logger().With("session", ss.id, "remote", ss.remote.String())
 }
 
 // identity is how the session logs in upstream.
@@ -89,19 +95,13 @@ func (ss *session) register(d authn.Decision) func() {
 		}
 	}
 	return ss.srv.Sessions.Add(proxy.Session{
-		ID:            newSessionID(),
+		ID:            ss.id,
 		Protocol:      "smtp",
 		Username:      d.Username,
 		AppPasswordID: d.AppPasswordID,
 		Remote:        ss.remote,
 		Started:       time.Now(),
 	}, end)
-}
-
-func newSessionID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // setUpstream makes up the session's upstream connection; cancelling the

@@ -1,0 +1,150 @@
+package smtp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// DefaultMaxPreauthCommands is the number of lines a connection may send
+// before AUTH when Server.MaxPreauthCommands is zero (as IMAP's).
+const DefaultMaxPreauthCommands = 100
+
+// refuseTimeout bounds the TLS handshake and the reply to a connection over
+// the ConnLimit: an excess connection is not held for a whole ReadTimeout.
+const refuseTimeout = 10 * time.Second
+
+// replyTooManyConnections replaces the greeting of a connection over the
+// ConnLimit (RFC 5321 §3.1: a server may answer the connection with 421
+// and close it).
+const replyTooManyConnections = "421 4.7.0 Too many connections, try again later\r\n"
+
+func (s *Server) maxPreauthCommands() int32 {
+	if s.MaxPreauthCommands <= 0 {
+		return DefaultMaxPreauthCommands
+	}
+	return int32(s.MaxPreauthCommands)
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout <= 0 {
+		return 5 * time.Minute
+	}
+	return s.WriteTimeout
+}
+
+// newClientConn wraps an accepted connection, gives it a session id and
+// counts it in ConnLimit. admitted is false when a limit is reached; the
+// connection is tracked (and closed by Close) either way.
+func (s *Server) newClientConn(nc net.Conn) (cc *clientConn, admitted bool) {
+	remote := remoteAddrPort(nc.RemoteAddr())
+	id := newSessionID()
+	cc = &clientConn{
+		Conn:         nc,
+		set:          &s.conns,
+		id:           id,
+		log:          s.logger().With("session", id, "remote", remote.String()),
+		maxPreauth:   s.maxPreauthCommands(),
+		writeTimeout: s.writeTimeout(),
+	}
+	s.conns.add(cc)
+	if s.ConnLimit == nil {
+		return cc, true
+	}
+	release, ok := s.ConnLimit.Acquire(remote.Addr())
+	cc.release = release
+	return cc, ok
+}
+
+// refuseConn answers a connection over the ConnLimit with 421 instead of
+// the greeting (after the TLS handshake on the implicit-TLS listener, so
+// that the client can read it) and closes it, in a goroutine of its own
+// that Close and Shutdown wait for.
+func (s *Server) refuseConn(cc *clientConn, tlsConfig *tls.Config) {
+	cc.log.Info("smtp connection refused: too many connections")
+	s.lnMu.Lock()
+	if s.closed {
+		s.lnMu.Unlock()
+		cc.Close()
+		return
+	}
+	s.refusing.Add(1) // under lnMu: never concurrent with a Wait after close
+	s.lnMu.Unlock()
+	go func() {
+		defer s.refusing.Done()
+		defer cc.Close()
+		timeout := min(s.readTimeout(), refuseTimeout)
+		cc.Conn.SetDeadline(time.Now().Add(timeout))
+		var w net.Conn = cc
+		if tlsConfig != nil {
+			tc := tls.Server(cc, tlsConfig)
+			if err := tc.Handshake(); err != nil {
+				cc.log.Debug("smtp tls handshake failed", "err", err)
+				return
+			}
+			w = tc
+		}
+		w.Write([]byte(replyTooManyConnections))
+	}()
+}
+
+// waitRefusals waits for the refusals in flight, or until ctx is done.
+func (s *Server) waitRefusals(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.refusing.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startTLSConfig is the TLS config go-smtp uses for STARTTLS: TLSConfig,
+// noting on the client connection that replies now go through a TLS layer
+// that the next session will name.
+func (s *Server) startTLSConfig() *tls.Config {
+	if s.TLSConfig == nil {
+		return nil
+	}
+	cfg := s.TLSConfig.Clone()
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if cc := clientConnOf(hello.Conn); cc != nil {
+			cc.setReplyTo(nil)
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
+	}
+	return cfg
+}
+
+// newSessionID returns a short random id (13 base32 characters, 64 bits),
+// as IMAP's.
+func newSessionID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// remoteAddrPort is a connection's remote address, IPv4-mapped addresses
+// unmapped.
+func remoteAddrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap = ta.AddrPort()
+	} else if a != nil {
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
