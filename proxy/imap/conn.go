@@ -3,9 +3,7 @@ package imap
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/passgate/passgate/proxy"
 )
 
 // errDone ends a connection without a further reply (LOGOUT, end of relay).
@@ -50,31 +50,14 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
 		srv:     s,
-		id:      newSessionID(),
-		remote:  remoteAddrPort(nc.RemoteAddr()),
+		id:      proxy.NewSessionID(),
+		remote:  proxy.RemoteAddrPort(nc.RemoteAddr()),
 		netConn: nc,
 		tls:     implicitTLS,
 		r:       bufio.NewReaderSize(nc, s.maxLine()),
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	return c
-}
-
-// newSessionID returns a short random id (13 base32 characters, 64 bits).
-func newSessionID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
-func remoteAddrPort(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap = ta.AddrPort()
-	} else if a != nil {
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // serve runs the connection to its end: greeting, command loop, and the

@@ -2,13 +2,11 @@ package smtp
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"net"
-	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/passgate/passgate/proxy"
 )
 
 // DefaultMaxPreauthCommands is the number of lines a connection may send
@@ -42,8 +40,8 @@ func (s *Server) writeTimeout() time.Duration {
 // counts it in ConnLimit. admitted is false when a limit is reached; the
 // connection is tracked (and closed by Close) either way.
 func (s *Server) newClientConn(nc net.Conn) (cc *clientConn, admitted bool) {
-	remote := remoteAddrPort(nc.RemoteAddr())
-	id := newSessionID()
+	remote := proxy.RemoteAddrPort(nc.RemoteAddr())
+	id := proxy.NewSessionID()
 	cc = &clientConn{
 		Conn:         nc,
 		set:          &s.conns,
@@ -127,24 +125,4 @@ func (s *Server) startTLSConfig() *tls.Config {
 		return nil, nil
 	}
 	return cfg
-}
-
-// newSessionID returns a short random id (13 base32 characters, 64 bits),
-// as IMAP's.
-func newSessionID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
-// remoteAddrPort is a connection's remote address, IPv4-mapped addresses
-// unmapped.
-func remoteAddrPort(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap = ta.AddrPort()
-	} else if a != nil {
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -27,7 +27,7 @@ func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 		conn:   c,
 		nc:     nc,
 		cc:     clientConnOf(nc),
-		remote: remoteAddrPort(nc.RemoteAddr()),
+		remote: proxy.RemoteAddrPort(nc.RemoteAddr()),
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -35,7 +35,7 @@ func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 		ss.id = ss.cc.id
 		ss.cc.setReplyTo(nc) // after STARTTLS: the TLS connection
 	} else {
-		ss.id = newSessionID()
+		ss.id = proxy.NewSessionID()
 	}
 	return ss, nil
 }
