@@ -42,9 +42,9 @@ type demoBanner struct {
 	sendCmd     string // printf … | curl … 'smtp://…'
 }
 
-// walkStartDemo starts the demo binary on free loopback ports, reads its
+// startDemo starts the demo binary on free loopback ports, reads its
 // banner, and stops it with SIGTERM when the test ends.
-func walkStartDemo(t *testing.T, ctx context.Context) demoBanner {
+func startDemo(t *testing.T, ctx context.Context) demoBanner {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, passgateBinary(t), "demo",
 		"--listen-imap", "127.0.0.1:0", "--listen-smtp", "127.0.0.1:0", "--listen-portal", "127.0.0.1:0")
@@ -78,13 +78,7 @@ func walkStartDemo(t *testing.T, ctx context.Context) demoBanner {
 		}
 	}
 	b := demoBanner{text: text.String()}
-	field := func(what, re string) string {
-		m := regexp.MustCompile(re).FindStringSubmatch(b.text)
-		if m == nil {
-			t.Fatalf("the demo banner lacks %s:\n%s", what, b.text)
-		}
-		return m[1]
-	}
+	field := func(what, re string) string { return b.field(t, what, re) }
 	b.user = field("the user", `(?m)^\s+user:\s+(\S+)`)
 	b.primary = field("the primary password", `(?m)^\s+primary password:\s+(.+?)\s{2,}\(`)
 	b.portal = field("the portal URL", `(?m)^\s+(http://127\.0\.0\.1:\d+/)$`)
@@ -93,6 +87,17 @@ func walkStartDemo(t *testing.T, ctx context.Context) demoBanner {
 	b.sendCmd = field("the SMTP command", `(?m)^\s+(printf .*smtp://.*)$`)
 	b.appPassword = field("the app password in the curl command", `-u '[^':]+:([^']+)'`)
 	return b
+}
+
+// field returns the first group of re in the banner, failing the test
+// (naming what) if the banner lacks it.
+func (b demoBanner) field(t *testing.T, what, re string) string {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(b.text)
+	if m == nil {
+		t.Fatalf("the demo banner lacks %s:\n%s", what, b.text)
+	}
+	return m[1]
 }
 
 // withPassword is a printed command with the seeded app password replaced.
@@ -243,7 +248,7 @@ func TestDemoPortalWalkthrough(t *testing.T) {
 	began := time.Now()
 	var laps []string
 	lap := func(what string) { laps = append(laps, fmt.Sprintf("%6.1fs  %s", time.Since(began).Seconds(), what)) }
-	demo := walkStartDemo(t, ctx)
+	demo := startDemo(t, ctx)
 	lap("demo banner printed")
 	w := newWalkBrowser(t, demo.portal)
 	lap("browser started")
