@@ -403,6 +403,9 @@ func (failingCounters) Incr(context.Context, string, int64, time.Duration) (int6
 func (failingCounters) Get(context.Context, string) (int64, error) {
 	return 0, errors.New("redis: connection refused")
 }
+func (failingCounters) GetMany(context.Context, []string) ([]int64, error) {
+	return nil, errors.New("redis: connection refused")
+}
 func (failingCounters) Delete(context.Context, string) error {
 	return errors.New("redis: connection refused")
 }

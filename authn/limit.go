@@ -151,26 +151,27 @@ func (g *Guard) blocked(ctx context.Context, k limitKeys) (string, error) {
 		{k.acctAddr, "account-address", orDefault(l.MaxPerAccountAddress, DefaultMaxPerAccountAddress)},
 		{k.acct, "account", orDefault(l.MaxPerAccount, DefaultMaxPerAccount)},
 	}
+	// One round trip for every counter, the owner's known address last.
+	keys := make([]string, 0, len(checks)+1)
+	for _, key := range []string{k.addr, k.net, k.acctAddr, k.acct, k.ok} {
+		if key != "" {
+			keys = append(keys, key)
+		}
+	}
+	vals, err := g.Counters.GetMany(ctx, keys)
+	if err != nil {
+		return "", fmt.Errorf("rate limit: %w", err)
+	}
+	value := make(map[string]int64, len(keys))
+	for i, key := range keys {
+		value[key] = vals[i]
+	}
 	for _, c := range checks {
-		if c.key == "" {
+		if c.key == "" || value[c.key] < int64(c.max) {
 			continue
 		}
-		n, err := g.Counters.Get(ctx, c.key)
-		if err != nil {
-			return "", fmt.Errorf("rate limit: %w", err)
-		}
-		if n < int64(c.max) {
-			continue
-		}
-		if c.name == "account" {
-			// The owner's known address passes the account limit.
-			known, err := g.Counters.Get(ctx, k.ok)
-			if err != nil {
-				return "", fmt.Errorf("rate limit: %w", err)
-			}
-			if known > 0 {
-				continue
-			}
+		if c.name == "account" && value[k.ok] > 0 {
+			continue // the owner's known address passes the account limit
 		}
 		return c.name, nil
 	}

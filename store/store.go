@@ -132,6 +132,9 @@ type Counters interface {
 	Incr(ctx context.Context, key string, n int64, ttl time.Duration) (int64, error)
 	// Get returns the counter's value, 0 if it does not exist or expired.
 	Get(ctx context.Context, key string) (int64, error)
+	// GetMany returns the values of keys, in order, in one round trip (a
+	// login checks several limits before it may cost a hash).
+	GetMany(ctx context.Context, keys []string) ([]int64, error)
 	// Delete removes the counter (e.g. after a successful login).
 	Delete(ctx context.Context, key string) error
 }

@@ -108,6 +108,22 @@ func (c *Counters) Get(ctx context.Context, key string) (int64, error) {
 	return v.value, nil
 }
 
+// GetMany returns the values of keys, in order.
+func (c *Counters) GetMany(ctx context.Context, keys []string) ([]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memcount: get: %w", err)
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		v, _ := c.live(k, now)
+		out[i] = v.value
+	}
+	return out, nil
+}
+
 // Delete removes the counter; deleting a missing counter is not an error.
 func (c *Counters) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {

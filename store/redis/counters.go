@@ -50,6 +50,40 @@ func (s *Store) Get(ctx context.Context, key string) (int64, error) {
 	return v, err
 }
 
+// GetMany returns the values of keys, in order, with one pipelined round
+// trip (per node in a Cluster: the keys are in different slots, so MGET
+// would not do).
+func (s *Store) GetMany(ctx context.Context, keys []string) ([]int64, error) {
+	out := make([]int64, len(keys))
+	err := s.do(ctx, "get counters", func(ctx context.Context) error {
+		cmds := make([]*goredis.StringCmd, len(keys))
+		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.Get(ctx, s.counterKey(k))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+		for i, c := range cmds {
+			str, err := c.Result()
+			if errors.Is(err, goredis.Nil) {
+				out[i] = 0
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if out[i], err = strconv.ParseInt(str, 10, 64); err != nil {
+				return fmt.Errorf("counter %q: %w", keys[i], err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Delete removes the counter; deleting a missing counter is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	return s.do(ctx, "delete counter", func(ctx context.Context) error {

@@ -35,6 +35,29 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters, ad
 		testCounterWindow(t, newCounters(t), advance)
 	})
 	t.Run("Concurrent", func(t *testing.T) { testCountersConcurrent(t, newCounters(t)) })
+	t.Run("GetMany", func(t *testing.T) { testCountersGetMany(t, newCounters(t)) })
+}
+
+// testCountersGetMany checks that GetMany agrees with Get, in order,
+// absent counters included.
+func testCountersGetMany(t *testing.T, c store.Counters) {
+	ctx := t.Context()
+	for key, n := range map[string]int64{"fail:ip:192.0.2.7/32": 3, "fail:acct:alice@example.org": 7} {
+		if _, err := c.Incr(ctx, key, n, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := []string{"fail:acct:alice@example.org", "absent", "fail:ip:192.0.2.7/32"}
+	got, err := c.GetMany(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0] != 7 || got[1] != 0 || got[2] != 3 {
+		t.Fatalf("GetMany(%q) = %v, want [7 0 3]", keys, got)
+	}
+	if got, err := c.GetMany(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("GetMany(nil) = %v, %v", got, err)
+	}
 }
 
 // wantCount fails unless Get(key) is want.
