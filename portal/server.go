@@ -179,11 +179,20 @@ func (s *Server) Handler() http.Handler {
 	cop.AddInsecureBypassPattern("POST /autodiscover/autodiscover.xml")
 	cop.AddInsecureBypassPattern("POST /Autodiscover/Autodiscover.xml")
 	cop.SetDenyHandler(http.HandlerFunc(s.crossOriginRefused))
-	h := securityHeaders(cop.Handler(mux))
+	h := securityHeaders(cop.Handler(limitBody(mux)))
 	if u.Scheme == "https" {
 		h = hsts(h)
 	}
 	return s.recoverer(h)
+}
+
+// limitBody caps every request body at maxForm, so that no form post can
+// make the portal read (or net/http buffer) more than a page's worth.
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // HTTPServer returns an http.Server for Handler with timeouts that a
