@@ -6,9 +6,15 @@
 # target's seed corpus (testdata/fuzz/FuzzX) already runs with plain
 # `go test`; this adds generated inputs.
 #
-# Exits non-zero if any target fails (a panic, a failed property, or a
-# build error); `go test` then writes the failing input to the package's
-# testdata/fuzz/FuzzX/, where it becomes a regression test once committed.
+# A run fails only for a real finding: a failing input that `go test` wrote
+# to the package's testdata/fuzz/FuzzX/ (it becomes a regression test once
+# committed), a build error, or any failure other than the one below.
+#
+# Go before 1.27 can end a duration -fuzztime with "context deadline
+# exceeded" although no input failed (golang/go#75804: the coordinator reads
+# its parent context's deadline before the workers' context is cancelled;
+# it happens on loaded machines). That exact ending, with no new input
+# written, is reported and not counted as a failure.
 #
 #   .ci/fuzz.sh                  # all targets, 15s each
 #   FUZZTIME=2m .ci/fuzz.sh FuzzSASLPlain FuzzPreauth
@@ -28,9 +34,25 @@ if [ "${#targets[@]}" -eq 0 ]; then
 	exit 1
 fi
 
+# corpus DIR NAME lists the inputs of a target's corpus, one per line.
+corpus() { find "$1/testdata/fuzz/$2" -type f 2>/dev/null | sort || true; }
+
+# deadline_only LOG NAME: the run ended with Go's spurious deadline error
+# (the target's FAIL line followed by exactly that message) and nothing
+# else failed.
+deadline_only() {
+	local log=$1 name=$2
+	grep -Eq -- "^--- FAIL: ${name} \(" "$log" &&
+		grep -A1 -E -- "^--- FAIL: ${name} \(" "$log" | tail -n 1 | grep -Eq '^[[:space:]]*context deadline exceeded$' &&
+		! grep -Eq -- '^[[:space:]]*(panic:|Failing input written|fuzz: minimizing)' "$log"
+}
+
 want=("$@")
 failed=()
+flaked=()
 ran=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
 	dir="${t% *}"
 	name="${t#* }"
@@ -39,9 +61,17 @@ for t in "${targets[@]}"; do
 	fi
 	ran=$((ran + 1))
 	echo "=== fuzz $name ($dir, $fuzztime)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir"; then
-		failed+=("$name ($dir)")
+	before=$(corpus "$dir" "$name")
+	rc=0
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" 2>&1 | tee "$log" || rc=$?
+	[ "$rc" -eq 0 ] && continue
+	after=$(corpus "$dir" "$name")
+	if [ "$before" = "$after" ] && deadline_only "$log" "$name"; then
+		echo "fuzz.sh: $name ended with Go's spurious 'context deadline exceeded' (golang/go#75804); no input failed"
+		flaked+=("$name")
+		continue
 	fi
+	failed+=("$name ($dir)")
 done
 
 if [ "$ran" -eq 0 ]; then
@@ -52,4 +82,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
 	printf 'fuzz.sh: FAILED: %s\n' "${failed[@]}" >&2
 	exit 1
 fi
-echo "fuzz.sh: $ran targets passed"
+echo "fuzz.sh: $ran targets passed (${#flaked[@]} ended with Go's deadline race, no failing input)"
