@@ -22,6 +22,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
+	"github.com/passgate/passgate/store/migrate"
 	"github.com/passgate/passgate/store/redis"
 )
 
@@ -115,7 +116,7 @@ func (s *boltSource) open(t *testing.T) *bolt.DB {
 }
 
 // snapshot is everything migrate copies, as JSON, for comparisons.
-func snapshot(t *testing.T, st migrateSource) string {
+func snapshot(t *testing.T, st migrate.Source) string {
 	t.Helper()
 	ctx := t.Context()
 	type account struct {
@@ -227,12 +228,12 @@ func testMigrateTwice(t *testing.T, src *boltSource, url string, dump func() str
 		before = dump()
 	}
 	out = mustCLI(t, "", "store", "migrate", "--from", "bolt:"+src.path, "--to", url, "--json")
-	var c migrateCounts
+	var c migrate.Counts
 	if err := json.Unmarshal([]byte(out), &c); err != nil {
 		t.Fatalf("--json printed %q: %v", out, err)
 	}
-	var wantC migrateCounts
-	wantC.LookupKey = keyAdopted
+	var wantC migrate.Counts
+	wantC.LookupKey = migrate.KeyAdopted
 	wantC.Accounts.Unchanged, wantC.AppPasswords.Present, wantC.Audit.Skipped = 3, 3, 2
 	if !reflect.DeepEqual(c, wantC) {
 		t.Errorf("second run counts %+v, want %+v", c, wantC)
@@ -480,3 +481,10 @@ func startRedisServer(t *testing.T) string {
 	t.Fatal("redis-server does not start")
 	return ""
 }
+
+// The backends a migration reads from and writes to.
+var (
+	_ migrate.Source = (*bolt.DB)(nil)
+	_ migrate.Dest   = (*bolt.DB)(nil)
+	_ migrate.Dest   = (*redis.Store)(nil)
+)

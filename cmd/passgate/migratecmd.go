@@ -13,13 +13,14 @@ import (
 
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/store/bolt"
+	"github.com/passgate/passgate/store/migrate"
 	"github.com/passgate/passgate/store/redis"
 )
 
 // boltPrefix starts the --from argument.
 const boltPrefix = "bolt:"
 
-// cmdStore runs "passgate store migrate" (see migrate.go): the only store
+// cmdStore runs "passgate store migrate" (package store/migrate): the only store
 // command so far.
 func cmdStore(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 || args[0] != "migrate" {
@@ -52,7 +53,7 @@ func cmdStore(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer dst.Close()
-	c, err := migrate(ctx, src, dst, *audit, log)
+	c, err := migrate.Run(ctx, src, dst, migrate.Options{Audit: *audit, Logger: log})
 	if err != nil {
 		return fmt.Errorf("store migrate to %s: %w", shown, err)
 	}
@@ -86,7 +87,7 @@ func openMigrateSource(from string, log *slog.Logger) (*bolt.DB, string, error) 
 // from the URL or PASSGATE_STORE_REDIS_PASSWORD), or "config": the store
 // of the configuration file. It returns the destination as it may be
 // shown (no password).
-func openMigrateDest(ctx context.Context, to, cfgPath, prefix, srcPath string, log *slog.Logger) (migrateDest, string, error) {
+func openMigrateDest(ctx context.Context, to, cfgPath, prefix, srcPath string, log *slog.Logger) (migrate.Dest, string, error) {
 	if to == "config" {
 		if prefix != "" {
 			return nil, "", usagef("store migrate: --key-prefix goes with a --to URL; with --to config set store.redis.key_prefix")
@@ -112,7 +113,7 @@ func openMigrateDest(ctx context.Context, to, cfgPath, prefix, srcPath string, l
 
 // openConfigDest opens the store that [store] of the file at cfgPath
 // selects.
-func openConfigDest(ctx context.Context, cfgPath, srcPath string, log *slog.Logger) (migrateDest, string, error) {
+func openConfigDest(ctx context.Context, cfgPath, srcPath string, log *slog.Logger) (migrate.Dest, string, error) {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return nil, "", err
@@ -127,7 +128,7 @@ func openConfigDest(ctx context.Context, cfgPath, srcPath string, log *slog.Logg
 	if err != nil {
 		return nil, "", fmt.Errorf("store migrate: destination: %w", err)
 	}
-	d, ok := opened.backend.(migrateDest)
+	d, ok := opened.backend.(migrate.Dest)
 	if !ok {
 		opened.Close()
 		return nil, "", fmt.Errorf("store migrate: the %s backend cannot import a lookup key", cfg.Store.Backend)
@@ -151,10 +152,10 @@ func samePath(a, b string) bool {
 }
 
 // printMigrate prints the counts for humans.
-func printMigrate(w io.Writer, from, to string, c migrateCounts) {
+func printMigrate(w io.Writer, from, to string, c migrate.Counts) {
 	fmt.Fprintf(w, "Copied %s to %s:\n", from, to)
 	key := "adopted the source's (app-password tags depend on it)"
-	if c.LookupKey == keyNotNeeded {
+	if c.LookupKey == migrate.KeyNotNeeded {
 		key = "left alone (the source has no app passwords)"
 	}
 	fmt.Fprintf(w, "  lookup key     %s\n", key)

@@ -1,4 +1,9 @@
-package main
+// Package migrate copies a passgate installation from one store to another
+// (the embedded bbolt file to Redis, when one instance becomes several):
+// the lookup key, accounts, app passwords and recent audit records, so that
+// every login decides the same afterwards. It is what
+// `passgate store migrate` runs.
+package migrate
 
 import (
 	"context"
@@ -8,64 +13,38 @@ import (
 	"log/slog"
 
 	"github.com/passgate/passgate/store"
-	"github.com/passgate/passgate/store/bolt"
-	"github.com/passgate/passgate/store/redis"
 )
 
-// passgate store migrate --from bolt:PATH --to URL|config
-//
-// Copies an installation from its bbolt file to Redis (or, with --to
-// config, to whatever [store] of --config selects), so that several
-// instances can share it. The source keeps its data, and running it again
-// copies only what is new:
-//   - the lookup key first (app-password tags are HMACs under it; see
-//     lookupKeyImporter), so a refusal there writes nothing at all;
-//   - accounts (with aliases, admin flag, MFA and TOTP): created, or
-//     overwritten with the source's fields when they differ;
-//   - app passwords: created; one whose ID the destination already has is
-//     left alone;
-//   - the recent audit records (unless --audit=false): copied into accounts
-//     that have none in the destination yet.
-//
-// Nothing is deleted from the destination: an app password revoked in the
-// source after a first run stays in the destination (revoke it there).
-
-// lookupKeyImporter is a destination that can adopt the source's lookup
+// LookupKeyImporter is a destination that can adopt the source's lookup
 // key: set if absent, unchanged if equal, and refused (store.ErrExists) if
 // a different key is in use by app passwords.
-type lookupKeyImporter interface {
+type LookupKeyImporter interface {
 	ImportLookupKey(ctx context.Context, key []byte) error
 }
 
-// migrateSource is what migrate reads.
-type migrateSource interface {
+// Source is what Run reads.
+type Source interface {
 	ListAccounts(ctx context.Context) ([]store.Account, error)
 	ListAppPasswords(ctx context.Context, username string) ([]store.AppPassword, error)
 	RecentAudit(ctx context.Context, username string, n int) ([]store.AuditRecord, error)
 	LookupKey(ctx context.Context) ([]byte, error)
 }
 
-// migrateDest is where migrate writes.
-type migrateDest interface {
+// Dest is where Run writes.
+type Dest interface {
 	store.Store
 	store.AuditLog
-	lookupKeyImporter
+	LookupKeyImporter
 }
 
-var (
-	_ migrateSource = (*bolt.DB)(nil)
-	_ migrateDest   = (*bolt.DB)(nil)
-	_ migrateDest   = (*redis.Store)(nil)
-)
-
-// Lookup-key outcomes of migrateCounts.LookupKey.
+// Lookup-key outcomes of Counts.LookupKey.
 const (
-	keyAdopted   = "adopted"
-	keyNotNeeded = "not-needed" // the source has no app passwords
+	KeyAdopted   = "adopted"
+	KeyNotNeeded = "not-needed" // the source has no app passwords
 )
 
-// migrateCounts is what one migrate run did (printed; --json prints it).
-type migrateCounts struct {
+// Counts is what one migrate run did (printed; --json prints it).
+type Counts struct {
 	LookupKey string `json:"lookup_key"`
 	Accounts  struct {
 		Created   int `json:"created"`
@@ -84,10 +63,34 @@ type migrateCounts struct {
 	} `json:"audit"`
 }
 
-// migrate copies src into dst as described at the top of this file.
-// audit says whether audit records are copied; log receives warnings.
-func migrate(ctx context.Context, src migrateSource, dst migrateDest, audit bool, log *slog.Logger) (migrateCounts, error) {
-	var c migrateCounts
+// Options tune Run.
+type Options struct {
+	// Audit copies the recent audit records too.
+	Audit bool
+	// Logger receives warnings. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// Run copies an installation from src (its bbolt file) to dst (Redis, or
+// any other store), so that several instances can share it. The source
+// keeps its data, and running it again copies only what is new:
+//   - the lookup key first (app-password tags are HMACs under it; see
+//     LookupKeyImporter), so a refusal there writes nothing at all;
+//   - accounts (with aliases, admin flag, MFA and TOTP): created, or
+//     overwritten with the source's fields when they differ;
+//   - app passwords: created; one whose ID the destination already has is
+//     left alone;
+//   - the recent audit records (with Options.Audit): copied into accounts
+//     that have none in the destination yet.
+//
+// Nothing is deleted from the destination: an app password revoked in the
+// source after a first run stays in the destination (revoke it there).
+func Run(ctx context.Context, src Source, dst Dest, opts Options) (Counts, error) {
+	audit, log := opts.Audit, opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var c Counts
 	c.Audit.Off = !audit
 	accounts, err := src.ListAccounts(ctx)
 	if err != nil {
@@ -101,12 +104,12 @@ func migrate(ctx context.Context, src migrateSource, dst migrateDest, audit bool
 		}
 		total += len(pws[a.Username])
 	}
-	c.LookupKey = keyNotNeeded
+	c.LookupKey = KeyNotNeeded
 	if total > 0 {
 		if err := adoptLookupKey(ctx, src, dst); err != nil {
 			return c, err
 		}
-		c.LookupKey = keyAdopted
+		c.LookupKey = KeyAdopted
 	}
 	for _, a := range accounts {
 		if err := copyAccount(ctx, dst, a, &c); err != nil {
@@ -125,7 +128,7 @@ func migrate(ctx context.Context, src migrateSource, dst migrateDest, audit bool
 }
 
 // adoptLookupKey makes the destination use the source's lookup key.
-func adoptLookupKey(ctx context.Context, src migrateSource, dst migrateDest) error {
+func adoptLookupKey(ctx context.Context, src Source, dst Dest) error {
 	key, err := src.LookupKey(ctx)
 	if err != nil {
 		return fmt.Errorf("read source lookup key: %w", err)
@@ -144,7 +147,7 @@ func adoptLookupKey(ctx context.Context, src migrateSource, dst migrateDest) err
 
 // copyAccount creates a, or overwrites the destination's account when its
 // fields differ.
-func copyAccount(ctx context.Context, dst migrateDest, a store.Account, c *migrateCounts) error {
+func copyAccount(ctx context.Context, dst Dest, a store.Account, c *Counts) error {
 	cur, err := dst.GetAccount(ctx, a.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -176,7 +179,7 @@ func copyAccount(ctx context.Context, dst migrateDest, a store.Account, c *migra
 
 // copyAppPasswords creates the app passwords of username that the
 // destination lacks.
-func copyAppPasswords(ctx context.Context, dst migrateDest, username string, pws []store.AppPassword, c *migrateCounts, log *slog.Logger) error {
+func copyAppPasswords(ctx context.Context, dst Dest, username string, pws []store.AppPassword, c *Counts, log *slog.Logger) error {
 	if len(pws) == 0 {
 		return nil
 	}
@@ -212,7 +215,7 @@ func copyAppPasswords(ctx context.Context, dst migrateDest, username string, pws
 
 // copyAudit copies username's recent audit records, oldest first, if the
 // destination has none for the account.
-func copyAudit(ctx context.Context, src migrateSource, dst migrateDest, username string, c *migrateCounts) error {
+func copyAudit(ctx context.Context, src Source, dst Dest, username string, c *Counts) error {
 	have, err := dst.RecentAudit(ctx, username, 1)
 	if err != nil {
 		return fmt.Errorf("read destination audit of %q: %w", username, err)
