@@ -9,8 +9,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/passgate/passgate/config"
+	"github.com/passgate/passgate/internal/demomail"
 	"github.com/passgate/passgate/store/bolt"
 )
 
@@ -44,16 +46,11 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	defer os.RemoveAll(dir)
 
 	masterSecret := rand.Text()
-	up, err := startDemoUpstream(demoMaster, masterSecret, []string{demoUser, demoPlainUser})
+	mail, err := demomail.Start(demoMaster, masterSecret, []string{demoUser, demoPlainUser})
 	if err != nil {
 		return err
 	}
-	defer up.Close()
-	sub, subAddr, err := startDemoSubmission(up.up)
-	if err != nil {
-		return err
-	}
-	defer sub.Close()
+	defer mail.Close()
 
 	if err := fixedPorts([]flagAddr{{"--listen-imap", listen}, {"--listen-smtp", listenSMTP}, {"--listen-portal", listenPortal}}); err != nil {
 		return err
@@ -63,7 +60,7 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "passgate.toml")
-	addrs := demoAddrs{*listen, *listenSMTP, *listenPortal, up.Addr().String(), subAddr.String(), keyFile}
+	addrs := demoAddrs{*listen, *listenSMTP, *listenPortal, mail.IMAPAddr().String(), mail.SMTPAddr().String(), keyFile}
 	if err := writeDemoConfig(cfgPath, addrs, masterSecret); err != nil {
 		return err
 	}
@@ -147,7 +144,7 @@ func seedDemo(ctx context.Context, cfg *config.Config) (demoCreds, error) {
 	if err := v.CreateAccount(ctx, demoPlainUser, c.plainPrimary, false); err != nil {
 		return c, fmt.Errorf("demo: %w", err)
 	}
-	p, err := v.CreateAppPassword(ctx, demoUser, "Outlook", nil, zeroTime)
+	p, err := v.CreateAppPassword(ctx, demoUser, "Outlook", nil, time.Time{})
 	if err != nil {
 		return c, fmt.Errorf("demo: %w", err)
 	}

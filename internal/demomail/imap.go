@@ -1,8 +1,13 @@
-package main
+// Package demomail is the mail server that `passgate demo` runs in-process
+// in place of a real one: an in-memory IMAP server (imapmemserver) and a
+// submission server (go-smtp) that delivers into it, both on 127.0.0.1 and
+// both accepting only the Dovecot-style master logins passgate sends.
+package demomail
 
 import (
 	"bytes"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -12,9 +17,8 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	gosmtp "github.com/emersion/go-smtp"
 )
-
-var zeroTime time.Time
 
 // demoUpstream is the demo's mail server: imapmemserver behind a login that
 // accepts Dovecot-style master logins ("user*master" + master secret), the
@@ -48,10 +52,12 @@ func (s *demoSession) Close() error {
 	return s.UserSession.Close()
 }
 
-type demoServer struct {
-	*imapserver.Server
-	ln net.Listener
-	up *demoUpstream
+// Server is the running demo mail server.
+type Server struct {
+	imap   *imapserver.Server
+	imapLn net.Listener
+	smtp   *gosmtp.Server
+	smtpLn net.Listener
 }
 
 // names lists the demo's users.
@@ -64,24 +70,48 @@ func (up *demoUpstream) names() []string {
 	return out
 }
 
-func (d *demoServer) Addr() net.Addr { return d.ln.Addr() }
-func (d *demoServer) Close() error   { return d.Server.Close() }
+// IMAPAddr is the address of the IMAP listener.
+func (d *Server) IMAPAddr() net.Addr { return d.imapLn.Addr() }
 
-// startDemoUpstream serves an in-memory IMAP server on 127.0.0.1:0 with a
-// few messages in each user's INBOX.
-func startDemoUpstream(master, secret string, usernames []string) (*demoServer, error) {
+// SMTPAddr is the address of the submission listener.
+func (d *Server) SMTPAddr() net.Addr { return d.smtpLn.Addr() }
+
+// Close stops both servers.
+func (d *Server) Close() error {
+	return errors.Join(d.smtp.Close(), d.imap.Close())
+}
+
+// Start serves the demo's IMAP and submission servers on 127.0.0.1:0, for
+// usernames, with a few messages in each INBOX. Both accept the master
+// user master with secret (IMAP: LOGIN "user*master"; SMTP: AUTH PLAIN with
+// authzid = user).
+func Start(master, secret string, usernames []string) (*Server, error) {
+	up, imapSrv, imapLn, err := startIMAP(master, secret, usernames)
+	if err != nil {
+		return nil, err
+	}
+	smtpSrv, smtpLn, err := startSubmission(up)
+	if err != nil {
+		imapSrv.Close()
+		return nil, err
+	}
+	return &Server{imap: imapSrv, imapLn: imapLn, smtp: smtpSrv, smtpLn: smtpLn}, nil
+}
+
+// startIMAP serves an in-memory IMAP server on 127.0.0.1:0.
+func startIMAP(master, secret string, usernames []string) (*demoUpstream, *imapserver.Server, net.Listener, error) {
 	up := &demoUpstream{users: map[string]*imapmemserver.User{}, master: master, masterSecret: secret}
 	for _, name := range usernames {
 		u := imapmemserver.NewUser(name, "")
 		for _, mbox := range []string{"INBOX", "Archive", "Sent"} {
 			if err := u.Create(mbox, nil); err != nil {
-				return nil, fmt.Errorf("demo upstream: %w", err)
+				return nil, nil, nil, fmt.Errorf("demo upstream: %w", err)
 			}
 		}
 		for i, subj := range []string{"Welcome to passgate", "Your app password works", "Try IDLE and MOVE"} {
 			msg := demoMessage(name, subj, i)
 			if _, err := u.Append("INBOX", literal{bytes.NewReader(msg), int64(len(msg))}, &goimap.AppendOptions{}); err != nil {
-				return nil, fmt.Errorf("demo upstream: %w", err)
+				return nil, nil, nil, fmt.Errorf("demo upstream: %w", err)
 			}
 		}
 		up.users[name] = u
@@ -95,10 +125,10 @@ func startDemoUpstream(master, secret string, usernames []string) (*demoServer, 
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("demo upstream: %w", err)
+		return nil, nil, nil, fmt.Errorf("demo upstream: %w", err)
 	}
 	go srv.Serve(ln)
-	return &demoServer{Server: srv, ln: ln, up: up}, nil
+	return up, srv, ln, nil
 }
 
 func demoMessage(to, subject string, i int) []byte {

@@ -1,4 +1,4 @@
-package main
+package demomail
 
 import (
 	"bytes"
@@ -86,8 +86,8 @@ func (s *demoSMTPSession) Data(r io.Reader) error {
 func (s *demoSMTPSession) Reset()        { s.from, s.rcpts = "", nil }
 func (s *demoSMTPSession) Logout() error { return nil }
 
-// startDemoSubmission serves the demo's submission server on 127.0.0.1:0.
-func startDemoSubmission(up *demoUpstream) (*gosmtp.Server, net.Addr, error) {
+// startSubmission serves the demo's submission server on 127.0.0.1:0.
+func startSubmission(up *demoUpstream) (*gosmtp.Server, net.Listener, error) {
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) {
 		return &demoSMTPSession{up: up}, nil
 	}))
@@ -103,5 +103,5 @@ func startDemoSubmission(up *demoUpstream) (*gosmtp.Server, net.Addr, error) {
 			fmt.Println("demo submission:", err)
 		}
 	}()
-	return srv, ln.Addr(), nil
+	return srv, ln, nil
 }
