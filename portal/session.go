@@ -246,8 +246,3 @@ func (s *Server) popFlash(ctx context.Context, rc *reqCtx) string {
 	}
 	return msg
 }
-
-// redirect answers with 303 See Other (after a POST the browser GETs).
-func (s *Server) redirect(w http.ResponseWriter, r *http.Request, path string) {
-	http.Redirect(w, r, path, http.StatusSeeOther)
-}
