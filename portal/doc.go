@@ -6,8 +6,9 @@
 // autoconfiguration requests (Thunderbird autoconfig, Outlook Autodiscover).
 //
 //	s := &portal.Server{Store: db, Auth: guard, Verifier: v, Key: key,
-//		BaseURL: "https://mail.example.org", Mail: portal.MailSettings{...}}
-//	http.Serve(ln, s.Handler())
+//		BaseURL: "https://mail.example.org", Mail: portal.MailSettings{...},
+//		ConnLimit: &proxy.ConnLimiter{}}
+//	s.HTTPServer(tlsConfig).ServeTLS(s.Listener(ln), "", "")
 //
 // Implementation notes (invariants every change must keep):
 //
