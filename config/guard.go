@@ -18,10 +18,12 @@ type GuardLimits struct {
 	// written /32 or /128). Stored masked. Default none.
 	TrustedNetworks []netip.Prefix `toml:"trusted_networks"`
 	// MaxConnections bounds the client connections open at once per
-	// protocol. Default 10000.
+	// protocol (IMAP, SMTP and the portal each). Default 10000.
 	MaxConnections int `toml:"max_connections"`
 	// MaxConnectionsPerIP bounds the connections open at once from one
-	// address. Default 50 (Outlook opens several per account).
+	// address, per protocol. Default 50 (Outlook opens several per
+	// account). The portal counts its portal.trusted_proxies in the
+	// total only.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 	// FailWindow is the fixed window in which failed logins are counted;
 	// a block lasts until its window ends. Default 10m.

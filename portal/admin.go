@@ -73,7 +73,7 @@ func lastSignIn(recs []store.AuditRecord) store.AuditRecord {
 
 func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx := r.Context()
-	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	q := normalizeQuery(r.URL.Query().Get("q"))
 	all, err := s.Store.ListAccounts(ctx)
 	if err != nil {
 		s.unavailable(w, r, err)
@@ -172,10 +172,7 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		return
 	}
 	ctx := r.Context()
-	back := r.PostFormValue("back")
-	if !strings.HasPrefix(back, "/admin") || strings.HasPrefix(back, "//") {
-		back = "/admin"
-	}
+	back := adminBack(r.PostFormValue("back"))
 	act, ok := findAction(r.PostFormValue("action"))
 	if !ok {
 		s.setFlash(ctx, rc, "Choose an action.")

@@ -11,13 +11,13 @@ import (
 	"github.com/passgate/passgate/store"
 )
 
-// adminFixture has an admin, bob and carol with two app passwords each,
-// dave with one, and alice (MFA, enrolled).
+// adminFixture has an admin (with an authenticator, signed in), bob and
+// carol with two app passwords each, dave with one, and alice (MFA,
+// enrolled).
 func adminFixture(t *testing.T) (*fixture, *browser) {
 	t.Helper()
 	f := newFixture(t, nil)
-	f.account("admin@example.org", adminPW, false)
-	f.update("admin@example.org", func(a *store.Account) { a.Admin = true })
+	b := f.admin("admin@example.org", adminPW)
 	f.account("alice@example.org", alicePW, true)
 	f.enrolDirect("alice@example.org")
 	for _, u := range []string{"bob", "carol", "dave"} {
@@ -32,8 +32,6 @@ func adminFixture(t *testing.T) (*fixture, *browser) {
 			}
 		}
 	}
-	b := f.browser()
-	b.signIn("admin@example.org", adminPW, "/app-passwords")
 	return f, b
 }
 

@@ -6,8 +6,9 @@
 // autoconfiguration requests (Thunderbird autoconfig, Outlook Autodiscover).
 //
 //	s := &portal.Server{Store: db, Auth: guard, Verifier: v, Key: key,
-//		BaseURL: "https://mail.example.org", Mail: portal.MailSettings{...}}
-//	http.Serve(ln, s.Handler())
+//		BaseURL: "https://mail.example.org", Mail: portal.MailSettings{...},
+//		ConnLimit: &proxy.ConnLimiter{}}
+//	s.HTTPServer(tlsConfig).ServeTLS(s.Listener(ln), "", "")
 //
 // Implementation notes (invariants every change must keep):
 //
@@ -15,6 +16,11 @@
 //     the SHA-256 of the cookie value, never the value itself. Every request
 //     re-reads the account: a disabled account, a changed primary password or
 //     a reset authenticator takes effect on the next click.
+//   - The admin pages and actions need the admin role and an enrolled
+//     authenticator (needAdmin, the one gate): an admin without one is sent
+//     to set it up, whatever the account's MFA setting.
+//   - A redirect goes only to a path of the portal (redirect); a target
+//     from a form is rebuilt from a known page, never echoed (adminBack).
 //   - Every state change is a POST behind net/http.CrossOriginProtection;
 //     GET handlers change nothing but the session's own bookkeeping.
 //   - Secrets (passwords, app passwords, TOTP secrets, recovery codes,

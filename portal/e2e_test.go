@@ -341,12 +341,27 @@ func TestBrowserEndToEnd(t *testing.T) {
 	c.expectAt("/app-passwords", "App passwords")
 	c.signOut()
 
-	// An admin deletes all app passwords of bob and carol.
+	// An admin deletes all app passwords of bob and carol. Without an
+	// authenticator the admin pages send the admin to set one up first.
 	c.signIn("admin@example.org", "admin@example.org password")
 	c.expectAt("/app-passwords", "App passwords")
+	c.load(chromedp.Click(chromedp.CSS(`nav a[href="/admin"]`)))
+	c.expectAt("/mfa/setup", "Set up two-step verification")
+	if flash := c.text(".notice.ok"); flash != msgAdminNeedsMFA {
+		t.Errorf("message on the way to the admin pages: %q", flash)
+	}
+	c.shot("12-admin-mfa-required.png", "an admin without an authenticator opened Users: sent to set one up, with the reason")
+	adminSecret := strings.Join(strings.Fields(c.text("#totp-secret")), "")
+	adminCode, err := totp.GenerateCode(adminSecret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.do(c.typeInto("#code", adminCode))
+	c.submit(`form[action="/mfa/setup"] button`)
+	c.expectAt("/mfa/setup", "Save your recovery codes")
 	c.open("/admin")
 	c.expectAt("/admin", "Users")
-	c.shot("12-admin-users.png", "admin user list: MFA state, app passwords, last sign-in, checkboxes, action menu")
+	c.shot("13-admin-users.png", "admin user list: MFA state, app passwords, last sign-in, checkboxes, action menu")
 	c.do(
 		chromedp.Click(chromedp.CSS(`input[name="users"][value="bob@example.org"]`)),
 		chromedp.Click(chromedp.CSS(`input[name="users"][value="carol@example.org"]`)),
@@ -357,13 +372,13 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if sel := c.text(".userlist"); !strings.Contains(sel, "bob@example.org") || !strings.Contains(sel, "carol@example.org") || strings.Contains(sel, "dave") {
 		t.Fatalf("confirmation lists %q", sel)
 	}
-	c.shot("13-admin-confirm.png", "confirmation of the bulk delete for the two selected users")
+	c.shot("14-admin-confirm.png", "confirmation of the bulk delete for the two selected users")
 	c.submit("form.actions button.danger")
 	c.expectAt("/admin", "Users")
 	if flash := c.text(".notice.ok"); flash != "Deleted 4 app passwords of 2 users." {
 		t.Errorf("flash %q", flash)
 	}
-	c.shot("14-admin-done.png", "user list after the bulk delete: bob and carol have 0 app passwords, dave 2")
+	c.shot("15-admin-done.png", "user list after the bulk delete: bob and carol have 0 app passwords, dave 2")
 	for u, want := range map[string]int{"bob@example.org": 0, "carol@example.org": 0, "dave@example.org": 2} {
 		l, err := st.db.ListAppPasswords(ctx, u)
 		if err != nil || len(l) != want {
@@ -375,7 +390,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if act := c.text("#recent ~ div"); !strings.Contains(act, "all app passwords deleted") || !strings.Contains(act, "admin@example.org") {
 		t.Errorf("carol's activity lacks the audited admin action: %q", act)
 	}
-	c.shot("15-admin-user.png", "one user's page: state, action menu, app passwords, activity with the admin's action")
+	c.shot("16-admin-user.png", "one user's page: state, action menu, app passwords, activity with the admin's action")
 
 	// Another origin on the same host posts to the portal: refused, even
 	// though the admin's SameSite=Lax cookie goes along (same site).
@@ -391,11 +406,11 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if status := c.status(); status != http.StatusForbidden {
 		t.Errorf("cross-origin POST answered %d, want 403", status)
 	}
-	c.shot("16-cross-origin-refused.png", "a form on another origin posted to the portal: refused with 403")
+	c.shot("17-cross-origin-refused.png", "a form on another origin posted to the portal: refused with 403")
 	if l, _ := st.db.ListAppPasswords(ctx, "admin@example.org"); len(l) != 0 {
 		t.Errorf("the cross-origin POST created %d app passwords", len(l))
 	}
-	if log := st.log.String(); strings.Contains(log, authn.NormalizeSecret(password)) || strings.Contains(log, password) || strings.Contains(log, secret) {
+	if log := st.log.String(); strings.Contains(log, authn.NormalizeSecret(password)) || strings.Contains(log, password) || strings.Contains(log, secret) || strings.Contains(log, adminSecret) {
 		t.Error("a secret appears in the log")
 	}
 }

@@ -116,12 +116,12 @@ func TestCookieFlags(t *testing.T) {
 // no page has inline script, inline event handlers or inline styles.
 func TestSecurityHeaders(t *testing.T) {
 	f := newFixture(t, nil)
-	f.account("admin@example.org", adminPW, false)
-	f.update("admin@example.org", func(a *store.Account) { a.Admin = true })
+	b := f.admin("admin@example.org", adminPW)
 	f.account("alice@example.org", alicePW, true)
-	b := f.browser()
+	f.account("bob@example.org", bobPW, false)
+	bob := f.browser()
 	anon := f.browser()
-	b.signIn("admin@example.org", adminPW, "/app-passwords")
+	bob.signIn("bob@example.org", bobPW, "/app-passwords")
 	created := b.post("/app-passwords", url.Values{"name": {"Mac"}, "scope": {"imap"}})
 	id := f.appPasswords("admin@example.org")[0].ID
 	pages := map[string]reply{
@@ -131,7 +131,7 @@ func TestSecurityHeaders(t *testing.T) {
 		"created":       created,
 		"revoke":        b.get("/app-passwords/" + id + "/revoke"),
 		"account":       b.get("/account"),
-		"enrol":         b.get("/mfa/setup"),
+		"enrol":         bob.get("/mfa/setup"),
 		"admin":         b.get("/admin"),
 		"admin user":    b.get("/admin/users/alice@example.org"),
 		"admin confirm": b.post("/admin/actions", url.Values{"action": {"disable"}, "users": {"alice@example.org"}}),
@@ -142,6 +142,9 @@ func TestSecurityHeaders(t *testing.T) {
 	script := regexp.MustCompile(`(?is)<script([^>]*)>(.*?)</script>`)
 	for name, r := range pages {
 		t.Run(name, func(t *testing.T) {
+			if r.StatusCode/100 == 3 {
+				t.Fatalf("redirected to %s instead of a page", r.Header.Get("Location"))
+			}
 			h := r.Header
 			if got := h.Get("Content-Security-Policy"); got != cspPolicy {
 				t.Errorf("CSP %q", got)

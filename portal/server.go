@@ -80,6 +80,11 @@ type Server struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed for the client's address. Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// ConnLimit bounds the connections that Listener admits, in total and
+	// per address (a ConnLimiter that counts TrustedProxy addresses in the
+	// total only, since a proxy carries many clients). If nil, Listener
+	// limits nothing.
+	ConnLimit ConnLimiter
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
 	// Logger receives one line per sign-in and admin action. If nil,
@@ -197,7 +202,8 @@ func limitBody(h http.Handler) http.Handler {
 
 // HTTPServer returns an http.Server for Handler with timeouts that a
 // public listener needs (slow clients cannot hold connections open) and
-// its error log on Logger. tlsConfig, if not nil, is for ServeTLS.
+// its error log on Logger. tlsConfig, if not nil, is for ServeTLS. Serve
+// it on Listener(ln), which applies ConnLimit.
 func (s *Server) HTTPServer(tlsConfig *tls.Config) *http.Server {
 	return &http.Server{
 		Handler:           s.Handler(),
@@ -308,7 +314,7 @@ func (s *Server) remoteAddr(r *http.Request) netip.AddrPort {
 		ap = netip.AddrPortFrom(ip, 0)
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	if !s.trusted(ap.Addr()) {
+	if !s.TrustedProxy(ap.Addr()) {
 		return ap
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -318,14 +324,15 @@ func (s *Server) remoteAddr(r *http.Request) netip.AddrPort {
 			return ap // garbage: stop believing the chain
 		}
 		ip = ip.Unmap()
-		if !s.trusted(ip) {
+		if !s.TrustedProxy(ip) {
 			return netip.AddrPortFrom(ip, 0)
 		}
 	}
 	return ap
 }
 
-func (s *Server) trusted(ip netip.Addr) bool {
+// TrustedProxy reports whether ip is one of TrustedProxies.
+func (s *Server) TrustedProxy(ip netip.Addr) bool {
 	for _, p := range s.TrustedProxies {
 		if p.Contains(ip) {
 			return true

@@ -204,13 +204,28 @@ func (s *Server) need(want stage, h func(http.ResponseWriter, *http.Request, *re
 	}
 }
 
-// needAdmin is need(stageFull) for accounts with the admin role; others get
-// 403.
+// msgAdminNeedsMFA tells an admin without an authenticator why the admin
+// pages sent them to set one up.
+const msgAdminNeedsMFA = "Administrators must set up two-step verification before they can use the admin pages. " +
+	"Set it up below, then open Users again."
+
+// needAdmin is need(stageFull) for accounts with the admin role and an
+// enrolled authenticator: others get 403, and an admin without one is sent
+// to set it up. The admin role can end every user's mail and reset their
+// MFA, so it is never used on a password alone, whatever the account's own
+// MFA setting.
 func (s *Server) needAdmin(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.HandlerFunc {
 	return s.need(stageFull, func(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		if !rc.acct.Admin {
 			s.renderError(w, r, rc, http.StatusForbidden, "Administrators only",
 				"This page is for administrators. Your account does not have the admin role.")
+			return
+		}
+		if rc.acct.TOTP == nil {
+			s.logger().InfoContext(r.Context(), "portal: admin page refused: no second factor",
+				"user", rc.acct.Username, "path", r.URL.Path)
+			s.setFlash(r.Context(), rc, msgAdminNeedsMFA)
+			s.redirect(w, r, "/mfa/setup")
 			return
 		}
 		h(w, r, rc)
@@ -245,9 +260,4 @@ func (s *Server) popFlash(ctx context.Context, rc *reqCtx) string {
 		s.setFlash(ctx, rc, "")
 	}
 	return msg
-}
-
-// redirect answers with 303 See Other (after a POST the browser GETs).
-func (s *Server) redirect(w http.ResponseWriter, r *http.Request, path string) {
-	http.Redirect(w, r, path, http.StatusSeeOther)
 }

@@ -21,6 +21,10 @@ type ConnLimiter struct {
 	// PerIP is the limit per source address. If zero,
 	// DefaultMaxConnectionsPerIP.
 	PerIP int
+	// Shared, if not nil, reports source addresses that carry many
+	// clients (a trusted reverse proxy): their connections count in Max
+	// only, not in PerIP. If nil, every address counts in both.
+	Shared func(netip.Addr) bool
 
 	mu    sync.Mutex
 	total int
@@ -38,6 +42,9 @@ func (l *ConnLimiter) Acquire(addr netip.Addr) (release func(), ok bool) {
 	}
 	if perIP <= 0 {
 		perIP = DefaultMaxConnectionsPerIP
+	}
+	if l.Shared != nil && l.Shared(addr.Unmap()) {
+		perIP = maxTotal
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -35,6 +35,27 @@ func TestConnLimiter(t *testing.T) {
 	acquire(b, false)
 }
 
+// A shared address (a trusted reverse proxy) counts in the total only.
+func TestConnLimiterShared(t *testing.T) {
+	proxyAddr := netip.MustParseAddr("10.0.0.1")
+	l := &ConnLimiter{Max: 4, PerIP: 1, Shared: func(a netip.Addr) bool { return a == proxyAddr }}
+	for i := range 3 {
+		if _, ok := l.Acquire(netip.MustParseAddr("::ffff:10.0.0.1")); !ok {
+			t.Fatalf("shared address refused at %d of a total of 4", i+1)
+		}
+	}
+	other := netip.MustParseAddr("192.0.2.1")
+	if _, ok := l.Acquire(other); !ok {
+		t.Fatal("other address refused below both limits")
+	}
+	if _, ok := l.Acquire(proxyAddr); ok {
+		t.Error("shared address passed the total")
+	}
+	if _, ok := l.Acquire(netip.MustParseAddr("10.0.0.2")); ok {
+		t.Error("an address passed the total")
+	}
+}
+
 func TestConnLimiterConcurrent(t *testing.T) {
 	l := &ConnLimiter{Max: 1000, PerIP: 1000}
 	addr := netip.MustParseAddr("198.51.100.1")

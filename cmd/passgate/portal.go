@@ -10,12 +10,13 @@ import (
 
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/portal"
+	"github.com/passgate/passgate/proxy"
 )
 
 // newPortal builds the self-service web portal of cfg.Portal.
 func newPortal(cfg *config.Config, c *core, log *slog.Logger) *portal.Server {
 	p := cfg.Portal
-	return &portal.Server{
+	s := &portal.Server{
 		Store:          c.st,
 		Auth:           c.guard,
 		Verifier:       c.v,
@@ -30,14 +31,29 @@ func newPortal(cfg *config.Config, c *core, log *slog.Logger) *portal.Server {
 			SMTPHost: p.SMTPHost, SMTPPort: p.SMTPPort, SMTPSecurity: portal.Security(p.SMTPSecurity),
 		},
 	}
+	// The same connection limits as IMAP's and SMTP's, counted apart.
+	s.ConnLimit = &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP,
+		Shared: s.TrustedProxy}
+	return s
+}
+
+// newPortalFrontEnd is the portal of cfg.Portal as serve runs it.
+func newPortalFrontEnd(cfg *config.Config, c *core, log *slog.Logger) portalFrontEnd {
+	s := newPortal(cfg, c, log)
+	return portalFrontEnd{srv: s.HTTPServer(cfg.TLS.Config), listener: s.Listener}
 }
 
 // portalFrontEnd adapts the portal's http.Server to the frontEnd that
 // serve runs for every protocol.
-type portalFrontEnd struct{ srv *http.Server }
+type portalFrontEnd struct {
+	srv      *http.Server
+	listener func(net.Listener) net.Listener // applies the connection limits
+}
 
-func (p portalFrontEnd) Serve(ln net.Listener) error    { return httpErr(p.srv.Serve(ln)) }
-func (p portalFrontEnd) ServeTLS(ln net.Listener) error { return httpErr(p.srv.ServeTLS(ln, "", "")) }
+func (p portalFrontEnd) Serve(ln net.Listener) error { return httpErr(p.srv.Serve(p.listener(ln))) }
+func (p portalFrontEnd) ServeTLS(ln net.Listener) error {
+	return httpErr(p.srv.ServeTLS(p.listener(ln), "", ""))
+}
 func (p portalFrontEnd) Shutdown(ctx context.Context) error {
 	if err := p.srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("portal shutdown: %w", err)

@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			listener{"smtp.listen_tls", cfg.SMTP.ListenTLS, srv, true, &l.SMTPS})
 	}
 	if cfg.Portal.Enabled() {
-		srv := portalFrontEnd{newPortal(cfg, c, log).HTTPServer(cfg.TLS.Config)}
+		srv := newPortalFrontEnd(cfg, c, log)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"portal.listen", cfg.Portal.Listen, srv, false, &l.Portal},
