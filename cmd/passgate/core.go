@@ -29,7 +29,7 @@ type core struct {
 // stdout receives the audit log when audit.file is "-".
 func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) (*core, error) {
 	c := &core{}
-	opened, err := openStore(ctx, cfg, log, c.eventsLost)
+	opened, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +89,10 @@ func (c *core) watch(ctx context.Context) error {
 	}
 	go func() {
 		for ev := range events {
+			if ev.Kind == store.EventsLost {
+				c.eventsLost()
+				continue
+			}
 			c.reg.End(ev)
 			if c.cache != nil {
 				c.cache.Drop(ev)
