@@ -12,7 +12,8 @@ import (
 // the same attempt still holds in the store: the account exists and is
 // enabled, and the app password is still there (not revoked) with the same
 // ID and a policy that admits a; or, for a primary-password login, the
-// password is unchanged and primary logins are still allowed. It costs the
+// password is unchanged and primary logins are still allowed (the policy of
+// Decision.Revalidate, which live sessions are checked with). It costs the
 // store reads of a login, not its hash.
 //
 // The Guard's cache calls it on every hit, so that a revocation whose event
@@ -32,9 +33,9 @@ func (v *Verifier) Recheck(ctx context.Context, a Attempt, d Decision) (bool, er
 	if acct.Disabled {
 		return false, nil
 	}
+	cur := store.SessionState{Account: &acct}
 	if d.AppPasswordID == "" {
-		r := d.restrict
-		return r != nil && r.primaryHash == acct.PasswordHash && !acct.MFA && !v.AppPasswordsOnly, nil
+		return d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) == OK && !v.AppPasswordsOnly, nil
 	}
 	key, err := v.lookupKey(ctx)
 	if err != nil {
@@ -47,7 +48,6 @@ func (v *Verifier) Recheck(ctx context.Context, a Attempt, d Decision) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("recheck: find app password: %w", err)
 	}
-	now := v.now()
-	expired := !p.Expires.IsZero() && !p.Expires.After(now)
-	return p.ID == d.AppPasswordID && !expired && allowed(p.AllowFrom, a.RemoteIP) && p.HasScope(a.Protocol), nil
+	cur.AppPassword = &p
+	return d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) == OK, nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	Audit   Audit   `toml:"audit"`
 	Control Control `toml:"control"`
 	Log     Log     `toml:"log"`
+	// Sessions tunes the reconciliation of live sessions
+	// (config/sessions.go).
+	Sessions Sessions `toml:"sessions"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.

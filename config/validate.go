@@ -39,6 +39,7 @@ func (l *loader) check(c *Config) {
 	l.authn(&c.Authn, &c.Portal)
 	l.limits(&c.Limits)
 	l.guardLimits(&c.Limits.GuardLimits)
+	l.sessions(&c.Sessions)
 	l.audit(&c.Audit)
 	l.portal(c)
 	l.log(&c.Log)

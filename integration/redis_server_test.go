@@ -164,6 +164,12 @@ func (r *redisServer) command(name string) error {
 // limits lines to [limits].
 func useRedis(t testing.TB, pg *Passgate, r *redisServer, limits ...string) {
 	t.Helper()
+	useRedisURL(t, pg, r.URL(), limits...)
+}
+
+// useRedisURL is useRedis with the Redis at url.
+func useRedisURL(t testing.TB, pg *Passgate, url string, limits ...string) {
+	t.Helper()
 	b, err := os.ReadFile(pg.ConfFile)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +182,7 @@ func useRedis(t testing.TB, pg *Passgate, r *redisServer, limits ...string) {
 	}
 	conf = strings.Replace(conf, "\n[store]\n", "\n[store]\nbackend = \"redis\"\n", 1)
 	conf = strings.Replace(conf, "\n[limits]\n", fmt.Sprintf("\n[store.redis]\nurl = %q\n\n[limits]\n%s",
-		r.URL(), strings.Join(append(limits, ""), "\n")), 1)
+		url, strings.Join(append(limits, ""), "\n")), 1)
 	if err := os.WriteFile(pg.ConfFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

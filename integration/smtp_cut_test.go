@@ -107,7 +107,14 @@ type tcpRelay struct {
 // target until the test ends.
 func startTCPRelay(t testing.TB, target string) *tcpRelay {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startTCPRelayAt(t, "127.0.0.1:0", target)
+}
+
+// startTCPRelayAt is startTCPRelay listening on listen (the address of a
+// relay that cut(true) stopped: it takes over).
+func startTCPRelayAt(t testing.TB, listen, target string) *tcpRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatalf("relay: %v", err)
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/internal/testlog"
-	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/memcount"
@@ -58,12 +58,10 @@ func newMailStack(t *testing.T, users []string) *mailStack {
 	guard := &authn.Guard{Verifier: v, Counters: &memcount.Counters{}, Audit: &authn.Auditor{Store: db, Log: log},
 		Sleep: func(context.Context, time.Duration) error { return nil }, Logger: log}
 
-	reg := proxy.NewRegistry(log)
-	events, err := db.Subscribe(ctx)
-	if err != nil {
+	reg := &sessions.Registry{Store: db, Logger: log}
+	if _, err := reg.Watch(ctx); err != nil {
 		t.Fatal(err)
 	}
-	go reg.Run(ctx, events)
 
 	upAddr := startUpstream(t, users)
 	srv := &imap.Server{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -100,5 +99,3 @@ func tlsPair(t testing.TB, dialed, accepted net.Conn) (client, server *tls.Conn)
 	}
 	return client, server
 }
-
-func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -1,5 +1,5 @@
 // Package proxy relays authenticated mail sessions: the byte splice between
-// client and upstream and the registry of live sessions that revocation ends.
+// client and upstream, the connection limits, and the session ids.
 //
 // After login passgate must be invisible, so Splice copies bytes without
 // looking at them:
@@ -7,8 +7,8 @@
 //	err := proxy.Splice(ctx, proxy.Leg{Conn: client, Buffered: pending},
 //		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered}, 0)
 //
-// and the Registry ends sessions when a store.Event says their credential is
-// gone (cancel ctx and Splice closes both connections).
+// and proxy/sessions ends a session when its credential is gone (cancel ctx
+// and Splice closes both connections).
 package proxy
 
 import (

@@ -109,6 +109,11 @@ const (
 	// its primary password changed; sessions that logged in with the
 	// primary password or, if disabled, any session must end.
 	EventAccountChanged EventKind = "account-changed"
+	// EventsLost is no change: a backend delivers it when events may have
+	// been missed since the previous one it delivered (a full subscriber
+	// buffer, a reconnect, a failover). A subscriber must then check what
+	// it keeps against the store (CheckSessions). It has no Username.
+	EventsLost EventKind = "events-lost"
 )
 
 // Event is published by a backend after a change that must end live
@@ -121,6 +126,21 @@ type Event struct {
 	// logged in with the primary password must end (MFA turned on, primary
 	// password changed); false means every session of the account (disabled).
 	PrimaryOnly bool `json:"primary_only,omitempty"`
+}
+
+// SessionRef names the credential a live session logged in with.
+type SessionRef struct {
+	Username      string
+	AppPasswordID string // "" for the primary password
+}
+
+// SessionState is what the store holds now for one SessionRef.
+type SessionState struct {
+	// Account is nil when the account does not exist.
+	Account *Account
+	// AppPassword is nil when it does not exist (revoked), when the
+	// account does not, or when the ref has no AppPasswordID.
+	AppPassword *AppPassword
 }
 
 // Counters are expiring counters shared by every instance that uses the
@@ -186,9 +206,19 @@ type Store interface {
 	LookupKey(ctx context.Context) ([]byte, error)
 
 	// Subscribe delivers every Event published after the call until ctx is
-	// done; the channel is then closed. A slow reader may miss events only
-	// if it falls more than the buffer behind; backends document the size.
+	// done; the channel is then closed. Events are never lost silently: a
+	// reader that falls more than the buffer behind (backends document the
+	// size), or a subscription that broke and was made again, gets an
+	// EventsLost after the last event it received (see SendEvent).
 	Subscribe(ctx context.Context) (<-chan Event, error)
+
+	// CheckSessions returns what the store holds now for the credential
+	// of each ref, in the order of refs, read in one batch (one read
+	// transaction, one pipeline): what live sessions are checked against
+	// when events may have been lost. An account or app password that no
+	// longer exists is a nil field, not an error. The returned values may
+	// be shared between refs of one account and must not be modified.
+	CheckSessions(ctx context.Context, refs []SessionRef) ([]SessionState, error)
 
 	Close() error
 }

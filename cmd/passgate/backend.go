@@ -28,11 +28,10 @@ type openedStore struct {
 	counters store.Counters
 }
 
-// openStore opens the store that cfg selects. lost, if not nil, is called
-// when Redis events may have been missed (reconnect, failover).
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, lost func()) (openedStore, error) {
+// openStore opens the store that cfg selects.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (openedStore, error) {
 	if cfg.Store.Backend == config.StoreRedis {
-		return openRedis(ctx, cfg.Store.Redis, log, lost)
+		return openRedis(ctx, cfg.Store.Redis, log)
 	}
 	db, err := bolt.Open(cfg.Store.Path, bolt.Options{Logger: log})
 	if err != nil {
@@ -41,32 +40,31 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, lost f
 	return openedStore{backend: db, counters: &memcount.Counters{}}, nil
 }
 
-func openRedis(ctx context.Context, r config.Redis, log *slog.Logger, lost func()) (openedStore, error) {
+func openRedis(ctx context.Context, r config.Redis, log *slog.Logger) (openedStore, error) {
 	// go-redis's own messages (a failed dial during an outage) go to our
 	// log at debug level, not to stderr.
 	redis.SetLibraryLogger(log)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := redis.Open(ctx, redisOptions(r, log, lost))
+	st, err := redis.Open(ctx, redisOptions(r, log))
 	if err != nil {
 		return openedStore{}, fmt.Errorf("open store (redis): %w", err)
 	}
 	return openedStore{backend: st, counters: st}, nil
 }
 
-func redisOptions(r config.Redis, log *slog.Logger, lost func()) redis.Options {
+func redisOptions(r config.Redis, log *slog.Logger) redis.Options {
 	return redis.Options{
-		URL:          r.URL,
-		Addrs:        r.Addresses,
-		MasterName:   r.MasterName,
-		Cluster:      r.Cluster,
-		Username:     r.Username,
-		Password:     r.Password,
-		TLSConfig:    r.TLSConfig,
-		KeyPrefix:    r.KeyPrefix,
-		Timeout:      r.Timeout.Duration,
-		Logger:       log,
-		OnEventsLost: lost,
+		URL:        r.URL,
+		Addrs:      r.Addresses,
+		MasterName: r.MasterName,
+		Cluster:    r.Cluster,
+		Username:   r.Username,
+		Password:   r.Password,
+		TLSConfig:  r.TLSConfig,
+		KeyPrefix:  r.KeyPrefix,
+		Timeout:    r.Timeout.Duration,
+		Logger:     log,
 	}
 }
 

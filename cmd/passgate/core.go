@@ -2,25 +2,24 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/config"
-	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
 
 // core is the protocol-independent part of a running passgate: the store,
 // the login decision behind its guard, and the live sessions.
 type core struct {
-	st    backend
-	v     *authn.Verifier
-	guard *authn.Guard
-	cache *authn.Cache
-	reg   *proxy.Registry
+	st       backend
+	v        *authn.Verifier
+	guard    *authn.Guard
+	cache    *authn.Cache
+	sessions *sessions.Registry
 
 	closers []func() error
 }
@@ -29,7 +28,7 @@ type core struct {
 // stdout receives the audit log when audit.file is "-".
 func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) (*core, error) {
 	c := &core{}
-	opened, err := openStore(ctx, cfg, log, c.eventsLost)
+	opened, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +64,14 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 			Trusted:              g.TrustedNetworks,
 		},
 	}
-	c.reg = proxy.NewRegistry(log)
+	c.sessions = &sessions.Registry{
+		Store:           c.st,
+		RecheckInterval: cfg.Sessions.RecheckInterval.Duration,
+		Logger:          log,
+	}
+	if c.cache != nil {
+		c.sessions.Cache = c.cache
+	}
 	return c, nil
 }
 
@@ -77,34 +83,6 @@ func newVerifier(cfg *config.Config, st store.Store, log *slog.Logger) *authn.Ve
 		Logger:                           log,
 		AppPasswordsOnly:                 cfg.Authn.AppPasswordsOnly,
 		KeepAppPasswordsOnPasswordChange: cfg.Authn.KeepAppPasswordsOnPasswordChange,
-	}
-}
-
-// watch ends live sessions and drops cached logins on every revocation
-// event until ctx is done.
-func (c *core) watch(ctx context.Context) error {
-	events, err := c.st.Subscribe(ctx)
-	if err != nil {
-		return fmt.Errorf("subscribe to revocations: %w", err)
-	}
-	go func() {
-		for ev := range events {
-			c.reg.End(ev)
-			if c.cache != nil {
-				c.cache.Drop(ev)
-			}
-		}
-	}()
-	return nil
-}
-
-// eventsLost is called when revocation events may have been missed (a
-// Redis reconnect or failover): cached logins can no longer be trusted.
-// Live sessions are not ended: a missed revocation ends them at the
-// latest when the client logs in again.
-func (c *core) eventsLost() {
-	if c.cache != nil {
-		c.cache.Clear()
 	}
 }
 

@@ -124,7 +124,7 @@ func openConfigDest(ctx context.Context, cfgPath, srcPath string, log *slog.Logg
 	} else if samePath(cfg.Store.Path, srcPath) {
 		return nil, "", fmt.Errorf("store migrate: the [store] of %s is the source file %s itself", cfgPath, srcPath)
 	}
-	opened, err := openStore(ctx, cfg, log, nil)
+	opened, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, "", fmt.Errorf("store migrate: destination: %w", err)
 	}

@@ -30,7 +30,7 @@ func openOps(ctx context.Context, cfg *config.Config, log *slog.Logger) (o ops, 
 	if r, err := dialControl(cfg.Control.Socket); err == nil {
 		return r, r.Close, nil
 	}
-	st, err := openStore(ctx, cfg, log, nil)
+	st, err := openStore(ctx, cfg, log)
 	if isLocked(err) {
 		return nil, nil, fmt.Errorf("store %s is in use by a running passgate, but its control socket %s does not answer: %w",
 			cfg.Store.Path, cfg.Control.Socket, err)

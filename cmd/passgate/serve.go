@@ -13,6 +13,7 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/smtp"
 	"github.com/passgate/passgate/proxy/upstream"
 )
@@ -78,22 +79,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	defer c.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := c.watch(ctx); err != nil {
+	watched, err := c.sessions.Watch(ctx)
+	if err != nil {
 		return err
 	}
+	defer func() { cancel(); <-watched }()
 
 	var l listening
 	var servers []frontEnd
 	var specs []listener
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		srv := newIMAPServer(cfg, c.guard, c.reg, log)
+		srv := newIMAPServer(cfg, c.guard, c.sessions, log)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"imap.listen", cfg.IMAP.Listen, srv, false, &l.IMAP},
 			listener{"imap.listen_tls", cfg.IMAP.ListenTLS, srv, true, &l.IMAPS})
 	}
 	if cfg.SMTP.Enabled() {
-		srv := newSMTPServer(cfg, c.guard, c.st, c.reg, log)
+		srv := newSMTPServer(cfg, c.guard, c.st, c.sessions, log)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
@@ -137,7 +140,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		log.Error("listener failed", "err", err)
 		return err
 	}
-	log.Info("shutting down", "grace", cfg.Limits.ShutdownGrace.Duration, "sessions", len(c.reg.Sessions()))
+	log.Info("shutting down", "grace", cfg.Limits.ShutdownGrace.Duration, "sessions", len(c.sessions.Sessions()))
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownGrace.Duration)
 	defer scancel()
 	for _, srv := range servers {
@@ -171,7 +174,7 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *proxy.Registry, log *slog.Logger) *imap.Server {
+func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *sessions.Registry, log *slog.Logger) *imap.Server {
 	u := cfg.IMAP.Upstream
 	up := &upstream.IMAP{
 		Address:      u.Address,

@@ -8,16 +8,28 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
-// relay sends the client the upstream's tagged OK under the client's tag,
-// registers the session, and splices client and upstream until either side
-// ends or the session is ended (the Registry's end func cancels the
+// relay registers the session, sends the client the upstream's tagged OK
+// under the client's tag, and splices client and upstream until either
+// side ends or the session is ended (the registry's end func cancels the
 // splice's ctx; Close closes both connections). It owns up from the call
-// on. It always returns errDone or a write error.
+// on. It returns errDone or a write error, or the *respError the client
+// gets when the registration refuses the login.
 func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	started := time.Now()
+	remove, err := c.register(dec, started, cancel)
+	if err != nil {
+		up.Conn.Close()
+		return err
+	}
+	defer remove()
+
 	ok := tag + " OK "
 	if caps := oneLine(up.Capability); caps != "" {
 		ok += "[CAPABILITY " + caps + "] "
@@ -34,24 +46,10 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	client.SetDeadline(time.Time{})
 	relayed := c.wrapRelayed(client)
 
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
-	started := time.Now()
-	if c.srv.Sessions != nil {
-		remove := c.srv.Sessions.Add(proxy.Session{
-			ID:            c.id,
-			Protocol:      string(store.ScopeIMAP),
-			Username:      dec.Username,
-			AppPasswordID: dec.AppPasswordID,
-			Remote:        c.remote,
-			Started:       started,
-		}, cancel)
-		defer remove()
-	}
 	// Bytes the client pipelined after its login command belong to the
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
-	err := proxy.Splice(ctx,
+	err = proxy.Splice(ctx,
 		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered)},
 		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered},
 		c.srv.IdleTimeout)
@@ -61,4 +59,32 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	}
 	c.log.Info("imap session ended", attrs...)
 	return errDone
+}
+
+// register records the session in Sessions before the client hears OK, so
+// that revocation can end it (end cancels the splice). Sessions checks the
+// credential again after recording it: a revocation that came during the
+// upstream login refuses the login (NO [AUTHENTICATIONFAILED]), and a
+// store that cannot tell refuses it as unavailable.
+func (c *conn) register(dec authn.Decision, started time.Time, end func()) (remove func(), err error) {
+	if c.srv.Sessions == nil {
+		return func() {}, nil
+	}
+	remove, err = c.srv.Sessions.Add(c.ctx, sessions.Session{
+		ID:       c.id,
+		Protocol: store.ScopeIMAP,
+		Remote:   c.remote,
+		Started:  started,
+		Login:    dec,
+	}, end)
+	switch {
+	case errors.Is(err, sessions.ErrRevoked):
+		c.log.Info("imap login refused: credential changed during the upstream login",
+			"user", dec.Username, "app_password", dec.AppPasswordID, "err", err)
+		return nil, errAuthFailed
+	case err != nil:
+		c.log.Warn("imap login refused: session check failed", "user", dec.Username, "err", err)
+		return nil, errAuthUnavailable
+	}
+	return remove, nil
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/passgate/passgate/authn"
-	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
 
@@ -189,17 +189,17 @@ func TestTooManyFailedLogins(t *testing.T) {
 }
 
 func TestSessionRegistry(t *testing.T) {
-	reg := proxy.NewRegistry(nil)
+	reg := &sessions.Registry{}
 	e := newEnv(t, cleartext, func(s *Server) { s.Sessions = reg })
 	c, peer := e.loggedIn()
 	c.expect(strings.TrimSuffix(upstreamBuffered, "\r\n"))
 
-	sessions := reg.Sessions()
-	if len(sessions) != 1 {
-		t.Fatalf("registry has %d sessions, want 1", len(sessions))
+	live := reg.Sessions()
+	if len(live) != 1 {
+		t.Fatalf("registry has %d sessions, want 1", len(live))
 	}
-	s := sessions[0]
-	if s.Protocol != "imap" || s.Username != appUser || s.AppPasswordID != appID ||
+	s := live[0]
+	if s.Protocol != "imap" || s.Login.Username != appUser || s.Login.AppPasswordID != appID ||
 		s.Remote.String() != c.conn.LocalAddr().String() || len(s.ID) < 8 || s.Started.IsZero() {
 		t.Errorf("registered %+v", s)
 	}

@@ -46,6 +46,7 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -77,9 +78,12 @@ const (
 // Server is an IMAP pre-auth front end. Set the fields before the first
 // Serve; they must not change afterwards.
 type Server struct {
-	Auth     Authenticator   // required
-	Upstream Upstream        // required
-	Sessions *proxy.Registry // nil: sessions are not registered (tests)
+	Auth     Authenticator // required
+	Upstream Upstream      // required
+	// Sessions registers each relayed session, so that revocation ends
+	// it; its check after registering can still refuse the login. nil:
+	// sessions are not registered (tests).
+	Sessions *sessions.Registry
 	// ConnLimit bounds the connections open at once, in total and per
 	// address (may be shared with other servers); a connection past a
 	// limit gets "* BYE Too many connections". nil: no limit.

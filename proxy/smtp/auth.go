@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
 
@@ -140,10 +141,18 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 		}
 		return errTempAuth
 	}
+	if st.remove, err = ss.register(st.decision); err != nil {
+		up.abort()
+		if errors.Is(err, sessions.ErrRevoked) {
+			log.Info("smtp auth", "result", "revoked-during-login", "app_password_id", d.AppPasswordID, "err", err)
+			return ss.failed(errBadCredentials)
+		}
+		log.Warn("smtp auth", "result", "error", "app_password_id", d.AppPasswordID, "err", err)
+		return errTempAuth
+	}
 	ss.mu.Lock()
 	ss.setUpstream(up)
 	ss.mu.Unlock()
-	st.remove = ss.register(st.decision)
 	ss.auth.Store(st)
 	if ss.cc != nil {
 		ss.cc.authed.Store(true)

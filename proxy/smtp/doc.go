@@ -45,7 +45,7 @@ package smtp
 //     connection instead of waiting for a command line.
 //   - Every connection has a random session id (clientConn.id): it is in
 //     each log line of the connection, in the authn.Attempt (audit) and in
-//     the registered proxy.Session. go-smtp's own error log lines (a panic,
+//     the registered sessions.Session. go-smtp's own error log lines (a panic,
 //     an I/O error) carry the remote address instead.
 //
 // Replies go-smtp gives before any hook of ours runs, which passgate

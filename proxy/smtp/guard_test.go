@@ -12,7 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/authn"
-	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store/memcount"
 )
 
@@ -68,7 +68,7 @@ func TestRateLimitedReply(t *testing.T) {
 
 func TestAttemptCarriesTLSAndSession(t *testing.T) {
 	cfg, pool := testCert(t)
-	reg := proxy.NewRegistry(nil)
+	reg := &sessions.Registry{}
 	e := newEnv(t, nil, func(s *Server) {
 		s.TLSConfig = cfg
 		s.Sessions = reg

@@ -16,6 +16,7 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
 )
 
 // Authenticator decides a login (authn.Verifier implements it).
@@ -27,13 +28,15 @@ type Authenticator interface {
 // username (aliases).
 type Senders func(ctx context.Context, username string) ([]string, error)
 
-// SessionRegistry records live sessions (proxy.Registry implements it). end
-// ends the session without blocking; remove unregisters it.
+// SessionRegistry records live sessions (sessions.Registry implements it).
+// end ends the session without blocking; remove unregisters it. An error
+// refuses the login (sessions.ErrRevoked: the credential was revoked
+// meanwhile; otherwise a temporary failure).
 type SessionRegistry interface {
-	Add(s proxy.Session, end func()) (remove func())
+	Add(ctx context.Context, s sessions.Session, end func()) (remove func(), err error)
 }
 
-var _ SessionRegistry = (*proxy.Registry)(nil)
+var _ SessionRegistry = (*sessions.Registry)(nil)
 
 // ErrServerClosed is returned by Serve and ServeTLS called after Close or
 // Shutdown.

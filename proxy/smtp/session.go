@@ -13,6 +13,8 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
+	"github.com/passgate/passgate/store"
 )
 
 // backend makes a session per go-smtp connection (and a new one after
@@ -81,10 +83,12 @@ func (ss *session) identity(a *authState) identity {
 }
 
 // register records the authenticated session in Sessions; ending it closes
-// both connections without blocking.
-func (ss *session) register(d authn.Decision) func() {
+// both connections without blocking. Sessions checks the credential again
+// after recording it, so that a revocation during the upstream login is
+// not missed: its error refuses the login.
+func (ss *session) register(d authn.Decision) (remove func(), err error) {
 	if ss.srv.Sessions == nil {
-		return func() {}
+		return func() {}, nil
 	}
 	end := func() {
 		ss.cancel() // aborts the upstream connection
@@ -94,13 +98,12 @@ func (ss *session) register(d authn.Decision) func() {
 			ss.nc.Close()
 		}
 	}
-	return ss.srv.Sessions.Add(proxy.Session{
-		ID:            ss.id,
-		Protocol:      "smtp",
-		Username:      d.Username,
-		AppPasswordID: d.AppPasswordID,
-		Remote:        ss.remote,
-		Started:       time.Now(),
+	return ss.srv.Sessions.Add(ss.ctx, sessions.Session{
+		ID:       ss.id,
+		Protocol: store.ScopeSMTP,
+		Remote:   ss.remote,
+		Started:  time.Now(),
+		Login:    d,
 	}, end)
 }
 

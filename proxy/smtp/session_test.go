@@ -11,21 +11,25 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/sessions"
+	"github.com/passgate/passgate/store"
 )
 
-// signalRegistry wraps proxy.Registry and reports each removal.
+// signalRegistry wraps sessions.Registry and reports each removal.
 type signalRegistry struct {
-	*proxy.Registry
+	*sessions.Registry
 	removed chan struct{}
 }
 
-func (r signalRegistry) Add(s proxy.Session, end func()) func() {
-	remove := r.Registry.Add(s, end)
+func (r signalRegistry) Add(ctx context.Context, s sessions.Session, end func()) (func(), error) {
+	remove, err := r.Registry.Add(ctx, s, end)
+	if err != nil {
+		return nil, err
+	}
 	return func() {
 		remove()
 		r.removed <- struct{}{}
-	}
+	}, nil
 }
 
 func waitChan(t *testing.T, ch <-chan struct{}, what string) {
@@ -38,7 +42,7 @@ func waitChan(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 func TestSessionsRegistered(t *testing.T) {
-	reg := signalRegistry{proxy.NewRegistry(nil), make(chan struct{}, 16)}
+	reg := signalRegistry{&sessions.Registry{}, make(chan struct{}, 16)}
 	e := newEnv(t, func(s *sink) { s.onLogout = make(chan struct{}, 16) }, func(s *Server) { s.Sessions = reg })
 
 	t.Run("QUIT unregisters", func(t *testing.T) {
@@ -57,7 +61,7 @@ func TestSessionsRegistered(t *testing.T) {
 		}
 		s := ss[0]
 		local := netip.MustParseAddrPort(conn.LocalAddr().String())
-		if s.Protocol != "smtp" || s.Username != appUser || s.AppPasswordID != appID ||
+		if s.Protocol != "smtp" || s.Login.Username != appUser || s.Login.AppPasswordID != appID ||
 			s.Remote != local || s.ID == "" || s.Started.IsZero() {
 			t.Errorf("session %+v (client %s)", s, local)
 		}
@@ -72,8 +76,8 @@ func TestSessionsRegistered(t *testing.T) {
 
 	t.Run("end closes both connections", func(t *testing.T) {
 		c := login(t, e.addr)
-		if n := reg.EndAll(); n != 1 {
-			t.Fatalf("EndAll ended %d sessions, want 1", n)
+		if n := reg.End(store.Event{Kind: store.EventAccountChanged, Username: appUser}); n != 1 {
+			t.Fatalf("End ended %d sessions, want 1", n)
 		}
 		if err := c.Noop(); err == nil {
 			t.Error("client connection still open after the session was ended")

@@ -284,8 +284,9 @@ func TestCloseRace(t *testing.T) {
 	wg.Wait()
 }
 
-// A subscriber that does not read loses events beyond EventBuffer; writers
-// do not wait for it, and the drops are logged.
+// A subscriber that does not read loses events beyond EventBuffer - 1 and
+// gets store.EventsLost after them; writers do not wait for it, and the
+// drops are logged.
 func TestSlowSubscriber(t *testing.T) {
 	log, logs := testlog.New(slog.LevelInfo)
 	db := open(t, filepath.Join(t.TempDir(), "passgate.db"), bolt.Options{Logger: log})
@@ -310,14 +311,19 @@ func TestSlowSubscriber(t *testing.T) {
 	if n := len(ch); n != bolt.EventBuffer {
 		t.Fatalf("%d events buffered, want %d", n, bolt.EventBuffer)
 	}
-	if n := strings.Count(logs.String(), "event dropped"); n != extra {
-		t.Errorf("%d drop warnings, want %d:\n%s", n, extra, logs.String())
+	if n := strings.Count(logs.String(), "dropped: subscriber buffer full"); n != extra+1 {
+		t.Errorf("%d drop warnings, want %d:\n%s", n, extra+1, logs.String())
 	}
 	if strings.Contains(logs.String(), "xxx") {
 		t.Error("log contains a password hash")
 	}
-	for range bolt.EventBuffer {
-		<-ch
+	// The last slot holds the news that events were lost, after every
+	// event that was kept.
+	for i := range bolt.EventBuffer {
+		ev := <-ch
+		if last := i == bolt.EventBuffer-1; last != (ev.Kind == store.EventsLost) {
+			t.Fatalf("event %d of %d: %+v", i+1, bolt.EventBuffer, ev)
+		}
 	}
 	// Once drained, the subscriber gets events again.
 	if err := db.UpdateAccount(ctx, "alice", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {

@@ -8,8 +8,9 @@ import (
 )
 
 // EventBuffer is the capacity of each Subscribe channel. A subscriber that
-// falls further behind misses events (each drop is logged as a warning):
-// writers never wait for readers.
+// falls further behind misses events and gets store.EventsLost after the
+// last one it received (drops are logged as a warning): writers never wait
+// for readers.
 const EventBuffer = 256
 
 // subscriber is one Subscribe channel and the stop function of the
@@ -47,34 +48,25 @@ func (db *DB) unsubscribe(sub *subscriber) {
 }
 
 // publish hands evs to every subscriber without blocking. It must be called
-// only after the transaction that made the change committed.
+// only after the transaction that made the change committed. An event that
+// does not fit a subscriber's buffer is replaced by store.EventsLost (see
+// store.SendEvent), so that the subscriber reconciles.
 func (db *DB) publish(evs ...store.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	type drop struct {
-		ev store.Event
-		n  int
-	}
-	var drops []drop
+	dropped := 0
 	db.subMu.Lock()
 	for _, ev := range evs {
-		n := 0
 		for sub := range db.subs {
-			select {
-			case sub.ch <- ev:
-			default:
-				n++
+			if !store.SendEvent(sub.ch, ev) {
+				dropped++
 			}
-		}
-		if n > 0 {
-			drops = append(drops, drop{ev, n})
 		}
 	}
 	db.subMu.Unlock()
-	for _, d := range drops {
-		db.log.Warn("bolt: event dropped: subscriber buffer full",
-			"kind", d.ev.Kind, "username", d.ev.Username,
-			"app_password_id", d.ev.AppPasswordID, "subscribers", d.n)
+	if dropped > 0 {
+		db.log.Warn("bolt: events dropped: subscriber buffer full; subscribers told to reconcile",
+			"dropped", dropped, "published", len(evs))
 	}
 }

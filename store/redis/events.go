@@ -15,8 +15,9 @@ import (
 )
 
 // EventBuffer is the capacity of each Subscribe channel. A subscriber that
-// falls further behind misses events (each drop is logged as a warning):
-// the subscription never waits for its reader.
+// falls further behind misses events and gets store.EventsLost after the
+// last one it received (drops are logged as a warning): the subscription
+// never waits for its reader.
 const EventBuffer = 256
 
 // subscription is one Subscribe call: its go-redis PubSub (one connection
@@ -35,7 +36,7 @@ type subscription struct {
 // go-redis reconnects and subscribes again by itself; after a Sentinel
 // master switch, the Store subscribes again on the new master (see
 // watchSentinels). Events published in between are lost, which is logged
-// and reported to Options.OnEventsLost. See EventBuffer.
+// and reported on the channel as store.EventsLost. See EventBuffer.
 func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redis: subscribe: %w", err)
@@ -185,17 +186,15 @@ func (s *Store) resubscribe(ctx context.Context, sub *subscription, in *<-chan a
 		for range oldIn {
 		}
 	}()
-	s.eventsLost("the Redis master changed")
+	s.eventsLost(sub, "the Redis master changed")
 	return nil
 }
 
-// eventsLost logs that a subscription missed events and tells
-// Options.OnEventsLost.
-func (s *Store) eventsLost(why string) {
+// eventsLost logs that a subscription missed events and tells its reader
+// with store.EventsLost. Only sub's forward goroutine may call it.
+func (s *Store) eventsLost(sub *subscription, why string) {
 	s.log.Warn("redis: event subscription re-established: events published meanwhile were lost", "reason", why)
-	if s.onLost != nil {
-		s.onLost()
-	}
+	store.SendLost(sub.out)
 }
 
 // handle delivers one message without blocking.
@@ -205,7 +204,7 @@ func (s *Store) handle(sub *subscription, msg any) {
 		if m.Kind != "subscribe" {
 			return
 		}
-		s.eventsLost("the connection broke and go-redis subscribed again")
+		s.eventsLost(sub, "the connection broke and go-redis subscribed again")
 	case *goredis.Message:
 		var b barrierMsg
 		if json.Unmarshal([]byte(m.Payload), &b) == nil && b.Barrier != "" {
@@ -216,10 +215,8 @@ func (s *Store) handle(sub *subscription, msg any) {
 			s.log.Warn("redis: ignoring a malformed event", "channel", m.Channel, "error", err)
 			return
 		}
-		select {
-		case sub.out <- ev:
-		default:
-			s.log.Warn("redis: event dropped: subscriber buffer full",
+		if !store.SendEvent(sub.out, ev) {
+			s.log.Warn("redis: event dropped: subscriber buffer full; subscriber told to reconcile",
 				"kind", ev.Kind, "username", ev.Username, "app_password_id", ev.AppPasswordID)
 		}
 	}

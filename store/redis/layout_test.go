@@ -185,8 +185,9 @@ func TestUpdateAccountRetries(t *testing.T) {
 	t.Logf("%d updates took %d calls of fn", workers*updates, calls.Load())
 }
 
-// TestSlowSubscriber: a subscriber that does not read keeps EventBuffer
-// events; later ones are dropped with a warning, and writers never wait.
+// TestSlowSubscriber: a subscriber that does not read keeps EventBuffer - 1
+// events and then store.EventsLost; later ones are dropped with a warning,
+// and writers never wait.
 func TestSlowSubscriber(t *testing.T) {
 	log, logs := testlog.New(slog.LevelInfo)
 	s := open(t, redis.Options{Addrs: []string{miniredis.RunT(t).Addr()}, Logger: log})
@@ -206,8 +207,8 @@ func TestSlowSubscriber(t *testing.T) {
 		}
 	}
 	eventually(t, "drop warnings", func() error {
-		if n := strings.Count(logs.String(), "event dropped"); n != extra {
-			return errorf("%d drop warnings, want %d", n, extra)
+		if n := strings.Count(logs.String(), "dropped: subscriber buffer full"); n != extra+1 {
+			return errorf("%d drop warnings, want %d", n, extra+1)
 		}
 		return nil
 	})
@@ -217,8 +218,13 @@ func TestSlowSubscriber(t *testing.T) {
 	if strings.Contains(logs.String(), "xxx") {
 		t.Error("log contains a password hash")
 	}
-	for range redis.EventBuffer {
-		<-ch
+	// The last slot holds the news that events were lost, after every
+	// event that was kept.
+	for i := range redis.EventBuffer {
+		ev := <-ch
+		if last := i == redis.EventBuffer-1; last != (ev.Kind == store.EventsLost) {
+			t.Fatalf("event %d of %d: %+v", i+1, redis.EventBuffer, ev)
+		}
 	}
 	if err := s.UpdateAccount(t.Context(), "alice", func(a *store.Account) error { a.Disabled = true; return nil }); err != nil {
 		t.Fatal(err)

@@ -97,11 +97,6 @@ type Options struct {
 	// Logger receives warnings (dropped or lost events). If nil,
 	// slog.Default().
 	Logger *slog.Logger
-	// OnEventsLost, if set, is called (from the subscription's goroutine)
-	// after a Subscribe connection broke and was re-established: events
-	// published meanwhile were lost, so cached login decisions should be
-	// dropped.
-	OnEventsLost func()
 }
 
 // Store is a store.Store and store.Counters on Redis. It is safe for
@@ -113,7 +108,6 @@ type Store struct {
 	timeout     time.Duration // per dial, read, write
 	callTimeout time.Duration // per Store call
 	log         *slog.Logger
-	onLost      func()
 
 	keyMu sync.Mutex
 	key   []byte // cached lookup key
@@ -151,7 +145,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		timeout:     uo.DialTimeout,
 		callTimeout: uo.DialTimeout * 3 / 2,
 		log:         opts.Logger,
-		onLost:      opts.OnEventsLost,
 		subs:        make(map[*subscription]struct{}),
 	}
 	if s.log == nil {

@@ -48,6 +48,8 @@ func Run(t *testing.T, o Opener) {
 		{"Touch", testTouch},
 		{"LookupKey", testLookupKey},
 		{"Events", testEvents},
+		{"EventsLost", testEventsLost},
+		{"CheckSessions", testCheckSessions},
 		{"Concurrency", testConcurrency},
 		{"Reopen", testReopen},
 	}

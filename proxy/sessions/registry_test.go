@@ -1,14 +1,16 @@
-package proxy
+package sessions
 
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
 )
 
@@ -21,26 +23,41 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{r: NewRegistry(nil)}
+	f := &fixture{r: &Registry{}}
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, s := range []Session{
-		{ID: "a-ap1", Username: "alice", AppPasswordID: "ap1"},
-		{ID: "a-ap1-b", Username: "alice", AppPasswordID: "ap1"},
-		{ID: "a-ap2", Username: "alice", AppPasswordID: "ap2"},
-		{ID: "a-primary", Username: "alice"},
-		{ID: "b-ap1", Username: "bob", AppPasswordID: "ap1"},
-		{ID: "b-primary", Username: "bob"},
+		session("a-ap1", "alice", "ap1"),
+		session("a-ap1-b", "alice", "ap1"),
+		session("a-ap2", "alice", "ap2"),
+		session("a-primary", "alice", ""),
+		session("b-ap1", "bob", "ap1"),
+		session("b-primary", "bob", ""),
 	} {
-		s.Protocol = "imap"
-		s.Remote = addrPort("127.0.0.1:40000")
 		s.Started = t0.Add(time.Duration(i) * time.Second)
-		f.r.Add(s, func() {
+		add(t, f.r, s, func() {
 			f.mu.Lock()
 			f.ended = append(f.ended, s.ID)
 			f.mu.Unlock()
 		})
 	}
 	return f
+}
+
+// session is a live IMAP session of user with app password apID ("" for
+// the primary password).
+func session(id, user, apID string) Session {
+	return Session{ID: id, Protocol: store.ScopeIMAP, Remote: netip.MustParseAddrPort("127.0.0.1:40000"),
+		Login: authn.Decision{Result: authn.OK, Username: user, AppPasswordID: apID}}
+}
+
+// add registers s and fails the test if Add fails.
+func add(t testing.TB, r *Registry, s Session, end func()) (remove func()) {
+	t.Helper()
+	remove, err := r.Add(context.Background(), s, end)
+	if err != nil {
+		t.Fatalf("Add(%s): %v", s.ID, err)
+	}
+	return remove
 }
 
 func (f *fixture) endedIDs() []string {
@@ -114,10 +131,10 @@ func TestRegistryEnd(t *testing.T) {
 }
 
 func TestRegistryRemoveIdempotent(t *testing.T) {
-	r := NewRegistry(nil)
+	r := &Registry{}
 	var calls atomic.Int32
-	remove := r.Add(Session{ID: "s1", Username: "alice"}, func() { calls.Add(1) })
-	r.Add(Session{ID: "s2", Username: "alice"}, func() {})
+	remove := add(t, r, session("s1", "alice", ""), func() { calls.Add(1) })
+	add(t, r, session("s2", "alice", ""), func() {})
 	remove()
 	remove()
 	if got := ids(r.Sessions()); !slices.Equal(got, []string{"s2"}) {
@@ -148,45 +165,11 @@ func TestRegistrySessionsSnapshot(t *testing.T) {
 	}
 }
 
-func TestRegistryEndAll(t *testing.T) {
-	f := newFixture(t)
-	if n := f.r.EndAll(); n != 6 {
-		t.Errorf("EndAll = %d, want 6", n)
-	}
-	if len(f.endedIDs()) != 6 || len(f.r.Sessions()) != 0 {
-		t.Errorf("ended %v, left %v", f.endedIDs(), f.r.Sessions())
-	}
-	if n := f.r.EndAll(); n != 0 {
-		t.Errorf("second EndAll = %d", n)
-	}
-}
-
-func TestRegistryRun(t *testing.T) {
-	f := newFixture(t)
-	events := make(chan store.Event)
-	done := make(chan struct{})
-	go func() { f.r.Run(context.Background(), events); close(done) }()
-	events <- store.Event{Kind: store.EventAppPasswordRevoked, Username: "bob", AppPasswordID: "ap1"}
-	events <- store.Event{Kind: store.EventAccountChanged, Username: "alice", PrimaryOnly: true}
-	close(events)
-	<-done
-	if got, want := f.endedIDs(), []string{"a-primary", "b-ap1"}; !slices.Equal(got, want) {
-		t.Errorf("ended %v, want %v", got, want)
-	}
-
-	// Run also returns when ctx is done.
-	ctx, cancel := context.WithCancel(context.Background())
-	done = make(chan struct{})
-	go func() { f.r.Run(ctx, make(chan store.Event)); close(done) }()
-	cancel()
-	<-done
-}
-
 // Sessions come and go while revocations arrive; run with -race. Every
 // session's end runs at most once, and every session never removed is ended
-// exactly once by End or the final EndAll.
+// exactly once by End or by the final account events.
 func TestRegistryConcurrent(t *testing.T) {
-	r := NewRegistry(nil)
+	r := &Registry{}
 	const workers, perWorker = 8, 200
 	var endCalls sync.Map // session ID -> *atomic.Int32
 	var wg sync.WaitGroup
@@ -199,8 +182,7 @@ func TestRegistryConcurrent(t *testing.T) {
 				id := fmt.Sprintf("%d-%d", w, i)
 				c := new(atomic.Int32)
 				endCalls.Store(id, c)
-				remove := r.Add(Session{ID: id, Username: user, AppPasswordID: fmt.Sprintf("ap%d", i%4)},
-					func() { c.Add(1) })
+				remove := add(t, r, session(id, user, fmt.Sprintf("ap%d", i%4)), func() { c.Add(1) })
 				if i%2 == 0 {
 					remove()
 				}
@@ -223,7 +205,9 @@ func TestRegistryConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r.EndAll()
+	for u := range 3 {
+		r.End(store.Event{Kind: store.EventAccountChanged, Username: fmt.Sprintf("user%d", u)})
+	}
 	endCalls.Range(func(k, v any) bool {
 		var w, i int
 		fmt.Sscanf(k.(string), "%d-%d", &w, &i)
@@ -234,6 +218,6 @@ func TestRegistryConcurrent(t *testing.T) {
 		return true
 	})
 	if n := len(r.Sessions()); n != 0 {
-		t.Errorf("%d sessions left after EndAll", n)
+		t.Errorf("%d sessions left after every account was disabled", n)
 	}
 }
