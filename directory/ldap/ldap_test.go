@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	goldap "github.com/go-ldap/ldap/v3"
-
 	"github.com/passgate/passgate/directory"
 	"github.com/passgate/passgate/directory/dirtest"
 	"github.com/passgate/passgate/directory/ldap"
@@ -88,7 +86,9 @@ func newDir(t testing.TB, c ldap.Config) *ldap.Directory {
 	return d
 }
 
-func user(name string) dirtest.User { return dirtest.User{Name: name, Password: "primary-" + name + "-pw"} }
+func user(name string) dirtest.User {
+	return dirtest.User{Name: name, Password: "primary-" + name + "-pw"}
+}
 
 // fixture returns the conformance fixture of directory d on s; people are
 // the logins of the plain, changing, MFA, admin and disabled users.
@@ -321,5 +321,3 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("New with StartTLS: %v", err)
 	}
 }
-
-var _ = goldap.EscapeFilter
