@@ -3,11 +3,8 @@ package dovecotauth_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,38 +14,25 @@ import (
 	"github.com/passgate/passgate/internal/testdovecot"
 )
 
-// accounts is the passwd-file of the test Dovecot: name -> password and
-// extra fields (passdb fields, and userdb fields prefixed userdb_).
-type accounts struct {
-	mu    sync.Mutex
-	pw    map[string]string
-	extra map[string]string
-}
-
-func newAccounts() *accounts {
-	a := &accounts{pw: map[string]string{}, extra: map[string]string{
-		"bob@example.org":   "userdb_passgate_mfa=yes",
-		"carol@example.org": "userdb_passgate_admin=yes",
-		"dave@example.org":  "nologin reason=disabled userdb_passgate_disabled",
-	}}
+// newAccounts returns the passwd-file of the test Dovecot: alice and erin
+// plain, bob MFA, carol admin, dave disabled (nologin in the passdb and a
+// userdb field); each user's password is primary-<name>-pw.
+func newAccounts() *testdovecot.Passwd {
+	p := new(testdovecot.Passwd)
+	extra := map[string]string{
+		"bob":   "userdb_passgate_mfa=yes",
+		"carol": "userdb_passgate_admin=yes",
+		"dave":  "nologin reason=disabled userdb_passgate_disabled",
+	}
 	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
-		a.pw[u+"@example.org"] = "primary-" + u + "-pw"
+		p.Set(u+"@example.org", "primary-"+u+"-pw", extra[u])
 	}
-	return a
+	return p
 }
 
-func (a *accounts) passwd() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var lines []string
-	for name, pw := range a.pw {
-		lines = append(lines, fmt.Sprintf("%s:{PLAIN}%s::::::%s", name, pw, a.extra[name]))
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n") + "\n"
+func user(name string) dirtest.User {
+	return dirtest.User{Name: name, Password: "primary-" + name + "-pw"}
 }
-
-func user(name string) dirtest.User { return dirtest.User{Name: name, Password: "primary-" + name + "-pw"} }
 
 func config(authSocket, userdbSocket string) dovecotauth.Config {
 	rule := func(s string) directory.AttrRule {
@@ -75,17 +59,14 @@ func newDir(t testing.TB, c dovecotauth.Config) *dovecotauth.Directory {
 	return d
 }
 
-func fixture(s *testdovecot.Server, a *accounts, d *dovecotauth.Directory) dirtest.Fixture {
+func fixture(s *testdovecot.Server, a *testdovecot.Passwd, d *dovecotauth.Directory) dirtest.Fixture {
 	return dirtest.Fixture{
 		Dir:   d,
 		Plain: user("alice"), Changing: user("erin"), MFA: user("bob"), Admin: user("carol"), Disabled: user("dave"),
 		Unknown: "nobody-here",
 		Work:    d.Requests,
 		SetPassword: func(t *testing.T, u dirtest.User, password string) {
-			a.mu.Lock()
-			a.pw[u.Name+"@example.org"] = password
-			a.mu.Unlock()
-			s.WritePasswd(t, a.passwd())
+			a.SetPassword(t, s, u.Name+"@example.org", password)
 		},
 		Connect: func(t *testing.T, addr string, timeout time.Duration) directory.Directory {
 			c := config(addr, addr)
@@ -97,7 +78,7 @@ func fixture(s *testdovecot.Server, a *accounts, d *dovecotauth.Directory) dirte
 
 func TestConformance(t *testing.T) {
 	a := newAccounts()
-	s := testdovecot.Start(t, a.passwd())
+	s := testdovecot.Start(t, a.String())
 	t.Run("unix", func(t *testing.T) {
 		dirtest.Run(t, fixture(s, a, newDir(t, config(s.AuthSocket, s.UserdbSocket))))
 	})
@@ -110,7 +91,7 @@ func TestConformance(t *testing.T) {
 // passwords but cannot look users up or tell their state.
 func TestNoUserdb(t *testing.T) {
 	a := newAccounts()
-	s := testdovecot.Start(t, a.passwd())
+	s := testdovecot.Start(t, a.String())
 	d := newDir(t, config("unix:"+s.AuthSocket, ""))
 	ctx := context.Background()
 	if e, err := d.Authenticate(ctx, "bob", "primary-bob-pw"); err != nil || e.Username != "bob@example.org" || e.MFARequired {
@@ -128,7 +109,7 @@ func TestNoUserdb(t *testing.T) {
 // TestClientIP: the client's address reaches Dovecot's log as rip.
 func TestClientIP(t *testing.T) {
 	a := newAccounts()
-	s := testdovecot.Start(t, a.passwd())
+	s := testdovecot.Start(t, a.String())
 	d := newDir(t, config(s.AuthSocket, s.UserdbSocket))
 	ctx := directory.WithClientIP(context.Background(), netip.MustParseAddr("192.0.2.55"))
 	if _, err := d.Authenticate(ctx, "alice", "wrong"); !errors.Is(err, directory.ErrBadPassword) {

@@ -67,6 +67,7 @@ auth_mechanisms = plain login
 auth_cache_size = 0
 auth_failure_delay = 0
 auth_verbose = yes
+login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:~/Maildir
 
 passdb {
