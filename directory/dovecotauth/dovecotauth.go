@@ -59,7 +59,9 @@ type Config struct {
 	// nologin) also makes Authenticate return ErrDisabled.
 	Disabled, MFA, Admin directory.AttrRule
 	// PoolSize bounds the connections (and requests in flight) to each
-	// socket. Default 4.
+	// socket. Default 16: Dovecot holds every failed AUTH back for
+	// auth_failure_delay (2 s) and this client sends one request per
+	// connection at a time, so failures occupy connections that long.
 	PoolSize int
 	// Timeout bounds connecting and each request. Default 5s.
 	Timeout time.Duration
@@ -70,7 +72,7 @@ type Config struct {
 // Defaults applied by New.
 const (
 	DefaultService  = "imap"
-	DefaultPoolSize = 4
+	DefaultPoolSize = 16
 	DefaultTimeout  = 5 * time.Second
 )
 
