@@ -298,8 +298,12 @@ func testUnavailable(t *testing.T, f Fixture) {
 		t.Run(name, func(t *testing.T) {
 			d := f.Connect(t, addr, 500*time.Millisecond)
 			c := ctx(t)
-			if e, err := d.Authenticate(c, f.Plain.Name, f.Plain.Password); !errors.Is(err, directory.ErrUnavailable) {
+			e, err := d.Authenticate(c, f.Plain.Name, f.Plain.Password)
+			if !errors.Is(err, directory.ErrUnavailable) {
 				t.Fatalf("Authenticate = %+v, %v; want ErrUnavailable", e, err)
+			}
+			if strings.Contains(err.Error(), f.Plain.Password) {
+				t.Fatalf("the error %q contains the password", err)
 			}
 			if f.NoLookup {
 				return
