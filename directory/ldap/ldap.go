@@ -30,7 +30,6 @@ import (
 	"net/url"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -215,9 +214,6 @@ func (d *Directory) Close() error {
 // sent for lookups and logins so far; connection set-up (StartTLS, the
 // service bind) is not counted.
 func (d *Directory) Requests() int64 { return d.requests.Load() }
-
-// Timeout returns the configured (or default) per-request timeout.
-func (d *Directory) Timeout() time.Duration { return d.cfg.Timeout }
 
 // unavailable wraps err as directory.ErrUnavailable for operation op.
 func unavailable(op string, err error) error {
