@@ -60,9 +60,24 @@ type TOTP struct {
 	// plain secret).
 	SecretEnc []byte    `json:"secret_enc"`
 	Enrolled  time.Time `json:"enrolled"`
-	// RecoveryHashes are argon2id PHC strings of the unused one-time
-	// recovery codes; a used code is removed.
+	// Recovery are the unused one-time recovery codes; a used code is
+	// removed.
+	Recovery []RecoveryCode `json:"recovery,omitempty"`
+	// RecoveryHashes are argon2id PHC strings of unused recovery codes of
+	// enrolments made before codes had lookup tags (each costs a hash to
+	// check); new enrolments leave it empty.
 	RecoveryHashes []string `json:"recovery_hashes,omitempty"`
+}
+
+// RecoveryLeft is how many unused recovery codes t has.
+func (t *TOTP) RecoveryLeft() int { return len(t.Recovery) + len(t.RecoveryHashes) }
+
+// RecoveryCode is one recovery code as the store keeps it: like an app
+// password, a keyed lookup tag that finds it without a slow hash, and its
+// argon2id verifier.
+type RecoveryCode struct {
+	Tag  []byte `json:"tag"`
+	Hash string `json:"hash"`
 }
 
 // LastUse records the most recent successful login with an app password.
