@@ -227,6 +227,7 @@ func TestRecoveryCodeSingleUse(t *testing.T) {
 	if n := f.getAccount("alice@example.org").TOTP.RecoveryLeft(); n != authn.RecoveryCodes-2 {
 		t.Fatalf("%d recovery codes left, want %d", n, authn.RecoveryCodes-2)
 	}
+	expectStatus(t, b2.get("/account"), http.StatusOK, "Recovery codes left: 8.")
 	recs, err := f.db.RecentAudit(context.Background(), "alice@example.org", 10)
 	if err != nil {
 		t.Fatal(err)
