@@ -45,13 +45,13 @@ import (
 //  5. Hash budgets: an attempt about to cost argon2id is refused if its
 //     address, network or account has had too many this window.
 //  6. Verifier: one argon2id.
-//  7. Settle: a success gives its reservation back, resets the
-//     account+address failures and marks the address as known; a failure
-//     stays counted (except against the account from a known address),
-//     is remembered (step 4) and waits TarpitBase × 2^(n-1), n the
-//     address's failures, at most TarpitMax; an answer from steps 3-4
-//     gives the reservation back (a repeat is not a new guess) but is
-//     tarpitted alike.
+//  7. Settle: a success (step 3 or 6) gives its reservation back, resets
+//     the account+address failures and marks the address as known; a
+//     failure stays counted (except against the account from a known
+//     address), is remembered (step 4) and waits TarpitBase × 2^(n-1), n
+//     the address's failures, at most TarpitMax; a known refusal (step 4)
+//     gives the reservation back (a repeat is not a new guess) and waits
+//     as the address's last failure did.
 //  8. Audit: one record per attempt, whatever the outcome.
 //
 // SecondFactor counts second-factor attempts in the same limits.

@@ -174,8 +174,9 @@ func keysFor(user string, src source) limitKeys {
 	return k
 }
 
-// check is one counter of a reservation and its maximum (0: none).
-type check struct {
+// counted is one counter of a reservation: its key, its name in the log,
+// its maximum and its window.
+type counted struct {
 	key, name string
 	max       int64
 	ttl       time.Duration
@@ -189,7 +190,7 @@ type check struct {
 type reservation struct {
 	g      *Guard
 	k      limitKeys
-	checks []check
+	checks []counted
 	vals   map[string]int64 // after the increments
 	known  bool             // the address logged in to the account before
 }
@@ -198,22 +199,22 @@ type reservation struct {
 // budgets too) or a second factor.
 func (g *Guard) reserve(ctx context.Context, k limitKeys, hashes, secondFactor bool) (*reservation, error) {
 	l, w := &g.Limits, g.Limits.window()
-	checks := []check{
+	checks := []counted{
 		{k.addr, "address", int64(orDefault(l.MaxPerAddress, DefaultMaxPerAddress)), w},
 		{k.net, "network", int64(orDefault(l.MaxPerNetwork, DefaultMaxPerNetwork)), w},
 		{k.acctAddr, "account-address", int64(orDefault(l.MaxPerAccountAddress, DefaultMaxPerAccountAddress)), w},
 		{k.acct, "account", int64(orDefault(l.MaxPerAccount, DefaultMaxPerAccount)), w},
 	}
 	if secondFactor {
-		checks = append(checks, check{k.secondFactor, "second-factor",
+		checks = append(checks, counted{k.secondFactor, "second-factor",
 			int64(orDefault(l.MaxSecondFactorFailures, DefaultMaxSecondFactorFailures)),
 			orDefault(l.SecondFactorWindow, DefaultSecondFactorWindow)})
 	}
 	if hashes {
 		checks = append(checks,
-			check{k.hashAddr, "address-hashes", int64(orDefault(l.MaxHashesPerAddress, DefaultMaxHashesPerAddress)), w},
-			check{k.hashNet, "network-hashes", int64(orDefault(l.MaxHashesPerNetwork, DefaultMaxHashesPerNetwork)), w},
-			check{k.hashAcct, "account-hashes", int64(orDefault(l.MaxHashesPerAccount, DefaultMaxHashesPerAccount)), w})
+			counted{k.hashAddr, "address-hashes", int64(orDefault(l.MaxHashesPerAddress, DefaultMaxHashesPerAddress)), w},
+			counted{k.hashNet, "network-hashes", int64(orDefault(l.MaxHashesPerNetwork, DefaultMaxHashesPerNetwork)), w},
+			counted{k.hashAcct, "account-hashes", int64(orDefault(l.MaxHashesPerAccount, DefaultMaxHashesPerAccount)), w})
 	}
 	r := &reservation{g: g, k: k, vals: map[string]int64{}}
 	var incrs []store.Incr
@@ -336,15 +337,15 @@ func (r *reservation) settle(ctx context.Context, incrs []store.Incr) {
 }
 
 // delay is the tarpit of the attempt's outcome: TarpitBase × 2^(n-1) for
-// the address's n-th failure (counting this one if it stays counted).
-func (r *reservation) delay(counted bool) time.Duration {
+// the address's n-th failure (counting this one if it is kept).
+func (r *reservation) delay(kept bool) time.Duration {
 	if r == nil {
 		return 0
 	}
 	n := int64(1)
 	if r.k.addr != "" {
 		n = r.vals[r.k.addr]
-		if !counted {
+		if !kept {
 			n--
 		}
 	}
