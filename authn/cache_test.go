@@ -79,13 +79,17 @@ func TestCacheMisses(t *testing.T) {
 		{"wrong secret", attempt(alice, pw+"x"), BadSecret},
 		{"other user, same secret", attempt(bob, pw), BadSecret},
 		{"out-of-scope password", phoneIMAP, ScopeDenied},
-		{"out-of-scope password again", phoneIMAP, ScopeDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if d, n := f.verify(t, tc.a); d.Result != tc.want || n != 1 {
 				t.Errorf("%v after %d hashes, want %v after 1", d.Result, n, tc.want)
 			}
 		})
+	}
+	// A refusal is not cached as an OK, but remembered as a refusal: the
+	// same answer again, without a hash.
+	if d, n := f.verify(t, phoneIMAP); d.Result != ScopeDenied || n != 0 {
+		t.Errorf("out-of-scope password again: %v after %d hashes, want %v after 0", d.Result, n, ScopeDenied)
 	}
 }
 

@@ -37,6 +37,9 @@ const (
 	// (too many recent failures from the address, its network or against
 	// the account). It says nothing about the secret.
 	RateLimited Result = "rate-limited"
+	// BadCode: a wrong second factor (TOTP or recovery code), from
+	// Guard.SecondFactor.
+	BadCode Result = "bad-code"
 )
 
 // Decision is what Verify decided.
@@ -54,6 +57,10 @@ type Decision struct {
 	// time of an OK decision (nil: none), so that the Guard's cache can
 	// re-check them on a hit.
 	restrict *restriction
+	// state fingerprints what the decision depended on besides the secret
+	// (see login.state), so that the Guard can reuse a refusal while it
+	// is unchanged; zero from a Verifier that does not say.
+	state [16]byte
 }
 
 // restriction is the policy of an app password that can turn an OK into a

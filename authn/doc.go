@@ -1,16 +1,27 @@
-// Package authn decides mail logins: argon2id verifiers, app-password
-// generation, MFA policy and scopes (Verifier), and in front of them the
-// brute-force limits and tarpit, the verified-credential cache and the
-// audit log (Guard). It does no I/O except through the store interfaces
-// and the audit slog.Logger.
+// Package authn decides mail logins: argon2id verifiers, app-password and
+// recovery-code generation, MFA policy and scopes (Verifier), and in front
+// of them the brute-force limits and tarpit, the verified-credential cache,
+// the memory of known refusals and the audit log (Guard), for passwords
+// and for the portal's second factors. It does no I/O except through the
+// store interfaces and the audit slog.Logger.
 //
 // Implementation notes (invariants):
 //   - A Verifier login runs exactly one argon2id evaluation, whatever its
 //     outcome (except a store failure, which is answered as temporary):
-//     unknown users, wrong secrets and disabled accounts cost the same.
-//     The Guard runs none for an attempt it refuses (RateLimited) and none
-//     for a cache hit; neither depends on the account's state.
+//     unknown users, wrong secrets and disabled accounts cost the same,
+//     store reads included. A recovery code costs at most one (found by
+//     keyed tag), a wrong one none.
+//   - The Guard counts every attempt in the limits before any hash
+//     (increment first, then decide, atomically per counter), so parallel
+//     attempts cannot race past a limit; it gives back what a success or
+//     a repeat does not keep. It runs no argon2id for an attempt it
+//     refuses (RateLimited), for a cache hit, for a repeat of a known
+//     refusal in an unchanged account state, or for an attempt that waited
+//     for an identical one (single flight); none of these depends on the
+//     account's state.
 //   - Account state (disabled, MFA, expiry, scopes) is revealed only after
-//     the secret verified.
-//   - Secrets never appear in errors or log lines.
+//     the secret verified. While an account is blocked, only a secret that
+//     is one of its app passwords (80 bits, not guessable) is verified.
+//   - Secrets never appear in errors or log lines; caches and memories
+//     keep keyed MACs of them only.
 package authn

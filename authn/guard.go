@@ -2,40 +2,66 @@ package authn
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/passgate/passgate/store"
 )
 
-// Guard is the login decision as the proxies use it: a Verifier behind
-// brute-force limits and a tarpit, a verified-credential cache and the audit
-// log. It has the Verifier's Verify method, so it fits wherever a Verifier
-// does:
+// Guard is the login decision as the proxies and the portal use it: a
+// Verifier behind brute-force limits and a tarpit, a verified-credential
+// cache, a memory of known refusals, and the audit log. It has the
+// Verifier's Verify method, so it fits wherever a Verifier does:
 //
 //	g := &authn.Guard{Verifier: v, Counters: counters, Audit: auditor,
 //		Limits: limits, Cache: &authn.Cache{}}
 //	srv := &imap.Server{Auth: g, ...}
 //
 // One Verify, in order:
-//  1. Trusted networks skip steps 2 and 5.
-//  2. Limits: if the address, its network, the account from this address
-//     or (unless the address is known to the account) the account has
-//     too many recent failures, the answer is RateLimited after
-//     TarpitMax, and no argon2id runs.
+//  1. Single flight: attempts with the same (user, protocol, secret,
+//     address) that arrive while one is being decided wait for it and
+//     share its decision (Outlook opens many connections at once).
+//  2. Reserve (skipped for trusted networks): the attempt is counted, in
+//     one round trip, against the address, its network, the account from
+//     this address, the account (unless the address is known to it) and
+//     the hash budgets, before anything else. If a failure limit is now
+//     exceeded the answer is RateLimited after TarpitMax, unverified, and
+//     the reservation is given back. An account refused only by
+//     MaxPerAccount still lets through an attempt whose secret is one of
+//     its app passwords (found by keyed tag, no hash), once per
+//     BlockedVerifyInterval: its owner gets in, guesses do not.
 //  3. Cache: a live OK for the same (user, protocol, secret) is reused.
-//  4. Verifier: one argon2id.
-//  5. A success resets the account+address failures and marks the address
-//     as known; a failure is counted (unless the same secret already
-//     failed from there) and the reply waits TarpitBase × 2^(n-1), n the
-//     address's recent failures, at most TarpitMax.
-//  6. Audit: one record, whatever the outcome.
+//  4. Known refusals: a (user, secret) already refused in the same
+//     account state gets the same answer without argon2id (a repeated
+//     wrong password costs one hash, then none).
+//  5. Hash budgets: an attempt about to cost argon2id is refused if its
+//     address, network or account has had too many this window.
+//  6. Verifier: one argon2id.
+//  7. Settle: a success (step 3 or 6) gives its reservation back, resets
+//     the account+address failures and marks the address as known; a
+//     failure stays counted (except against the account from a known
+//     address), is remembered (step 4) and waits TarpitBase × 2^(n-1), n
+//     the address's failures, at most TarpitMax; a known refusal (step 4)
+//     gives the reservation back (a repeat is not a new guess) and waits
+//     as the address's last failure did.
+//  8. Audit: one record per attempt, whatever the outcome.
+//
+// SecondFactor counts second-factor attempts in the same limits.
 //
 // Set the fields before first use; a Guard must not be copied after.
 type Guard struct {
-	// Verifier decides what the Guard does not (a *Verifier). Required.
+	// Verifier decides what the Guard does not (a *Verifier; with another
+	// implementation the Guard cannot check a known refusal against the
+	// store nor recognise an app password during an account block).
+	// Required.
 	Verifier interface {
 		Verify(ctx context.Context, a Attempt) (Decision, error)
 	}
@@ -57,7 +83,18 @@ type Guard struct {
 	// Logger receives warnings (counter failures). If nil, slog.Default().
 	Logger *slog.Logger
 
-	recent recentSet // failed (user, address, secret) MACs
+	keyOnce sync.Once
+	key     [32]byte // process-random HMAC key of flights and known refusals
+
+	flight singleflight.Group
+	known  knownSet
+}
+
+// outcome is what one decision of a login came to, shared by the attempts
+// that waited for it.
+type outcome struct {
+	d     Decision
+	delay time.Duration // the tarpit before the reply
 }
 
 // Verify decides a, as described on Guard. A non-nil error means the store
@@ -67,13 +104,25 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		return Decision{}, errors.New("authn: Guard needs a Verifier and Counters")
 	}
 	start := g.now()
-	d, err := g.decide(ctx, a)
-	result := string(d.Result)
+	user, err := store.NormalizeUsername(a.Username)
+	if err != nil {
+		user = ""
+	}
+	v, err, _ := g.flight.Do(g.flightKey(user, a), func() (any, error) {
+		// Shared: not cancelled when the first client goes away.
+		return g.decide(context.WithoutCancel(ctx), a, user)
+	})
+	o, _ := v.(outcome)
+	if err != nil {
+		o = outcome{d: Decision{Username: user}}
+	}
+	g.sleep(ctx, o.delay)
+	result := string(o.d.Result)
 	if err != nil {
 		result = AuditAuthError
 	}
-	g.Audit.Record(ctx, auditRecord(a, d, result, start, g.now().Sub(start)))
-	return d, err
+	g.Audit.Record(ctx, auditRecord(a, o.d, result, start, g.now().Sub(start)))
+	return o.d, err
 }
 
 // AuditUpstreamError records that the upstream login after the OK
@@ -84,62 +133,119 @@ func (g *Guard) AuditUpstreamError(ctx context.Context, a Attempt, d Decision) {
 	g.Audit.Record(ctx, auditRecord(a, d, AuditUpstreamError, now, 0))
 }
 
-func (g *Guard) decide(ctx context.Context, a Attempt) (Decision, error) {
-	user, err := store.NormalizeUsername(a.Username)
+// decide runs steps 2 to 7 of Verify for the attempt that leads a flight.
+func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, error) {
+	keys := keysFor(user, sourceOf(a.RemoteIP))
+	var r *reservation
+	blocked := false
+	if !g.Limits.trusted(a.RemoteIP) {
+		var err error
+		if r, err = g.reserve(ctx, keys, true, false); err != nil {
+			return outcome{}, err
+		}
+		if limit := r.refused(); limit != "" {
+			if limit != "account" || !g.namesAppPassword(ctx, a) {
+				return g.refuse(ctx, r, a, user, limit), nil
+			}
+			blocked = true // verified at the account's bounded rate
+		}
+	}
+	d, ok, err := g.cached(ctx, a, user)
 	if err != nil {
-		user = ""
+		r.giveBack(ctx)
+		return outcome{}, err
 	}
-	src := sourceOf(a.RemoteIP)
-	keys := keysFor(user, src)
-	trusted := g.Limits.trusted(a.RemoteIP)
-	if !trusted {
-		limit, err := g.blocked(ctx, keys)
-		if err != nil {
-			return Decision{Username: user}, err
-		}
-		if limit != "" {
-			g.logger().DebugContext(ctx, "login refused by rate limit", "limit", limit,
-				"user", user, "remote", a.RemoteIP.String(), "session", a.SessionID)
-			g.sleep(ctx, g.Limits.tarpitMax())
-			return Decision{Result: RateLimited, Username: user}, nil
-		}
+	if ok {
+		r.succeeded(ctx, false)
+		return outcome{d: d}, nil
 	}
-
+	if d, ok := g.knownRefusal(ctx, a, user); ok {
+		r.giveBack(ctx)
+		return outcome{d: d, delay: r.delay(false)}, nil
+	}
+	if blocked && !g.takeToken(ctx, keys) {
+		return g.refuse(ctx, r, a, user, "account"), nil
+	}
+	if limit := r.overBudget(); limit != "" {
+		return g.refuse(ctx, r, a, user, limit), nil
+	}
 	var gen uint64
-	if g.Cache != nil && user != "" {
-		d, ok := g.Cache.lookup(user, a, g.now())
-		if ok {
-			ok, err := g.recheck(ctx, a, d)
-			if err != nil {
-				return Decision{Username: user}, err
-			}
-			if ok {
-				if !trusted {
-					g.succeeded(ctx, keys)
-				}
-				return d, nil
-			}
-			g.Cache.Drop(store.Event{Kind: store.EventAppPasswordRevoked, Username: user, AppPasswordID: d.AppPasswordID})
-		}
+	if g.Cache != nil {
 		gen = g.Cache.generation()
 	}
-	d, err := g.Verifier.Verify(ctx, a)
+	d, err = g.Verifier.Verify(ctx, a)
 	if err != nil {
-		return d, err
+		r.giveBack(ctx)
+		return outcome{}, err
 	}
 	if d.Result == OK {
-		if g.Cache != nil {
+		if g.Cache != nil && user != "" {
 			g.Cache.put(gen, user, a, d, g.now())
 		}
-		if !trusted {
-			g.succeeded(ctx, keys)
+		r.succeeded(ctx, true)
+		return outcome{d: d}, nil
+	}
+	g.remember(a, user, d)
+	r.failed(ctx)
+	return outcome{d: d, delay: r.delay(true)}, nil
+}
+
+// refuse answers RateLimited, unverified, and gives the reservation back
+// (a refused attempt is not a failure: it must not push other limits).
+func (g *Guard) refuse(ctx context.Context, r *reservation, a Attempt, user, limit string) outcome {
+	r.giveBack(ctx)
+	g.logger().DebugContext(ctx, "login refused by rate limit", "limit", limit,
+		"user", user, "remote", a.RemoteIP.String(), "session", a.SessionID)
+	return outcome{d: Decision{Result: RateLimited, Username: user}, delay: g.Limits.tarpitMax()}
+}
+
+// cached returns a live cached OK for a, confirmed against the store.
+func (g *Guard) cached(ctx context.Context, a Attempt, user string) (Decision, bool, error) {
+	if g.Cache == nil || user == "" {
+		return Decision{}, false, nil
+	}
+	d, ok := g.Cache.lookup(user, a, g.now())
+	if !ok {
+		return Decision{}, false, nil
+	}
+	ok, err := g.recheck(ctx, a, d)
+	if err != nil || !ok {
+		if err == nil {
+			g.Cache.Drop(store.Event{Kind: store.EventAppPasswordRevoked, Username: user, AppPasswordID: d.AppPasswordID})
 		}
-		return d, nil
+		return Decision{}, false, err
 	}
-	if !trusted {
-		g.sleep(ctx, g.failed(ctx, keys, user, src, a.Secret))
+	return d, true, nil
+}
+
+// namesAppPassword reports whether a's secret is one of the account's app
+// passwords, by its keyed tag (no hash). Store errors count as no.
+func (g *Guard) namesAppPassword(ctx context.Context, a Attempt) bool {
+	p, ok := g.Verifier.(prober)
+	if !ok {
+		return false
 	}
-	return d, nil
+	pr, err := p.probe(ctx, a)
+	return err == nil && pr.appPassword
+}
+
+// mac is the keyed MAC of parts under the Guard's process-random key.
+func (g *Guard) mac(parts ...string) [16]byte {
+	g.keyOnce.Do(func() { rand.Read(g.key[:]) })
+	h := hmac.New(sha256.New, g.key[:])
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var m [16]byte
+	copy(m[:], h.Sum(nil))
+	return m
+}
+
+// flightKey names the attempts that share one decision.
+func (g *Guard) flightKey(user string, a Attempt) string {
+	m := g.mac("flight", user, string(a.Protocol), a.Secret, a.RemoteIP.Unmap().String())
+	return string(m[:])
 }
 
 func (g *Guard) now() time.Time {

@@ -1,15 +1,12 @@
 package authn
 
 import (
-	"container/list"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
+
+	"github.com/passgate/passgate/store"
 )
 
 // Defaults of Limits, modelled on Dovecot's auth_penalty (2 s doubling up to
@@ -23,18 +20,25 @@ const (
 	DefaultTarpitBase           = 2 * time.Second
 	DefaultTarpitMax            = 15 * time.Second
 	DefaultKnownAddressTTL      = 7 * 24 * time.Hour
+
+	DefaultMaxHashesPerAddress = 200
+	DefaultMaxHashesPerNetwork = 1000
+	DefaultMaxHashesPerAccount = 100
+
+	DefaultMaxSecondFactorFailures = 5
+	DefaultSecondFactorWindow      = time.Hour
+
+	DefaultBlockedVerifyInterval = 5 * time.Second
 )
 
-// maxRecentSecrets bounds the memory of recently failed secrets (see
-// recentSet); the oldest are forgotten first.
-const maxRecentSecrets = 100_000
-
-// Limits bound failed logins. Failures are counted in fixed windows of
-// Window per source address (an IPv4 /32 or IPv6 /64), per source network
-// (IPv4 /24, IPv6 /48), per account, and per account and address. Once a
-// count reaches its maximum, attempts it covers are refused (RateLimited)
-// without running argon2id until its window ends. Zero fields take the
-// Default values.
+// Limits bound failed logins and the argon2id work anyone can cause.
+// Failures are counted in fixed windows of Window per source address (an
+// IPv4 /32 or IPv6 /64), per source network (IPv4 /24, IPv6 /48), per
+// account, and per account and address. Once a count reaches its maximum,
+// attempts it covers are refused (RateLimited) without running argon2id
+// until its window ends. Every attempt is counted before it is verified
+// (and given back if it did not fail), so parallel attempts cannot race
+// past a maximum. Zero fields take the Default values.
 type Limits struct {
 	// Window is the length of the fixed counting windows.
 	Window time.Duration
@@ -47,11 +51,33 @@ type Limits struct {
 	// MaxPerAccount is the failures allowed against one account from
 	// addresses that have not logged in to it successfully within
 	// KnownAddressTTL. Such known addresses are never refused by this
-	// limit, so that attackers elsewhere cannot lock the owner out.
+	// limit, so that attackers elsewhere cannot lock the owner out; and
+	// while it refuses, an app password of the account is still verified
+	// from any address, at most once per BlockedVerifyInterval.
 	MaxPerAccount int
 	// MaxPerAccountAddress is the failures allowed against one account
 	// from one address; a success from the address resets it.
 	MaxPerAccountAddress int
+	// MaxHashesPer... bound the argon2id evaluations (successes
+	// included) that one address, network and account can cause in a
+	// Window, whatever the outcome: the work of attempts that the failure
+	// limits do not count (a success, a repeat of a secret whose outcome
+	// changed). Raise them for large networks behind one address.
+	MaxHashesPerAddress int
+	MaxHashesPerNetwork int
+	MaxHashesPerAccount int
+	// MaxSecondFactorFailures is the wrong second factors (TOTP or
+	// recovery codes) allowed per account in a SecondFactorWindow. A new
+	// password step does not reset it, nor does a success: it is the
+	// account's lockout of the second factor. Second-factor failures also
+	// count in the address, network and account limits above.
+	MaxSecondFactorFailures int
+	SecondFactorWindow      time.Duration
+	// BlockedVerifyInterval: while MaxPerAccount refuses an account, one
+	// attempt per interval whose secret is one of the account's app
+	// passwords (found by its keyed tag, without a hash) is verified, so
+	// that the owner's clients get in from new addresses.
+	BlockedVerifyInterval time.Duration
 	// TarpitBase is the delay before the reply to the first failure from
 	// an address; each further failure of the address in the window
 	// doubles it, up to TarpitMax. Refused (RateLimited) attempts wait
@@ -61,7 +87,8 @@ type Limits struct {
 	// KnownAddressTTL is how long an address that logged in successfully
 	// stays known to the account (refreshed by every success).
 	KnownAddressTTL time.Duration
-	// Trusted networks are exempt from counting, delays and refusals.
+	// Trusted networks are exempt from counting, delays and refusals
+	// (except an account's second-factor lockout).
 	Trusted []netip.Prefix
 }
 
@@ -118,181 +145,225 @@ func sourceOf(ip netip.Addr) source {
 	return source{addr: a.String(), net: n.String()}
 }
 
-// limitKeys are the counter names of one attempt; account keys are empty
-// when the username is not valid (no account can be behind it).
+// limitKeys are the counter names of one attempt; address keys are empty
+// when the address is unknown, account keys when the username is not
+// valid (no account can be behind it).
 type limitKeys struct {
-	addr, net          string // fail:ip:<prefix>; empty if the address is unknown
+	addr, net          string // fail:ip:<prefix>
 	acct, acctAddr, ok string // fail:acct:, fail:acctip:, ok:acctip:
+	hashAddr, hashNet  string // hash:ip:<prefix>
+	hashAcct           string // hash:acct:
+	secondFactor       string // fail:2fa:
+	token              string // verify:blocked: (BlockedVerifyInterval)
 }
 
 func keysFor(user string, src source) limitKeys {
 	var k limitKeys
 	if src.net != "" {
 		k.addr, k.net = "fail:ip:"+src.addr, "fail:ip:"+src.net
+		k.hashAddr, k.hashNet = "hash:ip:"+src.addr, "hash:ip:"+src.net
 	}
 	if user != "" {
 		k.acct = "fail:acct:" + user
 		k.acctAddr = "fail:acctip:" + user + "|" + src.addr
 		k.ok = "ok:acctip:" + user + "|" + src.addr
+		k.hashAcct = "hash:acct:" + user
+		k.secondFactor = "fail:2fa:" + user
+		k.token = "verify:blocked:" + user
 	}
 	return k
 }
 
-// blocked reports whether an attempt must be refused before verification,
-// and which limit refused it (for the log).
-func (g *Guard) blocked(ctx context.Context, k limitKeys) (string, error) {
-	l := &g.Limits
-	checks := []struct {
-		key, name string
-		max       int
-	}{
-		{k.addr, "address", orDefault(l.MaxPerAddress, DefaultMaxPerAddress)},
-		{k.net, "network", orDefault(l.MaxPerNetwork, DefaultMaxPerNetwork)},
-		{k.acctAddr, "account-address", orDefault(l.MaxPerAccountAddress, DefaultMaxPerAccountAddress)},
-		{k.acct, "account", orDefault(l.MaxPerAccount, DefaultMaxPerAccount)},
+// counted is one counter of a reservation: its key, its name in the log,
+// its maximum and its window.
+type counted struct {
+	key, name string
+	max       int64
+	ttl       time.Duration
+}
+
+// reservation is one attempt counted before it is decided: every counter
+// that would count it as a failure (and the hash budgets, if it may cost
+// a hash) is incremented first, and the attempt is decided on the values
+// the increments returned. Once the outcome is known, settle gives back
+// what it must. A nil *reservation (trusted networks) counts nothing.
+type reservation struct {
+	g      *Guard
+	k      limitKeys
+	checks []counted
+	vals   map[string]int64 // after the increments
+	known  bool             // the address logged in to the account before
+}
+
+// reserve counts an attempt with keys k: a login (hashes: the hash
+// budgets too) or a second factor.
+func (g *Guard) reserve(ctx context.Context, k limitKeys, hashes, secondFactor bool) (*reservation, error) {
+	l, w := &g.Limits, g.Limits.window()
+	checks := []counted{
+		{k.addr, "address", int64(orDefault(l.MaxPerAddress, DefaultMaxPerAddress)), w},
+		{k.net, "network", int64(orDefault(l.MaxPerNetwork, DefaultMaxPerNetwork)), w},
+		{k.acctAddr, "account-address", int64(orDefault(l.MaxPerAccountAddress, DefaultMaxPerAccountAddress)), w},
+		{k.acct, "account", int64(orDefault(l.MaxPerAccount, DefaultMaxPerAccount)), w},
 	}
-	// One round trip for every counter, the owner's known address last.
-	keys := make([]string, 0, len(checks)+1)
-	for _, key := range []string{k.addr, k.net, k.acctAddr, k.acct, k.ok} {
-		if key != "" {
-			keys = append(keys, key)
+	if secondFactor {
+		checks = append(checks, counted{k.secondFactor, "second-factor",
+			int64(orDefault(l.MaxSecondFactorFailures, DefaultMaxSecondFactorFailures)),
+			orDefault(l.SecondFactorWindow, DefaultSecondFactorWindow)})
+	}
+	if hashes {
+		checks = append(checks,
+			counted{k.hashAddr, "address-hashes", int64(orDefault(l.MaxHashesPerAddress, DefaultMaxHashesPerAddress)), w},
+			counted{k.hashNet, "network-hashes", int64(orDefault(l.MaxHashesPerNetwork, DefaultMaxHashesPerNetwork)), w},
+			counted{k.hashAcct, "account-hashes", int64(orDefault(l.MaxHashesPerAccount, DefaultMaxHashesPerAccount)), w})
+	}
+	r := &reservation{g: g, k: k, vals: map[string]int64{}}
+	var incrs []store.Incr
+	for _, c := range checks {
+		if c.key != "" {
+			r.checks = append(r.checks, c)
+			incrs = append(incrs, store.Incr{Key: c.key, N: 1, TTL: c.ttl})
 		}
 	}
-	vals, err := g.Counters.GetMany(ctx, keys)
+	if k.ok != "" {
+		incrs = append(incrs, store.Incr{Key: k.ok}) // read only
+	}
+	if len(incrs) == 0 {
+		return r, nil
+	}
+	vals, err := g.Counters.IncrMany(ctx, incrs)
 	if err != nil {
-		return "", fmt.Errorf("rate limit: %w", err)
+		return nil, fmt.Errorf("rate limit: %w", err)
 	}
-	value := make(map[string]int64, len(keys))
-	for i, key := range keys {
-		value[key] = vals[i]
+	for i, in := range incrs {
+		r.vals[in.Key] = vals[i]
 	}
-	for _, c := range checks {
-		if c.key == "" || value[c.key] < int64(c.max) {
+	r.known = k.ok != "" && r.vals[k.ok] > 0
+	return r, nil
+}
+
+// refused returns the name of the first failure limit that refuses the
+// attempt ("" if none): a counter that went past its maximum with this
+// attempt. The owner's known address passes the account limit.
+func (r *reservation) refused() string {
+	if r == nil {
+		return ""
+	}
+	for _, c := range r.checks {
+		if c.name == "account" && r.known {
 			continue
 		}
-		if c.name == "account" && value[k.ok] > 0 {
-			continue // the owner's known address passes the account limit
+		if !isHashBudget(c.name) && r.vals[c.key] > c.max {
+			return c.name
 		}
-		return c.name, nil
 	}
-	return "", nil
+	return ""
 }
 
-// failed counts a failure and returns the tarpit delay. A secret that
-// already failed for the same account and address within the window is
-// not counted again (a client retrying a stale password), so it keeps the
-// current delay instead of escalating. Counter errors are logged: the
-// decision stands.
-func (g *Guard) failed(ctx context.Context, k limitKeys, user string, src source, secret string) time.Duration {
-	l := &g.Limits
-	now := g.now()
-	if g.recent.seen(now, l.window(), user, src.addr, secret) {
-		n := int64(1)
-		if k.addr != "" {
-			n = max(n, g.get(ctx, k.addr))
-		}
-		return l.tarpit(n)
+// overBudget returns the name of the first hash budget the attempt
+// exceeds ("" if none); only attempts about to run argon2id ask.
+func (r *reservation) overBudget() string {
+	if r == nil {
+		return ""
 	}
-	n := int64(1)
-	if k.addr != "" {
-		n = g.incr(ctx, k.addr)
-		g.incr(ctx, k.net)
-	}
-	if k.acct != "" {
-		g.incr(ctx, k.acctAddr)
-		// Failures from the owner's known address do not count against
-		// the account, so that the owner's typos cannot lock it.
-		if g.get(ctx, k.ok) == 0 {
-			g.incr(ctx, k.acct)
+	for _, c := range r.checks {
+		if isHashBudget(c.name) && r.vals[c.key] > c.max {
+			return c.name
 		}
 	}
-	return l.tarpit(n)
+	return ""
 }
 
-// succeeded resets the account+address failures and marks the address as
-// known to the account for KnownAddressTTL (delete then increment, since
-// an increment does not extend a counter's life).
-func (g *Guard) succeeded(ctx context.Context, k limitKeys) {
-	if k.acct == "" {
+func isHashBudget(name string) bool {
+	return name == "address-hashes" || name == "network-hashes" || name == "account-hashes"
+}
+
+// giveBack returns every increment: the attempt was refused, was a
+// repeat of a known outcome, or the store failed.
+func (r *reservation) giveBack(ctx context.Context) {
+	if r == nil {
 		return
 	}
-	for _, key := range []string{k.acctAddr, k.ok} {
-		if err := g.Counters.Delete(ctx, key); err != nil {
-			g.logger().WarnContext(ctx, "rate limit: reset failed", "key", key, "err", err)
+	var incrs []store.Incr
+	for _, c := range r.checks {
+		incrs = append(incrs, store.Incr{Key: c.key, N: -1})
+	}
+	r.settle(ctx, incrs)
+}
+
+// succeeded settles a success: nothing stays counted as a failure (the
+// hash budgets keep the hash, if one ran); the account+address failures
+// are reset and the address is marked as known to the account for
+// KnownAddressTTL (a new window, since an increment does not extend one).
+// Earlier second-factor failures stay: they are the account's lockout.
+func (r *reservation) succeeded(ctx context.Context, hashed bool) {
+	if r == nil {
+		return
+	}
+	var incrs []store.Incr
+	for _, c := range r.checks {
+		switch {
+		case c.key == r.k.acctAddr:
+			incrs = append(incrs, store.Incr{Key: c.key, Reset: true})
+		case hashed && isHashBudget(c.name):
+		default:
+			incrs = append(incrs, store.Incr{Key: c.key, N: -1})
 		}
 	}
-	if _, err := g.Counters.Incr(ctx, k.ok, 1, orDefault(g.Limits.KnownAddressTTL, DefaultKnownAddressTTL)); err != nil {
-		g.logger().WarnContext(ctx, "rate limit: marking known address failed", "key", k.ok, "err", err)
+	if r.k.ok != "" {
+		ttl := orDefault(r.g.Limits.KnownAddressTTL, DefaultKnownAddressTTL)
+		incrs = append(incrs, store.Incr{Key: r.k.ok, N: 1, TTL: ttl, Reset: true})
+	}
+	r.settle(ctx, incrs)
+}
+
+// failed settles a failure: it stays counted, except against the account
+// from the owner's known address (so that the owner's typos cannot lock
+// the account).
+func (r *reservation) failed(ctx context.Context) {
+	if r == nil || !r.known || r.k.acct == "" {
+		return
+	}
+	r.settle(ctx, []store.Incr{{Key: r.k.acct, N: -1}})
+}
+
+// settle applies incrs. Counter errors are logged: the decision stands.
+func (r *reservation) settle(ctx context.Context, incrs []store.Incr) {
+	if len(incrs) == 0 {
+		return
+	}
+	if _, err := r.g.Counters.IncrMany(ctx, incrs); err != nil {
+		r.g.logger().WarnContext(ctx, "rate limit: settling an attempt failed", "err", err)
 	}
 }
 
-func (g *Guard) incr(ctx context.Context, key string) int64 {
-	n, err := g.Counters.Incr(ctx, key, 1, g.Limits.window())
-	if err != nil {
-		g.logger().WarnContext(ctx, "rate limit: count failed", "key", key, "err", err)
-		return 1
-	}
-	return n
-}
-
-func (g *Guard) get(ctx context.Context, key string) int64 {
-	n, err := g.Counters.Get(ctx, key)
-	if err != nil {
-		g.logger().WarnContext(ctx, "rate limit: read failed", "key", key, "err", err)
+// delay is the tarpit of the attempt's outcome: TarpitBase × 2^(n-1) for
+// the address's n-th failure (counting this one if it is kept).
+func (r *reservation) delay(kept bool) time.Duration {
+	if r == nil {
 		return 0
 	}
-	return n
+	n := int64(1)
+	if r.k.addr != "" {
+		n = r.vals[r.k.addr]
+		if !kept {
+			n--
+		}
+	}
+	return r.g.Limits.tarpit(max(n, 1))
 }
 
-// recentSet remembers, for a while, keyed MACs of (username, address,
-// secret) triples that failed; it never holds a secret. Its size is bounded:
-// the oldest entries are forgotten first.
-type recentSet struct {
-	once sync.Once
-	key  [32]byte // process-random HMAC key
-
-	mu    sync.Mutex
-	max   int // 0 = maxRecentSecrets
-	m     map[[16]byte]*list.Element
-	order list.List // of *recentItem, oldest first (all share one TTL)
-}
-
-type recentItem struct {
-	mac     [16]byte
-	expires time.Time
-}
-
-// seen reports whether the triple was recorded and has not expired; if
-// not, it records it for ttl.
-func (s *recentSet) seen(now time.Time, ttl time.Duration, user, addr, secret string) bool {
-	s.once.Do(func() { rand.Read(s.key[:]) })
-	h := hmac.New(sha256.New, s.key[:])
-	for _, part := range []string{user, addr, secret} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
+// takeToken reports whether the account refused by MaxPerAccount may have
+// one more verification now: one per BlockedVerifyInterval, shared by
+// every instance through the counters.
+func (g *Guard) takeToken(ctx context.Context, k limitKeys) bool {
+	if k.token == "" {
+		return false
 	}
-	var mac [16]byte
-	copy(mac[:], h.Sum(nil))
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[[16]byte]*list.Element)
+	ttl := orDefault(g.Limits.BlockedVerifyInterval, DefaultBlockedVerifyInterval)
+	v, err := g.Counters.IncrMany(ctx, []store.Incr{{Key: k.token, N: 1, TTL: ttl}})
+	if err != nil {
+		g.logger().WarnContext(ctx, "rate limit: blocked-account token failed", "err", err)
+		return false
 	}
-	for e := s.order.Front(); e != nil && !now.Before(e.Value.(*recentItem).expires); e = s.order.Front() {
-		s.remove(e)
-	}
-	if _, ok := s.m[mac]; ok {
-		return true // unexpired: expired ones were removed above
-	}
-	s.m[mac] = s.order.PushBack(&recentItem{mac: mac, expires: now.Add(ttl)})
-	for len(s.m) > orDefault(s.max, maxRecentSecrets) {
-		s.remove(s.order.Front())
-	}
-	return false
-}
-
-func (s *recentSet) remove(e *list.Element) {
-	delete(s.m, e.Value.(*recentItem).mac)
-	s.order.Remove(e)
+	return v[0] == 1
 }

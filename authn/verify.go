@@ -3,11 +3,13 @@ package authn
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,36 +155,124 @@ func (v *Verifier) lookupKey(ctx context.Context) ([]byte, error) {
 // argon2id evaluation; a non-nil error means the store failed (the client
 // should get a temporary failure) and no decision was made.
 func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
-	username, err := store.NormalizeUsername(a.Username)
-	if err != nil {
-		return v.fail(Decision{Result: BadSecret}, a.Secret)
-	}
-	d := Decision{Result: BadSecret, Username: username}
-	if a.Secret == "" || len(a.Secret) > MaxSecretLen {
-		return v.fail(d, a.Secret)
-	}
-	acct, err := v.Store.GetAccount(ctx, username)
-	if errors.Is(err, store.ErrNotFound) {
-		d.Result = UnknownUser
-		return v.fail(d, a.Secret)
-	}
-	if err != nil {
-		return Decision{}, fmt.Errorf("verify: get account: %w", err)
-	}
-	key, err := v.lookupKey(ctx)
+	l, err := v.lookup(ctx, a)
 	if err != nil {
 		return Decision{}, fmt.Errorf("verify: %w", err)
 	}
-	normalized := NormalizeSecret(a.Secret)
-	p, err := v.Store.FindAppPassword(ctx, username, Tag(key, username, normalized))
+	d, err := v.evaluate(ctx, a, l)
+	if err != nil {
+		return Decision{}, err
+	}
+	d.state = l.state(v, a)
+	return d, nil
+}
+
+// login is what the store holds for one attempt, read before any hash.
+type login struct {
+	user       string // normalised; "" if the username is not valid
+	secretOK   bool   // the secret is not empty and not too long
+	acct       store.Account
+	found      bool               // the account exists
+	app        *store.AppPassword // the app password the secret's tag names
+	normalized string             // the secret as app passwords compare it
+}
+
+// lookup does the store reads of a login: the account and the one app
+// password whose keyed tag the secret has. Unknown users get the same
+// reads as known ones.
+func (v *Verifier) lookup(ctx context.Context, a Attempt) (login, error) {
+	var l login
+	username, err := store.NormalizeUsername(a.Username)
+	if err != nil {
+		return l, nil
+	}
+	l.user = username
+	if a.Secret == "" || len(a.Secret) > MaxSecretLen {
+		return l, nil
+	}
+	l.secretOK = true
+	acct, err := v.Store.GetAccount(ctx, username)
 	switch {
 	case err == nil:
-		return v.verifyAppPassword(ctx, a, acct, p, normalized)
-	case errors.Is(err, store.ErrNotFound):
-		return v.verifyPrimary(a, acct)
-	default:
-		return Decision{}, fmt.Errorf("verify: find app password: %w", err)
+		l.acct, l.found = acct, true
+	case !errors.Is(err, store.ErrNotFound):
+		return l, fmt.Errorf("get account: %w", err)
 	}
+	key, err := v.lookupKey(ctx)
+	if err != nil {
+		return l, err
+	}
+	l.normalized = NormalizeSecret(a.Secret)
+	p, err := v.Store.FindAppPassword(ctx, username, Tag(key, username, l.normalized))
+	switch {
+	case err == nil:
+		l.app = &p
+	case !errors.Is(err, store.ErrNotFound):
+		return l, fmt.Errorf("find app password: %w", err)
+	}
+	return l, nil
+}
+
+// evaluate runs the one argon2id evaluation of a login and applies the
+// account and password policy.
+func (v *Verifier) evaluate(ctx context.Context, a Attempt, l login) (Decision, error) {
+	d := Decision{Result: BadSecret, Username: l.user}
+	switch {
+	case l.user == "", !l.secretOK:
+		return v.fail(d, a.Secret)
+	case !l.found:
+		d.Result = UnknownUser
+		return v.fail(d, a.Secret)
+	case l.app != nil:
+		return v.verifyAppPassword(ctx, a, l.acct, *l.app, l.normalized)
+	}
+	return v.verifyPrimary(a, l.acct)
+}
+
+// state fingerprints everything besides the secret that decides a at this
+// moment: the account's existence, primary password, flags and policy,
+// and the app password the tag found with its policy for a's address,
+// protocol and the time. Two logins with the same secret and the same
+// state get the same decision, so a decision remembered with its state is
+// still right while the state is unchanged.
+func (l *login) state(v *Verifier, a Attempt) [16]byte {
+	h := sha256.New()
+	put := func(parts ...string) {
+		for _, p := range parts {
+			h.Write([]byte(p))
+			h.Write([]byte{0})
+		}
+	}
+	flag := func(b bool) string { return strconv.FormatBool(b) }
+	put(l.user, flag(l.secretOK), flag(l.found), flag(v.AppPasswordsOnly))
+	if l.found {
+		put(l.acct.PasswordHash, flag(l.acct.MFA), flag(l.acct.Disabled))
+	}
+	if p := l.app; p != nil {
+		expired := !p.Expires.IsZero() && !p.Expires.After(v.now())
+		put("app", p.ID, p.Verifier, flag(expired), flag(allowed(p.AllowFrom, a.RemoteIP)), flag(p.HasScope(a.Protocol)))
+	}
+	var out [16]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// probe is what the Guard learns from the store about an attempt without
+// any hash: its state (see login.state), and whether the secret's keyed
+// tag names one of the account's app passwords (it then is that app
+// password, unless 128-bit tags collided).
+type probe struct {
+	state       [16]byte
+	appPassword bool
+}
+
+// probe does the store reads of a login (no hash).
+func (v *Verifier) probe(ctx context.Context, a Attempt) (probe, error) {
+	l, err := v.lookup(ctx, a)
+	if err != nil {
+		return probe{}, fmt.Errorf("probe: %w", err)
+	}
+	return probe{state: l.state(v, a), appPassword: l.app != nil}, nil
 }
 
 // fail burns one argon2id evaluation and returns d.

@@ -41,6 +41,17 @@ type GuardLimits struct {
 	// MaxFailuresPerAccountIP: failures per window against one account
 	// from one address; a success resets it. Default 5.
 	MaxFailuresPerAccountIP int `toml:"max_failures_per_account_ip"`
+	// MaxHashesPerIP, MaxHashesPerNetwork and MaxHashesPerAccount bound
+	// the argon2id evaluations (successes included) that one address,
+	// network or account can cause per window. Defaults 200, 1000, 100.
+	MaxHashesPerIP      int `toml:"max_hashes_per_ip"`
+	MaxHashesPerNetwork int `toml:"max_hashes_per_network"`
+	MaxHashesPerAccount int `toml:"max_hashes_per_account"`
+	// MaxSecondFactorFailures: wrong portal codes (TOTP or recovery) per
+	// account in SecondFactorWindow before the second factor is locked;
+	// a new password step does not reset it. Defaults 5 and 1h.
+	MaxSecondFactorFailures int      `toml:"max_second_factor_failures"`
+	SecondFactorWindow      Duration `toml:"second_factor_window"`
 	// TarpitBase is the reply delay after an address's first failure; it
 	// doubles with each further failure in the window. Default 2s.
 	TarpitBase Duration `toml:"tarpit_base"`
@@ -67,6 +78,11 @@ const (
 	defaultMaxFailuresPerNetwork   = 100
 	defaultMaxFailuresPerAccount   = 30
 	defaultMaxFailuresPerAccountIP = 5
+	defaultMaxHashesPerIP          = 200
+	defaultMaxHashesPerNetwork     = 1000
+	defaultMaxHashesPerAccount     = 100
+	defaultMaxSecondFactorFailures = 5
+	defaultSecondFactorWindow      = time.Hour
 	defaultTarpitBase              = 2 * time.Second
 	defaultTarpitMax               = 15 * time.Second
 	defaultKnownAddressTTL         = 7 * 24 * time.Hour
@@ -126,6 +142,11 @@ func (l *loader) guardLimits(g *GuardLimits) {
 	l.count("limits.max_failures_per_network", &g.MaxFailuresPerNetwork, defaultMaxFailuresPerNetwork, 1)
 	l.count("limits.max_failures_per_account", &g.MaxFailuresPerAccount, defaultMaxFailuresPerAccount, 1)
 	l.count("limits.max_failures_per_account_ip", &g.MaxFailuresPerAccountIP, defaultMaxFailuresPerAccountIP, 1)
+	l.count("limits.max_hashes_per_ip", &g.MaxHashesPerIP, defaultMaxHashesPerIP, 1)
+	l.count("limits.max_hashes_per_network", &g.MaxHashesPerNetwork, defaultMaxHashesPerNetwork, 1)
+	l.count("limits.max_hashes_per_account", &g.MaxHashesPerAccount, defaultMaxHashesPerAccount, 1)
+	l.count("limits.max_second_factor_failures", &g.MaxSecondFactorFailures, defaultMaxSecondFactorFailures, 1)
+	l.duration("limits.second_factor_window", &g.SecondFactorWindow, defaultSecondFactorWindow, time.Second)
 	l.duration("limits.tarpit_base", &g.TarpitBase, defaultTarpitBase, 0)
 	l.duration("limits.tarpit_max", &g.TarpitMax, defaultTarpitMax, 0)
 	if g.TarpitMax.Duration < g.TarpitBase.Duration {

@@ -14,7 +14,10 @@ type accountData struct {
 	Username string
 	MFA      bool
 	TOTP     *store.TOTP
-	Activity []store.AuditRecord
+	// Activity are the account's recent sign-ins and changes, Failures
+	// its recent failed attempts, each up to recentN: kept apart so that
+	// failures, which anyone can cause, never hide the user's own.
+	Activity, Failures []store.AuditRecord
 	// RevokesOnPasswordChange warns that a new password deletes every app
 	// password.
 	RevokesOnPasswordChange bool
@@ -26,16 +29,31 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 }
 
 func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, errMsg string) {
-	recs, err := s.Store.RecentAudit(r.Context(), rc.acct.Username, recentN)
+	recs, err := s.Store.RecentAudit(r.Context(), rc.acct.Username, store.AuditMax)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
+	ok, failed := splitActivity(recs, recentN)
 	p := s.pageFor(r, rc, "Account", "account")
 	p.Error = errMsg
-	p.Data = accountData{Username: rc.acct.Username, MFA: rc.acct.MFA, TOTP: rc.acct.TOTP, Activity: recs,
+	p.Data = accountData{Username: rc.acct.Username, MFA: rc.acct.MFA, TOTP: rc.acct.TOTP, Activity: ok, Failures: failed,
 		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: authn.MinPrimaryPasswordLen}
 	s.render(w, r, status, "account.html", p)
+}
+
+// splitActivity returns the newest n sign-ins and changes and the newest n
+// failures of recs (newest first).
+func splitActivity(recs []store.AuditRecord, n int) (ok, failed []store.AuditRecord) {
+	for _, r := range recs {
+		switch {
+		case r.Failure() && len(failed) < n:
+			failed = append(failed, r)
+		case !r.Failure() && len(ok) < n:
+			ok = append(ok, r)
+		}
+	}
+	return ok, failed
 }
 
 // changePassword checks the current password through Auth (brute-force

@@ -30,5 +30,12 @@
 //   - The TOTP secret is stored sealed with Key (AES-256-GCM, the username
 //     as additional data); a TOTP time step is accepted once per account
 //     (RFC 6238 §5.2), across instances, through KV.AddKV.
+//   - Every password goes through Auth and every second factor (TOTP or
+//     recovery code) through the SecondFactorGuard (one authn.Guard in
+//     passgate serve, shared with the mail logins): each attempt is counted
+//     in the brute-force limits before it is compared, and audited. Nothing
+//     about the limits lives in the session (signing in again resets
+//     nothing). Replacing an authenticator takes the password and the
+//     current second factor.
 //   - No inline script or style: the Content-Security-Policy forbids it.
 package portal

@@ -258,7 +258,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	c.submit(`form[action="/mfa/setup"] button`)
 	c.expectAt("/mfa/setup", "Save your recovery codes")
 	codes := strings.Fields(c.text("#recovery-codes"))
-	if len(codes) != recoveryCodes {
+	if len(codes) != authn.RecoveryCodes {
 		t.Fatalf("recovery codes on the page: %q", codes)
 	}
 	c.shot("03-recovery-codes.png", "the ten recovery codes, shown once, with a copy button")

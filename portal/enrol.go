@@ -10,6 +10,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
 )
 
@@ -111,7 +112,9 @@ func (s *Server) enrolQR(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	w.Write(png)
 }
 
-// enrol confirms the pending secret with one code and stores it.
+// enrol confirms the pending secret with one code and stores it. Replacing
+// an enrolled authenticator also takes the password and the current
+// second factor (confirmReplacement).
 func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if err := form(w, r); err != nil {
 		s.renderError(w, r, rc, http.StatusBadRequest, "Bad request", "The form could not be read.")
@@ -127,17 +130,26 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.unavailable(w, r, err)
 		return
 	}
-	res, err := s.checkTOTP(ctx, rc.acct.Username, secret, r.PostFormValue("code"))
+	replacing := rc.acct.TOTP != nil
+	status, msg := http.StatusBadRequest, ""
+	if replacing {
+		status, msg, err = s.confirmReplacement(ctx, r, rc, secret)
+	} else {
+		var res codeResult
+		res, err = s.checkTOTP(ctx, rc.acct.Username, secret, r.PostFormValue("code"))
+		if res != codeOK {
+			msg = msgNewCodeWrong
+		}
+	}
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	if res != codeOK {
-		s.renderEnrol(w, r, rc, http.StatusBadRequest,
-			"That code is not right. Enter the 6-digit code your app shows now for this account.")
+	if msg != "" {
+		s.renderEnrol(w, r, rc, status, msg)
 		return
 	}
-	codes, hashes, err := s.newRecoveryCodes()
+	codes, kept, err := s.Verifier.NewRecoveryCodes(ctx, rc.acct.Username)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
@@ -149,7 +161,7 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	}
 	now := s.now()
 	err = s.Store.UpdateAccount(ctx, rc.acct.Username, func(a *store.Account) error {
-		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: now, RecoveryHashes: hashes}
+		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: now, Recovery: kept}
 		a.MFA = true
 		return nil
 	})
@@ -158,9 +170,13 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		return
 	}
 	s.Store.DeleteKV(ctx, enrolKey(rc))
-	s.logger().InfoContext(ctx, "portal: authenticator enrolled", "user", rc.acct.Username)
+	result := "mfa-enrolled"
+	if replacing {
+		result = "mfa-replaced"
+	}
+	s.logger().InfoContext(ctx, "portal: authenticator "+strings.TrimPrefix(result, "mfa-"), "user", rc.acct.Username)
 	s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: rc.acct.Username,
-		Remote: rc.remote, Client: userAgent(r), Result: "mfa-enrolled"})
+		Remote: rc.remote, Client: userAgent(r), Result: result})
 	if rc.sess.Stage != stageFull {
 		// The required enrolment was the last step of signing in.
 		if _, err := s.startSession(ctx, w, r, rc.acct, stageFull, ""); err != nil {
@@ -172,6 +188,64 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	p := page{Title: "Save your recovery codes", User: rc.acct.Username, Admin: rc.acct.Admin, Nav: "account",
 		Data: recoveryData{Codes: codes, All: strings.Join(codes, "\n")}}
 	s.render(w, r, http.StatusOK, "recovery.html", p)
+}
+
+// Messages of enrolment.
+const (
+	msgNewCodeWrong   = "That code is not right. Enter the 6-digit code your app shows now for this account."
+	msgReauthRequired = "To replace your authenticator, enter your current password and a code from your current authenticator (or a recovery code)."
+	msgPasswordWrong  = "Your password is not right."
+	msgCurrentMissing = "Enter a code from your current authenticator, or one of your recovery codes."
+	msgCurrentWrong   = "That code from your current authenticator is not right, or the recovery code was already used."
+)
+
+// confirmReplacement checks what replacing an enrolled authenticator
+// takes, so that a signed-in session alone (a stolen cookie, an unlocked
+// computer) cannot move the second factor to the attacker's phone: the
+// primary password (through Auth, in the brute-force limits), the new
+// code (against the pending secret), and the current second factor
+// (through the SecondFactorGuard, in the second-factor limits). It
+// returns the refusal's status and message ("" if all passed). The new
+// code is matched first without using it up, so that a typo in it costs
+// neither a recovery code nor the current code's step; its step is used
+// up once everything passed.
+func (s *Server) confirmReplacement(ctx context.Context, r *http.Request, rc *reqCtx, secret string) (int, string, error) {
+	user := rc.acct.Username
+	pw, current, next := r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("current_code")), r.PostFormValue("code")
+	if pw == "" {
+		return http.StatusUnauthorized, msgReauthRequired, nil
+	}
+	d, err := s.auth().Verify(ctx, authn.Attempt{Username: user, Secret: pw, Protocol: ProtocolPortal,
+		RemoteIP: rc.remote.Addr(), Client: userAgent(r), Mechanism: "password-reauth"})
+	switch {
+	case err != nil:
+		return 0, "", err
+	case d.Result == authn.RateLimited:
+		return http.StatusTooManyRequests, msgRateLimited, nil
+	case d.AppPasswordID != "" || (d.Result != authn.OK && d.Result != authn.PrimaryRefusedMFA):
+		return http.StatusUnauthorized, msgPasswordWrong, nil
+	}
+	step, ok, err := s.matchTOTP(secret, next)
+	if err != nil || !ok {
+		return http.StatusBadRequest, msgNewCodeWrong, err
+	}
+	if current == "" {
+		return http.StatusUnauthorized, msgCurrentMissing, nil
+	}
+	res, _, err := s.secondFactor(ctx, r, rc, current)
+	switch {
+	case err != nil:
+		return 0, "", err
+	case res == authn.RateLimited:
+		return http.StatusTooManyRequests, msgTooManyCodes, nil
+	case res != authn.OK:
+		return http.StatusUnauthorized, msgCurrentWrong, nil
+	}
+	// Used up for the new secret too (the step key is the account's).
+	if _, err := s.useStep(ctx, user, step); err != nil {
+		return 0, "", err
+	}
+	return 0, "", nil
 }
 
 // enrolKey is the KV key of the session's pending enrolment.
@@ -204,7 +278,7 @@ func (s *Server) EnrolTOTP(ctx context.Context, username string) (secret string,
 	if err != nil {
 		return "", nil, err
 	}
-	codes, hashes, err := s.newRecoveryCodes()
+	codes, kept, err := s.Verifier.NewRecoveryCodes(ctx, username)
 	if err != nil {
 		return "", nil, err
 	}
@@ -214,7 +288,7 @@ func (s *Server) EnrolTOTP(ctx context.Context, username string) (secret string,
 	}
 	now := s.now()
 	err = s.Store.UpdateAccount(ctx, username, func(a *store.Account) error {
-		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: now, RecoveryHashes: hashes}
+		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: now, Recovery: kept}
 		a.MFA = true
 		return nil
 	})

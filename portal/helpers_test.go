@@ -23,6 +23,7 @@ import (
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
+	"github.com/passgate/passgate/store/memcount"
 )
 
 // cheap argon2id parameters for tests.
@@ -49,11 +50,14 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fixture is a portal on a real listener with a bolt store.
+// fixture is a portal on a real listener with a bolt store, whose Auth is
+// an authn.Guard (as in passgate serve) with in-memory counters, the audit
+// in the store, and a tarpit that does not wait.
 type fixture struct {
 	t     *testing.T
 	db    *bolt.DB
 	v     *authn.Verifier
+	guard *authn.Guard
 	srv   *Server
 	ts    *httptest.Server
 	clock *clock
@@ -79,7 +83,10 @@ func newFixture(t *testing.T, configure func(*Server)) *fixture {
 	log, logs := testlog.New(slog.LevelDebug)
 	v := &authn.Verifier{Store: db, Params: testParams, Now: clk.Now, Logger: log}
 	f := &fixture{t: t, db: db, v: v, clock: clk, log: logs}
-	f.srv = &Server{Store: db, Verifier: v, Key: testKey, Issuer: "passgate-test", Now: clk.Now, Logger: log,
+	f.guard = &authn.Guard{Verifier: v, Counters: &memcount.Counters{Now: clk.Now},
+		Audit: &authn.Auditor{Store: db, Logger: log}, Now: clk.Now, Logger: log,
+		Sleep: func(context.Context, time.Duration) error { return nil }}
+	f.srv = &Server{Store: db, Auth: f.guard, Verifier: v, Key: testKey, Issuer: "passgate-test", Now: clk.Now, Logger: log,
 		Mail: MailSettings{IMAPHost: "imap.example.org", SMTPHost: "smtp.example.org", SMTPPort: 587, SMTPSecurity: SecuritySTARTTLS}}
 	f.ts = httptest.NewUnstartedServer(nil)
 	f.srv.BaseURL = "http://" + f.ts.Listener.Addr().String()
@@ -117,7 +124,7 @@ func (f *fixture) enrolDirect(user string) (secret string, codes []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	codes, hashes, err := f.srv.newRecoveryCodes()
+	codes, kept, err := f.v.NewRecoveryCodes(context.Background(), user)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -127,7 +134,7 @@ func (f *fixture) enrolDirect(user string) (secret string, codes []string) {
 	}
 	f.update(user, func(a *store.Account) {
 		a.MFA = true
-		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: f.clock.Now(), RecoveryHashes: hashes}
+		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: f.clock.Now(), Recovery: kept}
 	})
 	return k.Secret(), codes
 }

@@ -77,6 +77,7 @@ var outcomes = map[string]string{
 	"auth-error":           "temporary failure",
 	"bad-code":             "wrong code",
 	"mfa-enrolled":         "authenticator set up",
+	"mfa-replaced":         "authenticator replaced",
 	"app-password-created": "app password created",
 	"app-password-revoked": "app password revoked",
 	"password-changed":     "password changed",

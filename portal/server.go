@@ -15,6 +15,7 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
+	"github.com/passgate/passgate/store/memcount"
 )
 
 // Store is what the portal needs from a backend: accounts and app
@@ -31,6 +32,13 @@ type Store interface {
 // ProtocolPortal, so the brute-force limits of mail logins apply.
 type Authenticator interface {
 	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
+}
+
+// SecondFactorGuard decides a second-factor attempt within the
+// brute-force limits: it reserves the attempt, runs check only if the
+// limits allow, and records the outcome (authn.Guard implements it).
+type SecondFactorGuard interface {
+	SecondFactor(ctx context.Context, a authn.Attempt, check func(context.Context) (bool, error)) (authn.Result, error)
 }
 
 // ProtocolPortal is the Attempt.Protocol of a portal sign-in and the
@@ -54,10 +62,14 @@ const (
 type Server struct {
 	// Store is required.
 	Store Store
-	// Auth decides sign-ins with the primary password, and records them
-	// in the audit log (authn.Guard with an Auditor does; the portal itself
-	// records second factors and its own actions). If nil, Verifier: no
-	// brute-force limits, no audit of password attempts.
+	// Auth decides sign-ins with the primary password and records them in
+	// the audit log; if it is also a SecondFactorGuard, it decides second
+	// factors (TOTP and recovery codes) in the same limits and records
+	// them too. authn.Guard with an Auditor does both, and should be the
+	// Guard of the mail logins, so that every door counts in one set of
+	// limits. If nil, or for what it does not do, the portal uses an
+	// authn.Guard of its own over Verifier, with in-process counters,
+	// default limits and the audit in Store.
 	Auth Authenticator
 	// Verifier creates app passwords and accounts and changes primary
 	// passwords. Required.
@@ -90,6 +102,11 @@ type Server struct {
 	// Logger receives one line per sign-in and admin action. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+
+	// password and factors are Auth, or the portal's own Guard, as
+	// Handler chose them.
+	password Authenticator
+	factors  SecondFactorGuard
 }
 
 func (s *Server) now() time.Time {
@@ -106,11 +123,32 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Server) auth() Authenticator {
-	if s.Auth != nil {
-		return s.Auth
+// auth decides primary-password attempts (see Auth; set by Handler).
+func (s *Server) auth() Authenticator { return s.password }
+
+// secondFactors decides second-factor attempts (see Auth; set by Handler).
+func (s *Server) secondFactors() SecondFactorGuard { return s.factors }
+
+// guards chooses, once, in Handler, who decides passwords and second
+// factors: Auth, and the portal's own Guard for what Auth does not do.
+func (s *Server) guards() {
+	var own *authn.Guard
+	ownGuard := func() *authn.Guard {
+		if own == nil {
+			own = &authn.Guard{Verifier: s.Verifier, Counters: &memcount.Counters{Now: s.Now},
+				Audit: &authn.Auditor{Store: s.Store, Logger: s.Logger}, Now: s.Now, Logger: s.Logger}
+		}
+		return own
 	}
-	return s.Verifier
+	s.password = s.Auth
+	if s.password == nil {
+		s.password = ownGuard()
+	}
+	if g, ok := s.Auth.(SecondFactorGuard); ok {
+		s.factors = g
+	} else {
+		s.factors = ownGuard()
+	}
 }
 
 func (s *Server) issuer() string {
@@ -171,6 +209,7 @@ func (s *Server) Handler() http.Handler {
 	if err := s.check(); err != nil {
 		panic(err)
 	}
+	s.guards()
 	mux := http.NewServeMux()
 	s.routes(mux)
 

@@ -34,9 +34,7 @@ type session struct {
 	// a password change ends every other session.
 	PWTag   string    `json:"p"`
 	Expires time.Time `json:"e"`
-	// Fails counts wrong codes at stageTOTP.
-	Fails int    `json:"f,omitempty"`
-	Flash string `json:"m,omitempty"`
+	Flash   string    `json:"m,omitempty"`
 }
 
 // reqCtx is a request's signed-in state.
@@ -48,12 +46,7 @@ type reqCtx struct {
 	remote netip.AddrPort
 }
 
-const (
-	sessionPrefix = "portal/session/"
-	// maxCodeFails is how many wrong codes a pending sign-in may try before
-	// it must start again with the password (and the brute-force limits).
-	maxCodeFails = 5
-)
+const sessionPrefix = "portal/session/"
 
 func (s *Server) cookieName() string {
 	if s.secureCookies() {

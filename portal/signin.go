@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -97,8 +96,8 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	s.redirect(w, r, stageHome(st))
 }
 
-// signedIn records a sign-in completed with a second factor (Auth already
-// recorded the password step).
+// signedIn records a sign-in completed by enrolling a second factor (Auth
+// already recorded the password step).
 func (s *Server) signedIn(ctx context.Context, user string, r *http.Request, mech string) {
 	remote := s.remoteAddr(r)
 	s.logger().InfoContext(ctx, "portal sign-in", "user", user, "remote", remote.Addr().String(), "mechanism", mech)
@@ -112,47 +111,49 @@ func (s *Server) codePage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	s.render(w, r, http.StatusOK, "code.html", page{Title: "Enter your code", Data: codeData{rc.acct.Username}})
 }
 
+// msgTooManyCodes answers a second factor refused by the limits.
+const msgTooManyCodes = "Too many wrong codes. Wait a while, then sign in again."
+
 // code takes the second factor: a 6-digit TOTP code, or a recovery code
-// (used up). After maxCodeFails wrong codes the sign-in starts over.
+// (used up), within the brute-force limits (secondFactor). When the limits
+// refuse it, the pending sign-in ends.
 func (s *Server) code(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if err := form(w, r); err != nil {
 		s.renderError(w, r, nil, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return
 	}
 	ctx := r.Context()
-	code := strings.TrimSpace(r.PostFormValue("code"))
-	mech, ok, msg, err := s.secondFactor(ctx, rc, code)
+	if rc.acct.TOTP == nil { // reset since the password step
+		s.endSession(ctx, w, r, true)
+		s.redirect(w, r, "/signin")
+		return
+	}
+	res, f, err := s.secondFactor(ctx, r, rc, strings.TrimSpace(r.PostFormValue("code")))
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	if !ok {
-		s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: rc.acct.Username,
-			Remote: rc.remote, Client: userAgent(r), Mechanism: mech, Result: "bad-code"})
-		rc.sess.Fails++
-		if rc.sess.Fails >= maxCodeFails {
-			s.endSession(ctx, w, r, true)
-			s.render(w, r, http.StatusUnauthorized, "signin.html", page{Title: "Sign in",
-				Error: "Too many wrong codes. Sign in again.", Data: signinData{Username: rc.acct.Username}})
-			return
-		}
-		if err := s.saveSession(ctx, rc.key, rc.sess); err != nil {
-			s.unavailable(w, r, err)
-			return
-		}
-		s.render(w, r, http.StatusUnauthorized, "code.html", page{Title: "Enter your code", Error: msg,
+	switch res {
+	case authn.OK:
+	case authn.RateLimited:
+		s.endSession(ctx, w, r, true)
+		s.render(w, r, http.StatusTooManyRequests, "signin.html", page{Title: "Sign in",
+			Error: msgTooManyCodes, Data: signinData{Username: rc.acct.Username}})
+		return
+	default:
+		s.render(w, r, http.StatusUnauthorized, "code.html", page{Title: "Enter your code", Error: f.msg,
 			Data: codeData{rc.acct.Username}})
 		return
 	}
 	var flash string
-	if mech == "password+recovery-code" {
-		flash = recoveryLeftText(len(rc.acct.TOTP.RecoveryHashes) - 1)
+	if f.mech == mechRecovery {
+		flash = recoveryLeftText(f.left)
 	}
 	if _, err := s.startSession(ctx, w, r, rc.acct, stageFull, flash); err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	s.signedIn(ctx, rc.acct.Username, r, mech)
+	s.logger().InfoContext(ctx, "portal sign-in", "user", rc.acct.Username, "remote", rc.remote.Addr().String(), "mechanism", f.mech)
 	s.redirect(w, r, "/app-passwords")
 }
 
@@ -166,51 +167,61 @@ func recoveryLeftText(left int) string {
 	return "You used a recovery code; " + strconv.Itoa(left) + " are left."
 }
 
-// secondFactor checks code as a TOTP code (6 digits) or a recovery code
-// and returns the mechanism for the audit record, whether it passed, and
-// the message for the user if not.
-func (s *Server) secondFactor(ctx context.Context, rc *reqCtx, code string) (mech string, ok bool, msg string, err error) {
-	t := rc.acct.TOTP
-	if isDigits(strings.Join(strings.Fields(code), "")) {
-		mech = "password+totp"
-		secret, err := s.open("totp", rc.acct.Username, t.SecretEnc)
-		if err != nil {
-			return mech, false, "", err
-		}
-		res, err := s.checkTOTP(ctx, rc.acct.Username, string(secret), code)
-		switch {
-		case err != nil:
-			return mech, false, "", err
-		case res == codeReplayed:
-			return mech, false, "That code was already used. Wait for your app to show the next one.", nil
-		case res == codeWrong:
-			return mech, false, "That code is not right. Check the time on your phone and try again.", nil
-		}
-		return mech, true, "", nil
-	}
-	mech = "password+recovery-code"
-	h, err := matchRecoveryCode(t.RecoveryHashes, code)
-	if err != nil || h == "" {
-		return mech, false, "That recovery code is not right, or it was already used.", err
-	}
-	// Remove it inside the transaction: of two concurrent uses, one wins.
-	err = s.Store.UpdateAccount(ctx, rc.acct.Username, func(a *store.Account) error {
-		if a.TOTP == nil || !slices.Contains(a.TOTP.RecoveryHashes, h) {
-			return errCodeUsed
-		}
-		a.TOTP.RecoveryHashes = slices.DeleteFunc(slices.Clone(a.TOTP.RecoveryHashes), func(x string) bool { return x == h })
-		return nil
-	})
-	if errors.Is(err, errCodeUsed) {
-		return mech, false, "That recovery code is not right, or it was already used.", nil
-	}
-	if err != nil {
-		return mech, false, "", err
-	}
-	return mech, true, "", nil
+// Mechanisms of second factors, in the audit.
+const (
+	mechTOTP     = "password+totp"
+	mechRecovery = "password+recovery-code"
+)
+
+// factor is what a second-factor check found, for the reply.
+type factor struct {
+	mech string // mechTOTP or mechRecovery
+	msg  string // why it was refused, for the user
+	left int    // recovery codes left after one was used
 }
 
-var errCodeUsed = errors.New("recovery code already used")
+// secondFactor checks code, a TOTP code (6 digits) or a recovery code, of
+// rc's account through the SecondFactorGuard: the attempt counts in the
+// same limits as passwords and in the account's second-factor lockout
+// before it is checked, and is audited ("ok", "bad-code" or
+// "rate-limited").
+func (s *Server) secondFactor(ctx context.Context, r *http.Request, rc *reqCtx, code string) (authn.Result, factor, error) {
+	user, t := rc.acct.Username, rc.acct.TOTP
+	var f factor
+	var check func(context.Context) (bool, error)
+	if isDigits(strings.Join(strings.Fields(code), "")) {
+		f.mech = mechTOTP
+		check = func(ctx context.Context) (bool, error) {
+			secret, err := s.open("totp", user, t.SecretEnc)
+			if err != nil {
+				return false, err
+			}
+			res, err := s.checkTOTP(ctx, user, string(secret), code)
+			switch {
+			case err != nil:
+				return false, err
+			case res == codeReplayed:
+				f.msg = "That code was already used. Wait for your app to show the next one."
+			case res == codeWrong:
+				f.msg = "That code is not right. Check the time on your phone and try again."
+			}
+			return res == codeOK, nil
+		}
+	} else {
+		f.mech = mechRecovery
+		check = func(ctx context.Context) (bool, error) {
+			ok, left, err := s.Verifier.UseRecoveryCode(ctx, user, code)
+			if !ok {
+				f.msg = "That recovery code is not right, or it was already used."
+			}
+			f.left = left
+			return ok, err
+		}
+	}
+	res, err := s.secondFactors().SecondFactor(ctx, authn.Attempt{Username: user, Protocol: ProtocolPortal,
+		RemoteIP: rc.remote.Addr(), Client: userAgent(r), Mechanism: f.mech}, check)
+	return res, f, err
+}
 
 // signout ends the session; it is a POST so that another site cannot sign
 // the user out.

@@ -124,19 +124,19 @@ func TestEnrolment(t *testing.T) {
 	r = b.post("/mfa/setup", url.Values{"code": {f.code(secret, 0)}})
 	expectStatus(t, r, http.StatusOK, "Save your recovery codes", "shown only now")
 	codes := reCodes.FindAllStringSubmatch(r.Body, -1)
-	if len(codes) != recoveryCodes {
-		t.Fatalf("%d recovery codes on the page, want %d", len(codes), recoveryCodes)
+	if len(codes) != authn.RecoveryCodes {
+		t.Fatalf("%d recovery codes on the page, want %d", len(codes), authn.RecoveryCodes)
 	}
 	a := f.getAccount("alice@example.org")
-	if a.TOTP == nil || !a.MFA || len(a.TOTP.RecoveryHashes) != recoveryCodes {
+	if a.TOTP == nil || !a.MFA || len(a.TOTP.Recovery) != authn.RecoveryCodes || len(a.TOTP.RecoveryHashes) != 0 {
 		t.Fatalf("account after enrolment: %+v", a)
 	}
 	if bytes.Contains(a.TOTP.SecretEnc, []byte(secret)) {
 		t.Error("the TOTP secret is stored in clear")
 	}
-	for i, h := range a.TOTP.RecoveryHashes {
-		if !strings.HasPrefix(h, "$argon2id$") || strings.Contains(h, codes[i][1]) {
-			t.Errorf("recovery hash %d = %q", i, h)
+	for i, rc := range a.TOTP.Recovery {
+		if !strings.HasPrefix(rc.Hash, "$argon2id$") || strings.Contains(rc.Hash, codes[i][1]) || len(rc.Tag) != authn.TagLen {
+			t.Errorf("recovery code %d kept as %+v", i, rc)
 		}
 	}
 	// The sign-in is complete; the codes are not shown again.
@@ -184,17 +184,22 @@ func TestTOTPSignIn(t *testing.T) {
 		b.enterCode(f.code(secret, -totpPeriod*time.Second), "/app-passwords")
 	})
 	t.Run("too many wrong codes", func(t *testing.T) {
+		f.clock.Advance(authn.DefaultSecondFactorWindow) // forget the wrong codes above
 		b := f.browser()
 		b.signIn("alice@example.org", alicePW, "/signin/code")
-		for i := 1; i < maxCodeFails; i++ {
+		// The password step (it confirms the password) and each wrong
+		// code count against the account from this address; the limit
+		// of 5 ends the sign-in.
+		for i := 1; i < authn.DefaultMaxPerAccountAddress; i++ {
 			expectStatus(t, b.enterCode("000000", ""), http.StatusUnauthorized, "not right")
 		}
-		expectStatus(t, b.enterCode("000000", ""), http.StatusUnauthorized, "Too many wrong codes")
+		expectStatus(t, b.enterCode("000000", ""), http.StatusTooManyRequests, "Too many wrong codes")
 		f.clock.Advance(totpPeriod * time.Second)
 		// The session is gone: even the right code needs the password again.
 		expectRedirect(t, b.enterCode(f.code(secret, 0), ""), "/signin")
 	})
 	t.Run("pending sign-in expires", func(t *testing.T) {
+		f.clock.Advance(authn.DefaultFailWindow) // the address is no longer blocked
 		b := f.browser()
 		b.signIn("alice@example.org", alicePW, "/signin/code")
 		f.clock.Advance(pendingTTL + time.Second)
@@ -211,17 +216,18 @@ func TestRecoveryCodeSingleUse(t *testing.T) {
 	b.signIn("alice@example.org", alicePW, "/signin/code")
 	b.enterCode(strings.ToUpper(codes[3]), "/app-passwords") // case and dash do not matter
 	expectStatus(t, b.get("/app-passwords"), http.StatusOK, "You used a recovery code; 9 are left.")
-	if n := len(f.getAccount("alice@example.org").TOTP.RecoveryHashes); n != recoveryCodes-1 {
-		t.Fatalf("%d recovery hashes left, want %d", n, recoveryCodes-1)
+	if n := f.getAccount("alice@example.org").TOTP.RecoveryLeft(); n != authn.RecoveryCodes-1 {
+		t.Fatalf("%d recovery codes left, want %d", n, authn.RecoveryCodes-1)
 	}
 
 	b2 := f.browser()
 	b2.signIn("alice@example.org", alicePW, "/signin/code")
 	expectStatus(t, b2.enterCode(codes[3], ""), http.StatusUnauthorized, "already used")
 	b2.enterCode(strings.ReplaceAll(codes[4], "-", " "), "/app-passwords")
-	if n := len(f.getAccount("alice@example.org").TOTP.RecoveryHashes); n != recoveryCodes-2 {
-		t.Fatalf("%d recovery hashes left, want %d", n, recoveryCodes-2)
+	if n := f.getAccount("alice@example.org").TOTP.RecoveryLeft(); n != authn.RecoveryCodes-2 {
+		t.Fatalf("%d recovery codes left, want %d", n, authn.RecoveryCodes-2)
 	}
+	expectStatus(t, b2.get("/account"), http.StatusOK, "Recovery codes left: 8.")
 	recs, err := f.db.RecentAudit(context.Background(), "alice@example.org", 10)
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +325,7 @@ func TestEnrolTOTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := f.getAccount("bob@example.org"); !a.MFA || a.TOTP == nil || len(codes) != recoveryCodes {
+	if a := f.getAccount("bob@example.org"); !a.MFA || a.TOTP == nil || len(codes) != authn.RecoveryCodes {
 		t.Fatalf("account %+v, %d codes", a, len(codes))
 	}
 	b := f.browser()

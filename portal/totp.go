@@ -14,8 +14,6 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
-
-	"github.com/passgate/passgate/authn"
 )
 
 // TOTP parameters: what every authenticator app supports (RFC 6238 §4 with
@@ -27,9 +25,6 @@ const (
 	totpSkew = 1
 	// replayTTL keeps a used step long enough to outlive its validity.
 	replayTTL = (2*totpSkew + 2) * totpPeriod * time.Second
-
-	recoveryCodes   = 10
-	recoveryCodeLen = 10 // letters of authn.Alphabet: 50 bits
 )
 
 var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
@@ -85,31 +80,50 @@ const (
 // across instances (RFC 6238 §5.2: the verifier must not accept the second
 // attempt of an OTP after a successful validation).
 func (s *Server) checkTOTP(ctx context.Context, username, secret, code string) (codeResult, error) {
+	step, ok, err := s.matchTOTP(secret, code)
+	if err != nil || !ok {
+		return codeWrong, err
+	}
+	fresh, err := s.useStep(ctx, username, step)
+	if err != nil {
+		return codeWrong, err
+	}
+	if !fresh {
+		return codeReplayed, nil
+	}
+	return codeOK, nil
+}
+
+// matchTOTP returns the time step (now ± totpSkew) whose code code is, if
+// any, without using it up.
+func (s *Server) matchTOTP(secret, code string) (step int64, ok bool, err error) {
 	code = strings.Join(strings.Fields(code), "")
 	if len(code) != 6 {
-		return codeWrong, nil
+		return 0, false, nil
 	}
 	now := s.now().Unix() / totpPeriod
 	for _, d := range []int64{0, -1, 1} {
 		step := now + d
 		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOpts)
 		if err != nil {
-			return codeWrong, fmt.Errorf("totp: %w", err)
+			return 0, false, fmt.Errorf("totp: %w", err)
 		}
-		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) != 1 {
-			continue
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step, true, nil
 		}
-		key := "portal/totp-used/" + username + "/" + strconv.FormatInt(step, 10)
-		fresh, err := s.Store.AddKV(ctx, key, []byte{1}, replayTTL)
-		if err != nil {
-			return codeWrong, fmt.Errorf("totp replay guard: %w", err)
-		}
-		if !fresh {
-			return codeReplayed, nil
-		}
-		return codeOK, nil
 	}
-	return codeWrong, nil
+	return 0, false, nil
+}
+
+// useStep records that username used the TOTP step, across instances, and
+// reports whether it was the first use.
+func (s *Server) useStep(ctx context.Context, username string, step int64) (bool, error) {
+	key := "portal/totp-used/" + username + "/" + strconv.FormatInt(step, 10)
+	fresh, err := s.Store.AddKV(ctx, key, []byte{1}, replayTTL)
+	if err != nil {
+		return false, fmt.Errorf("totp replay guard: %w", err)
+	}
+	return fresh, nil
 }
 
 // newTOTPSecret returns a new 160-bit secret (RFC 4226 §4 R6), base32.
@@ -134,57 +148,4 @@ func (s *Server) totpKey(username, secret string) (*otp.Key, error) {
 		return nil, fmt.Errorf("totp key: %w", err)
 	}
 	return k, nil
-}
-
-// newRecoveryCodes returns recoveryCodes codes in display form
-// ("abcde-fghij") and their argon2id hashes.
-func (s *Server) newRecoveryCodes() (codes, hashes []string, err error) {
-	p := s.Verifier.Params
-	if p == (authn.Params{}) {
-		p = authn.DefaultParams
-	}
-	for range recoveryCodes {
-		b := make([]byte, recoveryCodeLen)
-		for i := range b {
-			b[i] = authn.Alphabet[randIntn(len(authn.Alphabet))]
-		}
-		code := string(b[:recoveryCodeLen/2]) + "-" + string(b[recoveryCodeLen/2:])
-		h, err := p.Hash([]byte(authn.NormalizeSecret(code)))
-		if err != nil {
-			return nil, nil, fmt.Errorf("recovery codes: %w", err)
-		}
-		codes, hashes = append(codes, code), append(hashes, h)
-	}
-	return codes, hashes, nil
-}
-
-// matchRecoveryCode returns the hash among hashes that code matches, or "".
-// It costs one argon2id evaluation per unused code.
-func matchRecoveryCode(hashes []string, code string) (string, error) {
-	norm := authn.NormalizeSecret(code)
-	if len(norm) != recoveryCodeLen {
-		return "", nil
-	}
-	for _, h := range hashes {
-		ok, err := authn.VerifyHash(h, []byte(norm))
-		if err != nil {
-			return "", fmt.Errorf("recovery code: %w", err)
-		}
-		if ok {
-			return h, nil
-		}
-	}
-	return "", nil
-}
-
-// randIntn returns a uniform random int in [0, n) for n <= 256.
-func randIntn(n int) int {
-	var b [1]byte
-	limit := 256 - 256%n
-	for {
-		rand.Read(b[:])
-		if int(b[0]) < limit {
-			return int(b[0]) % n
-		}
-	}
 }

@@ -6,9 +6,15 @@ import (
 	"time"
 )
 
-// AuditKeep is how many recent login attempts a backend keeps per account
-// (the newest; older ones are dropped on append).
+// AuditKeep is how many recent records of each kind a backend keeps per
+// account: the newest AuditKeep failures (see AuditRecord.Failure) and,
+// apart, the newest AuditKeep other records (sign-ins and changes), so
+// that failures, which anyone can cause, never push out the account's own
+// sign-ins. Older ones are dropped on append.
 const AuditKeep = 100
+
+// AuditMax is the most records RecentAudit can return for one account.
+const AuditMax = 2 * AuditKeep
 
 // AuditRecord is one login attempt (or one administrative action) as the
 // audit log and "recent sign-ins" show it. It never holds a secret.
@@ -32,16 +38,52 @@ type AuditRecord struct {
 	Actor string `json:"actor,omitempty"`
 }
 
+// failureResults are the results of attempts that did not get in: the
+// authn results other than "ok", "rate-limited", "bad-code" (a wrong
+// second factor) and the temporary "auth-error" and "upstream-error".
+var failureResults = map[string]bool{
+	"bad-secret": true, "unknown-user": true, "disabled": true, "primary-refused-mfa": true,
+	"scope-denied": true, "expired": true, "address-denied": true, "rate-limited": true,
+	"bad-code": true, "auth-error": true, "upstream-error": true,
+}
+
+// Failure reports whether r is an attempt that did not get in (anyone can
+// cause those) rather than a sign-in or a change to the account.
+func (r AuditRecord) Failure() bool { return failureResults[r.Result] }
+
+// SeqRecord is an audit record with its place in its account's append
+// order, for backends that keep the two kinds apart and merge them.
+type SeqRecord struct {
+	Seq uint64
+	Rec AuditRecord
+}
+
+// MergeAudit merges two lists that are each newest first (by Seq) into one,
+// newest first, of at most n records.
+func MergeAudit(a, b []SeqRecord, n int) []AuditRecord {
+	out := make([]AuditRecord, 0, max(0, min(n, len(a)+len(b))))
+	for len(out) < n && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && a[0].Seq > b[0].Seq) {
+			out, a = append(out, a[0].Rec), a[1:]
+		} else {
+			out, b = append(out, b[0].Rec), b[1:]
+		}
+	}
+	return out
+}
+
 // AuditLog keeps the recent attempts of each account, so that the CLI and
 // the portal can show "recent sign-ins". The full log is the slog audit
 // stream; this is the capped per-account view.
 type AuditLog interface {
 	// AppendAudit stores rec under rec.Username, keeping the newest
-	// AuditKeep records of that account. For a username with no account it
-	// stores nothing and returns nil (attackers must not fill the store).
+	// AuditKeep failures and, apart, the newest AuditKeep other records of
+	// that account. For a username with no account it stores nothing and
+	// returns nil (attackers must not fill the store).
 	AppendAudit(ctx context.Context, rec AuditRecord) error
-	// RecentAudit returns up to n records of the account, newest first;
-	// ErrNotFound if the account does not exist.
+	// RecentAudit returns up to n records of the account, of both kinds,
+	// newest (last appended) first, at most AuditMax; ErrNotFound if the
+	// account does not exist.
 	RecentAudit(ctx context.Context, username string, n int) ([]AuditRecord, error)
 }
 

@@ -60,9 +60,24 @@ type TOTP struct {
 	// plain secret).
 	SecretEnc []byte    `json:"secret_enc"`
 	Enrolled  time.Time `json:"enrolled"`
-	// RecoveryHashes are argon2id PHC strings of the unused one-time
-	// recovery codes; a used code is removed.
+	// Recovery are the unused one-time recovery codes; a used code is
+	// removed.
+	Recovery []RecoveryCode `json:"recovery,omitempty"`
+	// RecoveryHashes are argon2id PHC strings of unused recovery codes of
+	// enrolments made before codes had lookup tags (each costs a hash to
+	// check); new enrolments leave it empty.
 	RecoveryHashes []string `json:"recovery_hashes,omitempty"`
+}
+
+// RecoveryLeft is how many unused recovery codes t has.
+func (t *TOTP) RecoveryLeft() int { return len(t.Recovery) + len(t.RecoveryHashes) }
+
+// RecoveryCode is one recovery code as the store keeps it: like an app
+// password, a keyed lookup tag that finds it without a slow hash, and its
+// argon2id verifier.
+type RecoveryCode struct {
+	Tag  []byte `json:"tag"`
+	Hash string `json:"hash"`
 }
 
 // LastUse records the most recent successful login with an app password.
@@ -157,6 +172,30 @@ type Counters interface {
 	GetMany(ctx context.Context, keys []string) ([]int64, error)
 	// Delete removes the counter (e.g. after a successful login).
 	Delete(ctx context.Context, key string) error
+	// IncrMany applies incrs in order, in one round trip, and returns the
+	// counters' new values. Each change is atomic on its own counter (n
+	// concurrent increments of one counter return n distinct values), so
+	// a caller that increments first and then decides on the values it
+	// got (a login reserving its attempt before any hash) cannot be raced
+	// past a limit; the set as a whole need not be atomic.
+	IncrMany(ctx context.Context, incrs []Incr) ([]int64, error)
+}
+
+// Incr is one change of a Counters.IncrMany call.
+type Incr struct {
+	Key string
+	// N is added to the counter. A positive N creates a missing counter,
+	// which then expires TTL after (a fixed window, as Counters.Incr). 0
+	// only reads the counter. A negative N gives back an earlier
+	// increment: it never creates a counter and never takes one below
+	// zero (the window may have ended, or the counter been reset, since).
+	N int64
+	// TTL is the window of a counter that a positive N creates; it must
+	// then be positive.
+	TTL time.Duration
+	// Reset removes the counter before N is applied: with a positive N it
+	// starts a new window, with 0 the counter is just deleted.
+	Reset bool
 }
 
 // Store is what passgate needs from a backend. All methods are safe for

@@ -13,13 +13,29 @@ import (
 )
 
 // bucketAudit holds one nested bucket per account: big-endian sequence
-// number (bbolt's NextSequence, so append order) -> JSON store.AuditRecord.
-var bucketAudit = []byte("audit")
+// number -> JSON store.AuditRecord, for sign-ins and changes;
+// bucketAuditFail the same for failures (store.AuditRecord.Failure),
+// capped apart. Both take their numbers from the NextSequence of the
+// account's bucketAudit bucket, so together they are in append order.
+// Files written before the split have failures in bucketAudit too; they
+// age out as it rolls.
+var (
+	bucketAudit     = []byte("audit")
+	bucketAuditFail = []byte("auditfail")
+)
+
+// auditBucket is the top-level bucket that keeps rec's kind.
+func auditBucket(rec store.AuditRecord) []byte {
+	if rec.Failure() {
+		return bucketAuditFail
+	}
+	return bucketAudit
+}
 
 var _ store.AuditLog = (*DB)(nil)
 
 // AppendAudit stores rec under rec.Username and, in the same transaction,
-// drops the records older than the newest store.AuditKeep. If no account
+// drops the records of its kind older than the newest store.AuditKeep. If no account
 // named rec.Username exists (checked in that transaction too), it stores
 // nothing and returns nil. Revoking app passwords or changing the account
 // leaves its audit records alone.
@@ -33,18 +49,22 @@ func (db *DB) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 		if tx.Bucket(bucketAccounts).Get(name) == nil {
 			return nil
 		}
-		b, err := tx.Bucket(bucketAudit).CreateBucketIfNotExists(name)
+		seqs, err := tx.Bucket(bucketAudit).CreateBucketIfNotExists(name)
 		if err != nil {
 			return fmt.Errorf("audit bucket %q: %w", rec.Username, err)
 		}
-		seq, err := b.NextSequence()
+		b, err := tx.Bucket(auditBucket(rec)).CreateBucketIfNotExists(name)
+		if err != nil {
+			return fmt.Errorf("audit bucket %q: %w", rec.Username, err)
+		}
+		seq, err := seqs.NextSequence()
 		if err != nil {
 			return fmt.Errorf("audit sequence %q: %w", rec.Username, err)
 		}
 		if err := b.Put(auditKey(seq), v); err != nil {
 			return fmt.Errorf("put audit record %q: %w", rec.Username, err)
 		}
-		return trimAudit(b, seq)
+		return trimAudit(b)
 	})
 }
 
@@ -53,17 +73,17 @@ func auditKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, seq)
 }
 
-// trimAudit deletes the records of b older than the newest store.AuditKeep,
-// the newest having sequence number last. Keys come only from NextSequence,
-// so the kept ones are exactly those above last-AuditKeep.
-func trimAudit(b *bbolt.Bucket, last uint64) error {
-	if last <= store.AuditKeep {
-		return nil
-	}
-	cutoff := last - store.AuditKeep
-	var old [][]byte
+// trimAudit deletes the records of b older than its newest
+// store.AuditKeep (the numbers of one bucket have gaps: the other kind
+// took them).
+func trimAudit(b *bbolt.Bucket) error {
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= cutoff; k, _ = c.Next() {
+	k, _ := c.Last()
+	for kept := 0; k != nil && kept < store.AuditKeep; kept++ {
+		k, _ = c.Prev()
+	}
+	var old [][]byte
+	for ; k != nil; k, _ = c.Prev() {
 		old = append(old, bytes.Clone(k))
 	}
 	// Deleted after the walk (keys copied): deleting under a moving cursor
@@ -76,31 +96,44 @@ func trimAudit(b *bbolt.Bucket, last uint64) error {
 	return nil
 }
 
-// RecentAudit returns up to n records of the account, newest first (none
+// RecentAudit returns up to n records of the account (at most
+// store.AuditMax), both kinds merged in append order, newest first (none
 // if n <= 0); store.ErrNotFound if the account does not exist.
 func (db *DB) RecentAudit(ctx context.Context, username string, n int) ([]store.AuditRecord, error) {
-	var recs []store.AuditRecord
+	var lists [2][]store.SeqRecord
 	err := db.view(ctx, "recent audit", func(tx *bbolt.Tx) error {
 		name := []byte(username)
 		if tx.Bucket(bucketAccounts).Get(name) == nil {
 			return fail("account %q: %w", username, store.ErrNotFound)
 		}
-		b := tx.Bucket(bucketAudit).Bucket(name)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Last(); k != nil && len(recs) < n; k, v = c.Prev() {
-			var r store.AuditRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode audit record %d of %q: %w", binary.BigEndian.Uint64(k), username, err)
+		for i, top := range [][]byte{bucketAudit, bucketAuditFail} {
+			var err error
+			if lists[i], err = newestAudit(tx.Bucket(top).Bucket(name), username, n); err != nil {
+				return err
 			}
-			recs = append(recs, r)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	return store.MergeAudit(lists[0], lists[1], n), nil
+}
+
+// newestAudit returns up to n records of b (nil: none), newest first.
+func newestAudit(b *bbolt.Bucket, username string, n int) ([]store.SeqRecord, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var recs []store.SeqRecord
+	c := b.Cursor()
+	for k, v := c.Last(); k != nil && len(recs) < n; k, v = c.Prev() {
+		seq := binary.BigEndian.Uint64(k)
+		var r store.AuditRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, fmt.Errorf("decode audit record %d of %q: %w", seq, username, err)
+		}
+		recs = append(recs, store.SeqRecord{Seq: seq, Rec: r})
 	}
 	return recs, nil
 }

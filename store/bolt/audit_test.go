@@ -55,10 +55,18 @@ func TestAuditFile(t *testing.T) {
 	mustAccount(t, db, "alice")
 	appendAudit(t, db, "alice", store.AuditKeep+10)
 	appendAudit(t, db, "mallory", 3)
+	for i := range store.AuditKeep + 10 {
+		rec := store.AuditRecord{Time: time.Unix(int64(i), 0), Protocol: "imap", Username: "alice", Result: "bad-secret"}
+		if err := db.AppendAudit(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rawView(t, db, func(tx *bbolt.Tx) error {
 		audit := tx.Bucket([]byte("audit"))
-		if n := audit.Bucket([]byte("alice")).Stats().KeyN; n != store.AuditKeep {
-			t.Errorf("alice: %d records in the file, want %d", n, store.AuditKeep)
+		for _, top := range []string{"audit", "auditfail"} {
+			if n := tx.Bucket([]byte(top)).Bucket([]byte("alice")).Stats().KeyN; n != store.AuditKeep {
+				t.Errorf("alice: %d records in %s, want %d", n, top, store.AuditKeep)
+			}
 		}
 		if audit.Bucket([]byte("mallory")) != nil || audit.Get([]byte("mallory")) != nil {
 			t.Error("the file has an audit bucket for mallory, who has no account")

@@ -8,6 +8,7 @@
 //	tags      username + 0x00 + tag -> id (the lookup index of FindAppPassword)
 //	meta      "lookup-key" -> the installation's 32-byte lookup key
 //	audit     username (nested bucket) -> big-endian sequence -> JSON store.AuditRecord
+//	auditfail the same, for failed attempts (capped apart from audit)
 //	kv        key -> 8-byte big-endian expiry (unix nanoseconds) + value
 //
 // An expired kv key counts as absent; it is removed when touched and by
@@ -118,7 +119,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	now := opts.now()
 	err = bdb.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketAccounts, bucketAppPass, bucketTags, bucketMeta, bucketAudit, bucketKV} {
+		for _, name := range [][]byte{bucketAccounts, bucketAppPass, bucketTags, bucketMeta, bucketAudit, bucketAuditFail, bucketKV} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

@@ -124,6 +124,48 @@ func (c *Counters) GetMany(ctx context.Context, keys []string) ([]int64, error) 
 	return out, nil
 }
 
+// IncrMany applies incrs in order and returns the new values, all under
+// one lock (so the whole set is atomic here, more than store.Counters
+// requires). An entry with a positive N and a TTL that is not positive
+// fails the call before anything changes.
+func (c *Counters) IncrMany(ctx context.Context, incrs []store.Incr) ([]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memcount: incr: %w", err)
+	}
+	for _, in := range incrs {
+		if in.N > 0 && in.TTL <= 0 {
+			return nil, fmt.Errorf("memcount: incr %q: ttl %v is not positive", in.Key, in.TTL)
+		}
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]counter)
+	}
+	c.sweep(now)
+	out := make([]int64, len(incrs))
+	for i, in := range incrs {
+		if in.Reset {
+			delete(c.m, in.Key)
+		}
+		v, ok := c.live(in.Key, now)
+		switch {
+		case in.N > 0:
+			if !ok {
+				v.expires = now.Add(in.TTL)
+			}
+			v.value += in.N
+			c.m[in.Key] = v
+		case in.N < 0 && ok:
+			v.value = max(0, v.value+in.N)
+			c.m[in.Key] = v
+		}
+		out[i] = v.value
+	}
+	return out, nil
+}
+
 // Delete removes the counter; deleting a missing counter is not an error.
 func (c *Counters) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {

@@ -224,7 +224,7 @@ func copyAudit(ctx context.Context, src Source, dst Dest, username string, c *Co
 		c.Audit.Skipped++
 		return nil
 	}
-	recs, err := src.RecentAudit(ctx, username, store.AuditKeep)
+	recs, err := src.RecentAudit(ctx, username, store.AuditMax)
 	if err != nil {
 		return fmt.Errorf("read source audit of %q: %w", username, err)
 	}

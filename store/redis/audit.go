@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -12,23 +14,33 @@ import (
 
 var _ store.AuditLog = (*Store)(nil)
 
-// auditKey is the list of username's recent audit records, newest first;
-// it shares the account's hash tag.
-func (s *Store) auditKey(username string) string { return s.userKey(username, "audit") }
+// auditKey is the list of username's recent sign-ins and changes, newest
+// first; auditFailKey the list of its failed attempts
+// (store.AuditRecord.Failure), capped apart; auditSeqKey the account's
+// append counter, which numbers the records of both. All share the
+// account's hash tag.
+func (s *Store) auditKey(username string) string     { return s.userKey(username, "audit") }
+func (s *Store) auditFailKey(username string) string { return s.userKey(username, "auditfail") }
+func (s *Store) auditSeqKey(username string) string  { return s.userKey(username, "auditseq") }
 
-// scriptAppendAudit pushes a record onto an account's audit list and trims
-// it to the newest ARGV[2], if the account exists. KEYS: account, audit.
-// ARGV: JSON record, keep.
+// scriptAppendAudit pushes "SEQ JSON" onto one of an account's audit lists
+// and trims it to the newest ARGV[2], if the account exists. KEYS:
+// account, audit, auditfail, auditseq. ARGV: JSON record, keep, failure (1
+// or 0). Lists written before the split hold bare JSON (sequence 0: older
+// than every numbered record).
 var scriptAppendAudit = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+local seq = redis.call('INCR', KEYS[4])
+local list = KEYS[2]
+if ARGV[3] == '1' then list = KEYS[3] end
+redis.call('LPUSH', list, seq .. ' ' .. ARGV[1])
+redis.call('LTRIM', list, 0, tonumber(ARGV[2]) - 1)
 return 1
 `)
 
-// AppendAudit stores rec under rec.Username and drops the records older
-// than the newest store.AuditKeep, in one script. If no account named
-// rec.Username exists it stores nothing and returns nil. Revoking app
+// AppendAudit stores rec under rec.Username and drops the records of its
+// kind older than the newest store.AuditKeep, in one script. If no account
+// named rec.Username exists it stores nothing and returns nil. Revoking app
 // passwords or changing the account leaves the records alone.
 func (s *Store) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 	return s.do(ctx, "append audit", func(ctx context.Context) error {
@@ -36,22 +48,25 @@ func (s *Store) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 		if err != nil {
 			return fail("encode audit record: %w", err)
 		}
-		keys := []string{s.userKey(rec.Username, "account"), s.auditKey(rec.Username)}
-		return scriptAppendAudit.Run(ctx, s.rdb, keys, v, store.AuditKeep).Err()
+		u := rec.Username
+		keys := []string{s.userKey(u, "account"), s.auditKey(u), s.auditFailKey(u), s.auditSeqKey(u)}
+		return scriptAppendAudit.Run(ctx, s.rdb, keys, v, store.AuditKeep, rec.Failure()).Err()
 	})
 }
 
-// RecentAudit returns up to n records of the account, newest first (none
+// RecentAudit returns up to n records of the account (at most
+// store.AuditMax), both kinds merged in append order, newest first (none
 // if n <= 0); store.ErrNotFound if the account does not exist.
 func (s *Store) RecentAudit(ctx context.Context, username string, n int) ([]store.AuditRecord, error) {
-	recs := []store.AuditRecord{}
+	var recs []store.AuditRecord
 	err := s.do(ctx, "recent audit", func(ctx context.Context) error {
 		var exists *goredis.IntCmd
-		var list *goredis.StringSliceCmd
+		var lists [2]*goredis.StringSliceCmd
 		_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			exists = p.Exists(ctx, s.userKey(username, "account"))
 			if n > 0 {
-				list = p.LRange(ctx, s.auditKey(username), 0, int64(n)-1)
+				lists[0] = p.LRange(ctx, s.auditKey(username), 0, int64(n)-1)
+				lists[1] = p.LRange(ctx, s.auditFailKey(username), 0, int64(n)-1)
 			}
 			return nil
 		})
@@ -61,20 +76,44 @@ func (s *Store) RecentAudit(ctx context.Context, username string, n int) ([]stor
 		if exists.Val() == 0 {
 			return fail("account %q: %w", username, store.ErrNotFound)
 		}
-		if list == nil {
+		if n <= 0 {
 			return nil
 		}
-		for i, v := range list.Val() {
-			var r store.AuditRecord
-			if err := json.Unmarshal([]byte(v), &r); err != nil {
-				return fmt.Errorf("decode audit record %d of %q: %w", i, username, err)
+		var decoded [2][]store.SeqRecord
+		for i, l := range lists {
+			if decoded[i], err = decodeAudit(l.Val(), username); err != nil {
+				return err
 			}
-			recs = append(recs, r)
 		}
+		recs = store.MergeAudit(decoded[0], decoded[1], n)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if recs == nil {
+		recs = []store.AuditRecord{}
+	}
 	return recs, nil
+}
+
+// decodeAudit decodes the elements of an audit list: "SEQ JSON", or bare
+// JSON (sequence 0) from before the split.
+func decodeAudit(elems []string, username string) ([]store.SeqRecord, error) {
+	out := make([]store.SeqRecord, 0, len(elems))
+	for i, e := range elems {
+		var sr store.SeqRecord
+		if num, rest, ok := strings.Cut(e, " "); ok && !strings.HasPrefix(e, "{") {
+			seq, err := strconv.ParseUint(num, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("decode audit record %d of %q: bad sequence: %w", i, username, err)
+			}
+			sr.Seq, e = seq, rest
+		}
+		if err := json.Unmarshal([]byte(e), &sr.Rec); err != nil {
+			return nil, fmt.Errorf("decode audit record %d of %q: %w", i, username, err)
+		}
+		out = append(out, sr)
+	}
+	return out, nil
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/passgate/passgate/store"
 )
 
 // counterKey is the key of counter name; the braces make name its hash
@@ -82,6 +84,80 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]int64, error) {
 		return nil
 	})
 	return out, err
+}
+
+// IncrMany applies incrs in order with one pipelined round trip (per node
+// in a Cluster: each counter is its own slot), one scriptChange per
+// counter, so each change is atomic on its counter. Scripts the server has
+// not cached yet are sent whole in a second round trip (only the ones that
+// did not run).
+func (s *Store) IncrMany(ctx context.Context, incrs []store.Incr) ([]int64, error) {
+	out := make([]int64, len(incrs))
+	err := s.do(ctx, "incr counters", func(ctx context.Context) error {
+		for _, in := range incrs {
+			if in.N > 0 {
+				if err := checkTTL("counter", in.Key, in.TTL); err != nil {
+					return err
+				}
+			}
+		}
+		run := func(idx []int, eval bool) ([]*goredis.Cmd, error) {
+			cmds := make([]*goredis.Cmd, len(idx))
+			_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for j, i := range idx {
+					in := incrs[i]
+					keys := []string{s.counterKey(in.Key)}
+					args := []any{in.N, ceilMillis(max(in.TTL, 0)).Milliseconds(), in.Reset}
+					if eval {
+						cmds[j] = scriptChange.Eval(ctx, p, keys, args...)
+					} else {
+						cmds[j] = scriptChange.EvalSha(ctx, p, keys, args...)
+					}
+				}
+				return nil
+			})
+			return cmds, err
+		}
+		all := make([]int, len(incrs))
+		for i := range all {
+			all[i] = i
+		}
+		cmds, _ := run(all, false)
+		var again []int
+		for j, c := range cmds {
+			if isNoScript(c.Err()) {
+				again = append(again, all[j])
+				continue
+			}
+			v, err := c.Int64()
+			if err != nil {
+				return err
+			}
+			out[all[j]] = v
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		cmds, _ = run(again, true)
+		for j, c := range cmds {
+			v, err := c.Int64()
+			if err != nil {
+				return err
+			}
+			out[again[j]] = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// isNoScript reports whether err means that the server does not have the
+// script cached (EVALSHA before the first EVAL on that node).
+func isNoScript(err error) bool {
+	return err != nil && (errors.Is(err, goredis.ErrNoScript) || goredis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
 // Delete removes the counter; deleting a missing counter is not an error.

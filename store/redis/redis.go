@@ -11,7 +11,9 @@
 //	P:{u:U}:apppass   hash    id -> JSON store.AppPassword (LastUsed as created)
 //	P:{u:U}:tags      hash    hex(tag) -> id (the index of FindAppPassword)
 //	P:{u:U}:lastused  hash    id -> JSON store.LastUse (TouchAppPassword)
-//	P:{u:U}:audit     list    JSON store.AuditRecord, newest first, capped
+//	P:{u:U}:audit     list    "SEQ JSON" store.AuditRecord, newest first, capped
+//	P:{u:U}:auditfail list    the same for failed attempts, capped apart
+//	P:{u:U}:auditseq  string  the append counter that numbers both lists
 //	P:accounts        zset    every username, score 0 (ListAccounts, byte order)
 //	P:meta:lookupkey  string  the 32-byte lookup key
 //	P:cnt:{K}         string  counter K (store.Counters), with a TTL

@@ -100,3 +100,23 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v
 `)
+
+// scriptChange applies one store.Incr to counter KEYS[1]. ARGV: n, the
+// window in milliseconds (for a positive n), reset (1 or 0). A positive n
+// is scriptIncr; 0 reads; a negative n never creates the counter and
+// never takes it below zero. INCRBY keeps the counter's expiry.
+var scriptChange = goredis.NewScript(`
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[1])
+if n > 0 then
+  local v = redis.call('INCRBY', KEYS[1], n)
+  if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  return v
+end
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+cur = tonumber(cur)
+if n == 0 then return cur end
+if cur + n < 0 then n = -cur end
+return redis.call('INCRBY', KEYS[1], n)
+`)

@@ -18,6 +18,7 @@ func testAccounts(t *testing.T, o Opener) {
 			TOTP: &store.TOTP{
 				SecretEnc:      []byte("\x00sealed\xffsecret"),
 				Enrolled:       t0.Add(time.Minute),
+				Recovery:       []store.RecoveryCode{{Tag: []byte("tag 1"), Hash: fakeHash + "3"}},
 				RecoveryHashes: []string{fakeHash + "1", fakeHash + "2"},
 			},
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func RunAuditLog(t *testing.T, newStore func(t *testing.T) AuditStore) {
 		{"RoundTrip", testAuditRoundTrip},
 		{"SurvivesAccountChanges", testAuditSurvives},
 		{"Concurrent", testAuditConcurrent},
+		{"FailuresKeptApart", testAuditFailuresApart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -306,6 +308,48 @@ func testAuditConcurrent(t *testing.T, s AuditStore) {
 				t.Fatalf("%s: record %q, want w%d-%02d next (order %q)", tc.user, r.SessionID, w, next[w], sessions(got))
 			}
 			next[w]--
+		}
+	}
+}
+
+// testAuditFailuresApart is issue 9 item 13: 110 failed attempts from one
+// address must not push the account's own sign-ins and changes out of its
+// records. Successes and failures are each capped at AuditKeep, and
+// RecentAudit returns both, newest first by time.
+func testAuditFailuresApart(t *testing.T, s AuditStore) {
+	mustCreateAccount(t, s, "alice")
+	var own []store.AuditRecord
+	for i := range 5 {
+		r := auditRec("alice", i)
+		r.SessionID = fmt.Sprintf("own-%d", i)
+		if i == 4 {
+			r.Protocol, r.Result = "portal", "password-changed" // a change, not a login
+		}
+		own = append(own, r)
+	}
+	mustAppend(t, s, own...)
+	var attack []store.AuditRecord
+	for i := range 110 {
+		r := auditRec("alice", 10+i)
+		r.Remote = netip.MustParseAddrPort("203.0.113.9:40000")
+		r.Result = []string{"bad-secret", "rate-limited", "bad-code"}[i%3]
+		r.SessionID = fmt.Sprintf("attack-%03d", i)
+		attack = append(attack, r)
+	}
+	mustAppend(t, s, attack...)
+	got := mustRecent(t, s, "alice", 2*store.AuditKeep)
+	want := append(newestFirst(attack, store.AuditKeep), newestFirst(own, len(own))...)
+	checkSessions(t, "RecentAudit after 110 failures", got, want)
+	// The newest n are still the newest n, whichever kind.
+	checkSessions(t, "RecentAudit(3)", mustRecent(t, s, "alice", 3), newestFirst(attack, 3))
+	// A sign-in after the attack comes first again.
+	r := auditRec("alice", 200)
+	r.SessionID = "own-after"
+	mustAppend(t, s, r)
+	checkSessions(t, "RecentAudit(2) after a sign-in", mustRecent(t, s, "alice", 2), []string{"own-after", attack[len(attack)-1].SessionID})
+	for _, rec := range got {
+		if rec.Failure() != strings.HasPrefix(rec.SessionID, "attack-") {
+			t.Errorf("record %q (%s): Failure() = %v", rec.SessionID, rec.Result, rec.Failure())
 		}
 	}
 }

@@ -36,6 +36,115 @@ func RunCounters(t *testing.T, newCounters func(t *testing.T) store.Counters, ad
 	})
 	t.Run("Concurrent", func(t *testing.T) { testCountersConcurrent(t, newCounters(t)) })
 	t.Run("GetMany", func(t *testing.T) { testCountersGetMany(t, newCounters(t)) })
+	t.Run("IncrMany", func(t *testing.T) { testCountersIncrMany(t, newCounters(t)) })
+	t.Run("IncrManyGiveBack", func(t *testing.T) { testCountersGiveBack(t, newCounters(t)) })
+	t.Run("IncrManyReset", func(t *testing.T) {
+		if advance == nil {
+			t.Skip("the backend's clock cannot be moved")
+		}
+		testCountersReset(t, newCounters(t), advance)
+	})
+	t.Run("IncrManyConcurrent", func(t *testing.T) { testCountersReserve(t, newCounters(t)) })
+}
+
+// incrMany runs IncrMany and fails unless the values are want.
+func incrMany(t *testing.T, c store.Counters, incrs []store.Incr, want ...int64) {
+	t.Helper()
+	got, err := c.IncrMany(t.Context(), incrs)
+	if err != nil {
+		t.Fatalf("IncrMany(%+v): %v", incrs, err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("IncrMany(%+v) = %v, want %v", incrs, got, want)
+	}
+}
+
+// testCountersIncrMany checks that IncrMany increments, reads and agrees
+// with Incr and Get, in order, and that a read does not create a counter.
+func testCountersIncrMany(t *testing.T, c store.Counters) {
+	const ttl = time.Hour
+	mustIncr(t, c, "b", 4, ttl, 4)
+	incrMany(t, c, []store.Incr{
+		{Key: "a", N: 1, TTL: ttl}, {Key: "b", N: 2, TTL: ttl}, {Key: "absent"}, {Key: "a", N: 1, TTL: ttl}, {Key: "b"},
+	}, 1, 6, 0, 2, 6)
+	wantCount(t, c, "a", 2)
+	wantCount(t, c, "b", 6)
+	wantCount(t, c, "absent", 0)
+	mustIncr(t, c, "absent", 1, ttl, 1) // the read created nothing
+	incrMany(t, c, nil)
+	if _, err := c.IncrMany(t.Context(), []store.Incr{{Key: "x", N: 1}}); err == nil {
+		t.Error("IncrMany of a positive N without a TTL succeeded")
+	}
+}
+
+// testCountersGiveBack checks that a negative N never creates a counter
+// nor takes one below zero.
+func testCountersGiveBack(t *testing.T, c store.Counters) {
+	const ttl = time.Hour
+	incrMany(t, c, []store.Incr{{Key: "gone", N: -1}}, 0)
+	mustIncr(t, c, "gone", 1, ttl, 1) // nothing was created: a fresh counter
+	incrMany(t, c, []store.Incr{{Key: "k", N: 3, TTL: ttl}, {Key: "k", N: -1}, {Key: "k", N: -5}}, 3, 2, 0)
+	wantCount(t, c, "k", 0)
+	incrMany(t, c, []store.Incr{{Key: "k", N: 1, TTL: ttl}}, 1)
+}
+
+// testCountersReset checks Reset: a deletion with N 0, a new window with a
+// positive N.
+func testCountersReset(t *testing.T, c store.Counters, advance func(time.Duration)) {
+	const ttl = 10 * time.Second
+	incrMany(t, c, []store.Incr{{Key: "k", N: 5, TTL: ttl}, {Key: "d", N: 2, TTL: ttl}}, 5, 2)
+	advance(6 * time.Second)
+	incrMany(t, c, []store.Incr{{Key: "k", N: 1, TTL: ttl, Reset: true}, {Key: "d", Reset: true}}, 1, 0)
+	wantCount(t, c, "d", 0)
+	advance(6 * time.Second) // 12s: past the first window, inside the new one
+	wantCount(t, c, "k", 1)
+	advance(5 * time.Second)
+	wantCount(t, c, "k", 0)
+	// A give-back keeps the window.
+	incrMany(t, c, []store.Incr{{Key: "w", N: 3, TTL: ttl}}, 3)
+	advance(6 * time.Second)
+	incrMany(t, c, []store.Incr{{Key: "w", N: -1}}, 2)
+	advance(5 * time.Second)
+	wantCount(t, c, "w", 0)
+}
+
+// testCountersReserve is the use that matters: 40 logins at once reserve
+// an attempt on the same two counters; each counter hands out every value
+// 1..40 once, so that exactly as many as a limit allows see a value within
+// it, whatever the interleaving.
+func testCountersReserve(t *testing.T, c store.Counters) {
+	const workers = 40
+	got := make([][]int64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			v, err := c.IncrMany(t.Context(), []store.Incr{
+				{Key: "fail:ip:192.0.2.7/32", N: 1, TTL: time.Hour},
+				{Key: "fail:acctip:alice|192.0.2.7/32", N: 1, TTL: time.Hour},
+			})
+			if err != nil {
+				t.Errorf("IncrMany: %v", err)
+				return
+			}
+			got[w] = v
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for k := range 2 {
+		var vals []int64
+		for _, v := range got {
+			vals = append(vals, v[k])
+		}
+		slices.Sort(vals)
+		for i, v := range vals {
+			if v != int64(i+1) {
+				t.Fatalf("counter %d: reservations returned %s, want each of 1..%d once", k, summary(vals), workers)
+			}
+		}
+	}
 }
 
 // testCountersGetMany checks that GetMany agrees with Get, in order,

@@ -115,6 +115,9 @@ func normAccount(a store.Account) store.Account {
 		if len(totp.RecoveryHashes) == 0 {
 			totp.RecoveryHashes = nil
 		}
+		if len(totp.Recovery) == 0 {
+			totp.Recovery = nil
+		}
 		a.TOTP = &totp
 	}
 	return a
