@@ -2,7 +2,8 @@
 // generation, MFA policy and scopes (Verifier), and in front of them the
 // brute-force limits and tarpit, the verified-credential cache and the
 // audit log (Guard). It does no I/O except through the store interfaces
-// and the audit slog.Logger.
+// and the audit slog.Logger. It mints new credentials (HashPassword,
+// MintAppPassword) but stores none: account changes are authn/account's.
 //
 // Implementation notes (invariants):
 //   - A Verifier login runs exactly one argon2id evaluation, whatever its
