@@ -3,7 +3,9 @@
 // of them the brute-force limits and tarpit, the verified-credential cache,
 // the memory of known refusals and the audit log (Guard), for passwords
 // and for the portal's second factors. It does no I/O except through the
-// store interfaces and the audit slog.Logger.
+// store interfaces and the audit slog.Logger. It mints new credentials
+// (HashPassword, MintAppPassword) but stores none: account changes are
+// authn/account's.
 //
 // Implementation notes (invariants):
 //   - A Verifier login runs exactly one argon2id evaluation, whatever its

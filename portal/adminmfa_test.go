@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -18,7 +19,7 @@ func TestAdminNeedsSecondFactor(t *testing.T) {
 	f.account("root@example.org", adminPW, false)
 	f.update("root@example.org", func(a *store.Account) { a.Admin = true })
 	f.account("bob@example.org", bobPW, false)
-	if _, err := f.v.CreateAppPassword(t.Context(), "bob@example.org", "Phone", nil, f.clock.Now().AddDate(1, 0, 0)); err != nil {
+	if _, err := f.setup().CreateAppPassword(t.Context(), testActor, "bob@example.org", "Phone", account.AppPasswordOptions{Expires: f.clock.Now().AddDate(1, 0, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	b := f.browser()

@@ -7,19 +7,24 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
 
 // core is the protocol-independent part of a running passgate: the store,
-// the login decision behind its guard, and the live sessions.
+// the login decision behind its guard, the account service, and the live
+// sessions.
 type core struct {
 	st       backend
 	v        *authn.Verifier
 	guard    *authn.Guard
 	cache    *authn.Cache
 	sessions *sessions.Registry
+
+	// accounts changes accounts for the portal and the control socket.
+	accounts *account.Service
 
 	closers []func() error
 }
@@ -42,6 +47,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		return nil, err
 	}
 	c.closers = append(c.closers, closeAudit)
+	c.accounts = &account.Service{Store: c.st, Verifier: c.v, AuditLog: auditLog, Logger: log}
 	g := cfg.Limits.GuardLimits
 	if ttl := g.AuthCacheTTL; ttl > 0 {
 		c.cache = &authn.Cache{TTL: time.Duration(ttl), MaxEntries: g.AuthCacheEntries}
