@@ -22,7 +22,9 @@ package imap
 //     upstream.Login (pass-through mode only); neither is logged, formatted
 //     into an error, or kept after the login. Panic values are logged only
 //     when they are runtime errors (which carry no data).
-//   - Every pre-auth read has a deadline (ReadTimeout) and a size limit:
+//   - Every pre-auth read has a deadline and a size limit: readCommand arms
+//     one deadline (ReadTimeout) per command, which its literals and SASL
+//     responses share, so an idle client is closed after one ReadTimeout;
 //     lines are read with bufio.Reader.ReadSlice into a buffer of MaxLine
 //     bytes, literals into a buffer of at most MaxLiteral bytes. Nothing
 //     sized by the client is allocated beyond these limits.
@@ -104,7 +106,10 @@ type Server struct {
 	// "* BYE Too many commands before login" and the connection closed.
 	// 0 = 100.
 	MaxPreauthCommands int
-	// ReadTimeout bounds every pre-auth read (and write). 0 = 60s.
+	// ReadTimeout bounds each pre-auth command: the command line, its
+	// literals and SASL responses must all arrive within it, counted from
+	// when passgate starts reading the command. It also bounds each
+	// pre-auth write and the TLS handshake. 0 = 60s.
 	ReadTimeout time.Duration
 	// MaxLine is the longest command line accepted, CRLF included.
 	// 0 = 8192 bytes.
