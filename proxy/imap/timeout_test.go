@@ -3,62 +3,13 @@ package imap
 import (
 	"bufio"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
-	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testdeadline"
 )
-
-// deadlineListener records, for the connections it accepts, how often a
-// read deadline was armed (set in the future) and how many reads ended at
-// one: what an idle client costs, counted rather than timed.
-type deadlineListener struct {
-	net.Listener
-	mu      sync.Mutex
-	armed   int
-	expired int
-}
-
-func (l *deadlineListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &deadlineConn{Conn: c, l: l}, nil
-}
-
-func (l *deadlineListener) counts() (armed, expired int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.armed, l.expired
-}
-
-type deadlineConn struct {
-	net.Conn
-	l *deadlineListener
-}
-
-func (c *deadlineConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.l.mu.Lock()
-		c.l.expired++
-		c.l.mu.Unlock()
-	}
-	return n, err
-}
-
-func (c *deadlineConn) SetReadDeadline(t time.Time) error {
-	if t.After(time.Now()) {
-		c.l.mu.Lock()
-		c.l.armed++
-		c.l.mu.Unlock()
-	}
-	return c.Conn.SetReadDeadline(t)
-}
 
 // TestPreauthDeadlineArmedOncePerCommand: an idle or trickling client
 // before login is closed when one ReadTimeout has passed since passgate
@@ -88,7 +39,7 @@ func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dl := &deadlineListener{Listener: ln}
+			dl := &testdeadline.Listener{Listener: ln}
 			srv := &Server{Auth: &fakeAuth{}, Upstream: newFakeUpstream(), AllowCleartext: true,
 				ReadTimeout: timeout, Logger: slog.New(slog.DiscardHandler)}
 			served := make(chan error, 1)
@@ -112,7 +63,7 @@ func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
 			c.expect("* BYE Autologout; idle for too long")
 			c.expectClosed()
 			took := time.Since(start)
-			armed, expired := dl.counts()
+			armed, expired := dl.Counts()
 			t.Logf("closed after %v (ReadTimeout %v); %d deadlines armed, %d expired", took.Round(time.Millisecond), timeout, armed, expired)
 			if expired != 1 {
 				t.Errorf("%d reads ended at a deadline before the close, want 1", expired)

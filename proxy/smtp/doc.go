@@ -34,8 +34,9 @@ package smtp
 //   - The body is streamed: one fixed buffer per message, never the whole
 //     message in memory.
 //   - Every client read has a deadline (ReadTimeout, extended per read during
-//     DATA); every upstream command has one (CommandTimeout), including each
-//     write of the body.
+//     DATA), capped at PreauthTimeout until AUTH succeeds (clientConn's
+//     SetReadDeadline and SetWriteDeadline); every upstream command has one
+//     (CommandTimeout), including each write of the body.
 //   - Abuse is bounded before AUTH: ConnLimit is checked before the
 //     greeting; MaxPreauthCommands counts every line go-smtp reads before a
 //     successful AUTH (by the read deadline it sets before each one, so
