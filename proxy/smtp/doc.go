@@ -33,6 +33,9 @@ package smtp
 //     the upstream discards the partial message (RFC 5321 §4.1.1.4).
 //   - The body is streamed: one fixed buffer per message, never the whole
 //     message in memory.
+//   - No bare CR or LF reaches the upstream in a message (SMTP smuggling):
+//     lineEndReader stops the body before the first one, and the message is
+//     refused (550 5.5.2) and aborted upstream.
 //   - Every client read has a deadline (ReadTimeout, extended per read during
 //     DATA), capped at PreauthTimeout until AUTH succeeds (clientConn's
 //     SetReadDeadline and SetWriteDeadline); every upstream command has one
