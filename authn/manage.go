@@ -36,10 +36,14 @@ type NewAppPassword struct {
 }
 
 // CreateAccount stores a new account. An empty primaryPassword creates an
-// account that can log in with app passwords only.
+// account that can log in with app passwords only. The username may not
+// hold one of MasterSeparators.
 func (v *Verifier) CreateAccount(ctx context.Context, username, primaryPassword string, mfa bool) error {
 	username, err := store.NormalizeUsername(username)
 	if err != nil {
+		return fmt.Errorf("username: %w", err)
+	}
+	if err := store.CheckSeparators(username, v.MasterSeparators); err != nil {
 		return fmt.Errorf("username: %w", err)
 	}
 	a := store.Account{Username: username, MFA: mfa, Created: v.now()}

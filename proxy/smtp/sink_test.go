@@ -111,6 +111,7 @@ func startSink(t testing.TB, cfg func(*sink)) *sink {
 	}()
 	t.Cleanup(func() {
 		srv.Close()
+		ln.Close() // ends Serve even if it had not started when Close ran
 		<-done
 	})
 	return s

@@ -57,6 +57,9 @@ func (u *IMAP) logger() *slog.Logger {
 // connection is positioned after the upstream's tagged OK and belongs to the
 // caller. Errors wrap ErrUnavailable, or are a *RefusedError.
 func (u *IMAP) Login(ctx context.Context, l Login) (*Conn, error) {
+	if err := u.checkUsername(l.Username); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	w, err := u.connect(ctx)
 	if err != nil {

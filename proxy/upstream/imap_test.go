@@ -201,6 +201,40 @@ func TestLoginMasterLOGIN(t *testing.T) {
 	}
 }
 
+// TestLoginMasterRefusesSeparatorInUsername: in login-master mode a user
+// name holding the separator would name part of itself as the master user
+// ("eve%bob" + "%" + "proxy"; Dovecot splits at the first separator). The
+// login is refused before anything is dialled (defence in depth: authn
+// already treats such names as unknown users).
+func TestLoginMasterRefusesSeparatorInUsername(t *testing.T) {
+	for _, sep := range []string{"%", ""} { // "" is "*"
+		t.Run("separator "+sep, func(t *testing.T) {
+			sent := make(chan string, 1)
+			addr := serve(t, false, func(s *script) {
+				s.send(greetingCaps)
+				sent <- s.line()
+				s.expectEOF()
+			})
+			u := master(addr)
+			u.Mode, u.Separator, u.LoginTimeout = ModeLoginMaster, sep, 300*time.Millisecond
+			name := "eve%bob"
+			if sep == "" {
+				name = "eve*bob"
+			}
+			_, err := doLogin(t, u, Login{Username: name, ClientIP: alice.ClientIP})
+			var refused *RefusedError
+			if !errors.As(err, &refused) || !strings.Contains(refused.Text, "separator") {
+				t.Errorf("Login = %v, want a *RefusedError naming the separator", err)
+			}
+			select {
+			case l := <-sent:
+				t.Errorf("the upstream received %q", l)
+			default:
+			}
+		})
+	}
+}
+
 func TestLoginPassthrough(t *testing.T) {
 	tests := []struct {
 		name     string
