@@ -2,7 +2,11 @@
 // pre-authentication phase, then a hand-off to the upstream splice.
 //
 // A Server greets the client, answers CAPABILITY, NOOP, LOGOUT, ID and
-// STARTTLS, and takes LOGIN or AUTHENTICATE PLAIN / LOGIN. The credentials go
+// STARTTLS, and takes LOGIN or AUTHENTICATE PLAIN / LOGIN. Before login it
+// announces its own capabilities and the upstream's pre-login ones, which
+// the first Serve learns from an Upstream that offers Capabilities (as
+// upstream.IMAP does), so that clients that read the list only once see
+// IDLE and the rest. The credentials go
 // to the Authenticator; on success the Upstream logs in to the real server as
 // the user, the upstream's tagged OK is re-tagged for the client, and from
 // then on bytes are copied both ways by proxy.Splice:
@@ -124,6 +128,9 @@ type Server struct {
 	// Hostname is the greeting text. "" = "passgate".
 	Hostname string
 
+	capsOnce     sync.Once
+	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -190,9 +197,11 @@ func (s *Server) hostname() string {
 }
 
 // Serve accepts plain TCP connections on ln, offering STARTTLS when
-// TLSConfig is set. It fails at once if no client could ever log in (no
-// TLSConfig and AllowCleartext false). It always returns a non-nil error;
-// after Shutdown or Close, ErrServerClosed.
+// TLSConfig is set. The first Serve or ServeTLS probes the upstream's
+// pre-login capabilities before accepting (for at most the upstream's own
+// timeouts). It fails at once if no client could ever log in (no TLSConfig
+// and AllowCleartext false). It always returns a non-nil error; after
+// Shutdown or Close, ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
@@ -227,7 +236,10 @@ func (s *Server) check() error {
 }
 
 // serve runs the accept loop; implicitTLS says every conn is a *tls.Conn.
+// The first call learns the upstream's pre-login capabilities; concurrent
+// ones wait for it.
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
+	s.capsOnce.Do(s.learnCapabilities)
 	if !s.trackListener(ln, true) {
 		ln.Close()
 		return ErrServerClosed

@@ -487,3 +487,48 @@ func TestCheck(t *testing.T) {
 		}
 	})
 }
+
+func TestCapabilities(t *testing.T) {
+	t.Run("from the greeting", func(t *testing.T) {
+		addr := serve(t, false, func(s *script) {
+			s.send(greetingCaps)
+			m := s.expect(`(\S+) LOGOUT`)
+			s.send("* BYE Logging out", m[1]+" OK Logout completed.")
+			s.expectEOF()
+		})
+		caps, err := master(addr).Capabilities(context.Background())
+		if want := "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=LOGIN"; err != nil || strings.Join(caps, " ") != want {
+			t.Errorf("Capabilities = %q, %v; want %q", caps, err, want)
+		}
+	})
+	t.Run("asked for, after STARTTLS", func(t *testing.T) {
+		addr := serve(t, false, func(s *script) {
+			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED X-PLAINTEXT] ready")
+			m := s.expect(`(\S+) STARTTLS`)
+			s.send(m[1] + " OK Begin TLS negotiation now.")
+			s.startTLS()
+			m = s.expect(`(\S+) CAPABILITY`)
+			s.send("* CAPABILITY IMAP4rev1 IDLE ENABLE AUTH=PLAIN", m[1]+" OK done")
+			m = s.expect(`(\S+) LOGOUT`)
+			s.send("* BYE Logging out", m[1]+" OK Logout completed.")
+			s.expectEOF()
+		})
+		u := master(addr)
+		u.TLS, u.TLSConfig = TLSStartTLS, testcert.ClientConfig("")
+		caps, err := u.Capabilities(context.Background())
+		if want := "IMAP4rev1 IDLE ENABLE AUTH=PLAIN"; err != nil || strings.Join(caps, " ") != want {
+			t.Errorf("Capabilities = %q, %v; want %q", caps, err, want)
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, err := master(addr).Capabilities(context.Background()); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Capabilities = %v, want ErrUnavailable", err)
+		}
+	})
+}
