@@ -40,6 +40,13 @@ type Verifier struct {
 	// passwords when its primary password changes. By default they are all
 	// revoked, as Google does: a changed password often means a compromise.
 	KeepAppPasswordsOnPasswordChange bool
+	// MasterSeparators are what the upstream logins put between user and
+	// master user (login-master mode: Dovecot's auth_master_user_separator).
+	// A user name holding one would make the upstream read part of it as a
+	// master user, so CreateAccount refuses it and Verify decides such a
+	// name as an unknown user (one dummy hash, like any unknown user).
+	// Empty: none.
+	MasterSeparators []string
 	// MaxConcurrentHashes bounds the argon2id evaluations running at once
 	// (each holds Params.MemoryKiB of memory: 19 MiB by default), so that a
 	// burst of logins queues instead of exhausting memory. If zero,
@@ -191,6 +198,11 @@ func (v *Verifier) lookup(ctx context.Context, a Attempt) (login, error) {
 		return l, nil
 	}
 	l.secretOK = true
+	if store.CheckSeparators(username, v.MasterSeparators) != nil {
+		// No such account can be created: an older one is unknown here,
+		// and nothing is read for it.
+		return l, nil
+	}
 	acct, err := v.Store.GetAccount(ctx, username)
 	switch {
 	case err == nil:

@@ -47,6 +47,9 @@ func (s *Service) CreateUser(ctx context.Context, who Actor, u NewUser) error {
 	if err != nil {
 		return err
 	}
+	if err := store.CheckSeparators(name, s.Verifier.MasterSeparators); err != nil {
+		return fieldErr("username", err, "%v", err)
+	}
 	a := store.Account{Username: name, MFA: u.MFA, Created: s.now()}
 	if u.Password != "" {
 		if err := checkPrimaryPassword(u.Password); err != nil {

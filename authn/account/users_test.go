@@ -178,3 +178,21 @@ func TestListUsers(t *testing.T) {
 		t.Errorf("ListUsers = %+v", users)
 	}
 }
+
+// TestCreateUserRefusesMasterSeparator: no account may be created whose
+// name holds an upstream's master user separator ("mallory%proxy" would
+// log in upstream as the master user's login of "mallory").
+func TestCreateUserRefusesMasterSeparator(t *testing.T) {
+	f := newFixture(t)
+	f.v.MasterSeparators = []string{"%", "*"}
+	for _, name := range []string{"mallory%proxy@example.com", "%@example.com"} {
+		err := f.svc.CreateUser(t.Context(), root, NewUser{Username: name})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "username" || !strings.Contains(err.Error(), "separator") {
+			t.Errorf("CreateUser(%q) = %v, want a username error naming the separator", name, err)
+		}
+		if _, err := f.st.GetAccount(t.Context(), name); err == nil {
+			t.Errorf("%q was stored", name)
+		}
+	}
+}

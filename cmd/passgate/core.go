@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/passgate/passgate/authn"
@@ -94,7 +95,20 @@ func newVerifier(cfg *config.Config, st store.Store, log *slog.Logger) *authn.Ve
 		Logger:                           log,
 		AppPasswordsOnly:                 cfg.Authn.AppPasswordsOnly,
 		KeepAppPasswordsOnPasswordChange: cfg.Authn.KeepAppPasswordsOnPasswordChange,
+		MasterSeparators:                 masterSeparators(cfg),
 	}
+}
+
+// masterSeparators are the master user separators of the configured
+// upstreams: no user name may hold one (authn.Verifier.MasterSeparators).
+func masterSeparators(cfg *config.Config) []string {
+	var seps []string
+	for _, s := range []string{cfg.IMAP.Upstream.MasterSeparator, cfg.SMTP.Upstream.MasterSeparator} {
+		if s != "" && !slices.Contains(seps, s) {
+			seps = append(seps, s)
+		}
+	}
+	return seps
 }
 
 func (c *core) close() {
