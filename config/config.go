@@ -21,6 +21,8 @@ package config
 import (
 	"crypto/tls"
 	"strings"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // Config is the whole configuration file. After Parse or Load every field
@@ -69,18 +71,19 @@ type Upstream struct {
 	Address string `toml:"address"`
 	// TLS is how to secure the connection: "none" (default), "starttls" or
 	// "tls" (implicit).
-	TLS TLSMode `toml:"tls"`
+	TLS upstream.TLSMode `toml:"tls"`
 	// CAFile is a PEM bundle of the CAs that verify the upstream
 	// certificate. Empty: the system roots. Only with TLS != none.
 	CAFile string `toml:"ca_file"`
 	// ServerName is the name verified in the upstream certificate. Empty:
 	// the host part of Address. Only with TLS != none.
 	ServerName string `toml:"server_name"`
-	// Login is how passgate logs in: "master" (default; SASL PLAIN with
-	// authzid = user, authcid = MasterUser), "login-master" (LOGIN
-	// user<MasterSeparator>MasterUser with MasterSecret) or "passthrough"
-	// (the client's own credentials).
-	Login LoginMode `toml:"login"`
+	// Login is how passgate logs in (upstream.Mode): "master" (default;
+	// SASL PLAIN with authzid = user, authcid = MasterUser), "login-master"
+	// (LOGIN user<MasterSeparator>MasterUser with MasterSecret),
+	// "passthrough" (the client's own credentials) or, for SMTP only,
+	// "xclient".
+	Login upstream.Mode `toml:"login"`
 	// MasterUser is the upstream master user. Required for master and
 	// login-master.
 	MasterUser string `toml:"master_user"`

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 func TestParseFull(t *testing.T) {
@@ -69,8 +71,8 @@ func TestParseFull(t *testing.T) {
 	}
 	u := m.Upstream
 	want := Upstream{
-		Address: "mail.internal:993", TLS: TLSImplicit, CAFile: filepath.Join(dir, "ca.pem"),
-		ServerName: "localhost", Login: LoginLoginMaster, MasterUser: "proxy",
+		Address: "mail.internal:993", TLS: upstream.TLSImplicit, CAFile: filepath.Join(dir, "ca.pem"),
+		ServerName: "localhost", Login: upstream.ModeLoginMaster, MasterUser: "proxy",
 		MasterSecret: "from-file", MasterSecretFile: filepath.Join(dir, "master-secret"),
 		MasterSeparator: "%", SendID: true,
 		DialTimeout: Duration{3 * time.Second}, LoginTimeout: Duration{90 * time.Second},
@@ -127,7 +129,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := c.IMAP.Upstream
-	if u.TLS != TLSNone || u.TLSConfig != nil || u.Login != LoginMaster || u.MasterSeparator != "*" ||
+	if u.TLS != upstream.TLSNone || u.TLSConfig != nil || u.Login != upstream.ModeMaster || u.MasterSeparator != "*" ||
 		u.SendID || u.DialTimeout.Duration != 10*time.Second || u.LoginTimeout.Duration != 30*time.Second ||
 		u.ServerName != "" || u.CAFile != "" {
 		t.Errorf("upstream defaults = %+v", u)

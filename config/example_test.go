@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // TestExampleFile keeps passgate.example.toml valid and its "default"
@@ -35,7 +36,7 @@ func TestExampleFile(t *testing.T) {
 		t.Errorf("imap = %+v", m)
 	}
 	u := m.Upstream
-	if u.Address != "127.0.0.1:143" || u.Login != LoginMaster || u.MasterUser != "passgate" ||
+	if u.Address != "127.0.0.1:143" || u.Login != upstream.ModeMaster || u.MasterUser != "passgate" ||
 		u.MasterSecret != "example-secret" || !u.SendID || u.TLSConfig != nil {
 		t.Errorf("upstream = %+v", u)
 	}

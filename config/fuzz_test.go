@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // FuzzParse checks that Parse never panics, that every error it returns is
@@ -51,7 +52,7 @@ func FuzzParse(f *testing.F) {
 		if u.Login.NeedsMaster() && (u.MasterUser == "" || u.MasterSecret == "") {
 			t.Fatalf("accepted login %q without master user or secret", u.Login)
 		}
-		if (u.TLS == TLSNone) != (u.TLSConfig == nil) {
+		if (u.TLS == upstream.TLSNone) != (u.TLSConfig == nil) {
 			t.Fatalf("upstream tls %q with TLSConfig %v", u.TLS, u.TLSConfig)
 		}
 		if c.IMAP.ListenTLS != "" && c.TLS.Config == nil {

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/passgate/passgate/proxy/upstream"
+
 // SMTP configures the submission listeners (RFC 6409, RFC 8314) and the
 // submission server behind them. The section is optional; when neither
 // listener is set, passgate serves no SMTP.
@@ -34,5 +36,5 @@ func (l *loader) smtp(s *SMTP, haveCert bool) {
 		return
 	}
 	l.listeners("smtp", s.Listen, s.ListenTLS, s.AllowCleartext, haveCert)
-	s.Upstream.resolve(l, "smtp.upstream")
+	s.Upstream.resolve(l, "smtp.upstream", func(c upstream.Config) error { return c.SMTP().Validate() })
 }

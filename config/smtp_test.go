@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 func TestSMTPSection(t *testing.T) {
@@ -19,8 +21,8 @@ func TestSMTPSection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an SMTP-only config: %v", err)
 	}
-	if !c.SMTP.Enabled() || !c.SMTP.SenderCheck() || c.SMTP.Upstream.Login != LoginXCLIENT ||
-		c.SMTP.Upstream.DialTimeout.Duration != defaultDialTimeout {
+	if !c.SMTP.Enabled() || !c.SMTP.SenderCheck() || c.SMTP.Upstream.Login != upstream.ModeXCLIENT ||
+		c.SMTP.Upstream.DialTimeout.Duration != upstream.DefaultDialTimeout {
 		t.Errorf("parsed %+v; want enabled, sender check on by default, xclient, default timeouts", c.SMTP)
 	}
 	if c, err := Parse([]byte(base+lines(`[smtp]`, `check_sender = false`)), dir, nil); err != nil || c.SMTP.Enabled() || c.SMTP.SenderCheck() {

@@ -27,49 +27,6 @@ func (d *Duration) UnmarshalText(text []byte) error {
 // MarshalText writes the duration as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// TLSMode is how passgate secures its connection to an upstream.
-type TLSMode string
-
-// TLS modes.
-const (
-	TLSNone     TLSMode = "none"     // plain TCP
-	TLSStartTLS TLSMode = "starttls" // plain TCP, then STARTTLS (RFC 3501 §6.2.1)
-	TLSImplicit TLSMode = "tls"      // TLS from the first byte (RFC 8314 §3.3)
-)
-
-var tlsModes = []string{string(TLSNone), string(TLSStartTLS), string(TLSImplicit)}
-
-// UnmarshalText accepts none, starttls or tls.
-func (m *TLSMode) UnmarshalText(text []byte) error {
-	v, err := oneOf(string(text), tlsModes)
-	*m = TLSMode(v)
-	return err
-}
-
-// LoginMode is how passgate logs in to an upstream on behalf of a user.
-type LoginMode string
-
-// Login modes; see Upstream.Login.
-const (
-	LoginMaster      LoginMode = "master"
-	LoginLoginMaster LoginMode = "login-master"
-	LoginPassthrough LoginMode = "passthrough"
-	// LoginXCLIENT is SMTP only: Postfix XCLIENT LOGIN= from a trusted proxy.
-	LoginXCLIENT LoginMode = "xclient"
-)
-
-var loginModes = []string{string(LoginMaster), string(LoginLoginMaster), string(LoginPassthrough), string(LoginXCLIENT)}
-
-// UnmarshalText accepts master, login-master, passthrough or xclient.
-func (m *LoginMode) UnmarshalText(text []byte) error {
-	v, err := oneOf(string(text), loginModes)
-	*m = LoginMode(v)
-	return err
-}
-
-// NeedsMaster reports whether the mode logs in with the master user.
-func (m LoginMode) NeedsMaster() bool { return m == LoginMaster || m == LoginLoginMaster }
-
 // oneOf returns s if it is one of allowed, otherwise an error listing them.
 func oneOf(s string, allowed []string) (string, error) {
 	for _, a := range allowed {

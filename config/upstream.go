@@ -3,76 +3,92 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
+	"errors"
 	"strings"
-	"time"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
-// Upstream defaults.
-const (
-	defaultMasterSeparator = "*"
-	defaultDialTimeout     = 10 * time.Second
-	defaultLoginTimeout    = 30 * time.Second
-)
+// Config is the section as the upstream package takes it. The protocol
+// clients are Config().IMAP() and Config().SMTP().
+func (u *Upstream) Config() upstream.Config {
+	return upstream.Config{
+		Address:      u.Address,
+		TLS:          u.TLS,
+		TLSConfig:    u.TLSConfig,
+		Mode:         u.Login,
+		MasterUser:   u.MasterUser,
+		MasterSecret: u.MasterSecret,
+		Separator:    u.MasterSeparator,
+		SendID:       u.SendID,
+		DialTimeout:  u.DialTimeout.Duration,
+		LoginTimeout: u.LoginTimeout.Duration,
+	}
+}
 
-// resolve validates the upstream section at prefix (e.g. "imap.upstream"),
-// fills its defaults, reads its master secret and CA file, and builds
-// TLSConfig. Every protocol section with an upstream calls it with its own
-// prefix, which also names its environment overrides (secretEnv).
-func (u *Upstream) resolve(l *loader, prefix string) {
+// resolve fills the upstream section at prefix (e.g. "imap.upstream") with
+// the upstream package's defaults, reads its master secret and CA file,
+// has the protocol's client validate it (validate), and builds TLSConfig.
+// Every protocol section with an upstream calls it with its own prefix,
+// which also names its environment overrides (secretEnv).
+func (u *Upstream) resolve(l *loader, prefix string, validate func(upstream.Config) error) {
 	key := func(name string) string { return prefix + "." + name }
-
-	host := u.checkAddress(l, key("address"))
-	u.resolveTLS(l, prefix, host)
+	if u.TLS == "" {
+		u.TLS = upstream.DefaultTLS
+	}
 	if u.Login == "" {
-		u.Login = LoginMaster
+		u.Login = upstream.DefaultMode
 	}
 	if u.MasterSeparator == "" {
-		u.MasterSeparator = defaultMasterSeparator
+		u.MasterSeparator = upstream.DefaultSeparator
 	}
-	checkSeparator(l, key("master_separator"), u.MasterSeparator)
+	l.duration(key("dial_timeout"), &u.DialTimeout, upstream.DefaultDialTimeout, 0)
+	l.duration(key("login_timeout"), &u.LoginTimeout, upstream.DefaultLoginTimeout, 0)
+	u.readCA(l, prefix)
 	if u.Login.NeedsMaster() {
 		u.resolveMaster(l, prefix)
 	}
-	l.duration(key("dial_timeout"), &u.DialTimeout, defaultDialTimeout, 0)
-	l.duration(key("login_timeout"), &u.LoginTimeout, defaultLoginTimeout, 0)
-}
-
-// checkSeparator validates a master user separator. Dovecot uses the first
-// character of auth_master_user_separator only, and no user name may
-// contain the separator (authn refuses such names), so it must be one
-// character that ordinary user names do not hold.
-func checkSeparator(l *loader, key, sep string) {
-	switch {
-	case len(sep) != 1 || !printableASCII(sep) || sep == " ":
-		l.fail(key, nil, "must be one printable ASCII character other than a space, like Dovecot's auth_master_user_separator")
-	case strings.ContainsAny(sep, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@-_"):
-		l.fail(key, nil, "%q would refuse ordinary user names (no user name may contain the separator): use a character such as * or %%", sep)
+	l.upstreamProblems(prefix, validate(u.Config()))
+	if u.TLS != upstream.TLSNone && !l.failed(key("address")) {
+		c := u.Config()
+		u.TLSConfig, _ = c.TLSClientConfig() // the address is valid
+		u.ServerName = u.TLSConfig.ServerName
 	}
 }
 
-// checkAddress validates Address and returns its host.
-func (u *Upstream) checkAddress(l *loader, key string) string {
-	if u.Address == "" {
-		l.fail(key, nil, "required: host:port of the upstream server")
-		return ""
+// upstreamProblems reports each *upstream.FieldError of err at its key,
+// unless the key or its _file twin has an error already (a missing master
+// secret, reported with where it may come from).
+func (l *loader) upstreamProblems(prefix string, err error) {
+	joined, _ := err.(interface{ Unwrap() []error })
+	if joined == nil {
+		return
 	}
-	host, port, err := net.SplitHostPort(u.Address)
-	switch {
-	case err != nil:
-		l.fail(key, err, "%q is not host:port: %s", u.Address, addrErr(err))
-	case host == "" || port == "":
-		l.fail(key, nil, "%q needs both a host and a port", u.Address)
+	for _, e := range joined.Unwrap() {
+		var fe *upstream.FieldError
+		if !errors.As(e, &fe) {
+			continue
+		}
+		if key := prefix + "." + fe.Field; !l.failed(key) && !l.failed(key+"_file") {
+			l.fail(key, nil, "%s", fe.Msg)
+		}
 	}
-	return host
 }
 
-// resolveTLS builds TLSConfig for starttls and tls.
-func (u *Upstream) resolveTLS(l *loader, prefix, host string) {
-	if u.TLS == "" {
-		u.TLS = TLSNone
+// failed reports whether key has an error already.
+func (l *loader) failed(key string) bool {
+	for _, err := range l.errs {
+		if e, ok := err.(*Error); ok && e.Key == key {
+			return true
+		}
 	}
-	if u.TLS == TLSNone {
+	return false
+}
+
+// readCA reads CAFile for starttls and tls into a TLSConfig with the
+// configured ServerName; the upstream package fills in the rest.
+func (u *Upstream) readCA(l *loader, prefix string) {
+	if u.TLS == upstream.TLSNone {
 		if u.CAFile != "" {
 			l.fail(prefix+".ca_file", nil, "set, but %s.tls is none", prefix)
 		}
@@ -81,10 +97,7 @@ func (u *Upstream) resolveTLS(l *loader, prefix, host string) {
 		}
 		return
 	}
-	if u.ServerName == "" {
-		u.ServerName = host
-	}
-	cfg := &tls.Config{ServerName: u.ServerName, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{ServerName: u.ServerName}
 	if u.CAFile != "" {
 		u.CAFile = l.path(u.CAFile)
 		pem, err := readFile(u.CAFile, maxPEMFile)
@@ -106,11 +119,6 @@ func (u *Upstream) resolveTLS(l *loader, prefix, host string) {
 // came from, never what it is.
 func (u *Upstream) resolveMaster(l *loader, prefix string) {
 	key := func(name string) string { return prefix + "." + name }
-	if u.MasterUser == "" {
-		l.fail(key("master_user"), nil, "required with login = %q", u.Login)
-	} else if !printableASCII(u.MasterUser) {
-		l.fail(key("master_user"), nil, "must be printable ASCII")
-	}
 	if u.MasterSecret != "" && u.MasterSecretFile != "" {
 		l.fail(key("master_secret_file"), nil, "set only one of master_secret and master_secret_file")
 		return
@@ -146,7 +154,7 @@ func (u *Upstream) resolveMaster(l *loader, prefix string) {
 		return
 	}
 	// The secret goes into a SASL PLAIN message (RFC 4616 §2: no NUL) or
-	// an IMAP LOGIN command (RFC 3501 §9: no CR or LF in a string).
+	// an IMAP LOGIN command as a quoted string (RFC 3501 §9: no CR or LF).
 	if strings.ContainsAny(u.MasterSecret, "\x00\r\n") {
 		l.fail(secretKey, nil, "the secret from %s contains a NUL or a line break", u.MasterSecretFrom)
 	}

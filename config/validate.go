@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // Defaults; each field's doc comment in config.go states the same.
@@ -87,10 +89,7 @@ func (l *loader) imap(m *IMAP, haveCert, haveSMTP bool) {
 		return
 	}
 	l.listeners("imap", m.Listen, m.ListenTLS, m.AllowCleartext, haveCert)
-	m.Upstream.resolve(l, "imap.upstream")
-	if m.Upstream.Login == LoginXCLIENT {
-		l.fail("imap.upstream.login", nil, "xclient is an SMTP login mode; IMAP upstreams use master, login-master or passthrough")
-	}
+	m.Upstream.resolve(l, "imap.upstream", func(c upstream.Config) error { return c.IMAP().Validate() })
 }
 
 // listeners checks a protocol's plain (STARTTLS) and implicit TLS listener

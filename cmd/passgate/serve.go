@@ -15,7 +15,6 @@ import (
 	"github.com/passgate/passgate/proxy/imap"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/smtp"
-	"github.com/passgate/passgate/proxy/upstream"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -175,28 +174,15 @@ func addrString(a net.Addr) string {
 }
 
 func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *sessions.Registry, log *slog.Logger) *imap.Server {
-	u := cfg.IMAP.Upstream
-	up := &upstream.IMAP{
-		Address:      u.Address,
-		TLS:          upstream.TLSMode(u.TLS),
-		TLSConfig:    u.TLSConfig,
-		Mode:         upstream.Mode(u.Login),
-		MasterUser:   u.MasterUser,
-		MasterSecret: u.MasterSecret,
-		Separator:    u.MasterSeparator,
-		SendID:       u.SendID,
-		DialTimeout:  u.DialTimeout.Duration,
-		LoginTimeout: u.LoginTimeout.Duration,
-		Logger:       log,
-	}
+	up := cfg.IMAP.Upstream.Config()
+	up.Logger = log
 	return &imap.Server{
 		Auth:            auth,
-		Upstream:        up,
+		Upstream:        up.IMAP(),
 		ConnLimit:       &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
 		Sessions:        reg,
 		TLSConfig:       cfg.TLS.Config,
 		AllowCleartext:  cfg.IMAP.AllowCleartext,
-		Passthrough:     u.Login == config.LoginPassthrough,
 		MFAMessage:      cfg.MFAText(),
 		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
 		ReadTimeout:     cfg.Limits.PreauthTimeout.Duration,
@@ -221,16 +207,14 @@ func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *cfgPath)
-	quiet := slog.New(slog.DiscardHandler)
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		up := newIMAPServer(cfg, nil, nil, quiet).Upstream.(*upstream.IMAP)
-		if err := up.Check(ctx); err != nil {
+		if err := cfg.IMAP.Upstream.Config().IMAP().Check(ctx); err != nil {
 			return fmt.Errorf("imap.upstream %s: %w", cfg.IMAP.Upstream.Address, err)
 		}
 		fmt.Fprintf(e.stdout, "imap.upstream %s: reachable, greets\n", cfg.IMAP.Upstream.Address)
 	}
 	if cfg.SMTP.Enabled() {
-		if err := newSMTPServer(cfg, nil, nil, nil, quiet).Upstream.Check(ctx); err != nil {
+		if err := cfg.SMTP.Upstream.Config().SMTP().Check(ctx); err != nil {
 			return fmt.Errorf("smtp.upstream %s: %w", cfg.SMTP.Upstream.Address, err)
 		}
 		fmt.Fprintf(e.stdout, "smtp.upstream %s: reachable, greets\n", cfg.SMTP.Upstream.Address)

@@ -15,20 +15,11 @@ import (
 
 // newSMTPServer builds the submission front end of cfg.SMTP.
 func newSMTPServer(cfg *config.Config, auth smtp.Authenticator, st store.Store, reg *sessions.Registry, log *slog.Logger) *smtp.Server {
-	u := cfg.SMTP.Upstream
+	up := cfg.SMTP.Upstream.Config()
+	up.Logger = log
 	return &smtp.Server{
-		Auth: auth,
-		Upstream: &smtp.Upstream{
-			Address:      u.Address,
-			TLS:          string(u.TLS),
-			TLSConfig:    u.TLSConfig,
-			Mode:         string(u.Login),
-			MasterUser:   u.MasterUser,
-			MasterSecret: u.MasterSecret,
-			Separator:    u.MasterSeparator,
-			// DialTimeout bounds the whole upstream login: connect, TLS, AUTH.
-			DialTimeout: u.DialTimeout.Duration + u.LoginTimeout.Duration,
-		},
+		Auth:            auth,
+		Upstream:        up.SMTP(),
 		Senders:         aliasesOf(st),
 		CheckSender:     cfg.SMTP.SenderCheck(),
 		Sessions:        reg,

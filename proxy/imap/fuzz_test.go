@@ -65,6 +65,8 @@ func (u *pipeUpstream) Login(ctx context.Context, l upstream.Login) (*upstream.C
 	return &upstream.Conn{Conn: near, Capability: "IMAP4rev1", Text: "Logged in"}, nil
 }
 
+func (u *pipeUpstream) NeedsClientSecret() bool { return false }
+
 // FuzzPreauth feeds arbitrary bytes to a server as one client session:
 // the server must neither panic nor hang, whatever it receives. Seeds are
 // in testdata/fuzz/FuzzPreauth.

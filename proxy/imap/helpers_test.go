@@ -97,10 +97,14 @@ type fakeUpstream struct {
 	logins []upstream.Login
 	peers  chan net.Conn
 
-	caps    []string // the pre-login capabilities Capabilities reports
-	capsErr error    // or its error
-	probes  atomic.Int32
+	caps        []string // the pre-login capabilities Capabilities reports
+	capsErr     error    // or its error
+	probes      atomic.Int32
+	passthrough bool // NeedsClientSecret
 }
+
+// NeedsClientSecret asks for the client's secret in passthrough mode.
+func (f *fakeUpstream) NeedsClientSecret() bool { return f.passthrough }
 
 // Capabilities answers the pre-login capability probe.
 func (f *fakeUpstream) Capabilities(context.Context) ([]string, error) {

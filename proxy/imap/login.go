@@ -87,7 +87,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 
 	// The only upstream dial: after an OK decision.
 	l := upstream.Login{Username: dec.Username, ClientIP: c.remote, ClientID: c.clientID, SessionID: c.id}
-	if c.srv.Passthrough {
+	if c.srv.Upstream.NeedsClientSecret() {
 		l.Password = secret
 	}
 	up, err := c.srv.Upstream.Login(c.ctx, l)

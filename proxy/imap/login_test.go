@@ -82,7 +82,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestRelay(t *testing.T) {
-	e := newEnv(t, cleartext, func(s *Server) { s.Passthrough = true })
+	e := newEnv(t, cleartext, func(s *Server) { s.Upstream.(*fakeUpstream).passthrough = true })
 	c := e.greeted()
 	c.expectTagged("i", `ID ("name" "Thunderbird" "version" "128.1")`, "i OK ")
 	// A client pipelining its first command behind LOGIN (RFC 3501 §5.5):

@@ -23,7 +23,7 @@ package imap
 //   - No upstream dial before the Authenticator said OK: Upstream.Login is
 //     called from one place, finishLogin, after an authn.OK decision.
 //   - Never log a secret: the secret lives in an authn.Attempt and in
-//     upstream.Login (pass-through mode only); neither is logged, formatted
+//     upstream.Login (only if Upstream.NeedsClientSecret); neither is logged, formatted
 //     into an error, or kept after the login. Panic values are logged only
 //     when they are runtime errors (which carry no data).
 //   - Every pre-auth read has a deadline and a size limit: readCommand arms
@@ -62,10 +62,14 @@ type Authenticator interface {
 }
 
 // Upstream logs in to the real server as the user (upstream.IMAP implements
-// it). On success the caller owns the returned connection.
+// it). On success the caller owns the returned connection. The client's
+// secret goes into upstream.Login only if NeedsClientSecret says so.
 type Upstream interface {
 	Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error)
+	NeedsClientSecret() bool
 }
+
+var _ Upstream = (*upstream.IMAP)(nil)
 
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
 var ErrServerClosed = errors.New("imap: server closed")
@@ -100,9 +104,6 @@ type Server struct {
 	// AllowCleartext allows LOGIN and AUTHENTICATE on a connection without
 	// TLS. If false, such a connection advertises LOGINDISABLED.
 	AllowCleartext bool
-	// Passthrough passes the client's secret to the upstream (upstream
-	// login mode passthrough); otherwise upstream.Login.Password is empty.
-	Passthrough bool
 	// MFAMessage is the text after "NO [ALERT] " when a primary password is
 	// refused because the account uses MFA. "" = DefaultMFAMessage.
 	MFAMessage string

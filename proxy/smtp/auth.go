@@ -129,20 +129,20 @@ func (ss *session) authenticate(mech, authzid, username, secret string) error {
 // authenticated; an upstream failure is answered 454 and audited.
 func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision, secret string) error {
 	st := &authState{decision: d}
-	if ss.srv.Upstream.Mode == ModePassthrough {
+	if ss.srv.Upstream.NeedsClientSecret() {
 		st.secret = secret
 	}
-	up, err := ss.srv.Upstream.connect(ss.ctx, ss.identity(st))
+	up, err := ss.srv.Upstream.Login(ss.ctx, ss.login(st))
 	if err != nil {
 		log.Warn("smtp auth", "result", "upstream-error", "app_password_id", d.AppPasswordID,
-			"upstream", ss.srv.Upstream.Address, "err", err)
+			"upstream", ss.srv.Upstream, "err", err)
 		if ua, ok := ss.srv.Auth.(upstreamAuditor); ok {
 			ua.AuditUpstreamError(ss.ctx, a, d)
 		}
 		return errTempAuth
 	}
 	if st.remove, err = ss.register(st.decision); err != nil {
-		up.abort()
+		up.Abort()
 		if errors.Is(err, sessions.ErrRevoked) {
 			log.Info("smtp auth", "result", "revoked-during-login", "app_password_id", d.AppPasswordID, "err", err)
 			return ss.failed(errBadCredentials)

@@ -59,7 +59,7 @@ func TestAuthReplies(t *testing.T) {
 }
 
 func TestAuthUpstreamDown(t *testing.T) {
-	e := newEnv(t, nil, func(s *Server) { s.Upstream.Address = closedAddr(t) })
+	e := newEnv(t, nil, func(s *Server) { upstreamOf(s).Address = closedAddr(t) })
 	c := dialText(t, e.addr)
 	ehlo := c.transactWant("EHLO client.test", 250, "")
 	if !strings.Contains(ehlo, "SIZE 52428800") {

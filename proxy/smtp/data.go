@@ -7,6 +7,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // bodyBufSize is the one buffer a message is streamed through.
@@ -31,12 +33,12 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	log := ss.log().With("user", a.decision.Username, "rcpts", ss.rcpts)
 	up := ss.up
-	w, err := up.c.Data()
+	w, err := up.Client.Data()
 	if err != nil {
 		return ss.upstreamReply(err)
 	}
 	src := &lineEndReader{r: deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}}
-	n, readErr, writeErr := relayBody(w, src, up.raw, ss.srv.Upstream.commandTimeout())
+	n, readErr, writeErr := relayBody(w, src, up)
 	switch {
 	case readErr != nil:
 		ss.dropUpstream()
@@ -68,16 +70,16 @@ func (ss *session) Data(r io.Reader) error {
 	return acceptedReply(resp.StatusText)
 }
 
-// relayBody copies the body from src to dst through one buffer, setting the
-// upstream write deadline before each write. It reports the bytes read and
-// which side failed.
-func relayBody(dst io.Writer, src io.Reader, upRaw net.Conn, writeTimeout time.Duration) (n int64, readErr, writeErr error) {
+// relayBody copies the body from src to dst through one buffer, extending
+// the upstream write deadline before each write. It reports the bytes read
+// and which side failed.
+func relayBody(dst io.Writer, src io.Reader, up *upstream.SMTPConn) (n int64, readErr, writeErr error) {
 	buf := make([]byte, bodyBufSize)
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			n += int64(nr)
-			upRaw.SetWriteDeadline(time.Now().Add(writeTimeout))
+			up.ExtendWriteDeadline()
 			if _, werr := dst.Write(buf[:nr]); werr != nil {
 				return n, nil, werr
 			}

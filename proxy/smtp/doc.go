@@ -6,11 +6,12 @@
 // set, RFC 3207) and submissions on port 465 (ServeTLS, implicit TLS,
 // RFC 8314). AUTH PLAIN (RFC 4616) and AUTH LOGIN (draft-murchison-sasl-login)
 // credentials go to the Authenticator with protocol smtp; on OK the Upstream
-// logs in to the real server as the user (master, login-master, xclient or
-// passthrough) and from then on every MAIL, RCPT and DATA is forwarded as it
-// arrives, the upstream's reply going back to the client:
+// (upstream.SMTP) logs in to the real server as the user (master,
+// login-master, xclient or passthrough) and from then on every MAIL, RCPT
+// and DATA is forwarded through the client it hands back as it arrives, the
+// upstream's reply going back to the client:
 //
-//	srv := &smtp.Server{Auth: verifier, Upstream: up, TLSConfig: cfg, CheckSender: true}
+//	srv := &smtp.Server{Auth: verifier, Upstream: upCfg.SMTP(), TLSConfig: cfg, CheckSender: true}
 //	go srv.ServeTLS(ln465)
 //	go srv.Serve(ln587)
 //	...
@@ -19,14 +20,14 @@ package smtp
 
 // Implementation notes (invariants every change must keep):
 //
-//   - No upstream dial before the Authenticator said OK: Upstream.connect is
+//   - No upstream dial before the Authenticator said OK: Upstream.Login is
 //     called from authenticate after an authn.OK decision, and later only to
 //     replace a lost connection of an authenticated session.
 //   - Never log a secret: the secret lives in the authn.Attempt, in the
-//     upstream login and (passthrough mode only, to log in again after the
-//     upstream dropped the connection) in the session's authState; none of
-//     them is logged or formatted into an error. Message content is never
-//     logged either.
+//     upstream login and (only if Upstream.NeedsClientSecret, to log in again
+//     after the upstream dropped the connection) in the session's authState;
+//     none of them is logged or formatted into an error. Message content is
+//     never logged either.
 //   - Nothing is acknowledged before the upstream acknowledged it: MAIL,
 //     RCPT and DATA get the upstream's reply; a client-side failure in the
 //     middle of DATA closes the upstream connection without the final dot, so

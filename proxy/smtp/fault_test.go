@@ -13,8 +13,9 @@ import (
 	"github.com/passgate/passgate/authn"
 )
 
-// faultTimeout is the upstream DialTimeout and CommandTimeout of the fault
-// tests: what a stalled upstream costs a client before it gets 454 or 451.
+// faultTimeout is the upstream DialTimeout, LoginTimeout and CommandTimeout
+// of the fault tests: what a stalled upstream costs a client before it gets
+// 454 or 451.
 const faultTimeout = 300 * time.Millisecond
 
 const (
@@ -152,9 +153,10 @@ func faultEnv(t *testing.T, script func(s *upScript)) (*env, auditSpy) {
 	spy := auditSpy{&fakeAuth{}, make(chan authn.Attempt, 4)}
 	e := newEnv(t, nil, func(s *Server) {
 		s.Auth = spy
-		s.Upstream.Address = addr
-		s.Upstream.DialTimeout = faultTimeout
-		s.Upstream.CommandTimeout = faultTimeout
+		upstreamOf(s).Address = addr
+		upstreamOf(s).DialTimeout = faultTimeout
+		upstreamOf(s).LoginTimeout = faultTimeout
+		upstreamOf(s).CommandTimeout = faultTimeout
 	})
 	return e, spy
 }

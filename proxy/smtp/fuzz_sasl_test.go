@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // recordAll is an Authenticator that refuses every login and passes each
@@ -51,7 +52,7 @@ func newFuzzClient(f *testing.F) *fuzzClient {
 	fc := &fuzzClient{auth: make(recordAll, 8)}
 	srv := &Server{
 		Auth:               fc.auth,
-		Upstream:           &Upstream{Address: closedAddr(f), Mode: ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
+		Upstream:           &upstream.SMTP{Address: closedAddr(f), Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
 		AllowCleartext:     true,
 		Hostname:           "passgate.test",
 		ReadTimeout:        ioTimeout,

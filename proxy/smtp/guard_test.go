@@ -159,7 +159,7 @@ func TestAuditUpstreamError(t *testing.T) {
 		spy := auditSpy{&fakeAuth{}, make(chan authn.Attempt, 4)}
 		e := newEnv(t, nil, func(s *Server) {
 			s.Auth = spy
-			s.Upstream.Address = closedAddr(t)
+			upstreamOf(s).Address = closedAddr(t)
 		})
 		c := dialText(t, e.addr)
 		c.transactWant("EHLO client.test", 250, "")
@@ -177,7 +177,7 @@ func TestAuditUpstreamError(t *testing.T) {
 		audit := &syncBuffer{}
 		e := newEnv(t, nil, func(s *Server) {
 			guarded(authn.Limits{}, audit)(s)
-			s.Upstream.Address = closedAddr(t)
+			upstreamOf(s).Address = closedAddr(t)
 		})
 		c := dialText(t, e.addr)
 		c.transactWant("EHLO client.test", 250, "")

@@ -23,6 +23,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -144,9 +145,9 @@ func newEnv(t testing.TB, sinkCfg func(*sink), pgCfg func(*Server)) *env {
 	e := &env{sink: startSink(t, sinkCfg), auth: &fakeAuth{}, logs: &syncBuffer{}}
 	e.pg = &Server{
 		Auth: e.auth,
-		Upstream: &Upstream{
+		Upstream: &upstream.SMTP{
 			Address:      e.sink.addr,
-			Mode:         ModeMaster,
+			Mode:         upstream.ModeMaster,
 			MasterUser:   masterUser,
 			MasterSecret: masterSecret,
 		},
@@ -161,6 +162,9 @@ func newEnv(t testing.TB, sinkCfg func(*sink), pgCfg func(*Server)) *env {
 	e.addr = startPassgate(t, e.pg, false)
 	return e
 }
+
+// upstreamOf is the upstream client of s, for a test to adjust.
+func upstreamOf(s *Server) *upstream.SMTP { return s.Upstream.(*upstream.SMTP) }
 
 // dial connects a go-smtp client to addr and says EHLO.
 func dial(t testing.TB, addr string) *gosmtp.Client {

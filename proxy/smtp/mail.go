@@ -3,8 +3,11 @@ package smtp
 import (
 	"context"
 	"strings"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // Mail checks the sender and starts the transaction upstream, the path
@@ -36,7 +39,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	// have been closed by the server since the last message.
 	for attempt := 0; ; attempt++ {
 		if ss.up == nil {
-			up, err := ss.srv.Upstream.connect(ss.ctx, ss.identity(a))
+			up, err := ss.srv.Upstream.Login(ss.ctx, ss.login(a))
 			if err != nil {
 				ss.log().Warn("smtp upstream connect failed", "user", a.decision.Username, "err", err)
 				return errUpstreamFailed
@@ -46,7 +49,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		if err := mailSupported(ss.up, fwd); err != nil {
 			return err
 		}
-		err := ss.up.c.Mail(path, fwd)
+		err := ss.up.Client.Mail(path, fwd)
 		if _, isReply := asSMTPError(err); err != nil && !isReply && attempt == 0 {
 			ss.dropUpstream()
 			continue
@@ -70,17 +73,17 @@ func forwardedMailOptions(opts *gosmtp.MailOptions) *gosmtp.MailOptions {
 }
 
 // mailSupported refuses MAIL parameters the upstream does not offer.
-func mailSupported(up *upConn, opts *gosmtp.MailOptions) error {
+func mailSupported(up *upstream.SMTPConn, opts *gosmtp.MailOptions) error {
 	if opts == nil {
 		return nil
 	}
-	if opts.UTF8 && !up.has("SMTPUTF8") {
+	if opts.UTF8 && !up.Has("SMTPUTF8") {
 		return errParamUnsupported("SMTPUTF8") // RFC 6531 §3.4
 	}
-	if opts.Body == gosmtp.Body8BitMIME && !up.has("8BITMIME") {
+	if opts.Body == gosmtp.Body8BitMIME && !up.Has("8BITMIME") {
 		return errParamUnsupported("BODY=8BITMIME") // RFC 6152 §3
 	}
-	if (opts.Return != "" || opts.EnvelopeID != "") && !up.has("DSN") {
+	if (opts.Return != "" || opts.EnvelopeID != "") && !up.Has("DSN") {
 		return errParamUnsupported("DSN") // RFC 3461 §4
 	}
 	return nil
@@ -101,10 +104,10 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if ss.up == nil || !ss.upTx {
 		return errUpstreamFailed
 	}
-	if opts != nil && (len(opts.Notify) > 0 || opts.OriginalRecipient != "") && !ss.up.has("DSN") {
+	if opts != nil && (len(opts.Notify) > 0 || opts.OriginalRecipient != "") && !ss.up.Has("DSN") {
 		return errParamUnsupported("DSN") // RFC 3461 §4
 	}
-	if err := ss.up.c.Rcpt(path, opts); err != nil {
+	if err := ss.up.Client.Rcpt(path, opts); err != nil {
 		return ss.upstreamReply(err)
 	}
 	ss.rcpts++
@@ -134,6 +137,9 @@ func (ss *session) upstreamReply(err error) error {
 	return se
 }
 
+// senderLookupTimeout bounds the alias lookup of the sender check.
+const senderLookupTimeout = 10 * time.Second
+
 // checkSender enforces the sender policy (RFC 6409 §6.1): the reverse path
 // must be the username or one of its aliases, compared case-insensitively.
 // The null sender is refused: a submission client has no reason to send
@@ -148,7 +154,7 @@ func (ss *session) checkSender(username, from string) error {
 	if ss.srv.Senders == nil {
 		return errSenderNotOwned
 	}
-	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.Upstream.dialTimeout())
+	ctx, cancel := context.WithTimeout(ss.ctx, senderLookupTimeout)
 	defer cancel()
 	aliases, err := ss.srv.Senders(ctx, username)
 	if err != nil {

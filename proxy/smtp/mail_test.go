@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 func TestSenderPolicy(t *testing.T) {
@@ -193,9 +195,9 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 }
 
 func TestUpstreamReconnectsAfterIdleClose(t *testing.T) {
-	for _, mode := range []string{ModeMaster, ModePassthrough} {
-		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, nil, func(s *Server) { s.Upstream.Mode = mode })
+	for _, mode := range []upstream.Mode{upstream.ModeMaster, upstream.ModePassthrough} {
+		t.Run(string(mode), func(t *testing.T) {
+			e := newEnv(t, nil, func(s *Server) { upstreamOf(s).Mode = mode })
 			c := login(t, e.addr)
 			if err := send(c, strings.NewReader(testMsg), "bob@example.net"); err != nil {
 				t.Fatal(err)
@@ -277,12 +279,12 @@ func TestParametersUpstreamLacks(t *testing.T) {
 	// the session's upstream decides: 555 rather than a silent drop.
 	t.Run("refused per message", func(t *testing.T) {
 		s := startSink(t, func(s *sink) { s.noDSN, s.noUTF8 = true, true })
-		u := &Upstream{Address: s.addr, Mode: ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret}
-		up, err := u.connect(context.Background(), identity{username: appUser})
+		u := &upstream.SMTP{Address: s.addr, Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret}
+		up, err := u.Login(context.Background(), upstream.Login{Username: appUser})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer up.quit(ioTimeout)
+		defer up.Quit(ioTimeout)
 		for _, tc := range []struct {
 			opts  gosmtp.MailOptions
 			param string

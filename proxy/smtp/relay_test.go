@@ -2,8 +2,8 @@ package smtp
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"slices"
@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
@@ -29,7 +30,7 @@ func TestRelayExactBytes(t *testing.T) {
 		{"PLAIN", sasl.NewPlainClient("", appUser, appSecret)},
 		{"PLAIN authzid=user", sasl.NewPlainClient(appUser, appUser, appSecret)},
 		{"LOGIN initial response", sasl.NewLoginClient(appUser, appSecret)},
-		{"LOGIN prompts", newLoginClient(appUser, appSecret)},
+		{"LOGIN prompts", &promptedLogin{answers: []string{appUser, appSecret}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil, nil)
@@ -77,22 +78,37 @@ func TestRelayExactBytes(t *testing.T) {
 	}
 }
 
+// promptedLogin is a LOGIN client that sends nothing before the server's
+// prompts, then one answer per prompt.
+type promptedLogin struct{ answers []string }
+
+func (c *promptedLogin) Start() (string, []byte, error) { return sasl.Login, nil, nil }
+
+func (c *promptedLogin) Next([]byte) ([]byte, error) {
+	if len(c.answers) == 0 {
+		return nil, errors.New("one prompt too many")
+	}
+	a := c.answers[0]
+	c.answers = c.answers[1:]
+	return []byte(a), nil
+}
+
 func TestUpstreamLoginModes(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		mode  string
+		mode  upstream.Mode
 		mechs []string
 		want  sinkAuth
 	}{
-		{"master PLAIN authzid", ModeMaster, nil, sinkAuth{"PLAIN", appUser, masterUser, masterSecret}},
-		{"master without PLAIN uses LOGIN", ModeMaster, []string{"LOGIN"}, sinkAuth{"LOGIN", "", appUser + "*" + masterUser, masterSecret}},
-		{"login-master", ModeLoginMaster, nil, sinkAuth{"LOGIN", "", appUser + "*" + masterUser, masterSecret}},
-		{"login-master without LOGIN uses PLAIN", ModeLoginMaster, []string{"PLAIN"}, sinkAuth{"PLAIN", "", appUser + "*" + masterUser, masterSecret}},
-		{"passthrough", ModePassthrough, nil, sinkAuth{"PLAIN", "", appUser, appSecret}},
-		{"passthrough without PLAIN uses LOGIN", ModePassthrough, []string{"LOGIN"}, sinkAuth{"LOGIN", "", appUser, appSecret}},
+		{"master PLAIN authzid", upstream.ModeMaster, nil, sinkAuth{"PLAIN", appUser, masterUser, masterSecret}},
+		{"master without PLAIN uses LOGIN", upstream.ModeMaster, []string{"LOGIN"}, sinkAuth{"LOGIN", "", appUser + "*" + masterUser, masterSecret}},
+		{"login-master", upstream.ModeLoginMaster, nil, sinkAuth{"LOGIN", "", appUser + "*" + masterUser, masterSecret}},
+		{"login-master without LOGIN uses PLAIN", upstream.ModeLoginMaster, []string{"PLAIN"}, sinkAuth{"PLAIN", "", appUser + "*" + masterUser, masterSecret}},
+		{"passthrough", upstream.ModePassthrough, nil, sinkAuth{"PLAIN", "", appUser, appSecret}},
+		{"passthrough without PLAIN uses LOGIN", upstream.ModePassthrough, []string{"LOGIN"}, sinkAuth{"LOGIN", "", appUser, appSecret}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(s *sink) { s.mechs = tc.mechs }, func(s *Server) { s.Upstream.Mode = tc.mode })
+			e := newEnv(t, func(s *sink) { s.mechs = tc.mechs }, func(s *Server) { upstreamOf(s).Mode = tc.mode })
 			c := login(t, e.addr)
 			if err := send(c, strings.NewReader(testMsg), "bob@example.net"); err != nil {
 				t.Fatal(err)
@@ -107,42 +123,11 @@ func TestUpstreamLoginModes(t *testing.T) {
 	}
 }
 
-// TestUpstreamRefusesSeparatorInUsername: where the upstream login joins
-// user and master user with the separator (login-master, and master over
-// AUTH LOGIN), a user name holding it would name part of itself as the
-// master user. The login is refused before anything is dialled (defence in
-// depth: authn already treats such names as unknown users).
-func TestUpstreamRefusesSeparatorInUsername(t *testing.T) {
-	for _, tc := range []struct {
-		mode, sep, user string
-		mechs           []string
-	}{
-		{ModeLoginMaster, "%", "eve%bob", nil},
-		{ModeLoginMaster, "", "eve*bob", nil},
-		{ModeMaster, "%", "eve%bob", []string{"LOGIN"}},
-	} {
-		t.Run(tc.mode+" "+tc.user, func(t *testing.T) {
-			sk := startSink(t, func(s *sink) { s.mechs = tc.mechs })
-			u := &Upstream{Address: sk.addr, Mode: tc.mode, MasterUser: masterUser, MasterSecret: masterSecret, Separator: tc.sep}
-			up, err := u.connect(context.Background(), identity{username: tc.user})
-			if up != nil {
-				up.abort()
-			}
-			if err == nil || !strings.Contains(err.Error(), "separator") {
-				t.Errorf("connect = %v, want an error naming the separator", err)
-			}
-			if n, auths := sk.accepts.Load(), sk.authsSeen(); n != 0 || len(auths) != 0 {
-				t.Errorf("upstream dialled %d times, logins %+v", n, auths)
-			}
-		})
-	}
-}
-
 func TestXCLIENT(t *testing.T) {
 	x := startXCLIENT(t)
 	pg := &Server{
 		Auth:           &fakeAuth{},
-		Upstream:       &Upstream{Address: x.addr, Mode: ModeXCLIENT},
+		Upstream:       &upstream.SMTP{Address: x.addr, Mode: upstream.ModeXCLIENT},
 		AllowCleartext: true,
 		ReadTimeout:    ioTimeout,
 		Logger:         discardLogger(),
@@ -189,34 +174,13 @@ func TestXCLIENT(t *testing.T) {
 	}
 }
 
-func TestXCLIENTEncoding(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"alice@example.org", "alice@example.org"},
-		{"a+b=c d", "a+2Bb+3Dc+20d"},
-		{"\xc3\xa9", "+C3+A9"},
-	} {
-		if got := xtext(tc.in); got != tc.want {
-			t.Errorf("xtext(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	for _, tc := range []struct{ in, want string }{
-		{"192.0.2.1", "192.0.2.1"},
-		{"::ffff:192.0.2.1", "192.0.2.1"},
-		{"2001:db8::1", "IPV6:2001:db8::1"},
-	} {
-		if got := xclientAddr(mustAddr(t, tc.in)); got != tc.want {
-			t.Errorf("xclientAddr(%s) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestUpstreamTLS(t *testing.T) {
-	for _, mode := range []string{TLSStartTLS, TLSImplicit} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []upstream.TLSMode{upstream.TLSStartTLS, upstream.TLSImplicit} {
+		t.Run(string(mode), func(t *testing.T) {
 			cfg, pool := testCert(t)
-			e := newEnv(t, func(s *sink) { s.tlsMode, s.tlsConfig = mode, cfg }, func(s *Server) {
-				s.Upstream.TLS = mode
-				s.Upstream.TLSConfig = &tls.Config{RootCAs: pool}
+			e := newEnv(t, func(s *sink) { s.tlsMode, s.tlsConfig = string(mode), cfg }, func(s *Server) {
+				upstreamOf(s).TLS = mode
+				upstreamOf(s).TLSConfig = &tls.Config{RootCAs: pool}
 			})
 			c := login(t, e.addr)
 			if err := send(c, strings.NewReader(testMsg), "bob@example.net"); err != nil {
@@ -230,8 +194,8 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 	t.Run("untrusted certificate", func(t *testing.T) {
 		cfg, _ := testCert(t)
-		e := newEnv(t, func(s *sink) { s.tlsMode, s.tlsConfig = TLSImplicit, cfg }, func(s *Server) {
-			s.Upstream.TLS = TLSImplicit
+		e := newEnv(t, func(s *sink) { s.tlsMode, s.tlsConfig = "tls", cfg }, func(s *Server) {
+			upstreamOf(s).TLS = upstream.TLSImplicit
 		})
 		c := dial(t, e.addr)
 		err := c.Auth(sasl.NewPlainClient("", appUser, appSecret))
@@ -288,7 +252,7 @@ func TestImplicitTLS(t *testing.T) {
 	s := startSink(t, nil)
 	pg := &Server{
 		Auth:        &fakeAuth{},
-		Upstream:    &Upstream{Address: s.addr, Mode: ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
+		Upstream:    &upstream.SMTP{Address: s.addr, Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
 		TLSConfig:   cfg,
 		ReadTimeout: ioTimeout,
 		Logger:      discardLogger(),
@@ -346,38 +310,5 @@ func TestBDAT(t *testing.T) {
 	tc.expect(250)
 	if msgs := e.sink.messages(); len(msgs) != 1 || string(msgs[0].data) != testMsg {
 		t.Errorf("sink messages %+v", msgs)
-	}
-}
-
-func TestUpstreamCheck(t *testing.T) {
-	s := startSink(t, nil)
-	x := startXCLIENT(t)
-	down := closedAddr(t)
-	for _, tc := range []struct {
-		name    string
-		u       Upstream
-		wantErr string
-	}{
-		{"master ok", Upstream{Address: s.addr, Mode: ModeMaster, MasterUser: "m", MasterSecret: "s"}, ""},
-		{"xclient ok", Upstream{Address: x.addr, Mode: ModeXCLIENT}, ""},
-		{"xclient not offered", Upstream{Address: s.addr, Mode: ModeXCLIENT}, "XCLIENT"},
-		{"down", Upstream{Address: down, Mode: ModePassthrough}, "dial"},
-		{"bad mode", Upstream{Address: s.addr, Mode: "magic"}, "mode"},
-		{"master without secret", Upstream{Address: s.addr, Mode: ModeMaster}, "master user"},
-		{"bad tls", Upstream{Address: s.addr, Mode: ModePassthrough, TLS: "ssl"}, "tls"},
-		{"starttls not offered", Upstream{Address: s.addr, Mode: ModePassthrough, TLS: TLSStartTLS}, "STARTTLS"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.u.Check(context.Background())
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Check: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Check: %v, want an error about %q", err, tc.wantErr)
-			}
-		})
 	}
 }

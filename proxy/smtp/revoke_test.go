@@ -54,7 +54,7 @@ func TestRevokedDuringUpstreamLogin(t *testing.T) {
 		s.send("235 2.7.0 Authentication successful")
 		upstreamDone <- s.line() // what passgate sends next, "" when it closes
 	})
-	e := newEnv(t, nil, func(s *Server) { s.Sessions = reg; s.Upstream.Address = addr })
+	e := newEnv(t, nil, func(s *Server) { s.Sessions = reg; upstreamOf(s).Address = addr })
 	c := dial(t, e.addr)
 	authErr := make(chan error, 1)
 	go func() { authErr <- c.Auth(sasl.NewPlainClient("", appUser, appSecret)) }()

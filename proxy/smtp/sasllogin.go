@@ -1,15 +1,10 @@
 package smtp
 
-import (
-	"errors"
-
-	"github.com/emersion/go-sasl"
-)
+import "github.com/emersion/go-sasl"
 
 // The LOGIN mechanism (draft-murchison-sasl-login): the server prompts
 // "Username:" then "Password:", the client answers each. go-sasl has the
-// client side only, and its client sends the username as an initial
-// response, which some servers refuse; both sides are here.
+// client side only (passgate's own, for upstreams, is in proxy/upstream).
 
 var (
 	loginUserPrompt = []byte("Username:")
@@ -45,31 +40,4 @@ func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 		return nil, true, s.authenticate(s.username, string(response))
 	}
 	return nil, false, sasl.ErrUnexpectedClientResponse
-}
-
-// loginClient is the client side of LOGIN, without an initial response: it
-// answers the first challenge with the username and the second with the
-// password, whatever their text.
-type loginClient struct {
-	username, password string
-	step               int
-}
-
-func newLoginClient(username, password string) sasl.Client {
-	return &loginClient{username: username, password: password}
-}
-
-func (c *loginClient) Start() (mech string, ir []byte, err error) {
-	return "LOGIN", nil, nil
-}
-
-func (c *loginClient) Next(challenge []byte) ([]byte, error) {
-	c.step++
-	switch c.step {
-	case 1:
-		return []byte(c.username), nil
-	case 2:
-		return []byte(c.password), nil
-	}
-	return nil, errors.New("sasl login: unexpected server challenge")
 }

@@ -17,12 +17,25 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // Authenticator decides a login (authn.Verifier implements it).
 type Authenticator interface {
 	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
 }
+
+// Upstream logs in to the submission server as the user (upstream.SMTP
+// implements it). On success the caller owns the returned connection. The
+// client's secret goes into upstream.Login only if NeedsClientSecret says
+// so. An Upstream that has Probe is asked at start what to advertise; one
+// that has Validate is checked then.
+type Upstream interface {
+	Login(ctx context.Context, l upstream.Login) (*upstream.SMTPConn, error)
+	NeedsClientSecret() bool
+}
+
+var _ Upstream = (*upstream.SMTP)(nil)
 
 // Senders returns the addresses an account may use in MAIL FROM besides its
 // username (aliases).
@@ -52,7 +65,7 @@ type Server struct {
 	// Auth decides logins (protocol smtp). Required.
 	Auth Authenticator
 	// Upstream is where messages go. Required.
-	Upstream *Upstream
+	Upstream Upstream
 	// Senders lists an account's aliases for the sender check. If nil, the
 	// username is the only address.
 	Senders Senders
@@ -179,9 +192,15 @@ func (s *Server) start() error {
 			s.startErr = errors.New("smtp server: no Authenticator")
 			return
 		}
-		if err := s.Upstream.validate(); err != nil {
-			s.startErr = err
+		if s.Upstream == nil {
+			s.startErr = errors.New("smtp server: no upstream")
 			return
+		}
+		if v, ok := s.Upstream.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				s.startErr = fmt.Errorf("smtp server: %w", err)
+				return
+			}
 		}
 		s.applyCapabilities(context.Background())
 	})
@@ -193,16 +212,18 @@ func (s *Server) start() error {
 // SMTPUTF8 are advertised and refused per message (555 5.5.4) if the
 // upstream of the session lacks them.
 func (s *Server) applyCapabilities(ctx context.Context) {
-	caps, err := s.Upstream.probe(ctx)
-	if err != nil {
-		s.logger().Warn("smtp upstream probe failed; advertising defaults",
-			"upstream", s.Upstream.Address, "err", err)
-		caps = capabilities{dsn: true, smtputf8: true}
-	} else {
-		s.logger().Info("smtp upstream capabilities", "upstream", s.Upstream.Address,
-			"size", caps.size, "dsn", caps.dsn, "smtputf8", caps.smtputf8)
+	caps := upstream.SMTPFeatures{DSN: true, SMTPUTF8: true}
+	if p, ok := s.Upstream.(prober); ok {
+		if f, err := p.Probe(ctx); err != nil {
+			s.logger().Warn("smtp upstream probe failed; advertising defaults",
+				"upstream", s.Upstream, "err", err)
+		} else {
+			caps = f
+			s.logger().Info("smtp upstream capabilities", "upstream", s.Upstream,
+				"size", caps.MaxSize, "dsn", caps.DSN, "smtputf8", caps.SMTPUTF8)
+		}
 	}
-	size := caps.size
+	size := caps.MaxSize
 	if s.MaxMessageBytes > 0 && (size <= 0 || s.MaxMessageBytes < size) {
 		size = s.MaxMessageBytes
 	}
@@ -210,14 +231,20 @@ func (s *Server) applyCapabilities(ctx context.Context) {
 		size = DefaultMaxMessageBytes
 	}
 	s.srv.MaxMessageBytes = size
-	s.srv.EnableDSN = caps.dsn
-	s.srv.EnableSMTPUTF8 = caps.smtputf8
+	s.srv.EnableDSN = caps.DSN
+	s.srv.EnableSMTPUTF8 = caps.SMTPUTF8
+}
+
+// prober is implemented by an Upstream that can tell what it offers
+// without logging in (upstream.SMTP does).
+type prober interface {
+	Probe(ctx context.Context) (upstream.SMTPFeatures, error)
 }
 
 // Serve accepts submission connections on ln (RFC 6409), offering STARTTLS
 // when TLSConfig is set. The first Serve or ServeTLS validates the
-// configuration and probes the upstream's EHLO (for at most
-// Upstream.DialTimeout) before accepting. It returns nil when Close or
+// configuration and probes the upstream's EHLO (within the upstream's dial
+// and login timeouts) before accepting. It returns nil when Close or
 // Shutdown ends it.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.start(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
+	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
@@ -57,10 +58,11 @@ type session struct {
 
 	auth atomic.Pointer[authState] // set by a successful AUTH
 
-	mu    sync.Mutex // guards the fields below and the use of up
-	up    *upConn    // nil until AUTH, and after the upstream failed
-	upTx  bool       // a MAIL was accepted upstream, no final reply yet
-	rcpts int        // recipients accepted in this transaction
+	mu     sync.Mutex         // guards the fields below and the use of up
+	up     *upstream.SMTPConn // nil until AUTH, and after the upstream failed
+	upStop func() bool        // unties up from ctx
+	upTx   bool               // a MAIL was accepted upstream, no final reply yet
+	rcpts  int                // recipients accepted in this transaction
 }
 
 var _ gosmtp.AuthSession = (*session)(nil)
@@ -68,7 +70,7 @@ var _ gosmtp.AuthSession = (*session)(nil)
 // authState is who the session is logged in as.
 type authState struct {
 	decision authn.Decision
-	secret   string // passthrough mode only: to log in again upstream
+	secret   string // only if Upstream.NeedsClientSecret: to log in again upstream
 	remove   func()
 }
 
@@ -77,9 +79,9 @@ func (ss *session) log() *slog.Logger {
 	return ss.srv.logger().With("session", ss.id, "remote", ss.remote.String())
 }
 
-// identity is how the session logs in upstream.
-func (ss *session) identity(a *authState) identity {
-	return identity{username: a.decision.Username, secret: a.secret, remote: ss.remote.Addr()}
+// login is how the session logs in upstream.
+func (ss *session) login(a *authState) upstream.Login {
+	return upstream.Login{Username: a.decision.Username, Password: a.secret, ClientIP: ss.remote, SessionID: ss.id}
 }
 
 // register records the authenticated session in Sessions; ending it closes
@@ -109,8 +111,8 @@ func (ss *session) register(d authn.Decision) (remove func(), err error) {
 
 // setUpstream makes up the session's upstream connection; cancelling the
 // session's context aborts it.
-func (ss *session) setUpstream(up *upConn) {
-	up.stop = context.AfterFunc(ss.ctx, up.abort)
+func (ss *session) setUpstream(up *upstream.SMTPConn) {
+	ss.upStop = context.AfterFunc(ss.ctx, up.Abort)
 	ss.up = up
 	ss.upTx = false
 }
@@ -119,8 +121,8 @@ func (ss *session) setUpstream(up *upConn) {
 // MAIL connects again. ss.mu must be held.
 func (ss *session) dropUpstream() {
 	if ss.up != nil {
-		ss.up.stop()
-		ss.up.abort()
+		ss.upStop()
+		ss.up.Abort()
 	}
 	ss.up, ss.upTx = nil, false
 }
@@ -134,7 +136,7 @@ func (ss *session) Reset() {
 		return
 	}
 	ss.upTx = false
-	if err := ss.up.c.Reset(); err != nil {
+	if err := ss.up.Client.Reset(); err != nil {
 		ss.log().Warn("smtp upstream rset failed", "err", err)
 		ss.dropUpstream()
 	}
@@ -148,7 +150,7 @@ const quitTimeout = 2 * time.Second
 func (ss *session) Logout() error {
 	if ss.mu.TryLock() {
 		if ss.up != nil {
-			ss.up.quit(quitTimeout)
+			ss.up.Quit(quitTimeout)
 			ss.up = nil
 		}
 		ss.mu.Unlock()

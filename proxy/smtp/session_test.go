@@ -12,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/proxy/sessions"
+	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
@@ -119,10 +120,10 @@ func TestServeRefusesMisconfiguration(t *testing.T) {
 		srv  *Server
 		want string
 	}{
-		{"no auth", &Server{Upstream: &Upstream{Address: "127.0.0.1:1", Mode: ModeXCLIENT}}, "Authenticator"},
+		{"no auth", &Server{Upstream: &upstream.SMTP{Address: "127.0.0.1:1", Mode: upstream.ModeXCLIENT}}, "Authenticator"},
 		{"no upstream", &Server{Auth: &fakeAuth{}}, "upstream"},
-		{"bad address", &Server{Auth: &fakeAuth{}, Upstream: &Upstream{Address: "nowhere", Mode: ModeXCLIENT}}, "address"},
-		{"ServeTLS without TLSConfig", &Server{Auth: &fakeAuth{}, Upstream: &Upstream{Address: "127.0.0.1:1", Mode: ModeXCLIENT}}, "TLSConfig"},
+		{"bad address", &Server{Auth: &fakeAuth{}, Upstream: &upstream.SMTP{Address: "nowhere", Mode: upstream.ModeXCLIENT}}, "address"},
+		{"ServeTLS without TLSConfig", &Server{Auth: &fakeAuth{}, Upstream: &upstream.SMTP{Address: "127.0.0.1:1", Mode: upstream.ModeXCLIENT}}, "TLSConfig"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error

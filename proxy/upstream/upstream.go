@@ -1,30 +1,43 @@
-// Package upstream dials the real mail server and logs in as the user,
-// handing back a raw connection for the splice.
+// Package upstream logs in to the real mail server as the user, for every
+// protocol passgate fronts, and hands the logged-in connection back.
 //
-// The IMAP side (RFC 3501, RFC 9051) is written directly on the connection
-// rather than with an IMAP client library, because after the tagged OK the
-// connection must be handed over with nothing left inside a private reader:
+// One Config describes an upstream: its address, TLS, login mode with the
+// master credentials, and timeouts. Each protocol is a client made of it:
 //
-//	up := &upstream.IMAP{Address: "127.0.0.1:143", Mode: upstream.ModeMaster,
+//	cfg := upstream.Config{Address: "127.0.0.1:143", Mode: upstream.ModeMaster,
 //		MasterUser: "proxy", MasterSecret: secret}
-//	c, err := up.Login(ctx, upstream.Login{Username: "alice", ClientIP: remote})
+//	c, err := cfg.IMAP().Login(ctx, upstream.Login{Username: "alice", ClientIP: remote})
 //	// c.Conn is positioned after the tagged OK; c.Buffered holds any bytes
 //	// read past it; c.Capability is the post-login capability list.
 //
-// Capabilities (the pre-login list, which the front end announces before
-// login) and Check connect the same way without logging in.
+//	s, err := cfg.SMTP().Login(ctx, login) // s.Client relays MAIL, RCPT, DATA
+//
+// IMAP (RFC 3501, RFC 9051) is written directly on the connection rather
+// than with an IMAP client library, because after the tagged OK the
+// connection must be handed over with nothing left inside a private reader.
+// SMTP submission (RFC 6409, RFC 4954) uses go-smtp's client, which stays
+// with the connection for the relay of each message.
+//
+// Where each job lives: the modes and their defaults (modes.go, config.go),
+// validation (Config.problems), the dial, TLS and login deadline of every
+// protocol (dial.go, link), the login modes as credentials (credential.go),
+// and the protocol dialogues (imap*.go, smtp*.go, xclient.go). A client says
+// itself whether a login needs the client's secret (NeedsClientSecret).
 //
 // Implementation notes:
 //   - One deadline (LoginTimeout, or ctx's if earlier) covers everything from
-//     the greeting to the tagged OK; ctx cancellation interrupts it at once.
-//     The deadline is cleared before Login returns the connection.
+//     the connect to the logged-in connection; ctx cancellation interrupts it
+//     at once. The deadline is lifted before the connection is handed over.
 //   - Secrets (the master secret, a pass-through password, the SASL blob that
 //     encodes them) are never logged nor formatted into an error; text the
-//     upstream sends back is withheld if it echoes any part of them.
+//     upstream sends back is withheld if it echoes any part of them. A
+//     Config given to slog logs as its address only.
 //   - STARTTLS: bytes the upstream sent after its STARTTLS OK and before the
-//     TLS handshake fail the login (plaintext injection, RFC 3501 §6.2.1
-//     says the client must discard pre-TLS state); capabilities learnt before
-//     TLS are forgotten.
+//     TLS handshake fail the login (plaintext injection, RFC 3501 §6.2.1 and
+//     RFC 3207 §4.2 say the client must discard pre-TLS state);
+//     capabilities learnt before TLS are forgotten.
+//   - The credential is built, and a user name holding the master user
+//     separator refused, before anything is dialled.
 //   - On any failure the connection is closed.
 package upstream
 
@@ -34,35 +47,10 @@ import (
 	"net/netip"
 )
 
-// TLSMode says how the connection to the upstream is protected.
-type TLSMode string
-
-// TLS modes; the zero value means TLSNone.
-const (
-	TLSNone     TLSMode = "none"
-	TLSStartTLS TLSMode = "starttls" // plain connect, then STARTTLS (RFC 3501 §6.2.1)
-	TLSImplicit TLSMode = "tls"      // TLS from the first byte (RFC 8314)
-)
-
-// Mode says how passgate logs in to the upstream as the user.
-type Mode string
-
-// Login modes; the zero value means ModeMaster.
-const (
-	// ModeMaster: AUTHENTICATE PLAIN with authzid = user, authcid = master
-	// user (RFC 4616 §2; Dovecot master users).
-	ModeMaster Mode = "master"
-	// ModeLoginMaster: LOGIN user<sep>masteruser mastersecret (Dovecot
-	// auth_master_user_separator).
-	ModeLoginMaster Mode = "login-master"
-	// ModePassthrough: the client's own username and password
-	// (AUTHENTICATE PLAIN without authzid, or LOGIN without AUTH=PLAIN).
-	ModePassthrough Mode = "passthrough"
-)
-
 // ErrUnavailable is wrapped by every error that means the upstream could not
-// be used: dial, TLS, timeout, protocol garbage, a BYE or PREAUTH greeting,
-// an unexpected close, a NO [UNAVAILABLE] answer, or ctx ending the login.
+// be used: an invalid Config, dial, TLS, timeout, protocol garbage, a BYE or
+// PREAUTH greeting, an unexpected close, a NO [UNAVAILABLE] answer, or ctx
+// ending the login.
 var ErrUnavailable = errors.New("upstream unavailable")
 
 // RefusedError says the upstream answered NO or BAD to our login (e.g.
@@ -83,7 +71,9 @@ func (e *RefusedError) Error() string {
 // Login is who to log in as.
 type Login struct {
 	Username string // normalised user to log in as
-	Password string // the client's secret; used only in passthrough mode
+	// Password is the client's secret; used only by a client whose
+	// NeedsClientSecret is true (ModePassthrough).
+	Password string
 	ClientIP netip.AddrPort
 	ClientID string // IMAP ID name/version of the client, for logs
 	// SessionID, if set, is sent as x-session-id with SendID so that the
@@ -91,7 +81,7 @@ type Login struct {
 	SessionID string
 }
 
-// Conn is a logged-in upstream connection. The caller owns it.
+// Conn is a logged-in IMAP connection. The caller owns it.
 type Conn struct {
 	net.Conn // the upstream connection (TLS if configured), positioned after the tagged OK
 	// Buffered holds bytes read past the tagged OK (usually none): untagged

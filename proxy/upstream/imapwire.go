@@ -3,71 +3,40 @@ package upstream
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // maxResponse bounds one upstream response line, literals included.
 const maxResponse = 64 << 10
 
-// wire is one upstream dialogue before hand-off: the connection, a reader
-// over it, and what the dialogue learnt so far.
+// wire is one IMAP dialogue before hand-off: the link, a reader over it,
+// and what the dialogue learnt so far.
 type wire struct {
-	ctx     context.Context
-	conn    net.Conn
+	link    *link
 	br      *bufio.Reader
 	tagN    int
 	caps    []string // last capability list seen; nil = unknown
 	secrets []string // to withhold from error text
 	bye     string   // text of an untagged BYE, for the error that follows
-	stop    func() bool
 }
 
-// newWire takes over conn under one deadline; ctx ending interrupts it.
-func newWire(ctx context.Context, conn net.Conn, timeout time.Duration) *wire {
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	conn.SetDeadline(deadline)
-	w := &wire{ctx: ctx, conn: conn, br: bufio.NewReader(conn)}
-	w.stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	return w
-}
-
-// release clears the deadline so the caller can use the connection; it
-// fails if ctx ended meanwhile.
-func (w *wire) release() error {
-	if !w.stop() {
-		return w.unavailable("login", w.ctx.Err())
-	}
-	if err := w.conn.SetDeadline(time.Time{}); err != nil {
-		return w.unavailable("login", err)
-	}
-	return nil
-}
+func newWire(l *link) *wire { return &wire{link: l, br: bufio.NewReader(l.conn)} }
 
 // close ends the dialogue and closes the connection.
-func (w *wire) close() {
-	w.stop()
-	w.conn.Close()
-}
+func (w *wire) close() { w.link.close() }
 
-// unavailable wraps an I/O failure, naming ctx's error if ctx ended it.
+// unavailable wraps an I/O failure, naming ctx's error if ctx ended it and
+// the upstream's BYE if it sent one.
 func (w *wire) unavailable(op string, err error) error {
-	if cerr := w.ctx.Err(); cerr != nil {
-		err = cerr
-	}
+	err = w.link.unavailable(op, err)
 	if w.bye != "" {
-		return fmt.Errorf("upstream %s: %w: BYE %q: %w", op, ErrUnavailable, w.withhold(w.bye), err)
+		return fmt.Errorf("%w (after BYE %q)", err, w.withhold(w.bye))
 	}
-	return fmt.Errorf("upstream %s: %w: %w", op, ErrUnavailable, err)
+	return err
 }
 
 // garbage reports a response we cannot make sense of.
@@ -238,7 +207,7 @@ func (w *wire) hasCap(c string) bool {
 // answer is returned and the rest is not sent.
 func (w *wire) send(op, tag string, chunks ...[]byte) (*response, error) {
 	for i, c := range chunks {
-		if _, err := w.conn.Write(c); err != nil {
+		if _, err := w.link.conn.Write(c); err != nil {
 			return nil, w.unavailable(op, err)
 		}
 		if i == len(chunks)-1 {

@@ -9,53 +9,40 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-func (u *IMAP) mode() Mode {
-	if u.Mode == "" {
-		return ModeMaster
-	}
-	return u.Mode
-}
-
-func (u *IMAP) separator() string {
-	if u.Separator == "" {
-		return "*"
-	}
-	return u.Separator
-}
-
-// checkUsername refuses, before anything is dialled, a login-master login
-// whose user name holds the separator: "eve%bob" + "%" + "proxy" would make
-// the upstream (Dovecot splits at the first separator) read "bob%proxy" as
-// the master user. authn refuses such names already; this is the last line.
-func (u *IMAP) checkUsername(user string) error {
-	if u.mode() == ModeLoginMaster && strings.Contains(user, u.separator()) {
-		return &RefusedError{Text: "username contains the master user separator " + strconv.Quote(u.separator())}
-	}
-	return nil
-}
-
-// authenticate logs in as l.Username in the configured mode and returns the
-// tagged OK. On return w.caps holds only capabilities sent after the login
-// command (nil if none were).
-func (u *IMAP) authenticate(w *wire, l Login) (*response, error) {
-	switch u.mode() {
-	case ModeMaster:
-		// RFC 4616 §2: message = [authzid] NUL authcid NUL passwd.
-		return authPlain(w, l.Username, u.MasterUser, u.MasterSecret)
-	case ModeLoginMaster:
-		return login(w, l.Username+u.separator()+u.MasterUser, u.MasterSecret)
-	case ModePassthrough:
-		if w.caps == nil {
-			if err := preLoginCapability(w); err != nil {
-				return nil, err
-			}
+// imapLogin logs in with the credential's first mechanism the upstream
+// offers (AUTHENTICATE PLAIN with AUTH=PLAIN; the LOGIN command unless
+// LOGINDISABLED) and returns the tagged OK. While the capabilities are
+// unknown the first mechanism is taken, unless the credential asks to learn
+// them first. With none offered nothing is sent: a LOGINDISABLED upstream
+// without AUTH=PLAIN would see the secret in the clear. On return w.caps
+// holds only capabilities sent after the login command (nil if none were).
+func imapLogin(w *wire, cred credential) (*response, error) {
+	if w.caps == nil && cred.learn {
+		if err := preLoginCapability(w); err != nil {
+			return nil, err
 		}
-		if w.hasCap("AUTH=PLAIN") {
-			return authPlain(w, "", l.Username, l.Password)
-		}
-		return login(w, l.Username, l.Password)
 	}
-	return nil, fmt.Errorf("upstream login: %w: unknown mode %q", ErrUnavailable, u.Mode)
+	m, ok := cred.choose(w.offers)
+	if !ok {
+		return nil, fmt.Errorf("upstream login: %w: the upstream offers neither %s (STARTTLS first?)", ErrUnavailable, cred.names())
+	}
+	if m.name == mechLogin {
+		return login(w, m.username, m.secret)
+	}
+	// RFC 4616 §2: message = [authzid] NUL authcid NUL passwd.
+	return authPlain(w, m.authzid, m.username, m.secret)
+}
+
+// offers reports whether the upstream takes the mechanism: always while
+// its capabilities are unknown.
+func (w *wire) offers(mech string) bool {
+	switch {
+	case w.caps == nil:
+		return true
+	case mech == mechLogin:
+		return !w.hasCap("LOGINDISABLED") // RFC 3501 §6.2.3
+	}
+	return w.hasCap("AUTH=" + mech)
 }
 
 // authPlain sends AUTHENTICATE PLAIN (RFC 3501 §6.2.2), with the response

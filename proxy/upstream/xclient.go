@@ -1,9 +1,7 @@
-package smtp
+package upstream
 
 import (
 	"bufio"
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +9,6 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
-	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 )
@@ -21,26 +18,24 @@ import (
 // NAME=[UNAVAILABLE]", written on the connection because go-smtp has no
 // XCLIENT. The server answers XCLIENT with a fresh 220 greeting, which the
 // go-smtp client returned reads as its own greeting before its EHLO.
-func (u *Upstream) xclient(ctx context.Context, conn net.Conn, id identity) (*gosmtp.Client, error) {
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	br := bufio.NewReader(conn)
+func (u *SMTP) xclient(k *link, l Login) (*gosmtp.Client, error) {
+	name := u.config().localName()
+	br := bufio.NewReader(k.conn)
 	r := textproto.NewReader(br)
 	if _, _, err := r.ReadResponse(220); err != nil {
 		return nil, fmt.Errorf("upstream greeting: %w", err)
 	}
-	ext, err := rawEHLO(conn, r, u.localName())
+	ext, err := rawEHLO(k.conn, r, name)
 	if err != nil {
 		return nil, err
 	}
-	if u.tlsMode() == TLSStartTLS {
-		if conn, err = rawStartTLS(ctx, conn, br, ext, u.tlsConfig()); err != nil {
+	if u.config().tlsMode() == TLSStartTLS {
+		if err := rawStartTLS(k, br, ext); err != nil {
 			return nil, err
 		}
-		br = bufio.NewReader(conn)
+		br = bufio.NewReader(k.conn)
 		r = textproto.NewReader(br)
-		if ext, err = rawEHLO(conn, r, u.localName()); err != nil {
+		if ext, err = rawEHLO(k.conn, r, name); err != nil {
 			return nil, err
 		}
 	}
@@ -52,14 +47,12 @@ func (u *Upstream) xclient(ctx context.Context, conn net.Conn, id identity) (*go
 	if br.Buffered() > 0 {
 		return nil, errors.New("upstream xclient: unexpected data after EHLO reply")
 	}
-	if _, err := fmt.Fprintf(conn, "%s\r\n", xclientCommand(attrs, id)); err != nil {
+	if _, err := fmt.Fprintf(k.conn, "%s\r\n", xclientCommand(attrs, l)); err != nil {
 		return nil, fmt.Errorf("upstream xclient: %w", err)
 	}
-	conn.SetDeadline(time.Time{})
-	c := gosmtp.NewClient(conn)
+	c := gosmtp.NewClient(k.conn)
 	u.setTimeouts(c)
-	if err := c.Hello(u.localName()); err != nil {
-		c.Close()
+	if err := c.Hello(name); err != nil {
 		return nil, fmt.Errorf("upstream xclient: %w", err)
 	}
 	return c, nil
@@ -84,25 +77,21 @@ func rawEHLO(conn net.Conn, r *textproto.Reader, name string) (map[string]string
 }
 
 // rawStartTLS runs STARTTLS (RFC 3207). Bytes buffered after the 220 would
-// be injected plaintext: they refuse the upgrade.
-func rawStartTLS(ctx context.Context, conn net.Conn, br *bufio.Reader, ext map[string]string, cfg *tls.Config) (net.Conn, error) {
+// be injected plaintext: they refuse the upgrade (RFC 3207 §4.2).
+func rawStartTLS(k *link, br *bufio.Reader, ext map[string]string) error {
 	if _, ok := ext["STARTTLS"]; !ok {
-		return nil, errors.New("upstream starttls: not offered")
+		return errors.New("upstream starttls: not offered")
 	}
-	if _, err := fmt.Fprintf(conn, "STARTTLS\r\n"); err != nil {
-		return nil, fmt.Errorf("upstream starttls: %w", err)
+	if _, err := fmt.Fprintf(k.conn, "STARTTLS\r\n"); err != nil {
+		return fmt.Errorf("upstream starttls: %w", err)
 	}
 	if _, _, err := textproto.NewReader(br).ReadResponse(220); err != nil {
-		return nil, fmt.Errorf("upstream starttls: %w", err)
+		return fmt.Errorf("upstream starttls: %w", err)
 	}
 	if br.Buffered() > 0 {
-		return nil, errors.New("upstream starttls: unexpected data after 220")
+		return errors.New("upstream starttls: unexpected data after 220")
 	}
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("upstream starttls: %w", err)
-	}
-	return tc, nil
+	return k.handshake()
 }
 
 // xclientAttrs checks the XCLIENT keyword's attribute list: LOGIN and ADDR
@@ -121,12 +110,12 @@ func xclientAttrs(offered bool, param string) ([]string, error) {
 }
 
 // xclientCommand builds the XCLIENT line; values are xtext-encoded.
-func xclientCommand(offered []string, id identity) string {
+func xclientCommand(offered []string, l Login) string {
 	var b strings.Builder
 	b.WriteString("XCLIENT LOGIN=")
-	b.WriteString(xtext(id.username))
+	b.WriteString(xtext(l.Username))
 	b.WriteString(" ADDR=")
-	b.WriteString(xclientAddr(id.remote))
+	b.WriteString(xclientAddr(l.ClientIP.Addr()))
 	if slices.Contains(offered, "NAME") {
 		b.WriteString(" NAME=[UNAVAILABLE]")
 	}

@@ -70,7 +70,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("* X {99999999999999999999}\r\n"))
 	f.Add([]byte("+ \r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		w := &wire{ctx: context.Background(), br: bufio.NewReaderSize(bytes.NewReader(data), 16)}
+		w := &wire{link: &link{ctx: context.Background()}, br: bufio.NewReaderSize(bytes.NewReader(data), 16)}
 		consumed := 0
 		for range 8 {
 			r, err := w.read("fuzz")

@@ -1,0 +1,153 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The login modes, written once for every protocol.
+//
+// A mode is an authenticator: it turns a Login into a credential, the SASL
+// mechanisms that log in as the user in the order the mode prefers them.
+// Each protocol client takes the first mechanism the upstream offers and
+// speaks it its own way (IMAP: imapLogin; SMTP: saslClient). To add a mode,
+// such as XOAUTH2 or OAUTHBEARER (RFC 7628) with an OAuth 2.0 token source
+// per user, implement authenticator, return it from Config.authenticator,
+// add the Mode to the protocols that take it, and teach the protocol
+// clients the new mechanism's name; no protocol client changes otherwise.
+
+// authenticator is a login mode.
+type authenticator interface {
+	// credential returns how to log in as l.Username. An error refuses
+	// the login before anything is dialled.
+	credential(ctx context.Context, l Login) (credential, error)
+	// needsClientSecret reports whether credential uses l.Password.
+	needsClientSecret() bool
+}
+
+// Mechanism names (RFC 4616; draft-murchison-sasl-login, which IMAP speaks
+// as its LOGIN command).
+const (
+	mechPlain = "PLAIN"
+	mechLogin = "LOGIN"
+)
+
+// credential is what passgate presents to log in as one user.
+type credential struct {
+	// mechs, most preferred first. None: the upstream needs no login of
+	// ours (XCLIENT).
+	mechs []mechanism
+	// learn asks IMAP to learn the upstream's capabilities before choosing
+	// when the greeting carried none, instead of taking the first
+	// mechanism: the client's own password goes only to a mechanism the
+	// upstream offers.
+	learn bool
+}
+
+// mechanism is one SASL mechanism and what it sends.
+type mechanism struct {
+	name     string // mechPlain or mechLogin
+	authzid  string // PLAIN's authorization identity; "" = none
+	username string // PLAIN's authcid, LOGIN's user name
+	secret   string
+}
+
+// choose returns the first mechanism offered says the upstream offers.
+func (c credential) choose(offered func(name string) bool) (mechanism, bool) {
+	for _, m := range c.mechs {
+		if offered(m.name) {
+			return m, true
+		}
+	}
+	return mechanism{}, false
+}
+
+// names lists the mechanisms, for an error.
+func (c credential) names() string {
+	names := make([]string, len(c.mechs))
+	for i, m := range c.mechs {
+		names[i] = m.name
+	}
+	return strings.Join(names, " nor ")
+}
+
+// authenticator returns the login mode of c (a valid Config).
+func (c *Config) authenticator() authenticator {
+	switch c.mode() {
+	case ModeMaster:
+		return masterMode{user: c.MasterUser, secret: c.MasterSecret, sep: c.separator()}
+	case ModeLoginMaster:
+		return masterMode{user: c.MasterUser, secret: c.MasterSecret, sep: c.separator(), loginFirst: true}
+	case ModePassthrough:
+		return passthroughMode{}
+	}
+	return xclientMode{}
+}
+
+// usable reports that c is invalid for protocol p: the upstream cannot be
+// used.
+func (c *Config) usable(p protocol) error {
+	if err := c.validate(p); err != nil {
+		return fmt.Errorf("upstream: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// credential checks c for protocol p and builds the credential of l:
+// everything a login checks before dialling.
+func (c *Config) credential(ctx context.Context, p protocol, l Login) (credential, error) {
+	if err := c.usable(p); err != nil {
+		return credential{}, err
+	}
+	return c.authenticator().credential(ctx, l)
+}
+
+// masterMode logs in with the master user's credentials: ModeMaster prefers
+// PLAIN with authzid = user, ModeLoginMaster (loginFirst) LOGIN as
+// user<sep>master user.
+type masterMode struct {
+	user, secret, sep string
+	loginFirst        bool
+}
+
+func (m masterMode) needsClientSecret() bool { return false }
+
+// credential refuses a user name holding the separator: "eve%bob" + "%" +
+// "proxy" would make the upstream (Dovecot splits at the first separator)
+// read "bob%proxy" as the master user. authn refuses such names already;
+// this is the last line.
+func (m masterMode) credential(_ context.Context, l Login) (credential, error) {
+	if strings.Contains(l.Username, m.sep) {
+		return credential{}, &RefusedError{Text: "username contains the master user separator " + strconv.Quote(m.sep)}
+	}
+	joined := l.Username + m.sep + m.user
+	plain := mechanism{name: mechPlain, authzid: l.Username, username: m.user, secret: m.secret}
+	login := mechanism{name: mechLogin, username: joined, secret: m.secret}
+	if m.loginFirst {
+		plain = mechanism{name: mechPlain, username: joined, secret: m.secret}
+		return credential{mechs: []mechanism{login, plain}}, nil
+	}
+	return credential{mechs: []mechanism{plain, login}}, nil
+}
+
+// passthroughMode logs in with the client's own credentials.
+type passthroughMode struct{}
+
+func (passthroughMode) needsClientSecret() bool { return true }
+
+func (passthroughMode) credential(_ context.Context, l Login) (credential, error) {
+	return credential{learn: true, mechs: []mechanism{
+		{name: mechPlain, username: l.Username, secret: l.Password},
+		{name: mechLogin, username: l.Username, secret: l.Password},
+	}}, nil
+}
+
+// xclientMode is ModeXCLIENT: the upstream takes the user's name from passgate
+// without a login.
+type xclientMode struct{}
+
+func (xclientMode) needsClientSecret() bool { return false }
+
+func (xclientMode) credential(context.Context, Login) (credential, error) { return credential{}, nil }
