@@ -77,32 +77,20 @@ func (c Config) SMTP() *SMTP { u := SMTP(c); return &u }
 // SMTP) given to slog never prints the master secret.
 func (c *Config) LogValue() slog.Value { return slog.StringValue(c.Address) }
 
-func (c *Config) mode() Mode {
-	if c.Mode == "" {
-		return DefaultMode
-	}
-	return c.Mode
-}
+func (c *Config) mode() Mode { return or(c.Mode, DefaultMode) }
 
-func (c *Config) tlsMode() TLSMode {
-	if c.TLS == "" {
-		return DefaultTLS
-	}
-	return c.TLS
-}
+func (c *Config) tlsMode() TLSMode { return or(c.TLS, DefaultTLS) }
 
-func (c *Config) separator() string {
-	if c.Separator == "" {
-		return DefaultSeparator
-	}
-	return c.Separator
-}
+func (c *Config) separator() string { return or(c.Separator, DefaultSeparator) }
 
-func (c *Config) localName() string {
-	if c.LocalName == "" {
-		return DefaultLocalName
+func (c *Config) localName() string { return or(c.LocalName, DefaultLocalName) }
+
+// or returns v, or def if v is empty.
+func or[S ~string](v, def S) S {
+	if v == "" {
+		return def
 	}
-	return c.LocalName
+	return v
 }
 
 func (c *Config) dialTimeout() time.Duration { return orDefault(c.DialTimeout, DefaultDialTimeout) }

@@ -95,15 +95,6 @@ func (c *Config) usable(p protocol) error {
 	return nil
 }
 
-// credential checks c for protocol p and builds the credential of l:
-// everything a login checks before dialling.
-func (c *Config) credential(ctx context.Context, p protocol, l Login) (credential, error) {
-	if err := c.usable(p); err != nil {
-		return credential{}, err
-	}
-	return c.authenticator().credential(ctx, l)
-}
-
 // masterMode logs in with the master user's credentials: ModeMaster prefers
 // PLAIN with authzid = user, ModeLoginMaster (loginFirst) LOGIN as
 // user<sep>master user.

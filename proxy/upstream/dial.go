@@ -66,21 +66,21 @@ func (l *link) handshake() error {
 	return nil
 }
 
-// release lifts the login deadline and unties ctx, and returns the
-// connection for the caller to keep: the TCP connection itself without TLS
-// (so that the splice can use splice(2) and half-close it). It fails if ctx
-// ended meanwhile.
-func (l *link) release() (net.Conn, error) {
+// release lifts the login deadline and unties ctx, for the caller to keep
+// conn: without TLS it becomes the TCP connection itself (so that the
+// splice can use splice(2) and half-close it). It fails if ctx ended
+// meanwhile.
+func (l *link) release() error {
 	if !l.stop() {
-		return nil, l.unavailable("login", l.ctx.Err())
+		return l.unavailable("login", l.ctx.Err())
 	}
 	if err := l.raw.limitTo(time.Time{}); err != nil {
-		return nil, l.unavailable("login", err)
+		return l.unavailable("login", err)
 	}
 	if l.conn == net.Conn(l.raw) {
-		return l.raw.Conn, nil
+		l.conn = l.raw.Conn
 	}
-	return l.conn, nil
+	return nil
 }
 
 // close ends the link and closes the connection.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 )
 
 // IMAP is an IMAP upstream: a Config whose methods speak IMAP
@@ -31,31 +30,24 @@ func (u *IMAP) Validate() error { return u.config().validate(imapProtocol) }
 // connection is positioned after the upstream's tagged OK and belongs to the
 // caller. Errors wrap ErrUnavailable, or are a *RefusedError.
 func (u *IMAP) Login(ctx context.Context, l Login) (*Conn, error) {
-	c := u.config()
-	cred, err := c.credential(ctx, imapProtocol, l)
+	var c *Conn
+	k, err := u.config().login(ctx, imapProtocol, l, func(k *link, cred credential) (err error) {
+		c, err = u.dialogue(newWire(k), l, cred)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	w, err := u.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := u.login(w, l, cred)
-	if err != nil {
-		w.close()
-		c.logger().Debug("upstream login failed", "upstream", c.Address, "user", l.Username,
-			"client", l.ClientID, "mode", c.mode(), "err", err)
-		return nil, err
-	}
-	c.logger().Debug("upstream login", "upstream", c.Address, "user", l.Username,
-		"client", l.ClientID, "mode", c.mode(), "duration", time.Since(start))
-	return conn, nil
+	c.Conn = k.conn
+	return c, nil
 }
 
-// login runs the dialogue after the greeting: ID, the login itself, and
-// CAPABILITY if the OK did not carry it.
-func (u *IMAP) login(w *wire, l Login, cred credential) (*Conn, error) {
+// dialogue runs the greeting and STARTTLS (greet), ID, the login itself,
+// and CAPABILITY if the OK did not carry it.
+func (u *IMAP) dialogue(w *wire, l Login, cred credential) (*Conn, error) {
+	if err := u.greet(w); err != nil {
+		return nil, err
+	}
 	if u.SendID && (w.caps == nil || w.hasCap("ID")) {
 		if err := sendID(w, l); err != nil {
 			return nil, err
@@ -75,9 +67,6 @@ func (u *IMAP) login(w *wire, l Login, cred credential) (*Conn, error) {
 	if n := w.br.Buffered(); n > 0 {
 		rest, _ := w.br.Peek(n)
 		c.Buffered = append(c.Buffered, rest...)
-	}
-	if c.Conn, err = w.link.release(); err != nil {
-		return nil, err
 	}
 	return c, nil
 }
@@ -122,20 +111,27 @@ func (u *IMAP) Capabilities(ctx context.Context) ([]string, error) {
 // connect dials (with implicit TLS as configured), reads the greeting and
 // runs STARTTLS as configured. The returned wire holds the login deadline.
 func (u *IMAP) connect(ctx context.Context) (*wire, error) {
-	l, err := u.config().connect(ctx)
+	k, err := u.config().connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w := newWire(l)
-	err = greeting(w)
-	if err == nil && u.config().tlsMode() == TLSStartTLS {
-		err = startTLS(w)
-	}
-	if err != nil {
+	w := newWire(k)
+	if err := u.greet(w); err != nil {
 		w.close()
 		return nil, err
 	}
 	return w, nil
+}
+
+// greet reads the greeting, then runs STARTTLS if configured.
+func (u *IMAP) greet(w *wire) error {
+	if err := greeting(w); err != nil {
+		return err
+	}
+	if u.config().tlsMode() == TLSStartTLS {
+		return startTLS(w)
+	}
+	return nil
 }
 
 // greeting reads the server greeting: it must be OK (RFC 3501 §7.1.1).

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -275,6 +274,25 @@ func TestLoginPassthrough(t *testing.T) {
 	}
 }
 
+// TestLoginNotInClear: an upstream that announces LOGINDISABLED without
+// AUTH=PLAIN (RFC 3501 §6.2.3: it wants TLS first) never sees the secret,
+// in any mode: the login fails as unavailable before a LOGIN is sent.
+func TestLoginNotInClear(t *testing.T) {
+	for _, mode := range []Mode{ModePassthrough, ModeLoginMaster, ModeMaster} {
+		t.Run(string(mode), func(t *testing.T) {
+			addr := serve(t, false, func(s *script) {
+				s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
+				s.expectEOF()
+			})
+			u := master(addr)
+			u.Mode = mode
+			if _, err := doLogin(t, u, alice); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Login = %v, want ErrUnavailable", err)
+			}
+		})
+	}
+}
+
 func TestLoginTLS(t *testing.T) {
 	clientConf := testcert.ClientConfig("")
 	t.Run("starttls", func(t *testing.T) {
@@ -426,13 +444,7 @@ func TestLoginUnavailable(t *testing.T) {
 }
 
 func TestLoginConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	if _, err := doLogin(t, master(addr), alice); !errors.Is(err, ErrUnavailable) {
+	if _, err := doLogin(t, master(closedAddr(t)), alice); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Login = %v, want ErrUnavailable", err)
 	}
 }
@@ -521,13 +533,7 @@ func TestCapabilities(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if _, err := master(addr).Capabilities(context.Background()); !errors.Is(err, ErrUnavailable) {
+		if _, err := master(closedAddr(t)).Capabilities(context.Background()); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Capabilities = %v, want ErrUnavailable", err)
 		}
 	})

@@ -71,24 +71,15 @@ func (c *SMTPConn) Quit(timeout time.Duration) {
 // the first mechanism of the mode's credential the upstream offers, or
 // XCLIENT. Errors are a *RefusedError when refused before dialling.
 func (u *SMTP) Login(ctx context.Context, l Login) (*SMTPConn, error) {
-	c := u.config()
-	cred, err := c.credential(ctx, smtpProtocol, l)
+	var c *gosmtp.Client
+	k, err := u.config().login(ctx, smtpProtocol, l, func(k *link, cred credential) (err error) {
+		c, err = u.open(k, l, cred)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	k, err := c.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	client, err := u.open(k, l, cred)
-	if err == nil {
-		_, err = k.release()
-	}
-	if err != nil {
-		k.close()
-		return nil, err
-	}
-	return &SMTPConn{Client: client, raw: k.raw, timeout: c.commandTimeout()}, nil
+	return &SMTPConn{Client: c, raw: k.raw, timeout: u.config().commandTimeout()}, nil
 }
 
 // open runs greeting, STARTTLS, EHLO and the login of the mode.

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testtool"
 )
 
 // ehloAuth is an EHLO reply offering the AUTH mechanisms mechs.
@@ -312,11 +314,9 @@ func TestXCLIENTEncoding(t *testing.T) {
 // closedAddr returns a 127.0.0.1 address nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testtool.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
