@@ -23,9 +23,9 @@ package imap
 //   - No upstream dial before the Authenticator said OK: Upstream.Login is
 //     called from one place, finishLogin, after an authn.OK decision.
 //   - Never log a secret: the secret lives in an authn.Attempt and in
-//     upstream.Login (only if Upstream.NeedsClientSecret); neither is logged, formatted
-//     into an error, or kept after the login. Panic values are logged only
-//     when they are runtime errors (which carry no data).
+//     upstream.Login (only if Upstream.NeedsClientSecret); neither is
+//     logged, formatted into an error, or kept after the login. Panic values
+//     are logged only when they are runtime errors (which carry no data).
 //   - Every pre-auth read has a deadline and a size limit: readCommand arms
 //     one deadline (ReadTimeout) per command, which its literals and SASL
 //     responses share, so an idle client is closed after one ReadTimeout;

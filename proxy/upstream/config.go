@@ -75,7 +75,7 @@ func (c Config) SMTP() *SMTP { u := SMTP(c); return &u }
 
 // LogValue names the upstream by its address: a Config (or an IMAP or
 // SMTP) given to slog never prints the master secret.
-func (c *Config) LogValue() slog.Value { return slog.StringValue(c.Address) }
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.Address) }
 
 func (c *Config) mode() Mode { return or(c.Mode, DefaultMode) }
 

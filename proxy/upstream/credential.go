@@ -14,9 +14,11 @@ import (
 // Each protocol client takes the first mechanism the upstream offers and
 // speaks it its own way (IMAP: imapLogin; SMTP: saslClient). To add a mode,
 // such as XOAUTH2 or OAUTHBEARER (RFC 7628) with an OAuth 2.0 token source
-// per user, implement authenticator, return it from Config.authenticator,
-// add the Mode to the protocols that take it, and teach the protocol
-// clients the new mechanism's name; no protocol client changes otherwise.
+// per user: implement authenticator, return it from Config.authenticator,
+// add the Mode to the protocols that take it (modes.go), and teach
+// imapLogin and saslClient the new mechanism's name. A new protocol (POP3,
+// ManageSieve) adds a protocol value and its dialogue over a link; the
+// modes, TLS, deadlines and validation serve it unchanged.
 
 // authenticator is a login mode.
 type authenticator interface {

@@ -14,7 +14,7 @@ type IMAP Config
 func (u *IMAP) config() *Config { return (*Config)(u) }
 
 // LogValue names the upstream by its address only.
-func (u *IMAP) LogValue() slog.Value { return u.config().LogValue() }
+func (u IMAP) LogValue() slog.Value { return Config(u).LogValue() }
 
 // NeedsClientSecret reports whether Login uses Login.Password
 // (ModePassthrough); otherwise the front end must not pass it on.

@@ -21,7 +21,7 @@ type SMTP Config
 func (u *SMTP) config() *Config { return (*Config)(u) }
 
 // LogValue names the upstream by its address only.
-func (u *SMTP) LogValue() slog.Value { return u.config().LogValue() }
+func (u SMTP) LogValue() slog.Value { return Config(u).LogValue() }
 
 // NeedsClientSecret reports whether Login uses Login.Password
 // (ModePassthrough); otherwise the front end must not keep it.
