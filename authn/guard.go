@@ -104,7 +104,7 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		return Decision{}, errors.New("authn: Guard needs a Verifier and Counters")
 	}
 	start := g.now()
-	user, err := store.NormalizeUsername(a.Username)
+	user, err := g.normalize(a.Username)
 	if err != nil {
 		user = ""
 	}
@@ -179,7 +179,7 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 		return outcome{}, err
 	}
 	if d.Result == OK {
-		if g.Cache != nil && user != "" {
+		if g.Cache != nil && user != "" && !d.uncached {
 			g.Cache.put(gen, user, a, d, g.now())
 		}
 		r.succeeded(ctx, true)
@@ -246,6 +246,18 @@ func (g *Guard) mac(parts ...string) [16]byte {
 func (g *Guard) flightKey(user string, a Attempt) string {
 	m := g.mac("flight", user, string(a.Protocol), a.Secret, a.RemoteIP.Unmap().String())
 	return string(m[:])
+}
+
+// normalize returns the username the limits count a login under: the
+// Verifier's (directory.Names: case, default domain), so that "alice" and
+// "alice@example.org" share one account's limits.
+func (g *Guard) normalize(login string) (string, error) {
+	if n, ok := g.Verifier.(interface {
+		NormalizeUsername(string) (string, error)
+	}); ok {
+		return n.NormalizeUsername(login)
+	}
+	return store.NormalizeUsername(login)
 }
 
 func (g *Guard) now() time.Time {
