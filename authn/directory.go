@@ -84,12 +84,13 @@ func (d *Directory) ttl() time.Duration {
 
 // RecheckInterval is how often live sessions must be reconciled with the
 // directory so that those of an account disabled there end within the
-// cache TTL: the TTL, or fallback when there is no cache.
-func (d *Directory) RecheckInterval(fallback time.Duration) time.Duration {
-	if t := d.ttl(); t > 0 && (fallback <= 0 || t < fallback) {
+// cache TTL: the smaller of the TTL and interval (the sessions' own
+// recheck interval, which it is without a cache).
+func (d *Directory) RecheckInterval(interval time.Duration) time.Duration {
+	if t := d.ttl(); t > 0 && t < interval {
 		return t
 	}
-	return fallback
+	return interval
 }
 
 func (d *Directory) now() time.Time {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
 )
 
@@ -165,6 +166,13 @@ func (s *Server) loadSession(r *http.Request) (*reqCtx, error) {
 		return nil, fmt.Errorf("load session: %w", err)
 	case rc.acct.Disabled || pwTag(rc.acct.PasswordHash) != rc.sess.PWTag:
 	default:
+		ok, err := s.directoryAdmits(ctx, rc.acct)
+		if err != nil {
+			return nil, fmt.Errorf("load session: %w", err)
+		}
+		if !ok {
+			break
+		}
 		rc.stage = rc.sess.Stage
 		if rc.stage == stageFull && rc.acct.MFA && rc.acct.TOTP == nil {
 			rc.stage = stageEnrol // MFA required or reset since sign-in
@@ -253,4 +261,21 @@ func (s *Server) popFlash(ctx context.Context, rc *reqCtx) string {
 		s.setFlash(ctx, rc, "")
 	}
 	return msg
+}
+
+// directoryAdmits reports whether the operator's directory still admits
+// the signed-in account (not deleted or disabled there), from the state
+// authn caches for the directory's cache time. An error means the
+// directory cannot say: the request fails as unavailable, and the session
+// stays.
+func (s *Server) directoryAdmits(ctx context.Context, acct store.Account) (bool, error) {
+	res, err := s.Verifier.CheckDirectory(ctx, acct)
+	if err != nil {
+		return false, err
+	}
+	if res != authn.OK {
+		s.logger().InfoContext(ctx, "portal session ended: the directory refuses the account", "user", acct.Username, "result", res)
+		return false, nil
+	}
+	return true, nil
 }

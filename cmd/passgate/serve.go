@@ -217,6 +217,9 @@ func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *cfgPath)
+	if err := checkDirectory(ctx, e, cfg); err != nil {
+		return err
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		up := newIMAPServer(cfg, nil, nil, quiet).Upstream.(*upstream.IMAP)
