@@ -19,6 +19,7 @@ type userInfo struct {
 	MFA          bool   `json:"mfa"`
 	Disabled     bool   `json:"disabled"`
 	AppPasswords int    `json:"app_passwords"`
+	HasPassword  bool   `json:"has_primary_password"`
 }
 
 // users returns `user list --json` by username.
