@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -461,4 +462,26 @@ func TestStoreDirectoryConformance(t *testing.T) {
 			}
 		},
 	})
+}
+
+// TestLooksLikeAppPassword: the secrets kept from the directory are the
+// forms an app password is typed in, not passphrases that happen to have
+// sixteen such letters.
+func TestLooksLikeAppPassword(t *testing.T) {
+	p, err := GenerateAppPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{p, NormalizeSecret(p), strings.ToUpper(p), strings.ReplaceAll(p, " ", "-"), " " + p + "\n",
+		strings.ReplaceAll(p, " ", "  ")} {
+		if !looksLikeAppPassword(s) {
+			t.Errorf("%q (an app password as typed) not recognised", s)
+		}
+	}
+	for _, s := range []string{"measure-primary-pw", "winter is hard ys", NormalizeSecret(p)[:15], NormalizeSecret(p) + "a",
+		NormalizeSecret(p)[:15] + "l", NormalizeSecret(p)[:15] + "!", "abc defg hjkm npqrs", "-" + NormalizeSecret(p)[1:], ""} {
+		if looksLikeAppPassword(s) {
+			t.Errorf("%q taken for an app password", s)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"golang.org/x/sync/errgroup"
 
@@ -47,20 +48,28 @@ func (v *Verifier) mfaRequired(e directory.Entry, a store.Account) bool {
 // isMailProtocol reports whether p is a mail login (not the portal).
 func isMailProtocol(p store.Scope) bool { return p == store.ScopeIMAP || p == store.ScopeSMTP }
 
-// looksLikeAppPassword reports whether a normalised secret has the form of
-// an app password: AppPasswordLen letters of Alphabet. Such a secret that
+// looksLikeAppPassword reports whether a secret, as typed, has the form
+// of an app password: AppPasswordLen letters of Alphabet (any case), in
+// groups of four that spaces or '-' may separate. Such a secret that
 // matched none of the account's app passwords is a wrong (or revoked) app
-// password, and is never sent to the directory as a primary password.
-func looksLikeAppPassword(normalized string) bool {
-	if len(normalized) != AppPasswordLen {
-		return false
-	}
-	for i := 0; i < len(normalized); i++ {
-		if strings.IndexByte(Alphabet, normalized[i]) < 0 {
+// password, and is never sent to the directory as a primary password. A
+// primary password of that form (16 lower-case letters and digits without
+// l, o, 0 and 1, and no other character) cannot be used through passgate.
+func looksLikeAppPassword(secret string) bool {
+	n := 0
+	for _, r := range strings.TrimSpace(secret) {
+		switch {
+		case r < unicode.MaxASCII && strings.IndexByte(Alphabet, byte(unicode.ToLower(r))) >= 0:
+			if n++; n > AppPasswordLen {
+				return false
+			}
+		case (unicode.IsSpace(r) || r == '-') && n%4 == 0:
+			// between two groups
+		default:
 			return false
 		}
 	}
-	return true
+	return n == AppPasswordLen
 }
 
 // verifyWithDirectory decides a primary-password attempt through the
@@ -70,7 +79,7 @@ func looksLikeAppPassword(normalized string) bool {
 // here and is never sent.
 func (v *Verifier) verifyWithDirectory(ctx context.Context, a Attempt, l login) (Decision, error) {
 	d := Decision{Result: BadSecret, Username: l.user}
-	if looksLikeAppPassword(l.normalized) {
+	if looksLikeAppPassword(a.Secret) {
 		return v.fail(d, a.Secret)
 	}
 	if ip := a.RemoteIP.Unmap(); ip.IsValid() {

@@ -69,12 +69,15 @@ func TestDirectoryLDAPEndToEnd(t *testing.T) {
 	d, sink := sharedSink(t)
 	alice, _ := d.newUser(t)
 	bob, _ := d.newUser(t)
-	const alicePW, bobPW = "Alice's LDAP secret 1", "Bob's LDAP secret 2"
-	leaks.secret(alicePW)
-	leaks.secret(bobPW)
+	carol, _ := d.newUser(t)
+	const alicePW, bobPW, carolPW = "Alice's LDAP secret 1", "Bob's LDAP secret 2", "Carol's LDAP secret 3"
+	for _, pw := range []string{alicePW, bobPW, carolPW} {
+		leaks.secret(pw)
+	}
 	s := testslapd.Start(t, testslapd.Options{Suffix: ldapSuffix, LDIF: testslapd.People(ldapSuffix,
 		testslapd.Person{UID: localPart(alice), Mail: alice, Password: alicePW, MFA: true},
-		testslapd.Person{UID: localPart(bob), Mail: bob, Password: bobPW, MFA: true})})
+		testslapd.Person{UID: localPart(bob), Mail: bob, Password: bobPW, MFA: true},
+		testslapd.Person{UID: localPart(carol), Mail: carol, Password: carolPW})})
 	aliceDN := testslapd.PersonDN(ldapSuffix, localPart(alice))
 
 	const cache = 3 * time.Second
@@ -179,7 +182,55 @@ func TestDirectoryLDAPEndToEnd(t *testing.T) {
 	endedAfter := idle.waitClosed(t).Sub(disabled)
 	t.Logf("disabled in slapd: logins refused %v later, the IDLE session ended %v later (directory.cache %v)",
 		refusedAfter.Round(time.Millisecond), endedAfter.Round(time.Millisecond), cache)
-	assertNoSecrets(t, g.Output(), appPW, alicePW, bobPW, testslapd.ServicePassword)
+
+	// carol is in no group: her primary password works for mail, and that
+	// login provisions her.
+	if r := runPython(t, g.Passgate, viaTLS, "login", carol, carolPW); !r.OK {
+		t.Fatalf("imaplib with carol's directory password: %+v", r)
+	}
+	if u, ok := g.users(t)[carol]; !ok || u.HasPassword || u.MFA {
+		t.Fatalf("carol after a mail login: %+v, %v; want provisioned, no primary password, no MFA", u, ok)
+	}
+	carolApp := g.createAppPassword(t, carol, "laptop")
+	g.login(t, viaTLS, carol, carolApp.Password)
+
+	// slapd goes away: the cached state serves for its time, then logins
+	// fail temporarily (NO [UNAVAILABLE], 454 4.7.0), never accepted.
+	s.Stop()
+	unavailableAfter := waitUnavailable(t, g.Passgate, carol, carolApp.Password, cache+closeDeadline)
+	t.Logf("slapd stopped: app-password logins unavailable %v later (directory.cache %v)", unavailableAfter.Round(time.Millisecond), cache)
+	wantCode(t, g.loginError(t, viaTLS, carol, carolPW), imap.ResponseCodeUnavailable, "")
+	rcpt = uniqueRcpt("directory-down")
+	r := runSwaks(t, g, sendOpts{Via: viaTLS, Mech: "PLAIN", User: carol, Secret: carolApp.Password, From: carol,
+		To: []string{rcpt}, File: writeMessage(t, smtpMessage(carol, rcpt, "directory down"))})
+	if r.Exit == 0 || !r.saw("454 4.7.0") {
+		t.Fatalf("swaks with slapd down: exit %d, want 454 4.7.0:\n%s", r.Exit, r.Transcript)
+	}
+	assertNoSecrets(t, g.Output(), appPW, alicePW, bobPW, carolPW, carolApp.Password, testslapd.ServicePassword)
+}
+
+// waitUnavailable retries an IMAP login every 100 ms until passgate
+// answers NO [UNAVAILABLE]; a login accepted meanwhile is fine (the cached
+// state), any other refusal fails the test, as does waiting beyond limit.
+func waitUnavailable(t *testing.T, pg *Passgate, user, secret string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		c := pg.dial(t, viaTLS, nil)
+		err := c.Login(user, secret).Wait()
+		c.Close()
+		if err != nil {
+			var ierr *imap.Error
+			if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeUnavailable {
+				t.Fatalf("login with the directory down: %v, want NO [UNAVAILABLE]", err)
+			}
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("logins still accepted %v after the directory went away", limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitLoginRefused retries an IMAP login every 100 ms until passgate refuses it
