@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +183,52 @@ func TestDirectoryErrors(t *testing.T) {
 				t.Errorf("error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestREADMEDirectoryExamples keeps the examples of README.md's "Accounts
+// from your directory" working: each full example (a [directory] table
+// with its kind's section) parses, with the files it names in place.
+func TestREADMEDirectoryExamples(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "\n## Accounts from your directory\n")
+	if start < 0 {
+		t.Fatal("README.md has no section \"Accounts from your directory\"")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	dir := fixture(t)
+	for _, name := range []string{"ldap-ca.pem", "corp-root-ca.pem"} {
+		pem, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, name), string(pem))
+	}
+	for _, name := range []string{"ldap-bind-password", "ad-bind-password"} {
+		writeFile(t, filepath.Join(dir, name), "bind-secret\n")
+	}
+	kinds := map[DirectoryKind]bool{}
+	for _, block := range strings.Split(section, "```toml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.HasPrefix(block, "[directory]\n") || !strings.Contains(block, "\n[directory.") {
+			continue // a fragment
+		}
+		data := base + strings.ReplaceAll(block, "/etc/passgate/", dir+"/")
+		c, err := Parse([]byte(data), dir, nil)
+		if err != nil {
+			t.Errorf("README example does not load:\n%s\n%v", block, err)
+			continue
+		}
+		kinds[c.Directory.Kind] = true
+	}
+	if len(kinds) != 3 {
+		t.Errorf("README examples of kinds %v, want ldap, dovecot and imap", kinds)
 	}
 }
