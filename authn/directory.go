@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -91,6 +92,17 @@ func (d *Directory) RecheckInterval(interval time.Duration) time.Duration {
 		return t
 	}
 	return interval
+}
+
+// period names the cache period that now falls in (of the TTL, or of one
+// second without a cache), so that a refusal the directory decided is
+// remembered no longer than its answers are cached.
+func (d *Directory) period() string {
+	p := d.ttl()
+	if p == 0 {
+		p = time.Second
+	}
+	return strconv.FormatInt(d.now().UnixNano()/int64(p), 10)
 }
 
 func (d *Directory) now() time.Time {

@@ -485,3 +485,45 @@ func TestLooksLikeAppPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryKnownRefusalsExpire: the Guard's memory of refusals, which
+// spares the directory a repeated wrong password, does not outlive the
+// directory's cache: an account enabled again, or a password changed
+// there, works again within the cache time, not only when the failure
+// window (10 minutes) ends.
+func TestDirectoryKnownRefusalsExpire(t *testing.T) {
+	f := newDirFixture(t)
+	g := &Guard{Verifier: f.v, Counters: &memcount.Counters{Now: f.clk.Now}, Now: f.clk.Now, Sleep: f.clk.Sleep,
+		Logger: slog.New(slog.DiscardHandler)}
+	login := func(secret string) Result {
+		t.Helper()
+		d, err := g.Verify(context.Background(), attempt(dirAlice, secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Result
+	}
+	f.dir.Update(dirAlice, func(e *directory.Entry) { e.Disabled = true })
+	if r := login(dirAlicePW); r != Disabled {
+		t.Fatalf("disabled: %v", r)
+	}
+	auths := f.dir.Authentications()
+	if r := login(dirAlicePW); r != Disabled || f.dir.Authentications() != auths {
+		t.Fatalf("a repeat asked the directory again (%v, %d requests)", r, f.dir.Authentications()-auths)
+	}
+	f.dir.Update(dirAlice, func(e *directory.Entry) { e.Disabled = false })
+	f.clk.advance(DefaultDirectoryCacheTTL)
+	if r := login(dirAlicePW); r != OK {
+		t.Fatalf("enabled again, a cache time later: %v, want OK", r)
+	}
+
+	const next = "Alice's next password"
+	if r := login(next); r != BadSecret {
+		t.Fatalf("the next password before the change: %v", r)
+	}
+	f.dir.Set(directory.Entry{Username: dirAlice}, next)
+	f.clk.advance(DefaultDirectoryCacheTTL)
+	if r := login(next); r != OK {
+		t.Fatalf("the new password a cache time after the change: %v, want OK", r)
+	}
+}

@@ -255,7 +255,8 @@ func (v *Verifier) NormalizeUsername(login string) (string, error) {
 // state fingerprints everything besides the secret that decides a at this
 // moment: the account's existence, primary password, flags and policy,
 // and the app password the tag found with its policy for a's address,
-// protocol and the time. Two logins with the same secret and the same
+// protocol and the time; with a Directory, whose answers passgate cannot
+// fingerprint, the directory's current cache period. Two logins with the same secret and the same
 // state get the same decision, so a decision remembered with its state is
 // still right while the state is unchanged.
 func (l *login) state(v *Verifier, a Attempt) [16]byte {
@@ -268,6 +269,10 @@ func (l *login) state(v *Verifier, a Attempt) [16]byte {
 	}
 	flag := func(b bool) string { return strconv.FormatBool(b) }
 	put(l.user, flag(l.secretOK), flag(l.found), flag(v.AppPasswordsOnly))
+	if v.Directory != nil {
+		// What the directory said is trusted for one cache period.
+		put("directory", v.Directory.period())
+	}
 	if l.found {
 		put(l.acct.PasswordHash, flag(l.acct.MFA), flag(l.acct.Disabled))
 	}
