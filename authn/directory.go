@@ -125,11 +125,18 @@ var errRenamed = fmt.Errorf("the directory names this account differently now: %
 // (the kind cannot look users up: there is no state to check), and any
 // other error, which means no answer (a temporary failure).
 func (d *Directory) state(ctx context.Context, username string, fresh bool) (directory.Entry, error) {
+	e, err, _ := d.lookup(ctx, username, fresh)
+	return e, err
+}
+
+// lookup is state, and also reports whether the directory failed to
+// answer (whether or not a cached answer served instead).
+func (d *Directory) lookup(ctx context.Context, username string, fresh bool) (_ directory.Entry, _ error, unreachable bool) {
 	ttl := d.ttl()
 	cached, ok := d.cached(username)
 	live := ok && ttl > 0 && d.now().Sub(cached.fetched) < ttl
 	if live && !fresh {
-		return cached.entry, cached.err
+		return cached.entry, cached.err, false
 	}
 	v, err, _ := d.flight.Do(username, func() (any, error) {
 		// Shared: not cancelled when the first caller goes away.
@@ -145,11 +152,24 @@ func (d *Directory) state(ctx context.Context, username string, fresh bool) (dir
 	e, _ := v.(directory.Entry)
 	switch {
 	case err == nil, errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrUnsupported):
-		return e, err
+		return e, err, false
 	case live:
-		return cached.entry, cached.err
+		return cached.entry, cached.err, true
 	}
-	return directory.Entry{}, fmt.Errorf("directory state of %q: %w", username, err)
+	return directory.Entry{}, fmt.Errorf("directory state of %q: %w", username, err), true
+}
+
+// errNoState: no live cached state (cachedState).
+var errNoState = errors.New("no live cached directory state")
+
+// cachedState returns the cached answer about username if it is younger
+// than the TTL, else errNoState; it never asks the directory.
+func (d *Directory) cachedState(username string) (directory.Entry, error) {
+	s, ok := d.cached(username)
+	if ttl := d.ttl(); !ok || ttl == 0 || d.now().Sub(s.fetched) >= ttl {
+		return directory.Entry{}, errNoState
+	}
+	return s.entry, s.err
 }
 
 func (d *Directory) cached(username string) (dirState, bool) {

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -525,5 +526,35 @@ func TestDirectoryKnownRefusalsExpire(t *testing.T) {
 	f.clk.advance(DefaultDirectoryCacheTTL)
 	if r := login(next); r != OK {
 		t.Fatalf("the new password a cache time after the change: %v, want OK", r)
+	}
+}
+
+// TestDirectoryRefusalsDirectoryDown: a reconciliation with the directory
+// down stops asking after the first failures (each may take the kind's
+// whole timeout), so that it does not hold up the next reconciliation for
+// as many timeouts as there are accounts with live sessions.
+func TestDirectoryRefusalsDirectoryDown(t *testing.T) {
+	f := newDirFixture(t)
+	var users []string
+	for i := range 100 {
+		u := fmt.Sprintf("user%d@example.org", i)
+		f.dir.Set(directory.Entry{Username: u}, "pw")
+		users = append(users, u)
+	}
+	f.dir.Update(users[0], func(e *directory.Entry) { e.Disabled = true })
+	if got := f.v.DirectoryRefusals(context.Background(), users); len(got) != 1 {
+		t.Fatalf("refusals with the directory up: %v", got)
+	}
+	f.dir.SetDown(true)
+	for _, wait := range []time.Duration{0, DefaultDirectoryCacheTTL} { // states cached, then expired
+		f.clk.advance(wait)
+		lookups := f.dir.Lookups()
+		got := f.v.DirectoryRefusals(context.Background(), users)
+		if want := map[bool]int{true: 1, false: 0}[wait == 0]; len(got) != want {
+			t.Fatalf("refusals with the directory down (%v later): %v, want %d (the cached states)", wait, got, want)
+		}
+		if n := f.dir.Lookups() - lookups; n > maxParallelLookups {
+			t.Fatalf("%d lookups of a directory that is down, want at most %d", n, maxParallelLookups)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode"
 
 	"golang.org/x/sync/errgroup"
@@ -244,26 +245,38 @@ const maxParallelLookups = 8
 // DirectoryRefusals asks the directory afresh about each account (the
 // accounts of live sessions) and returns those it no longer admits, with
 // the Result a login would get: UnknownUser (deleted there) or Disabled.
-// An account the directory cannot answer for now, and whose cached state
-// has expired, is left out and logged: a directory outage ends no session.
-// Without a Directory, or for kinds that cannot look users up, it returns
-// nil. proxy/sessions calls it at every reconciliation.
+// Once the directory fails to answer, the remaining accounts are judged by
+// their cached states only (each failure may take the kind's timeout); an
+// account without a live cached state is left out: a directory outage
+// ends no session. Without a Directory, or for kinds that cannot look
+// users up, it returns nil. proxy/sessions calls it at every
+// reconciliation.
 func (v *Verifier) DirectoryRefusals(ctx context.Context, usernames []string) map[string]Result {
 	if v.Directory == nil || len(usernames) == 0 {
 		return nil
 	}
 	results := make([]Result, len(usernames))
+	var down atomic.Bool
 	var g errgroup.Group
 	g.SetLimit(maxParallelLookups)
 	for i, u := range usernames {
 		g.Go(func() error {
-			e, err := v.Directory.state(ctx, u, true)
+			var e directory.Entry
+			var err error
+			if down.Load() {
+				e, err = v.Directory.cachedState(u)
+			} else {
+				var unreachable bool
+				e, err, unreachable = v.Directory.lookup(ctx, u, true)
+				if unreachable && !down.Swap(true) {
+					v.logger().WarnContext(ctx, "directory unavailable: live sessions judged by their cached states only")
+				}
+			}
 			switch {
 			case errors.Is(err, directory.ErrUnsupported):
 			case errors.Is(err, directory.ErrNotFound):
 				results[i] = UnknownUser
-			case err != nil:
-				v.logger().WarnContext(ctx, "directory state unknown: sessions kept", "user", u, "err", err)
+			case err != nil: // no answer, no live cached state: kept
 			case e.Disabled:
 				results[i] = Disabled
 			}
