@@ -558,3 +558,21 @@ func TestDirectoryRefusalsDirectoryDown(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryMFAGroupJoined: an account that used its primary password
+// for mail and then joins the directory's MFA group is refused at its next
+// primary login, and gets MFA turned on in the store, which ends its open
+// primary-password sessions (the store publishes the change).
+func TestDirectoryMFAGroupJoined(t *testing.T) {
+	f := newDirFixture(t)
+	if d := f.verify(t, attempt(dirAlice, dirAlicePW)); d.Result != OK {
+		t.Fatalf("before joining the group: %v", d.Result)
+	}
+	f.dir.Update(dirAlice, func(e *directory.Entry) { e.MFARequired = true })
+	if d := f.verify(t, attempt(dirAlice, dirAlicePW)); d.Result != PrimaryRefusedMFA {
+		t.Fatalf("after joining the group: %v", d.Result)
+	}
+	if a, _ := f.st.GetAccount(context.Background(), dirAlice); !a.MFA {
+		t.Fatal("MFA not turned on for the account in the store")
+	}
+}

@@ -115,9 +115,11 @@ func (v *Verifier) verifyWithDirectory(ctx context.Context, a Attempt, l login) 
 		return d, nil
 	case v.mfaRequired(e, acct) || v.AppPasswordsOnly:
 		d.Result = PrimaryRefusedMFA
-		if isMailProtocol(a.Protocol) {
+		if isMailProtocol(a.Protocol) && !found {
 			return d, nil // an account that may not use it: not provisioned
 		}
+		// An existing account gets MFA turned on (its primary-password
+		// sessions end: the store publishes the change).
 	default:
 		d.Result = OK
 		d.restrict = &restriction{} // no hash: Revalidate compares ""
