@@ -84,8 +84,11 @@ func (s Settings) clientCredentials() (Source, error) {
 	c := &ClientCredentials{TokenURL: ep.TokenURL, ClientID: s.ClientID, Scopes: s.scopes(MicrosoftAppScopes)}
 	switch {
 	case s.CertificateFile != "" || s.KeyFile != "":
-		if s.CertificateFile == "" || s.KeyFile == "" {
-			return nil, errors.New("oauth.certificate_file, oauth.key_file: give both")
+		if s.KeyFile == "" {
+			return nil, errors.New("oauth.key_file: required with oauth.certificate_file")
+		}
+		if s.CertificateFile == "" {
+			return nil, errors.New("oauth.certificate_file: required with oauth.key_file")
 		}
 		if s.ClientSecret != "" || s.ClientSecretFile != "" {
 			return nil, errors.New("oauth.client_secret: give a client secret or a certificate, not both")
@@ -202,3 +205,15 @@ func (s Settings) scopes(defaults []string) []string {
 	}
 	return defaults
 }
+
+// String shows the settings without the client secret.
+func (s Settings) String() string {
+	if s.ClientSecret != "" {
+		s.ClientSecret = "(redacted)"
+	}
+	type plain Settings // without this method
+	return fmt.Sprintf("%+v", plain(s))
+}
+
+// GoString is String, for %#v.
+func (s Settings) GoString() string { return s.String() }
