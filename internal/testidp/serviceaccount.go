@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"testing"
 )
 
@@ -25,7 +24,7 @@ func (p *IdP) NewServiceAccount(t testing.TB, email, clientID string) []byte {
 	if err != nil {
 		t.Fatalf("testidp: service account key: %v", err)
 	}
-	keyID := fmt.Sprintf("%x", rand.Text()[:12])
+	keyID := "sa-" + rand.Text()[:12]
 	p.mu.Lock()
 	p.accounts[email] = &serviceAccount{clientID: clientID, keyID: keyID, key: &key.PublicKey}
 	p.mu.Unlock()
