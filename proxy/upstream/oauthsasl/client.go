@@ -96,7 +96,9 @@ var saslname = strings.NewReplacer("=", "=3D", ",", "=2C")
 // Next answers a server challenge. Both mechanisms are done after the
 // initial response, so a challenge is the server's error report: it is
 // kept for Failure and answered so that the server can send its final
-// failure reply.
+// failure reply. (The empty challenge of a server without SASL-IR, RFC
+// 4959, asks for the initial response: the protocol layer answers it, as
+// go-imap's and go-smtp's clients do, not Next.)
 func (c *Client) Next(challenge []byte) ([]byte, error) {
 	if c.failure != nil {
 		return nil, errSecondChallenge
