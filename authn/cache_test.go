@@ -146,10 +146,8 @@ func TestCacheDroppedOnEvents(t *testing.T) {
 func TestCacheRechecksExpiryAndNetworks(t *testing.T) {
 	f := newCacheFixture(t)
 	ctx := context.Background()
-	np, err := f.v.CreateAppPasswordWith(ctx, alice, "temp", AppPasswordOptions{
-		Expires:   t0.Add(time.Minute),
-		AllowFrom: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
-	})
+	np, err := createAppPassword(ctx, f.v, alice, "temp", nil, t0.Add(time.Minute),
+		netip.MustParsePrefix("198.51.100.0/24"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,10 +233,10 @@ func BenchmarkGuardVerify(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			v := &Verifier{Store: newMemStore()}
-			if err := v.CreateAccount(ctx, alice, "", false); err != nil {
+			if err := createAccount(ctx, v, alice, "", false); err != nil {
 				b.Fatal(err)
 			}
-			np, err := v.CreateAppPassword(ctx, alice, "laptop", nil, time.Time{})
+			np, err := createAppPassword(ctx, v, alice, "laptop", nil, time.Time{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -75,6 +75,3 @@ type restriction struct {
 	// login, so that Recheck notices a changed password.
 	primaryHash string
 }
-
-// ViaPrimary reports whether an OK decision came from the primary password.
-func (d Decision) ViaPrimary() bool { return d.Result == OK && d.AppPasswordID == "" }

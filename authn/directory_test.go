@@ -59,12 +59,12 @@ func portalAttempt(user, secret string) Attempt {
 
 // appPassword provisions alice with a primary login and gives her an app
 // password.
-func (f *dirFixture) appPassword(t *testing.T) NewAppPassword {
+func (f *dirFixture) appPassword(t *testing.T) testAppPassword {
 	t.Helper()
 	if d := f.verify(t, portalAttempt(dirAlice, dirAlicePW)); d.Result != OK {
 		t.Fatalf("first sign-in: %v", d.Result)
 	}
-	p, err := f.v.CreateAppPassword(context.Background(), dirAlice, "phone", nil, time.Time{})
+	p, err := createAppPassword(context.Background(), f.v, dirAlice, "phone", nil, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestDirectoryProvisions(t *testing.T) {
 		t.Fatalf("account exists before any login: %v", err)
 	}
 	d := f.verify(t, attempt("Alice", dirAlicePW)) // default domain, any case
-	if d.Result != OK || d.Username != dirAlice || !d.ViaPrimary() {
+	if d.Result != OK || d.Username != dirAlice || d.AppPasswordID != "" {
 		t.Fatalf("primary login through the directory: %+v", d)
 	}
 	a, err := f.st.GetAccount(context.Background(), dirAlice)
@@ -114,7 +114,7 @@ func TestDirectoryProvisions(t *testing.T) {
 func TestDirectoryAdoptsOwnAccount(t *testing.T) {
 	f := newDirFixture(t)
 	own := &Verifier{Store: f.st, Params: cheap}
-	if err := own.CreateAccount(context.Background(), dirAlice, "the old passgate password", false); err != nil {
+	if err := createAccount(context.Background(), own, dirAlice, "the old passgate password", false); err != nil {
 		t.Fatal(err)
 	}
 	if d := f.verify(t, attempt(dirAlice, "the old passgate password")); d.Result != BadSecret {
@@ -440,7 +440,7 @@ func TestStoreDirectoryConformance(t *testing.T) {
 	v := &Verifier{Store: st, Params: cheap, Names: directory.Names{DefaultDomain: "example.org"}}
 	ctx := context.Background()
 	for _, u := range []string{"plain", "changing", "mfa", "admin", "disabled"} {
-		if err := v.CreateAccount(ctx, u+"@example.org", "primary-"+u+"-pw", u == "mfa"); err != nil {
+		if err := createAccount(ctx, v, u+"@example.org", "primary-"+u+"-pw", u == "mfa"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -458,9 +458,11 @@ func TestStoreDirectoryConformance(t *testing.T) {
 		Unknown: "nobody-here",
 		Work:    v.HashEvaluations,
 		SetPassword: func(t *testing.T, u dirtest.User, password string) {
-			if err := v.SetPrimaryPassword(ctx, u.Name+"@example.org", password); err != nil {
+			h, err := v.HashPassword(password)
+			if err != nil {
 				t.Fatal(err)
 			}
+			set(u.Name+"@example.org", func(a *store.Account) { a.PasswordHash = h })
 		},
 	})
 }

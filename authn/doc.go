@@ -5,7 +5,10 @@
 // and for the portal's second factors; with a Directory, the operator's
 // directory verifies primary passwords and vouches for accounts (see
 // Directory). It does no I/O except through the store interfaces, the
-// directory.Directory and the audit slog.Logger.
+// directory.Directory and the audit slog.Logger. It mints new credentials
+// (HashPassword, MintAppPassword) but stores none of its own accord:
+// account changes are authn/account's, except the provisioning of a
+// directory's accounts (Directory).
 //
 // Implementation notes (invariants):
 //   - A Verifier login runs exactly one argon2id evaluation, whatever its

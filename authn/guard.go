@@ -88,6 +88,10 @@ type Guard struct {
 
 	flight singleflight.Group
 	known  knownSet
+
+	// beforeFlight, if set, runs as an attempt is about to join or lead
+	// its flight (tests hold a flight open until every attempt is in).
+	beforeFlight func()
 }
 
 // outcome is what one decision of a login came to, shared by the attempts
@@ -107,6 +111,9 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	user, err := g.normalize(a.Username)
 	if err != nil {
 		user = ""
+	}
+	if g.beforeFlight != nil {
+		g.beforeFlight()
 	}
 	v, err, _ := g.flight.Do(g.flightKey(user, a), func() (any, error) {
 		// Shared: not cancelled when the first client goes away.

@@ -31,13 +31,13 @@ func TestMeasureRepeatedWrongPasswordAttack(t *testing.T) {
 	)
 	ctx := context.Background()
 	v := &Verifier{Store: newMemStore(), Logger: slog.New(slog.DiscardHandler)}
-	if err := v.CreateAccount(ctx, alice, "Alice Primary 1", false); err != nil {
+	if err := createAccount(ctx, v, alice, "Alice Primary 1", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.CreateAccount(ctx, bob, "", false); err != nil {
+	if err := createAccount(ctx, v, bob, "", false); err != nil {
 		t.Fatal(err)
 	}
-	np, err := v.CreateAppPassword(ctx, bob, "laptop", nil, time.Time{})
+	np, err := createAppPassword(ctx, v, bob, "laptop", nil, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,14 +58,14 @@ func TestFailureTimingIndistinguishable(t *testing.T) {
 	st := newMemStore()
 	v := &Verifier{Store: st, Params: timingParams}
 	for _, u := range []string{alice, carol} {
-		if err := v.CreateAccount(ctx, u, "Primary Password 1", false); err != nil {
+		if err := createAccount(ctx, v, u, "Primary Password 1", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := v.CreateAccount(ctx, dave, "", false); err != nil { // app passwords only
+	if err := createAccount(ctx, v, dave, "", false); err != nil { // app passwords only
 		t.Fatal(err)
 	}
-	carolPW, err := v.CreateAppPassword(ctx, carol, "phone", store.AllScopes, time.Time{})
+	carolPW, err := createAppPassword(ctx, v, carol, "phone", store.AllScopes, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,13 @@ type Verifier struct {
 	// login without one), as the directory sees them. The zero value only
 	// lower-cases and checks them.
 	Names directory.Names
+	// MasterSeparators are what the upstream logins put between user and
+	// master user (login-master mode: Dovecot's auth_master_user_separator).
+	// A user name holding one would make the upstream read part of it as a
+	// master user, so CreateAccount refuses it and Verify decides such a
+	// name as an unknown user (one dummy hash, like any unknown user).
+	// Empty: none.
+	MasterSeparators []string
 	// MaxConcurrentHashes bounds the argon2id evaluations running at once
 	// (each holds Params.MemoryKiB of memory: 19 MiB by default), so that a
 	// burst of logins queues instead of exhausting memory. If zero,
@@ -188,6 +195,7 @@ type login struct {
 	secretOK   bool   // the secret is not empty and not too long
 	acct       store.Account
 	found      bool               // the account exists
+	separator  bool               // the name holds a master separator: no account can have it
 	app        *store.AppPassword // the app password the secret's tag names
 	normalized string             // the secret as app passwords compare it
 }
@@ -206,6 +214,12 @@ func (v *Verifier) lookup(ctx context.Context, a Attempt) (login, error) {
 		return l, nil
 	}
 	l.secretOK = true
+	if store.CheckSeparators(username, v.MasterSeparators) != nil {
+		// No such account can be created: an older one is unknown here,
+		// and nothing is read for it (nor asked of a Directory).
+		l.separator = true
+		return l, nil
+	}
 	acct, err := v.Store.GetAccount(ctx, username)
 	switch {
 	case err == nil:
@@ -237,7 +251,7 @@ func (v *Verifier) evaluate(ctx context.Context, a Attempt, l login) (Decision, 
 		return v.fail(d, a.Secret)
 	case l.app != nil:
 		return v.verifyAppPassword(ctx, a, l.acct, *l.app, l.normalized)
-	case v.Directory != nil:
+	case v.Directory != nil && !l.separator:
 		return v.verifyWithDirectory(ctx, a, l)
 	case !l.found:
 		d.Result = UnknownUser
@@ -256,9 +270,9 @@ func (v *Verifier) NormalizeUsername(login string) (string, error) {
 // moment: the account's existence, primary password, flags and policy,
 // and the app password the tag found with its policy for a's address,
 // protocol and the time; with a Directory, whose answers passgate cannot
-// fingerprint, the directory's current cache period. Two logins with the same secret and the same
-// state get the same decision, so a decision remembered with its state is
-// still right while the state is unchanged.
+// fingerprint, the directory's current cache period. Two logins with the
+// same secret and the same state get the same decision, so a decision
+// remembered with its state is still right while the state is unchanged.
 func (l *login) state(v *Verifier, a Attempt) [16]byte {
 	h := sha256.New()
 	put := func(parts ...string) {

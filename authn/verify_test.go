@@ -24,12 +24,12 @@ type fixture struct {
 	v    *Verifier
 	st   *memStore
 	logs *bytes.Buffer
-	pw   map[string]NewAppPassword // by "localpart/name"
+	pw   map[string]testAppPassword // by "localpart/name"
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{st: newMemStore(), logs: &bytes.Buffer{}, pw: map[string]NewAppPassword{}}
+	f := &fixture{st: newMemStore(), logs: &bytes.Buffer{}, pw: map[string]testAppPassword{}}
 	f.v = &Verifier{
 		Store:  f.st,
 		Params: cheap,
@@ -41,17 +41,17 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) account(t *testing.T, user, primary string, mfa bool) {
 	t.Helper()
-	if err := f.v.CreateAccount(context.Background(), user, primary, mfa); err != nil {
+	if err := createAccount(context.Background(), f.v, user, primary, mfa); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (f *fixture) appPassword(t *testing.T, user, name string, scopes ...store.Scope) NewAppPassword {
+func (f *fixture) appPassword(t *testing.T, user, name string, scopes ...store.Scope) testAppPassword {
 	t.Helper()
 	if scopes == nil {
 		scopes = store.AllScopes
 	}
-	np, err := f.v.CreateAppPassword(context.Background(), user, name, scopes, time.Time{})
+	np, err := createAppPassword(context.Background(), f.v, user, name, scopes, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestVerifyMalformedStoredHash(t *testing.T) {
 func TestOneHashPerLogin(t *testing.T) {
 	f := newFixture(t)
 	f.account(t, alice, "Alice Primary 1", false)
-	var all []NewAppPassword
+	var all []testAppPassword
 	for i := range 40 {
 		all = append(all, f.appPassword(t, alice, fmt.Sprintf("device %d", i+1)))
 	}

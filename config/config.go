@@ -98,7 +98,8 @@ type Upstream struct {
 	// environment variable provides the secret.
 	MasterSecretFile string `toml:"master_secret_file"`
 	// MasterSeparator joins user and master user for login-master (Dovecot
-	// auth_master_user_separator). Default "*".
+	// auth_master_user_separator). Default "*". One character, not a
+	// letter, digit or one of ".@-_"; no user name may contain it.
 	MasterSeparator string `toml:"master_separator"`
 	// SendID sends IMAP ID (RFC 2971) with x-originating-ip before logging
 	// in, so that the upstream logs the client's address. The upstream

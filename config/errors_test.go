@@ -103,7 +103,12 @@ func TestParseErrors(t *testing.T) {
 		{"both secrets", base + lines(`master_secret_file = "master-secret"`), "imap.upstream.master_secret_file", 8, "only one"},
 		{"secret with line break", withBase(`master_secret = "s3cret"`, `master_secret = "a\r\nb"`), "imap.upstream.master_secret", 7,
 			"contains a NUL or a line break"},
-		{"separator with space", base + lines(`master_separator = "a b"`), "imap.upstream.master_separator", 8, "without spaces"},
+		{"separator with space", base + lines(`master_separator = "a b"`), "imap.upstream.master_separator", 8, "one printable ASCII character"},
+		{"separator of two characters", base + lines(`master_separator = "%%"`), "imap.upstream.master_separator", 8,
+			"one printable ASCII character"},
+		{"separator a letter", base + lines(`master_separator = "x"`), "imap.upstream.master_separator", 8, "ordinary user names"},
+		{"separator @", base + lines(`master_separator = "@"`), "imap.upstream.master_separator", 8, "ordinary user names"},
+		{"separator a dot", base + lines(`master_separator = "."`), "imap.upstream.master_separator", 8, "ordinary user names"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,14 +30,25 @@ func (u *Upstream) resolve(l *loader, prefix string) {
 	if u.MasterSeparator == "" {
 		u.MasterSeparator = defaultMasterSeparator
 	}
-	if !printableASCII(u.MasterSeparator) || strings.Contains(u.MasterSeparator, " ") {
-		l.fail(key("master_separator"), nil, "must be printable ASCII without spaces")
-	}
+	checkSeparator(l, key("master_separator"), u.MasterSeparator)
 	if u.Login.NeedsMaster() {
 		u.resolveMaster(l, prefix)
 	}
 	l.duration(key("dial_timeout"), &u.DialTimeout, defaultDialTimeout, 0)
 	l.duration(key("login_timeout"), &u.LoginTimeout, defaultLoginTimeout, 0)
+}
+
+// checkSeparator validates a master user separator. Dovecot uses the first
+// character of auth_master_user_separator only, and no user name may
+// contain the separator (authn refuses such names), so it must be one
+// character that ordinary user names do not hold.
+func checkSeparator(l *loader, key, sep string) {
+	switch {
+	case len(sep) != 1 || !printableASCII(sep) || sep == " ":
+		l.fail(key, nil, "must be one printable ASCII character other than a space, like Dovecot's auth_master_user_separator")
+	case strings.ContainsAny(sep, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@-_"):
+		l.fail(key, nil, "%q would refuse ordinary user names (no user name may contain the separator): use a character such as * or %%", sep)
+	}
 }
 
 // checkAddress validates Address and returns its host.

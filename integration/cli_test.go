@@ -3,7 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"os"
+	"os/user"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,6 +22,7 @@ type userInfo struct {
 	Disabled     bool   `json:"disabled"`
 	AppPasswords int    `json:"app_passwords"`
 	HasPassword  bool   `json:"has_primary_password"`
+	Directory    string `json:"directory"`
 }
 
 // users returns `user list --json` by username.
@@ -79,6 +82,8 @@ func TestCLIOffline(t *testing.T) {
 		t.Fatalf("apppass list after a login: %+v, want laptop last used from 127.0.0.1", list)
 	}
 	assertNoSecrets(t, pg.Output(), password, primary, masterSecret)
+	// Both changes were made on the file, by this Unix user.
+	pg.wantChanges(t, user, "cli:"+currentUser(t), "user-created", "app-password-created")
 }
 
 // TestCLIOnline manages users and app passwords while serve runs (the CLI
@@ -141,6 +146,41 @@ func TestCLIOnline(t *testing.T) {
 	// revoke-all with an unknown user deleted nothing.
 	selectInbox(t, pg.login(t, viaTLS, user, p.Password))
 	assertNoSecrets(t, pg.Output(), p.Password, primary, masterSecret)
+	// Each change went through the socket; the server named its peer.
+	pg.wantChanges(t, user, "control:"+currentUser(t), "user-created", "app-password-created",
+		"mfa-off", "require-mfa", "disable", "enable")
+}
+
+// wantChanges checks that the account changes in user's activity are
+// exactly results, oldest first, each made by actor.
+func (pg *Passgate) wantChanges(t testing.TB, user, actor string, results ...string) {
+	t.Helper()
+	var recs []struct{ Protocol, Result, Actor string }
+	out := pg.run(t, "user", "activity", user, "-n", "100", "--json")
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatalf("user activity --json: %v in %q", err, out)
+	}
+	var got []string
+	for i := len(recs) - 1; i >= 0; i-- {
+		if r := recs[i]; r.Protocol == "admin" {
+			got = append(got, r.Result)
+			if r.Actor != actor {
+				t.Errorf("change %s made by %q, want %q", r.Result, r.Actor, actor)
+			}
+		}
+	}
+	if !slices.Equal(got, results) {
+		t.Errorf("changes of %s: %q, want %q", user, got, results)
+	}
+}
+
+func currentUser(t testing.TB) string {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }
 
 // TestCheckConfigRejects checks that a misconfiguration fails loudly, naming

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	authnaccount "github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/directory"
 	"github.com/passgate/passgate/directory/dovecotauth"
 	"github.com/passgate/passgate/directory/imapdir"
@@ -152,9 +153,11 @@ func newMeasurement(t *testing.T, kind string, dir directory.Directory, cache ti
 	}
 	t.Cleanup(func() { db.Close() })
 	m := &measurement{v: &authn.Verifier{Store: db, Logger: quiet}}
+	accounts := &authnaccount.Service{Store: db, Verifier: m.v, Logger: quiet}
+	operator := authnaccount.Actor{Door: authnaccount.DoorCLI, Name: "measure"}
 	if dir != nil {
 		m.v.Directory = &authn.Directory{Dir: dir, Kind: kind, CacheTTL: cache}
-	} else if err := m.v.CreateAccount(ctx, measureUser, measurePW, false); err != nil {
+	} else if err := accounts.CreateUser(ctx, operator, authnaccount.NewUser{Username: measureUser, Password: measurePW}); err != nil {
 		t.Fatal(err)
 	}
 	// The measured user signs in again and again from one address: lift
@@ -172,7 +175,7 @@ func newMeasurement(t *testing.T, kind string, dir directory.Directory, cache ti
 	m.portal.Start()
 	t.Cleanup(m.portal.Close)
 	m.signInOnce(t) // provisions a directory account
-	np, err := m.v.CreateAppPassword(ctx, measureUser, "measure", nil, time.Time{})
+	np, err := accounts.CreateAppPassword(ctx, operator, measureUser, "measure", authnaccount.AppPasswordOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

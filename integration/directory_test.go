@@ -130,7 +130,7 @@ func TestDirectoryLDAPEndToEnd(t *testing.T) {
 		t.Errorf("the account page offers to change a directory password: %q", w.text("main"))
 	}
 	users := g.users(t)
-	if u, ok := users[alice]; !ok || u.HasPassword || !u.MFA {
+	if u, ok := users[alice]; !ok || u.HasPassword || !u.MFA || u.Directory != "ldap" {
 		t.Fatalf("after the sign-in: %+v; want %s provisioned with MFA and no primary password", users, alice)
 	}
 	bindsAfterSignIn := binds(s, aliceDN)
@@ -291,7 +291,7 @@ func TestDirectoryDovecotEndToEnd(t *testing.T) {
 	if r := runPython(t, pg, viaTLS, "login", user, primary); !r.OK || r.Exists != 1 {
 		t.Fatalf("primary password through Dovecot's auth service: %+v", r)
 	}
-	if u, ok := pg.users(t)[user]; !ok || u.HasPassword {
+	if u, ok := pg.users(t)[user]; !ok || u.HasPassword || u.Directory != "dovecot" {
 		t.Fatalf("after the login: %+v; want %s provisioned without a primary password", pg.users(t), user)
 	}
 	p := pg.createAppPassword(t, user, "phone")

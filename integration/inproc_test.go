@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/passgate/passgate/authn"
+	accountsvc "github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/proxy/imap"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
@@ -41,7 +42,7 @@ type inProcOpts struct {
 
 // inProc is a running in-process passgate.
 type inProc struct {
-	st   store.Store
+	st   accountsvc.Store
 	v    *authn.Verifier
 	reg  *sessions.Registry
 	addr string // plain IMAP, cleartext LOGIN allowed (loopback)
@@ -49,7 +50,7 @@ type inProc struct {
 }
 
 // startInProc serves passgate on st until the test ends.
-func startInProc(t testing.TB, st store.Store, o inProcOpts) *inProc {
+func startInProc(t testing.TB, st accountsvc.Store, o inProcOpts) *inProc {
 	t.Helper()
 	p := &inProc{st: st, mem: imapmemserver.New(),
 		v: &authn.Verifier{Store: st, Params: authn.Params{MemoryKiB: 64, Time: 1, Threads: 1}}}
@@ -114,10 +115,18 @@ func serveMem(t testing.TB, mem *imapmemserver.Server) string {
 	return ln.Addr().String()
 }
 
+// testActor makes the in-process tests' account changes.
+var testActor = accountsvc.Actor{Door: accountsvc.DoorCLI, Name: "test"}
+
+// accounts is the account service on p's store.
+func (p *inProc) accounts() *accountsvc.Service {
+	return &accountsvc.Service{Store: p.st, Verifier: p.v, Logger: slog.New(slog.DiscardHandler)}
+}
+
 // account creates user in passgate's store and upstream.
 func (p *inProc) account(t testing.TB, user string) {
 	t.Helper()
-	if err := p.v.CreateAccount(context.Background(), user, "", false); err != nil {
+	if err := p.accounts().CreateUser(context.Background(), testActor, accountsvc.NewUser{Username: user}); err != nil {
 		t.Fatalf("create %s: %v", user, err)
 	}
 	p.mem.AddUser(imapmemserver.NewUser(user+"*"+masterUser, masterSecret))
@@ -125,9 +134,9 @@ func (p *inProc) account(t testing.TB, user string) {
 
 // appPassword creates an app password of user, expiring at expires (zero:
 // never).
-func (p *inProc) appPassword(t testing.TB, user, name string, expires time.Time) authn.NewAppPassword {
+func (p *inProc) appPassword(t testing.TB, user, name string, expires time.Time) accountsvc.NewAppPassword {
 	t.Helper()
-	np, err := p.v.CreateAppPasswordWith(context.Background(), user, name, authn.AppPasswordOptions{Expires: expires})
+	np, err := p.accounts().CreateAppPassword(context.Background(), testActor, user, name, accountsvc.AppPasswordOptions{Expires: expires})
 	if err != nil {
 		t.Fatalf("app password %s of %s: %v", name, user, err)
 	}

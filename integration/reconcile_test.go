@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	accountsvc "github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/internal/testlog"
-	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/redis"
 )
@@ -28,11 +28,11 @@ const (
 // redis-server of its own. Its warnings go to the returned log.
 type storeUnderTest struct {
 	name string
-	open func(t *testing.T, log *slog.Logger) store.Store
+	open func(t *testing.T, log *slog.Logger) accountsvc.Store
 }
 
 var storesUnderTest = []storeUnderTest{
-	{"bolt", func(t *testing.T, log *slog.Logger) store.Store {
+	{"bolt", func(t *testing.T, log *slog.Logger) accountsvc.Store {
 		db, err := bolt.Open(filepath.Join(t.TempDir(), "passgate.db"), bolt.Options{Logger: log})
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +40,7 @@ var storesUnderTest = []storeUnderTest{
 		t.Cleanup(func() { db.Close() })
 		return db
 	}},
-	{"redis", func(t *testing.T, log *slog.Logger) store.Store {
+	{"redis", func(t *testing.T, log *slog.Logger) accountsvc.Store {
 		return openRedisStore(t, startRedisServer(t).URL(), log)
 	}},
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -41,7 +42,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, rc *reqCt
 	p := s.pageFor(r, rc, "Account", "account")
 	p.Error = errMsg
 	p.Data = accountData{Username: rc.acct.Username, MFA: rc.acct.MFA, TOTP: rc.acct.TOTP, Activity: ok, Failures: failed,
-		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: authn.MinPrimaryPasswordLen,
+		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: account.MinPrimaryPasswordLen,
 		Directory: rc.acct.Directory != ""}
 	s.render(w, r, status, "account.html", p)
 }
@@ -96,7 +97,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqC
 		s.renderAccount(w, r, rc, http.StatusUnauthorized, msg)
 		return
 	}
-	if err := s.Verifier.SetPrimaryPassword(ctx, rc.acct.Username, next); err != nil {
+	if err := s.accounts().SetPassword(ctx, s.actor(r, rc), rc.acct.Username, next); err != nil {
 		if msg, ok := userError(err); ok {
 			s.renderAccount(w, r, rc, http.StatusUnprocessableEntity, msg)
 			return
@@ -110,9 +111,6 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	rc.sess.PWTag = pwTag(acct.PasswordHash)
-	s.logger().InfoContext(ctx, "portal: primary password changed", "user", acct.Username)
-	s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: acct.Username, Remote: rc.remote,
-		Client: userAgent(r), Result: "password-changed"})
 	msg := "Your password was changed. Your other sign-ins to this portal were ended."
 	if !s.Verifier.KeepAppPasswordsOnPasswordChange {
 		msg += " All your app passwords were deleted: create a new one for each app."

@@ -7,12 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
 // Admin pages: the user list (search, select, act), one user's page, and
-// the actions, each confirmed on a page of its own and audited with the
-// admin as Actor.
+// the actions, each confirmed on a page of its own and made through the
+// account service with the admin as actor ("portal:<admin>").
 
 const (
 	// adminListMax bounds the rows of the user list; a search narrows it.
@@ -216,51 +217,38 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	s.redirect(w, r, back)
 }
 
-// doAdminAction performs act and audits it per user; it returns the message
-// for the admin.
+// doAdminAction performs act through the account service (which audits
+// each change) and returns the message for the admin. It stops at the
+// first user it fails for.
 func (s *Server) doAdminAction(r *http.Request, rc *reqCtx, act adminAction, users []string) (string, error) {
-	ctx := r.Context()
-	var msg string
-	var done []string
+	ctx, svc, who := r.Context(), s.accounts(), s.actor(r, rc)
 	if act.Name == "delete-app-passwords" {
-		n, err := s.Store.RevokeAllAppPasswords(ctx, users)
+		n, err := svc.RevokeAll(ctx, who, users)
 		if err != nil {
 			return "", err
 		}
-		done = users
-		msg = fmt.Sprintf("Deleted %d app passwords of %d users.", n, len(users))
-	} else {
-		for _, u := range users {
-			err := s.Store.UpdateAccount(ctx, u, func(a *store.Account) error {
-				switch act.Name {
-				case "require-mfa":
-					a.MFA = true
-				case "reset-mfa":
-					a.TOTP = nil
-				case "disable":
-					a.Disabled = true
-				case "enable":
-					a.Disabled = false
-				}
-				return nil
-			})
-			if err != nil {
-				s.auditAdmin(r, rc, act, done)
-				return "", err
-			}
-			done = append(done, u)
-		}
-		msg = fmt.Sprintf("%s: done for %d users.", act.Label, len(users))
+		return fmt.Sprintf("Deleted %d app passwords of %d users.", n, len(users)), nil
 	}
-	s.auditAdmin(r, rc, act, done)
-	return msg, nil
+	for _, u := range users {
+		var err error
+		switch act.Name {
+		case "require-mfa":
+			err = svc.SetMFA(ctx, who, u, true)
+		case "reset-mfa":
+			err = svc.ResetMFA(ctx, who, u)
+		case "disable", "enable":
+			err = svc.SetDisabled(ctx, who, u, act.Name == "disable")
+		default:
+			err = fmt.Errorf("admin action %q: not implemented", act.Name)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%s: done for %d users.", act.Label, len(users)), nil
 }
 
-func (s *Server) auditAdmin(r *http.Request, rc *reqCtx, act adminAction, users []string) {
-	ctx := r.Context()
-	for _, u := range users {
-		s.logger().InfoContext(ctx, "portal: admin action", "admin", rc.acct.Username, "action", act.Name, "user", u)
-		s.audit(ctx, store.AuditRecord{Protocol: "admin", Username: u, Actor: rc.acct.Username,
-			Remote: rc.remote, Client: userAgent(r), Result: act.Name})
-	}
+// actor is the signed-in user as the account service records them.
+func (s *Server) actor(r *http.Request, rc *reqCtx) account.Actor {
+	return account.Actor{Door: account.DoorPortal, Name: rc.acct.Username, Remote: rc.remote, Client: userAgent(r)}
 }

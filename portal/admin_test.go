@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -27,7 +28,7 @@ func adminFixture(t *testing.T) (*fixture, *browser) {
 			n = 1
 		}
 		for i := range n {
-			if _, err := f.v.CreateAppPassword(context.Background(), u+"@example.org", "app "+string(rune('a'+i)), nil, time.Time{}); err != nil {
+			if _, err := f.setup().CreateAppPassword(context.Background(), testActor, u+"@example.org", "app "+string(rune('a'+i)), account.AppPasswordOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -137,11 +138,11 @@ func TestAdminBulkDeleteAppPasswords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) != 1 || recs[0].Protocol != "admin" || recs[0].Actor != "admin@example.org" || recs[0].Result != "delete-app-passwords" {
+		if len(recs) != 1 || recs[0].Protocol != "admin" || recs[0].Actor != "portal:admin@example.org" || recs[0].Result != "delete-app-passwords" {
 			t.Errorf("%s audit: %+v", u, recs)
 		}
 	}
-	if !strings.Contains(f.log.String(), "admin action") {
+	if !strings.Contains(f.log.String(), `msg="account change" actor=portal:admin@example.org`) {
 		t.Error("no log line for the admin action")
 	}
 }
@@ -204,7 +205,7 @@ func TestAdminAccountActions(t *testing.T) {
 	var got []string
 	for _, r := range recs {
 		if r.Protocol == "admin" {
-			if r.Actor != "admin@example.org" {
+			if r.Actor != "portal:admin@example.org" {
 				t.Errorf("actor %q", r.Actor)
 			}
 			got = append(got, r.Result)

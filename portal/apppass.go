@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -106,7 +107,8 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 			return
 		}
 	}
-	np, err := s.Verifier.CreateAppPassword(ctx, rc.acct.Username, f.Name, scopes, expires)
+	np, err := s.accounts().CreateAppPassword(ctx, s.actor(r, rc), rc.acct.Username, f.Name,
+		account.AppPasswordOptions{Scopes: scopes, Expires: expires})
 	if err != nil {
 		if msg, ok := userError(err); ok {
 			invalid(msg)
@@ -115,9 +117,6 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 		s.unavailable(w, r, err)
 		return
 	}
-	s.logger().InfoContext(ctx, "portal: app password created", "user", rc.acct.Username, "app_password_id", np.ID)
-	s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: rc.acct.Username, Remote: rc.remote,
-		Client: userAgent(r), Result: "app-password-created", AppPasswordID: np.ID, AppPasswordName: np.Name})
 	token, err := s.newProfileToken(ctx, rc.acct.Username, np)
 	if err != nil {
 		// The password exists; only the download is lost.
@@ -130,19 +129,17 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 	s.render(w, r, http.StatusOK, "created.html", p)
 }
 
-// userError returns the message of a validation error from authn (they
-// start with the field name and carry no secret).
+// userError returns the message for a user of a request the account
+// service refused (its errors name the field and carry no secret).
 func userError(err error) (string, bool) {
-	msg := err.Error()
-	for _, field := range []string{"name: ", "scopes: ", "expires: ", "password: "} {
-		if rest, ok := strings.CutPrefix(msg, field); ok {
-			if errors.Is(err, store.ErrExists) && field == "name: " {
-				return "You already have an app password with that name. Choose another name.", true
-			}
-			return strings.ToUpper(rest[:1]) + rest[1:] + ".", true
-		}
+	var fe *account.FieldError
+	if !errors.As(err, &fe) || fe.Msg == "" {
+		return "", false
 	}
-	return "", false
+	if fe.Field == "name" && errors.Is(err, store.ErrExists) {
+		return "You already have an app password with that name. Choose another name.", true
+	}
+	return strings.ToUpper(fe.Msg[:1]) + fe.Msg[1:] + ".", true
 }
 
 type revokeData struct{ P store.AppPassword }
@@ -178,13 +175,13 @@ func (s *Server) revokePage(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	s.render(w, r, http.StatusOK, "revoke.html", pg)
 }
 
-// revoke deletes one app password; the store's revocation event ends the
-// sessions that use it on every instance.
+// revoke deletes one app password, by its ID; the store's revocation event
+// ends the sessions that use it on every instance.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx := r.Context()
 	p, ok, err := s.findAppPassword(r, rc)
 	if err == nil && ok {
-		err = s.Store.RevokeAppPassword(ctx, rc.acct.Username, p.ID)
+		_, err = s.accounts().RevokeAppPassword(ctx, s.actor(r, rc), rc.acct.Username, p.ID)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && !ok):
@@ -193,9 +190,6 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.unavailable(w, r, err)
 		return
 	default:
-		s.logger().InfoContext(ctx, "portal: app password revoked", "user", rc.acct.Username, "app_password_id", p.ID)
-		s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: rc.acct.Username, Remote: rc.remote,
-			Client: userAgent(r), Result: "app-password-revoked", AppPasswordID: p.ID, AppPasswordName: p.Name})
 		s.setFlash(ctx, rc, "Revoked “"+p.Name+"”. Apps that used it were signed out and can no longer sign in with it.")
 	}
 	s.redirect(w, r, "/app-passwords")

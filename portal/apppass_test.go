@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -96,7 +97,7 @@ func TestCreateAppPasswordValidation(t *testing.T) {
 	f.account("bob@example.org", bobPW, false)
 	b := f.browser()
 	b.signIn("bob@example.org", bobPW, "/app-passwords")
-	if _, err := f.v.CreateAppPassword(context.Background(), "bob@example.org", "Phone", nil, time.Time{}); err != nil {
+	if _, err := f.setup().CreateAppPassword(context.Background(), testActor, "bob@example.org", "Phone", account.AppPasswordOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -275,7 +276,7 @@ func TestNoTLSSettings(t *testing.T) {
 func TestChangePassword(t *testing.T) {
 	f := newFixture(t, nil)
 	f.account("bob@example.org", bobPW, false)
-	if _, err := f.v.CreateAppPassword(context.Background(), "bob@example.org", "Phone", nil, time.Time{}); err != nil {
+	if _, err := f.setup().CreateAppPassword(context.Background(), testActor, "bob@example.org", "Phone", account.AppPasswordOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	a, other := f.browser(), f.browser()

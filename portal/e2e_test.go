@@ -18,6 +18,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -220,8 +221,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 	users := []string{"alice@example.org", "admin@example.org", "bob@example.org", "carol@example.org", "dave@example.org"}
 	st := newMailStack(t, users)
 	ctx := context.Background()
+	svc := &account.Service{Store: st.db, Verifier: st.v}
 	for _, u := range users {
-		if err := st.v.CreateAccount(ctx, u, u+" password", u == "alice@example.org"); err != nil {
+		if err := svc.CreateUser(ctx, testActor, account.NewUser{Username: u, Password: u + " password", MFA: u == "alice@example.org"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -231,7 +233,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	for _, u := range []string{"bob@example.org", "carol@example.org", "dave@example.org"} {
 		for _, name := range []string{"Outlook", "iPhone"} {
-			if _, err := st.v.CreateAppPassword(ctx, u, name, nil, time.Time{}); err != nil {
+			if _, err := svc.CreateAppPassword(ctx, testActor, u, name, account.AppPasswordOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
@@ -72,7 +73,7 @@ func newFuzzPortal(f *testing.F) *fuzzPortal {
 		Mail:           MailSettings{IMAPHost: "imap.example.org", SMTPHost: "smtp.example.org"}}
 	ctx := context.Background()
 	for _, u := range []struct{ name, pw string }{{"admin@example.org", adminPW}, {"bob@example.org", bobPW}} {
-		if err := v.CreateAccount(ctx, u.name, u.pw, false); err != nil {
+		if err := s.accounts().CreateUser(ctx, testActor, account.NewUser{Username: u.name, Password: u.pw, MFA: false}); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -82,7 +83,7 @@ func newFuzzPortal(f *testing.F) *fuzzPortal {
 	if err := db.UpdateAccount(ctx, "admin@example.org", func(a *store.Account) error { a.Admin = true; return nil }); err != nil {
 		f.Fatal(err)
 	}
-	if _, err := v.CreateAppPassword(ctx, "bob@example.org", "Phone", nil, time.Time{}); err != nil {
+	if _, err := s.accounts().CreateAppPassword(ctx, testActor, "bob@example.org", "Phone", account.AppPasswordOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	admin, err := db.GetAccount(ctx, "admin@example.org")
@@ -102,7 +103,7 @@ func (p *fuzzPortal) session(t *testing.T) *http.Cookie {
 		t.Fatal(err)
 	}
 	token := newToken()
-	sess := session{User: p.admin.Username, Stage: stageFull, PWTag: pwTag(p.admin.PasswordHash), Expires: p.srv.now().Add(time.Hour)}
+	sess := session{User: p.admin.Username, Stage: stageFull, PWTag: pwTag(p.admin.PasswordHash), MFATag: mfaTag(p.admin.TOTP), Expires: p.srv.now().Add(time.Hour)}
 	if err := p.srv.saveSession(ctx, sessionKey(token), sess); err != nil {
 		t.Fatal(err)
 	}

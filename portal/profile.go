@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -41,7 +42,7 @@ func profileKey(token string) string {
 
 // newProfileToken keeps np's password for one download and returns the
 // token.
-func (s *Server) newProfileToken(ctx context.Context, user string, np authn.NewAppPassword) (string, error) {
+func (s *Server) newProfileToken(ctx context.Context, user string, np account.NewAppPassword) (string, error) {
 	sealed, err := s.seal("profile", user, []byte(authn.NormalizeSecret(np.Password)))
 	if err != nil {
 		return "", err

@@ -84,6 +84,14 @@ var outcomes = map[string]string{
 	"delete-app-passwords": "all app passwords deleted",
 	"require-mfa":          "MFA required",
 	"reset-mfa":            "MFA reset",
+	"mfa-off":              "MFA no longer required",
+	"disable":              "account disabled",
+	"enable":               "account enabled",
+	"user-created":         "account created",
+	"admin-on":             "made an administrator",
+	"admin-off":            "no longer an administrator",
+	"alias-added":          "sender alias added",
+	"alias-removed":        "sender alias removed",
 }
 
 // pages are the parsed templates, by file name.

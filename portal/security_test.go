@@ -9,8 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -21,7 +21,7 @@ func TestCrossOriginPostsRefused(t *testing.T) {
 	f.account("admin@example.org", adminPW, false)
 	f.account("bob@example.org", bobPW, false)
 	f.update("admin@example.org", func(a *store.Account) { a.Admin = true })
-	np, err := f.v.CreateAppPassword(context.Background(), "bob@example.org", "Phone", nil, time.Time{})
+	np, err := f.setup().CreateAppPassword(context.Background(), testActor, "bob@example.org", "Phone", account.AppPasswordOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

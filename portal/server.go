@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/memcount"
 )
@@ -71,9 +72,15 @@ type Server struct {
 	// authn.Guard of its own over Verifier, with in-process counters,
 	// default limits and the audit in Store.
 	Auth Authenticator
-	// Verifier creates app passwords and accounts and changes primary
-	// passwords. Required.
+	// Verifier decides sign-ins if Auth is nil, gives the argon2id
+	// parameters of recovery codes, and is the account service's if
+	// Accounts is nil. Required.
 	Verifier *authn.Verifier
+	// Accounts makes the account changes of the admin pages and of
+	// self-service (app passwords, the primary password), audited with
+	// the signed-in user as actor. If nil, a service over Store and
+	// Verifier that audits to Store and Logger only (no audit stream).
+	Accounts *account.Service
 	// Key is the 32-byte key that seals TOTP secrets (AES-256-GCM) and the
 	// short-lived download tokens. Required; losing it means every user
 	// must enrol again.
@@ -149,6 +156,13 @@ func (s *Server) guards() {
 	} else {
 		s.factors = ownGuard()
 	}
+}
+
+func (s *Server) accounts() *account.Service {
+	if s.Accounts != nil {
+		return s.Accounts
+	}
+	return &account.Service{Store: s.Store, Verifier: s.Verifier, Logger: s.logger(), Now: s.Now}
 }
 
 func (s *Server) issuer() string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/memcount"
 )
@@ -19,7 +20,7 @@ import (
 func TestSignInPassword(t *testing.T) {
 	f := newFixture(t, nil)
 	f.account("bob@example.org", bobPW, false)
-	np, err := f.v.CreateAppPassword(context.Background(), "bob@example.org", "Phone", nil, time.Time{})
+	np, err := f.setup().CreateAppPassword(context.Background(), testActor, "bob@example.org", "Phone", account.AppPasswordOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,8 @@ type AuditRecord struct {
 	AppPasswordName string        `json:"app_password_name,omitempty"`
 	SessionID       string        `json:"session_id,omitempty"`
 	Duration        time.Duration `json:"duration,omitempty"`
-	// Actor is the admin who acted, for Protocol "admin".
+	// Actor is who made an account change (authn/account): "portal:USER",
+	// "cli:UNIXUSER" or "control:UNIXUSER"; empty for a login attempt.
 	Actor string `json:"actor,omitempty"`
 }
 

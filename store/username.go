@@ -31,3 +31,17 @@ func NormalizeUsername(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// CheckSeparators refuses a username that contains one of separators: the
+// strings an upstream login puts between user and master user (Dovecot's
+// auth_master_user_separator, login-master mode). The upstream splits
+// "user<sep>master" at the first separator, so such a name would make it
+// read part of the name as a master user. The error names the separator.
+func CheckSeparators(username string, separators []string) error {
+	for _, sep := range separators {
+		if sep != "" && strings.Contains(username, sep) {
+			return fmt.Errorf("username contains %q, the upstream's master user separator", sep)
+		}
+	}
+	return nil
+}

@@ -9,98 +9,133 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
+// Each apppass subcommand parses its own flags: a flag that belongs to
+// another one is an error that names it.
 func cmdAppPass(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
 		return usagef("apppass: want create, list, revoke or revoke-all")
 	}
-	sub := args[0]
-	fs, cfg := newFlags("apppass " + sub)
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "create":
+		return appPassCreate(ctx, e, rest)
+	case "list":
+		return appPassList(ctx, e, rest)
+	case "revoke":
+		return appPassRevoke(ctx, e, rest)
+	case "revoke-all":
+		return appPassRevokeAll(ctx, e, rest)
+	}
+	return usagef("apppass: unknown subcommand %q", sub)
+}
+
+func appPassCreate(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("apppass create")
 	name := fs.String("name", "", "name of the app password, e.g. Outlook")
 	scope := fs.String("scope", "imap,smtp", "protocols the password may be used with")
 	asJSON := fs.Bool("json", false, "print JSON")
 	expires := fs.String("expires", "", "lifetime (90d, 12h) or end date (2027-03-01)")
 	allowFrom := fs.String("allow-from", "", "networks the password may be used from (192.0.2.0/24,2001:db8::/48)")
-	pos, err := parseFlags(fs, args[1:])
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "create":
-		if len(pos) != 1 {
-			return usagef("apppass create: want exactly one USER")
-		}
-		args := CreateArgs{Username: pos[0], Name: *name}
-		if args.Scopes, err = parseScopes(*scope); err != nil {
-			return err
-		}
-		if args.Expires, err = parseExpires(*expires, time.Now()); err != nil {
-			return err
-		}
-		if args.AllowFrom, err = parseNetworks(*allowFrom); err != nil {
-			return err
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			p, err := o.CreateAppPassword(ctx, args)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, map[string]string{"id": p.ID, "name": p.Name, "password": p.Password})
-			}
-			fmt.Fprintf(e.stdout, "App password %q for %s (id %s, %s%s):\n\n    %s\n\n",
-				p.Name, pos[0], p.ID, joinScopes(p.Scopes), restrictions(p.Expires, p.AllowFrom), p.Password)
-			fmt.Fprintln(e.stdout, "It is shown only this once. Spaces and case do not matter when it is typed.")
-			return nil
-		})
-	case "list":
-		if len(pos) != 1 {
-			return usagef("apppass list: want exactly one USER")
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			pws, err := o.ListAppPasswords(ctx, pos[0])
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, pws)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tFROM\tCLIENT")
-			for _, p := range pws {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
-					p.Created.Format(time.DateTime), dateOrNever(p.Expires), lastUsed(p.LastUsed))
-			}
-			return tw.Flush()
-		})
-	case "revoke":
-		if len(pos) != 2 {
-			return usagef("apppass revoke: want USER ID")
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			p, err := o.RevokeAppPassword(ctx, pos[0], pos[1])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "revoked app password %q (%s) of %s\n", p.Name, p.ID, pos[0])
-			return nil
-		})
-	case "revoke-all":
-		if len(pos) == 0 {
-			return usagef("apppass revoke-all: want at least one USER")
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			n, err := o.RevokeAll(ctx, pos)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "revoked %d app passwords of %s\n", n, strings.Join(pos, ", "))
-			return nil
-		})
+	if len(pos) != 1 {
+		return usagef("apppass create: want exactly one USER")
 	}
-	return usagef("apppass: unknown subcommand %q", sub)
+	var o account.AppPasswordOptions
+	if o.Scopes, err = parseScopes(*scope); err != nil {
+		return err
+	}
+	if o.Expires, err = parseExpires(*expires, time.Now()); err != nil {
+		return err
+	}
+	if o.AllowFrom, err = parseNetworks(*allowFrom); err != nil {
+		return err
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		var p account.NewAppPassword
+		if err := call(ctx, a, &p, "CreateAppPassword", pos[0], *name, o); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, map[string]string{"id": p.ID, "name": p.Name, "password": p.Password})
+		}
+		fmt.Fprintf(e.stdout, "App password %q for %s (id %s, %s%s):\n\n    %s\n\n",
+			p.Name, pos[0], p.ID, joinScopes(p.Scopes), restrictions(p.Expires, p.AllowFrom), p.Password)
+		fmt.Fprintln(e.stdout, "It is shown only this once. Spaces and case do not matter when it is typed.")
+		return nil
+	})
+}
+
+func appPassList(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("apppass list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("apppass list: want exactly one USER")
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		var pws []account.AppPasswordInfo
+		if err := call(ctx, a, &pws, "ListAppPasswords", pos[0]); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, pws)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tFROM\tCLIENT")
+		for _, p := range pws {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
+				p.Created.Format(time.DateTime), dateOrNever(p.Expires), lastUsed(p.LastUsed))
+		}
+		return tw.Flush()
+	})
+}
+
+func appPassRevoke(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("apppass revoke")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("apppass revoke: want USER ID")
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		var p account.AppPasswordInfo
+		if err := call(ctx, a, &p, "RevokeAppPassword", pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "revoked app password %q (%s) of %s\n", p.Name, p.ID, pos[0])
+		return nil
+	})
+}
+
+func appPassRevokeAll(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("apppass revoke-all")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("apppass revoke-all: want at least one USER")
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		var n int
+		if err := call(ctx, a, &n, "RevokeAll", pos); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "revoked %d app passwords of %s\n", n, strings.Join(pos, ", "))
+		return nil
+	})
 }
 
 func parseScopes(s string) ([]store.Scope, error) {

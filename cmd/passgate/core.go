@@ -4,22 +4,28 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
 
 // core is the protocol-independent part of a running passgate: the store,
-// the login decision behind its guard, and the live sessions.
+// the login decision behind its guard, the account service, and the live
+// sessions.
 type core struct {
 	st       backend
 	v        *authn.Verifier
 	guard    *authn.Guard
 	cache    *authn.Cache
 	sessions *sessions.Registry
+
+	// accounts changes accounts for the portal and the control socket.
+	accounts *account.Service
 
 	closers []func() error
 }
@@ -42,6 +48,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		return nil, err
 	}
 	c.closers = append(c.closers, closeAudit)
+	c.accounts = &account.Service{Store: c.st, Verifier: c.v, AuditLog: auditLog, Logger: log}
 	g := cfg.Limits.GuardLimits
 	if ttl := g.AuthCacheTTL; ttl > 0 {
 		c.cache = &authn.Cache{TTL: time.Duration(ttl), MaxEntries: g.AuthCacheEntries}
@@ -92,9 +99,22 @@ func newVerifier(cfg *config.Config, st store.Store, log *slog.Logger) *authn.Ve
 		Logger:                           log,
 		AppPasswordsOnly:                 cfg.Authn.AppPasswordsOnly,
 		KeepAppPasswordsOnPasswordChange: cfg.Authn.KeepAppPasswordsOnPasswordChange,
+		MasterSeparators:                 masterSeparators(cfg),
 	}
 	directoryPolicy(cfg, v)
 	return v
+}
+
+// masterSeparators are the master user separators of the configured
+// upstreams: no user name may hold one (authn.Verifier.MasterSeparators).
+func masterSeparators(cfg *config.Config) []string {
+	var seps []string
+	for _, s := range []string{cfg.IMAP.Upstream.MasterSeparator, cfg.SMTP.Upstream.MasterSeparator} {
+		if s != "" && !slices.Contains(seps, s) {
+			seps = append(seps, s)
+		}
+	}
+	return seps
 }
 
 func (c *core) close() {

@@ -9,8 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/internal/demomail"
 	"github.com/passgate/passgate/store/bolt"
@@ -136,21 +136,24 @@ func seedDemo(ctx context.Context, cfg *config.Config) (demoCreds, error) {
 		return demoCreds{}, fmt.Errorf("demo: %w", err)
 	}
 	defer db.Close()
-	v := newVerifier(cfg, db, slog.New(slog.DiscardHandler))
+	quiet := slog.New(slog.DiscardHandler)
+	v := newVerifier(cfg, db, quiet)
+	svc := &account.Service{Store: db, Verifier: v, Logger: quiet}
+	who := cliActor()
 	c := demoCreds{primary: "correct horse battery", plainPrimary: "bob's primary password"}
-	if err := v.CreateAccount(ctx, demoUser, c.primary, true); err != nil {
+	if err := svc.CreateUser(ctx, who, account.NewUser{Username: demoUser, Password: c.primary, MFA: true}); err != nil {
 		return c, fmt.Errorf("demo: %w", err)
 	}
-	if err := v.CreateAccount(ctx, demoPlainUser, c.plainPrimary, false); err != nil {
+	if err := svc.CreateUser(ctx, who, account.NewUser{Username: demoPlainUser, Password: c.plainPrimary}); err != nil {
 		return c, fmt.Errorf("demo: %w", err)
 	}
-	p, err := v.CreateAppPassword(ctx, demoUser, "Outlook", nil, time.Time{})
+	p, err := svc.CreateAppPassword(ctx, who, demoUser, "Outlook", account.AppPasswordOptions{})
 	if err != nil {
 		return c, fmt.Errorf("demo: %w", err)
 	}
 	c.appPassword = p.Password
 	// Enrol alice's authenticator so that she can sign in to the portal.
-	c.totpSecret, _, err = newPortal(cfg, &core{st: db, v: v}, slog.New(slog.DiscardHandler)).EnrolTOTP(ctx, demoUser)
+	c.totpSecret, _, err = newPortal(cfg, &core{st: db, v: v, accounts: svc}, quiet).EnrolTOTP(ctx, demoUser)
 	if err != nil {
 		return c, fmt.Errorf("demo: %w", err)
 	}

@@ -29,6 +29,8 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // newFlags returns a flag set with the --config flag every command has.
+// Each (sub)command makes its own, so that a flag it does not take is an
+// error that names the flag.
 func newFlags(name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg := fs.String("config", "passgate.toml", "configuration file")

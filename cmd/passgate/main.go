@@ -25,8 +25,11 @@
 //	passgate version
 //
 // Every command takes --config FILE (default passgate.toml). Flags may come
-// before or after the positional arguments. While serve runs, the management
-// commands go through its control socket; otherwise they open the store file.
+// before or after the positional arguments; a flag the command does not take
+// is an error. While serve runs, the management commands go through its
+// control socket; otherwise they open the store file. Every change is
+// audited with the Unix user who made it (cli:USER, or control:USER through
+// the socket).
 package main
 
 import (
@@ -95,7 +98,8 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate directory test USER [--json]   (password, optional, on stdin)
   passgate version
 
-Every command takes --config FILE (default passgate.toml).
+Every command takes --config FILE (default passgate.toml), and only the
+flags shown for it. Changes are audited with your Unix user name.
 `
 
 func run(ctx context.Context, e env, args []string) error {
@@ -120,6 +124,9 @@ func run(ctx context.Context, e env, args []string) error {
 	case "directory":
 		return cmdDirectory(ctx, e, rest)
 	case "version", "--version":
+		if len(rest) > 0 {
+			return usagef("%s: unexpected argument %q", cmd, rest[0])
+		}
 		fmt.Fprintln(e.stdout, "passgate", version)
 		return nil
 	case "help", "-h", "--help":

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/authn/account"
 )
 
 // testConfig writes a minimal config with cheap argon2id parameters and
@@ -83,7 +85,7 @@ func TestCLIUserAndAppPasswordLifecycle(t *testing.T) {
 		t.Errorf("apppass create output lacks the show-once notice: %q", text)
 	}
 
-	var list []AppPasswordInfo
+	var list []account.AppPasswordInfo
 	out = mustCLI(t, "", "apppass", "list", "alice@example.org", "--json", "--config", cfg)
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatal(err)
@@ -212,7 +214,7 @@ func TestCLIAppPasswordOptionsAliasesAdminPassword(t *testing.T) {
 	if !strings.Contains(out, "only from 192.0.2.0/24 2001:db8::1/128") || !strings.Contains(out, "expires ") {
 		t.Errorf("create with options printed:\n%s", out)
 	}
-	var list []AppPasswordInfo
+	var list []account.AppPasswordInfo
 	if err := json.Unmarshal([]byte(mustCLI(t, "", "apppass", "list", "dave@example.org", "--json", "--config", cfg)), &list); err != nil {
 		t.Fatal(err)
 	}

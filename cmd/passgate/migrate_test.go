@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/migrate"
@@ -58,7 +60,7 @@ func newBoltSource(t *testing.T) *boltSource {
 	}
 	defer db.Close()
 	ctx := t.Context()
-	v := &authn.Verifier{Store: db, Params: cheapArgon}
+	svc := seedService(db)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -66,9 +68,9 @@ func newBoltSource(t *testing.T) *boltSource {
 		}
 	}
 	const alice, bob, carol = "alice@example.org", "bob@example.org", "carol@example.org"
-	must(v.CreateAccount(ctx, alice, "alice primary pw", true))
-	must(v.CreateAccount(ctx, bob, "bob primary pw", false))
-	must(v.CreateAccount(ctx, carol, "", false))
+	must(svc.CreateUser(ctx, seeder, account.NewUser{Username: alice, Password: "alice primary pw", MFA: true}))
+	must(svc.CreateUser(ctx, seeder, account.NewUser{Username: bob, Password: "bob primary pw"}))
+	must(svc.CreateUser(ctx, seeder, account.NewUser{Username: carol}))
 	must(db.UpdateAccount(ctx, alice, func(a *store.Account) error {
 		a.Admin = true
 		a.Aliases = []string{"a@example.org", "postmaster@example.org"}
@@ -77,12 +79,12 @@ func newBoltSource(t *testing.T) *boltSource {
 		return nil
 	}))
 	office := netip.MustParsePrefix("192.0.2.0/24")
-	outlook, err := v.CreateAppPasswordWith(ctx, alice, "Outlook", authn.AppPasswordOptions{
+	outlook, err := svc.CreateAppPassword(ctx, seeder, alice, "Outlook", account.AppPasswordOptions{
 		Expires: time.Now().Add(90 * 24 * time.Hour), AllowFrom: []netip.Prefix{office}})
 	must(err)
-	phone, err := v.CreateAppPassword(ctx, alice, "Phone", []store.Scope{store.ScopeIMAP}, time.Time{})
+	phone, err := svc.CreateAppPassword(ctx, seeder, alice, "Phone", account.AppPasswordOptions{Scopes: []store.Scope{store.ScopeIMAP}})
 	must(err)
-	tb, err := v.CreateAppPassword(ctx, bob, "Thunderbird", nil, time.Time{})
+	tb, err := svc.CreateAppPassword(ctx, seeder, bob, "Thunderbird", account.AppPasswordOptions{})
 	must(err)
 	must(db.TouchAppPassword(ctx, alice, phone.ID, store.LastUse{
 		Time: time.Now().Add(-time.Minute), IP: netip.MustParseAddr("198.51.100.7"), Protocol: "imap", Client: "K-9"}))
@@ -255,14 +257,13 @@ func TestMigrateBoltToMiniredis(t *testing.T) {
 
 	// Changes in the source since the last run: the next one brings them.
 	db := src.open(t)
-	v := &authn.Verifier{Store: db, Params: cheapArgon}
 	if err := db.UpdateAccount(t.Context(), "bob@example.org", func(a *store.Account) error {
 		a.Disabled = true
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := v.CreateAppPassword(t.Context(), "carol@example.org", "Laptop", nil, time.Time{})
+	p, err := seedService(db).CreateAppPassword(t.Context(), seeder, "carol@example.org", "Laptop", account.AppPasswordOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,15 +294,15 @@ func TestMigrateLookupKeyConflict(t *testing.T) {
 			mr := miniredis.RunT(t)
 			url := "redis://" + mr.Addr()
 			other := openRedisStore(t, url, redis.DefaultKeyPrefix)
-			v := &authn.Verifier{Store: other, Params: cheapArgon}
-			if err := v.CreateAccount(t.Context(), "dave@example.org", "", false); err != nil {
+			svc := seedService(other)
+			if err := svc.CreateUser(t.Context(), seeder, account.NewUser{Username: "dave@example.org"}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := other.LookupKey(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 			if withAppPassword {
-				if _, err := v.CreateAppPassword(t.Context(), "dave@example.org", "Mail", nil, time.Time{}); err != nil {
+				if _, err := svc.CreateAppPassword(t.Context(), seeder, "dave@example.org", "Mail", account.AppPasswordOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -488,3 +489,18 @@ var (
 	_ migrate.Dest   = (*bolt.DB)(nil)
 	_ migrate.Dest   = (*redis.Store)(nil)
 )
+
+// seeder makes the accounts that migration tests start from.
+var seeder = account.Actor{Door: account.DoorCLI, Name: "test"}
+
+// unaudited keeps no audit records, so that the records a migration test
+// counts are only those it writes itself.
+type unaudited struct{ account.Store }
+
+func (unaudited) AppendAudit(context.Context, store.AuditRecord) error { return nil }
+
+// seedService is an account service on st with cheap hashes and no audit.
+func seedService(st account.Store) *account.Service {
+	return &account.Service{Store: unaudited{st}, Verifier: &authn.Verifier{Store: st, Params: cheapArgon},
+		Logger: slog.New(slog.DiscardHandler)}
+}

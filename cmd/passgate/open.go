@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/config"
 )
 
@@ -22,11 +23,11 @@ func argonParams(cfg *config.Config) authn.Params {
 	return authn.Params{MemoryKiB: cfg.Authn.ArgonMemoryKiB, Time: cfg.Authn.ArgonTime, Threads: cfg.Authn.ArgonThreads}
 }
 
-// openOps returns the management operations for the store of cfg: through a
-// running server's control socket when one answers, else on the store
-// itself (the bolt file, or Redis, which any number of processes share).
-// close releases what was opened.
-func openOps(ctx context.Context, cfg *config.Config, log *slog.Logger) (o ops, close func() error, err error) {
+// openAccounts returns the account service for the store of cfg: through
+// a running server's control socket when one answers, else on the store
+// itself (the bolt file, or Redis, which any number of processes share),
+// as the Unix user running this process. close releases what was opened.
+func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (a accounts, close func() error, err error) {
 	if r, err := dialControl(cfg.Control.Socket); err == nil {
 		return r, r.Close, nil
 	}
@@ -38,5 +39,10 @@ func openOps(ctx context.Context, cfg *config.Config, log *slog.Logger) (o ops, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &localOps{st: st, v: newVerifier(cfg, st, log)}, st.Close, nil
+	auditLog, closeAudit := cliAuditLog(cfg.Audit)
+	svc := &account.Service{Store: st, Verifier: newVerifier(cfg, st, log), AuditLog: auditLog, Logger: log}
+	return localAccounts{svc: svc, who: cliActor()}, func() error {
+		closeAudit()
+		return st.Close()
+	}, nil
 }

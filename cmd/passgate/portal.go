@@ -20,6 +20,7 @@ func newPortal(cfg *config.Config, c *core, log *slog.Logger) *portal.Server {
 		Store:          c.st,
 		Auth:           c.guard,
 		Verifier:       c.v,
+		Accounts:       c.accounts,
 		Key:            p.Key,
 		BaseURL:        p.URL,
 		Issuer:         p.Issuer,

@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		*sp.bound = ln.Addr()
 		go runListener(sp, ln, errc)
 	}
-	ctl, err := listenControl(cfg.Control.Socket, &localOps{st: c.st, v: c.v}, log)
+	ctl, err := listenControl(cfg.Control.Socket, c.accounts, log)
 	if err != nil {
 		return err
 	}
@@ -209,8 +209,12 @@ func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *sessions.Re
 
 func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 	fs, cfgPath := newFlags("check-config")
-	if _, err := parseFlags(fs, args); err != nil {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("check-config: unexpected argument %q", pos[0])
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

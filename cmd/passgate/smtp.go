@@ -36,6 +36,7 @@ func newSMTPServer(cfg *config.Config, auth smtp.Authenticator, st store.Store, 
 		AllowCleartext:  cfg.SMTP.AllowCleartext,
 		MFAMessage:      cfg.MFAText(),
 		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
+		PreauthTimeout:  cfg.Limits.PreauthTimeout.Duration,
 		// Its own limiter: the limits are per protocol.
 		ConnLimit: &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
 		Logger:    log,

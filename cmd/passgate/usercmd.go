@@ -11,127 +11,227 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
-// withOps loads the config named by the flags, opens the operations and
+// withAccounts loads the config at cfgPath, opens the account service and
 // runs fn.
-func withOps(ctx context.Context, e env, cfgPath string, fn func(ops) error) error {
+func withAccounts(ctx context.Context, e env, cfgPath string, fn func(accounts) error) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o, closeFn, err := openOps(ctx, cfg, log)
+	a, closeFn, err := openAccounts(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	return fn(o)
+	return fn(a)
 }
 
+// Each user subcommand parses its own flags: a flag that belongs to
+// another one is an error that names it.
 func cmdUser(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
 		return usagef("user: want add, mfa, disable, enable, admin, password, alias, activity or list")
 	}
-	sub := args[0]
-	fs, cfg := newFlags("user " + sub)
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "add":
+		return userAdd(ctx, e, rest)
+	case "mfa", "admin":
+		return userOnOff(ctx, e, sub, rest)
+	case "disable", "enable":
+		return userDisable(ctx, e, sub, rest)
+	case "password":
+		return userPassword(ctx, e, rest)
+	case "alias":
+		return userAlias(ctx, e, rest)
+	case "activity":
+		return userActivity(ctx, e, rest)
+	case "list":
+		return userList(ctx, e, rest)
+	}
+	return usagef("user: unknown subcommand %q", sub)
+}
+
+func userAdd(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("user add")
 	mfa := fs.Bool("mfa", false, "require MFA: only app passwords log in")
 	pwStdin := fs.Bool("password-stdin", false, "read the primary password from standard input")
-	asJSON := fs.Bool("json", false, "print JSON")
-	limit := fs.Int("n", 20, "activity: how many recent attempts")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("user add: want exactly one USER")
+	}
+	u := account.NewUser{Username: pos[0], MFA: *mfa}
+	if *pwStdin {
+		if u.Password, err = readPassword(e.stdin); err != nil {
+			return err
+		}
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		if err := call(ctx, a, nil, "CreateUser", u); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "added %s (MFA %s, primary password %s)\n", u.Username, onOff(u.MFA), setOrNot(u.Password != ""))
+		return nil
+	})
+}
+
+// userOnOff is `user mfa USER on|off` and `user admin USER on|off`.
+func userOnOff(ctx context.Context, e env, sub string, args []string) error {
+	fs, cfg := newFlags("user " + sub)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 || (pos[1] != "on" && pos[1] != "off") {
+		return usagef("user %s: want USER on|off", sub)
+	}
+	op := map[string]string{"mfa": "SetMFA", "admin": "SetAdmin"}[sub]
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		if err := call(ctx, a, nil, op, pos[0], pos[1] == "on"); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s %s for %s\n", map[string]string{"mfa": "MFA", "admin": "admin"}[sub], pos[1], pos[0])
+		return nil
+	})
+}
+
+// userDisable is `user disable USER` and `user enable USER`.
+func userDisable(ctx context.Context, e env, sub string, args []string) error {
+	fs, cfg := newFlags("user " + sub)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("user %s: want exactly one USER", sub)
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		if err := call(ctx, a, nil, "SetDisabled", pos[0], sub == "disable"); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%sd %s\n", sub, pos[0])
+		return nil
+	})
+}
+
+// userPassword sets the primary password read from stdin; by the
+// configured policy it also revokes the account's app passwords.
+func userPassword(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("user password")
+	fromStdin := fs.Bool("password-stdin", false, "read the primary password from standard input (required)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || !*fromStdin {
+		return usagef("user password: want USER --password-stdin")
+	}
+	pw, err := readPassword(e.stdin)
+	if err != nil {
+		return err
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		if err := call(ctx, a, nil, "SetPassword", pos[0], pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "primary password of %s changed\n", pos[0])
+		return nil
+	})
+}
+
+// userAlias is `user alias add|remove USER ADDRESS` and `user alias list USER`.
+func userAlias(ctx context.Context, e env, args []string) error {
+	const want = "user alias: want add|remove USER ADDRESS, or list USER"
+	if len(args) == 0 {
+		return usagef(want)
+	}
+	verb := args[0]
+	fs, cfg := newFlags("user alias " + verb)
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "add":
-		if len(pos) != 1 {
-			return usagef("user add: want exactly one USER")
-		}
-		a := AddUserArgs{Username: pos[0], MFA: *mfa}
-		if *pwStdin {
-			if a.Password, err = readPassword(e.stdin); err != nil {
+	switch {
+	case verb == "list" && len(pos) == 1:
+		return withAccounts(ctx, e, *cfg, func(a accounts) error {
+			var al []string
+			err := call(ctx, a, &al, "Aliases", pos[0])
+			for _, x := range al {
+				fmt.Fprintln(e.stdout, x)
+			}
+			return err
+		})
+	case (verb == "add" || verb == "remove") && len(pos) == 2:
+		op := map[string]string{"add": "AddAlias", "remove": "RemoveAlias"}[verb]
+		return withAccounts(ctx, e, *cfg, func(a accounts) error {
+			var al []string
+			if err := call(ctx, a, &al, op, pos[0], pos[1]); err != nil {
 				return err
 			}
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			if err := o.AddUser(ctx, a); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "added %s (MFA %s, primary password %s)\n", a.Username, onOff(a.MFA), setOrNot(a.Password != ""))
+			fmt.Fprintf(e.stdout, "aliases of %s: %s\n", pos[0], strings.Join(al, " "))
 			return nil
-		})
-	case "mfa":
-		if len(pos) != 2 || (pos[1] != "on" && pos[1] != "off") {
-			return usagef("user mfa: want USER on|off")
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			if err := o.SetMFA(ctx, pos[0], pos[1] == "on"); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "MFA %s for %s\n", pos[1], pos[0])
-			return nil
-		})
-	case "disable", "enable":
-		if len(pos) != 1 {
-			return usagef("user %s: want exactly one USER", sub)
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			if err := o.SetDisabled(ctx, pos[0], sub == "disable"); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "%sd %s\n", sub, pos[0])
-			return nil
-		})
-	case "admin":
-		if len(pos) != 2 || (pos[1] != "on" && pos[1] != "off") {
-			return usagef("user admin: want USER on|off")
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			if err := o.SetAdmin(ctx, pos[0], pos[1] == "on"); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "admin %s for %s\n", pos[1], pos[0])
-			return nil
-		})
-	case "password":
-		return cmdUserPassword(ctx, e, *cfg, pos, *pwStdin)
-	case "alias":
-		return cmdUserAlias(ctx, e, *cfg, pos)
-	case "activity":
-		if len(pos) != 1 {
-			return usagef("user activity: want exactly one USER")
-		}
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			recs, err := o.Activity(ctx, pos[0], *limit)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, recs)
-			}
-			return printActivity(e.stdout, recs)
-		})
-	case "list":
-		return withOps(ctx, e, *cfg, func(o ops) error {
-			users, err := o.ListUsers(ctx)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(e.stdout, users)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tCREATED")
-			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
-					setOrNot(u.HasPassword), u.AppPasswords, u.Admin, u.Created.Format(time.DateTime))
-			}
-			return tw.Flush()
 		})
 	}
-	return usagef("user: unknown subcommand %q", sub)
+	return usagef(want)
+}
+
+func userActivity(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("user activity")
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("n", 20, "how many recent records")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("user activity: want exactly one USER")
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		var recs []store.AuditRecord
+		if err := call(ctx, a, &recs, "Activity", pos[0], *limit); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, recs)
+		}
+		return printActivity(e.stdout, recs)
+	})
+}
+
+func userList(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("user list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("user list: unexpected argument %q", pos[0])
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		var users []account.UserInfo
+		if err := call(ctx, a, &users, "ListUsers"); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, users)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tCREATED")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
+				setOrNot(u.HasPassword), u.AppPasswords, u.Admin, u.Created.Format(time.DateTime))
+		}
+		return tw.Flush()
+	})
 }
 
 // readPassword reads one line (the primary password) from r.
@@ -167,61 +267,19 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// cmdUserPassword sets the primary password read from stdin; by the
-// configured policy it also revokes the account's app passwords.
-func cmdUserPassword(ctx context.Context, e env, cfg string, pos []string, fromStdin bool) error {
-	if len(pos) != 1 || !fromStdin {
-		return usagef("user password: want USER --password-stdin")
-	}
-	pw, err := readPassword(e.stdin)
-	if err != nil {
-		return err
-	}
-	return withOps(ctx, e, cfg, func(o ops) error {
-		if err := o.SetPassword(ctx, pos[0], pw); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "primary password of %s changed\n", pos[0])
-		return nil
-	})
-}
-
-// cmdUserAlias is `user alias add|remove USER ADDRESS` and `user alias list USER`.
-func cmdUserAlias(ctx context.Context, e env, cfg string, pos []string) error {
-	switch {
-	case len(pos) == 2 && pos[0] == "list":
-		return withOps(ctx, e, cfg, func(o ops) error {
-			al, err := o.Aliases(ctx, pos[1])
-			for _, a := range al {
-				fmt.Fprintln(e.stdout, a)
-			}
-			return err
-		})
-	case len(pos) == 3 && (pos[0] == "add" || pos[0] == "remove"):
-		return withOps(ctx, e, cfg, func(o ops) error {
-			al, err := o.EditAliases(ctx, pos[1], pos[2], pos[0] == "add")
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "aliases of %s: %s\n", pos[1], strings.Join(al, " "))
-			return nil
-		})
-	}
-	return usagef("user alias: want add|remove USER ADDRESS, or list USER")
-}
-
-// printActivity prints recent attempts as a table: when, what, from where,
-// with which client and app password, and the decision.
+// printActivity prints recent records as a table: when, what, from where,
+// with which client and app password, the decision or change, and who made
+// a change.
 func printActivity(w io.Writer, recs []store.AuditRecord) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tPROTOCOL\tRESULT\tFROM\tTLS\tCLIENT\tAPP PASSWORD")
+	fmt.Fprintln(tw, "TIME\tPROTOCOL\tRESULT\tFROM\tTLS\tCLIENT\tAPP PASSWORD\tBY")
 	for _, r := range recs {
 		from := "-"
 		if r.Remote.IsValid() {
 			from = r.Remote.Addr().String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Protocol, r.Result,
-			from, dash(r.TLS), dash(r.Client), dash(r.AppPasswordName))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Protocol, r.Result,
+			from, dash(r.TLS), dash(r.Client), dash(r.AppPasswordName), dash(r.Actor))
 	}
 	return tw.Flush()
 }

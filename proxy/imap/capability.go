@@ -1,13 +1,92 @@
 package imap
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
-// capabilities lists what the pre-auth phase implements (RFC 3501 §7.2.1).
-// Before TLS, when cleartext logins are not allowed, LOGINDISABLED replaces
-// the AUTH= mechanisms (RFC 3501 §6.2.3); STARTTLS is offered only on a
-// plain connection with a TLS configuration (§6.2.1).
+// ownCapabilities are what passgate itself implements before login, first
+// in every pre-login list (RFC 3501 §7.2.1, RFC 4959, RFC 7888, RFC 2971).
+var ownCapabilities = []string{"IMAP4rev1", "SASL-IR", "LITERAL+", "ID"}
+
+// defaultUpstreamCapabilities are announced before login, after passgate's
+// own, when the upstream's pre-login list could not be learnt at start:
+// what clients that read the list only once (Python's imaplib) look for.
+var defaultUpstreamCapabilities = []string{"IDLE", "ENABLE"}
+
+// capabilityProber is implemented by an Upstream that can tell its
+// pre-login capabilities without logging in (upstream.IMAP does).
+type capabilityProber interface {
+	Capabilities(ctx context.Context) ([]string, error)
+}
+
+// learnCapabilities sets what the pre-login lists announce besides
+// passgate's own: the upstream's pre-login capabilities minus those passgate
+// owns there (ownedCapability), or defaultUpstreamCapabilities when the
+// Upstream cannot be probed or the probe fails. Serve runs it once, before
+// the first connection.
+func (s *Server) learnCapabilities() {
+	p, ok := s.Upstream.(capabilityProber)
+	if !ok {
+		s.upstreamCaps = defaultUpstreamCapabilities
+		return
+	}
+	s.mu.Lock()
+	ctx := s.baseContext() // Close cancels it
+	s.mu.Unlock()
+	caps, err := p.Capabilities(ctx)
+	if err != nil {
+		s.logger().Warn("imap upstream capability probe failed; announcing defaults before login",
+			"err", err, "defaults", strings.Join(defaultUpstreamCapabilities, " "))
+		s.upstreamCaps = defaultUpstreamCapabilities
+		return
+	}
+	s.upstreamCaps = announced(caps)
+	s.logger().Info("imap upstream capabilities before login", "capabilities", strings.Join(caps, " "),
+		"announced", strings.Join(s.upstreamCaps, " "))
+}
+
+// announced is the part of an upstream's pre-login list passgate repeats:
+// each capability once (case-insensitively), none that passgate owns, and
+// only valid atoms (a "]" would end the greeting's response code).
+func announced(caps []string) []string {
+	out := []string{}
+	for _, c := range caps {
+		if c == "" || ownedCapability(c) || strings.IndexFunc(c, func(r rune) bool { return r > 0x7f || !atomChar(byte(r)) }) >= 0 {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			dup = dup || strings.EqualFold(o, c)
+		}
+		if !dup {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ownedCapability reports whether c is decided by passgate's pre-login
+// phase, whatever the upstream offers: TLS (STARTTLS, LOGINDISABLED), the
+// login mechanisms (AUTH=, SASL-IR), the literal syntax it parses
+// (LITERAL+, LITERAL-) and the commands it answers itself (ID), and the
+// base protocol it speaks.
+func ownedCapability(c string) bool {
+	u := strings.ToUpper(c)
+	switch u {
+	case "IMAP4REV1", "STARTTLS", "LOGINDISABLED", "SASL-IR", "LITERAL+", "LITERAL-", "ID":
+		return true
+	}
+	return strings.HasPrefix(u, "AUTH=")
+}
+
+// capabilities lists what the pre-auth phase announces (RFC 3501 §7.2.1):
+// passgate's own, the upstream's (learnCapabilities), STARTTLS only on a
+// plain connection with a TLS configuration (§6.2.1), and the AUTH=
+// mechanisms, or LOGINDISABLED before TLS when cleartext logins are not
+// allowed (§6.2.3).
 func (c *conn) capabilities() string {
-	caps := []string{"IMAP4rev1", "SASL-IR", "LITERAL+", "ID"}
+	caps := append(append([]string{}, ownCapabilities...), c.srv.upstreamCaps...)
 	if !c.tls && c.srv.TLSConfig != nil {
 		caps = append(caps, "STARTTLS")
 	}
@@ -26,7 +105,8 @@ func (c *conn) cleartextOK() bool { return c.tls || c.srv.AllowCleartext }
 // PRIVACYREQUIRED, RFC 3501 §6.2.3).
 var errPrivacyRequired = &respError{status: "NO", code: "PRIVACYREQUIRED", text: "TLS required: use STARTTLS"}
 
-// cmdCapability answers CAPABILITY (RFC 3501 §6.1.1).
+// cmdCapability answers CAPABILITY (RFC 3501 §6.1.1) with the list of the
+// greeting.
 func (c *conn) cmdCapability(cmd *command) error {
 	if err := cmd.end(); err != nil {
 		return err

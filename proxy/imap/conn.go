@@ -283,8 +283,9 @@ func (c *conn) write(lines ...string) error {
 	return nil
 }
 
-// setReadDeadline arms the deadline of the next read; after Shutdown's
-// interrupt the deadline is in the past so the read ends at once.
+// setReadDeadline arms the deadline of the next command (readCommand is its
+// only caller); after Shutdown's interrupt the deadline is in the past so
+// the read ends at once.
 func (c *conn) setReadDeadline() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -78,9 +78,19 @@ func (s *upstreamScript) greet() {
 	s.answer("OK ID done")
 }
 
-// scriptedUpstream runs script for each connection to a listener on
-// 127.0.0.1:0 and returns the listener's address; cleanup closes the
-// listener and waits for the scripts.
+// probe answers the capability probe a Server runs when it starts serving:
+// the greeting, then LOGOUT.
+func (s *upstreamScript) probe() {
+	s.send(upstreamGreeting)
+	if tag, _, _ := strings.Cut(s.line(), " "); tag != "" {
+		s.send("* BYE Logging out", tag+" OK Logout completed")
+	}
+}
+
+// scriptedUpstream returns the address of a listener on 127.0.0.1:0 that
+// answers its first connection as the start-up capability probe of the
+// Server the test starts next, and runs script for each later one; cleanup
+// closes the listener and waits for the scripts.
 func scriptedUpstream(t *testing.T, script func(s *upstreamScript)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,13 +100,17 @@ func scriptedUpstream(t *testing.T, script func(s *upstreamScript)) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
+		for probed := false; ; probed = true {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			s := &upstreamScript{conn: c.(*net.TCPConn), r: bufio.NewReader(c)}
-			script(s)
+			if probed {
+				script(s)
+			} else {
+				s.probe()
+			}
 			c.Close()
 		}
 	}()

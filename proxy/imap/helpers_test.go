@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +96,16 @@ type fakeUpstream struct {
 	mu     sync.Mutex
 	logins []upstream.Login
 	peers  chan net.Conn
+
+	caps    []string // the pre-login capabilities Capabilities reports
+	capsErr error    // or its error
+	probes  atomic.Int32
+}
+
+// Capabilities answers the pre-login capability probe.
+func (f *fakeUpstream) Capabilities(context.Context) ([]string, error) {
+	f.probes.Add(1)
+	return f.caps, f.capsErr
 }
 
 func newFakeUpstream() *fakeUpstream { return &fakeUpstream{peers: make(chan net.Conn, 16)} }

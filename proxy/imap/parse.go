@@ -31,13 +31,11 @@ const recordTypeHandshake = 0x16
 var errTLSOnPlain = &respError{status: "BYE", text: "TLS handshake on a plain connection: use implicit TLS or STARTTLS",
 	untagged: true, close: true}
 
-// readLine reads one line under the read deadline and the MaxLine limit
-// (the reader's buffer size). The slice is valid until the next read.
-// Bare LF is accepted as a line end.
+// readLine reads one line under the deadline of the command being read
+// (armed by readCommand) and the MaxLine limit (the reader's buffer size).
+// The slice is valid until the next read. Bare LF is accepted as a line
+// end.
 func (c *conn) readLine() ([]byte, error) {
-	if err := c.setReadDeadline(); err != nil {
-		return nil, err
-	}
 	line, err := c.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		return nil, errLineTooLong
@@ -49,16 +47,27 @@ func (c *conn) readLine() ([]byte, error) {
 	return bytes.TrimSuffix(line, []byte{'\r'}), nil
 }
 
-// readCommand reads the first segment of a command and parses its tag and
-// name. The returned command is never nil, even with an error.
+// readCommand arms the read deadline of a new command and reads its first
+// segment, then parses its tag and name. The returned command is never nil,
+// even with an error.
+//
+// The deadline is armed here only: the whole command (its literals, the
+// segments after them and its SASL responses) must arrive within one
+// ReadTimeout, so an idle or trickling client is closed after one
+// ReadTimeout, never two.
 func (c *conn) readCommand() (*command, error) {
 	cmd := &command{c: c}
+	if err := c.setReadDeadline(); err != nil {
+		return cmd, err
+	}
 	if !c.tls {
-		if err := c.setReadDeadline(); err != nil {
-			return cmd, err
+		b, err := c.r.Peek(1)
+		if err != nil {
+			// Peek hands the error over once: reading again would wait
+			// for a second deadline.
+			return cmd, fmt.Errorf("read command: %w", err)
 		}
-		// A read error here comes back from readLine.
-		if b, err := c.r.Peek(1); err == nil && b[0] == recordTypeHandshake {
+		if b[0] == recordTypeHandshake {
 			c.log.Info("imap client started TLS on a plain connection")
 			return cmd, errTLSOnPlain
 		}
@@ -257,9 +266,6 @@ func (cmd *command) literal() (string, error) {
 		}
 	}
 	buf := make([]byte, n)
-	if err := cmd.c.setReadDeadline(); err != nil {
-		return "", err
-	}
 	if _, err := io.ReadFull(cmd.c.r, buf); err != nil {
 		return "", fmt.Errorf("read literal: %w", err)
 	}
@@ -287,9 +293,6 @@ func (cmd *command) skip() error {
 		}
 		if n > int64(cmd.c.srv.maxLiteral()) {
 			return &respError{status: "BAD", code: "TOOBIG", text: "Literal too large", close: true}
-		}
-		if err := cmd.c.setReadDeadline(); err != nil {
-			return err
 		}
 		if _, err := cmd.c.r.Discard(int(n)); err != nil {
 			return fmt.Errorf("skip literal: %w", err)

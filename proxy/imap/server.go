@@ -2,7 +2,11 @@
 // pre-authentication phase, then a hand-off to the upstream splice.
 //
 // A Server greets the client, answers CAPABILITY, NOOP, LOGOUT, ID and
-// STARTTLS, and takes LOGIN or AUTHENTICATE PLAIN / LOGIN. The credentials go
+// STARTTLS, and takes LOGIN or AUTHENTICATE PLAIN / LOGIN. Before login it
+// announces its own capabilities and the upstream's pre-login ones, which
+// the first Serve learns from an Upstream that offers Capabilities (as
+// upstream.IMAP does), so that clients that read the list only once see
+// IDLE and the rest. The credentials go
 // to the Authenticator; on success the Upstream logs in to the real server as
 // the user, the upstream's tagged OK is re-tagged for the client, and from
 // then on bytes are copied both ways by proxy.Splice:
@@ -22,7 +26,9 @@ package imap
 //     upstream.Login (pass-through mode only); neither is logged, formatted
 //     into an error, or kept after the login. Panic values are logged only
 //     when they are runtime errors (which carry no data).
-//   - Every pre-auth read has a deadline (ReadTimeout) and a size limit:
+//   - Every pre-auth read has a deadline and a size limit: readCommand arms
+//     one deadline (ReadTimeout) per command, which its literals and SASL
+//     responses share, so an idle client is closed after one ReadTimeout;
 //     lines are read with bufio.Reader.ReadSlice into a buffer of MaxLine
 //     bytes, literals into a buffer of at most MaxLiteral bytes. Nothing
 //     sized by the client is allocated beyond these limits.
@@ -108,7 +114,10 @@ type Server struct {
 	// "* BYE Too many commands before login" and the connection closed.
 	// 0 = 100.
 	MaxPreauthCommands int
-	// ReadTimeout bounds every pre-auth read (and write). 0 = 60s.
+	// ReadTimeout bounds each pre-auth command: the command line, its
+	// literals and SASL responses must all arrive within it, counted from
+	// when passgate starts reading the command. It also bounds each
+	// pre-auth write and the TLS handshake. 0 = 60s.
 	ReadTimeout time.Duration
 	// MaxLine is the longest command line accepted, CRLF included.
 	// 0 = 8192 bytes.
@@ -122,6 +131,9 @@ type Server struct {
 	Logger *slog.Logger
 	// Hostname is the greeting text. "" = "passgate".
 	Hostname string
+
+	capsOnce     sync.Once
+	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -189,9 +201,11 @@ func (s *Server) hostname() string {
 }
 
 // Serve accepts plain TCP connections on ln, offering STARTTLS when
-// TLSConfig is set. It fails at once if no client could ever log in (no
-// TLSConfig and AllowCleartext false). It always returns a non-nil error;
-// after Shutdown or Close, ErrServerClosed.
+// TLSConfig is set. The first Serve or ServeTLS probes the upstream's
+// pre-login capabilities before accepting (for at most the upstream's own
+// timeouts). It fails at once if no client could ever log in (no TLSConfig
+// and AllowCleartext false). It always returns a non-nil error; after
+// Shutdown or Close, ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
@@ -226,7 +240,10 @@ func (s *Server) check() error {
 }
 
 // serve runs the accept loop; implicitTLS says every conn is a *tls.Conn.
+// The first call learns the upstream's pre-login capabilities; concurrent
+// ones wait for it.
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
+	s.capsOnce.Do(s.learnCapabilities)
 	if !s.trackListener(ln, true) {
 		ln.Close()
 		return ErrServerClosed

@@ -26,7 +26,7 @@ func TestReconcileAsksTheDirectory(t *testing.T) {
 	sessions := map[string]*live{}
 	for _, u := range users {
 		dir.Set(directory.Entry{Username: u}, u+" directory password")
-		if d := w.login(t, u, u+" directory password"); !d.ViaPrimary() { // provisions the account
+		if d := w.login(t, u, u+" directory password"); d.AppPasswordID != "" { // provisions the account
 			t.Fatalf("%s: %+v", u, d)
 		}
 		p := w.appPassword(t, u, time.Time{})

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 )
@@ -42,19 +44,27 @@ func newWorld(t testing.TB) *world {
 	return &world{db: db, v: &authn.Verifier{Store: db, Params: authn.Params{MemoryKiB: 64, Time: 1, Threads: 1}}}
 }
 
+// testActor makes the tests' account changes.
+var testActor = account.Actor{Door: account.DoorCLI, Name: "test"}
+
+// accounts is the account service on w's store.
+func (w *world) accounts() *account.Service {
+	return &account.Service{Store: w.db, Verifier: w.v, Logger: slog.New(slog.DiscardHandler)}
+}
+
 func (w *world) account(t testing.TB, user, primary string) {
 	t.Helper()
-	if err := w.v.CreateAccount(context.Background(), user, primary, false); err != nil {
+	if err := w.accounts().CreateUser(context.Background(), testActor, account.NewUser{Username: user, Password: primary}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // appPassword creates an app password of user expiring at expires (zero:
 // never) and returns it.
-func (w *world) appPassword(t testing.TB, user string, expires time.Time) authn.NewAppPassword {
+func (w *world) appPassword(t testing.TB, user string, expires time.Time) account.NewAppPassword {
 	t.Helper()
 	name := fmt.Sprintf("device %d", w.seq.Add(1))
-	p, err := w.v.CreateAppPasswordWith(context.Background(), user, name, authn.AppPasswordOptions{Expires: expires})
+	p, err := w.accounts().CreateAppPassword(context.Background(), testActor, user, name, account.AppPasswordOptions{Expires: expires})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
@@ -116,7 +117,7 @@ func TestReconcile(t *testing.T) {
 		wantEnd bool
 	}
 	var all []sess
-	openApp := func(user string) (authn.NewAppPassword, *live) {
+	openApp := func(user string) (account.NewAppPassword, *live) {
 		p := w.appPassword(t, user, time.Time{})
 		return p, open(t, r, w.login(t, user, p.Password))
 	}

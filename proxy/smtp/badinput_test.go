@@ -139,6 +139,7 @@ const (
 	replyGoAhead       = "354 Go ahead. End your data with <CR><LF>.<CR><LF>"
 	replyAborted       = "451 4.3.0 Message transfer aborted, message not accepted"
 	replyQueued        = "250 2.0.0 OK: queued"
+	replyBareLineEnd   = "550 5.5.2 Message refused: bare CR or LF in it, lines must end with CRLF"
 	replySizeExceeded  = "552 5.3.4 Max message size exceeded"
 	replyInTLS         = "502 5.5.1 Already running in TLS"
 )
@@ -333,8 +334,8 @@ var badInputs = []struct {
 		halfClose, rx(replyAborted)), after: closed, login: true},
 	{name: "1 MB line inside DATA", srv: srvPlain, steps: steps(inData, tx("Subject: x\r\n\r\n"+strings.Repeat("x", 1<<20)+"\r\n.\r\n"),
 		rxs("500 5.5.2 Line too long, message not accepted", replyTooLong)), after: closed, login: true},
-	{name: "bare LF dot inside DATA does not end it", srv: srvPlain, steps: steps(inData,
-		tx("Subject: x\n\nline\n.\nMAIL FROM:<evil@example.net>\n\r\n.\r\n"), rx(replyQueued)), after: usable, login: true, relayed: 1},
+	{name: "bare LF dot inside DATA refuses the message", srv: srvPlain, steps: steps(inData,
+		tx("Subject: x\n\nline\n.\nMAIL FROM:<evil@example.net>\n\r\n.\r\n"), rx(replyBareLineEnd)), after: usable, login: true},
 	{name: "NUL bytes inside DATA are relayed", srv: srvPlain, steps: steps(inData, tx("Subject: x\r\n\r\na\x00b\r\n.\r\n"),
 		rx(replyQueued)), after: usable, login: true, relayed: 1},
 	{name: "commands pipelined after the final dot", srv: srvPlain, steps: steps(inData,
@@ -417,30 +418,78 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// hasBareLineEnd reports whether s holds a CR not followed by LF or an LF
+// not preceded by CR.
+func hasBareLineEnd(s string) bool {
+	return strings.ContainsAny(strings.ReplaceAll(s, "\r\n", ""), "\r\n")
+}
+
 // TestDataSmuggling: end-of-data sequences other than CRLF.CRLF (RFC 5321
-// §4.1.1.4), as in SMTP smuggling, neither end the message at passgate nor
-// reach the upstream as one: the upstream gets a single message from the
-// authenticated sender, with the smuggled commands inside it.
+// §4.1.1.4), as in SMTP smuggling. A bare CR or LF refuses the message
+// with 550 5.5.2 (as Postfix's smtpd_forbid_bare_newline does): the
+// upstream transaction is aborted without the final dot, the upstream
+// accepts nothing, never receives a bare CR or LF nor the smuggled
+// envelope, and the session goes on. Sequences that leave no bare line end
+// in what passgate relays do not end the message: the upstream gets one
+// message with the smuggled commands inside.
 func TestDataSmuggling(t *testing.T) {
-	for _, end := range []string{"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\n..\n", "\r\n\x00.\r\n"} {
-		t.Run(strings.NewReplacer("\r", "CR", "\n", "LF", "\x00", "NUL").Replace(end), func(t *testing.T) {
+	for _, tt := range []struct {
+		end     string
+		refused bool
+	}{
+		{"\n.\n", true},
+		{"\r\n.\n", true},
+		{"\n.\r\n", true},
+		{"\r.\r\n", true},
+		{"\r.\r", true},
+		{"\n..\n", true},
+		// go-smtp takes ".<CR>" at the start of a line for the start of
+		// the end marker and drops both bytes when no LF follows: nothing
+		// bare is left to relay.
+		{"\r\n.\r", false},
+		{"\r\n\x00.\r\n", false},
+	} {
+		t.Run(strings.NewReplacer("\r", "CR", "\n", "LF", "\x00", "NUL").Replace(tt.end), func(t *testing.T) {
 			e := newEnv(t, nil, nil)
 			c := &badConn{textConn: dialText(t, e.addr)}
 			c.run(inData)
-			c.sendRaw("Subject: smuggle\r\n\r\nfirst" + end + "MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.net>\r\n" +
+			c.sendRaw("Subject: smuggle\r\n\r\nfirst" + tt.end + "MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.net>\r\n" +
 				"DATA\r\nSubject: forged\r\n\r\n.\r\n")
-			c.expectLine(replyQueued)
+			if !tt.refused {
+				c.expectLine(replyQueued)
+				c.transactWant("NOOP", 250, "")
+				msgs := e.sink.messages()
+				if len(msgs) != 1 {
+					t.Fatalf("the upstream accepted %d messages, want 1", len(msgs))
+				}
+				m := msgs[0]
+				if m.from != appUser || len(m.rcpts) != 1 || m.rcpts[0] != "bob@example.net" {
+					t.Errorf("envelope %q -> %q", m.from, m.rcpts)
+				}
+				if !strings.Contains(string(m.data), "MAIL FROM:<evil@example.net>") || !strings.HasSuffix(string(m.data), "Subject: forged\r\n\r\n") {
+					t.Errorf("the smuggled commands are not inside the message: %q", m.data)
+				}
+				if hasBareLineEnd(string(m.data)) {
+					t.Errorf("the upstream received a bare CR or LF: %q", m.data)
+				}
+				return
+			}
+			c.expectLine(replyBareLineEnd)
 			c.transactWant("NOOP", 250, "")
+			// The session goes on: the next message is relayed on a new
+			// upstream connection.
+			c.transactWant("MAIL FROM:<"+appUser+">", 250, "")
+			c.transactWant("RCPT TO:<carol@example.net>", 250, "")
+			c.transactWant("DATA", 354, "")
+			c.transactWant("Subject: next\r\n\r\nok\r\n.", 250, "2.0.0 OK: queued")
 			msgs := e.sink.messages()
-			if len(msgs) != 1 {
-				t.Fatalf("the upstream accepted %d messages, want 1", len(msgs))
+			if len(msgs) != 1 || msgs[0].rcpts[0] != "carol@example.net" {
+				t.Fatalf("the upstream accepted %+v, want only the next message", msgs)
 			}
-			m := msgs[0]
-			if m.from != appUser || len(m.rcpts) != 1 || m.rcpts[0] != "bob@example.net" {
-				t.Errorf("envelope %q -> %q", m.from, m.rcpts)
-			}
-			if !strings.Contains(string(m.data), "MAIL FROM:<evil@example.net>") || !strings.HasSuffix(string(m.data), "Subject: forged\r\n\r\n") {
-				t.Errorf("the smuggled commands are not inside the message: %q", m.data)
+			for i, w := range e.sink.wire() {
+				if hasBareLineEnd(w) || strings.Contains(w, "evil@example.net") {
+					t.Errorf("upstream connection %d received %q", i, w)
+				}
 			}
 		})
 	}

@@ -2,8 +2,10 @@ package smtp
 
 import (
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +25,10 @@ type clientConn struct {
 	id  string       // session id: in every log line and audit record
 	log *slog.Logger // carries session and remote
 
-	release      func() // frees the ConnLimit slot
-	maxPreauth   int32  // lines allowed before AUTH
-	writeTimeout time.Duration
+	release        func()        // frees the ConnLimit slot
+	maxPreauth     int32         // lines allowed before AUTH
+	preauthTimeout time.Duration // caps every deadline before AUTH; 0: none
+	writeTimeout   time.Duration
 
 	failed     atomic.Int32
 	closeAfter atomic.Bool // close once the next reply is written
@@ -36,6 +39,7 @@ type clientConn struct {
 	authed   atomic.Bool  // AUTH succeeded: no more counting
 	preauth  atomic.Int32 // lines read before AUTH
 	refused  atomic.Bool  // the cap's 421 was sent
+	timedOut atomic.Bool  // a read hit its deadline: the next one fails at once
 	replyTo  atomic.Pointer[net.Conn]
 	sniffTLS bool // plain listener, nothing read yet: refuse a ClientHello
 }
@@ -59,9 +63,13 @@ const tlsRecordHandshake = 0x16
 const replyTLSOnPlain = "421 4.7.0 TLS handshake on a plain connection: use implicit TLS or STARTTLS\r\n"
 
 // Read reads from the client. On the plain listener, a first byte that
-// starts a TLS record ends the connection.
+// starts a TLS record ends the connection. A read that hit its deadline is
+// remembered (see SetReadDeadline).
 func (c *clientConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut.Store(true)
+	}
 	if c.sniffTLS && n > 0 {
 		c.sniffTLS = false
 		if p[0] == tlsRecordHandshake {
@@ -82,7 +90,15 @@ const replyTooManyCommands = "421 4.7.0 Too many commands before authentication\
 // TLS layer. Before AUTH it counts the lines; the one after
 // MaxPreauthCommands is not read: the client gets 421 and the connection
 // is closed.
+//
+// Once a read has hit its deadline, the deadline is in the past: go-smtp
+// goes back to reading a command after a SASL response timed out, which
+// would give an idle client a second timeout; now its next read fails at
+// once and it gets 421 4.4.2.
 func (c *clientConn) SetReadDeadline(t time.Time) error {
+	if c.timedOut.Load() {
+		t = time.Unix(1, 0)
+	}
 	if c.greeted.Load() && !c.authed.Load() && c.preauth.Add(1) > c.maxPreauth {
 		if c.refused.CompareAndSwap(false, true) {
 			c.log.Info("smtp too many commands before authentication", "limit", c.maxPreauth)
@@ -93,7 +109,27 @@ func (c *clientConn) SetReadDeadline(t time.Time) error {
 		}
 		return net.ErrClosed
 	}
-	return c.Conn.SetReadDeadline(t)
+	return c.Conn.SetReadDeadline(c.preauthDeadline(t))
+}
+
+// SetWriteDeadline is called by go-smtp before each reply and before the
+// implicit-TLS handshake; before AUTH the deadline is capped at
+// PreauthTimeout.
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.preauthDeadline(t))
+}
+
+// preauthDeadline caps the deadline t at PreauthTimeout from now until
+// AUTH succeeded, so that go-smtp's ReadTimeout and WriteTimeout (those of
+// an authenticated session) do not keep an idle client that never logs in.
+func (c *clientConn) preauthDeadline(t time.Time) time.Time {
+	if c.preauthTimeout <= 0 || t.IsZero() || c.authed.Load() {
+		return t
+	}
+	if p := time.Now().Add(c.preauthTimeout); p.Before(t) {
+		return p
+	}
+	return t
 }
 
 // writeFinal writes a last reply through w (the connection, or the TLS

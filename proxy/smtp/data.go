@@ -14,9 +14,11 @@ const bodyBufSize = 64 << 10
 
 // Data streams the message to the upstream as it arrives and answers with
 // the upstream's reply to the final dot: 250 only after the upstream's 250.
-// A client-side failure (size limit, disconnect, timeout) aborts the
-// upstream connection without the final dot, so the partial message is
-// discarded (RFC 5321 §4.1.1.4); an upstream failure is answered 451.
+// A client-side failure (size limit, a bare CR or LF, disconnect, timeout)
+// aborts the upstream connection without the final dot, so the partial
+// message is discarded (RFC 5321 §4.1.1.4) and the next MAIL connects
+// again; an upstream failure is answered 451. The same holds for a BDAT
+// message, which go-smtp hands over the same way.
 func (ss *session) Data(r io.Reader) error {
 	a := ss.auth.Load()
 	if a == nil {
@@ -33,13 +35,15 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return ss.upstreamReply(err)
 	}
-	src := deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}
+	src := &lineEndReader{r: deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}}
 	n, readErr, writeErr := relayBody(w, src, up.raw, ss.srv.Upstream.commandTimeout())
 	switch {
 	case readErr != nil:
 		ss.dropUpstream()
 		log.Info("smtp message aborted", "size", n, "err", readErr)
 		switch {
+		case errors.Is(readErr, errBareLineEnd):
+			return errBareLineEnd
 		case errors.Is(readErr, gosmtp.ErrDataTooLarge):
 			return gosmtp.ErrDataTooLarge // RFC 1870 §6.3
 		case errors.Is(readErr, gosmtp.ErrTooLongLine):

@@ -33,9 +33,13 @@ package smtp
 //     the upstream discards the partial message (RFC 5321 §4.1.1.4).
 //   - The body is streamed: one fixed buffer per message, never the whole
 //     message in memory.
+//   - No bare CR or LF reaches the upstream in a message (SMTP smuggling):
+//     lineEndReader stops the body before the first one, and the message is
+//     refused (550 5.5.2) and aborted upstream.
 //   - Every client read has a deadline (ReadTimeout, extended per read during
-//     DATA); every upstream command has one (CommandTimeout), including each
-//     write of the body.
+//     DATA), capped at PreauthTimeout until AUTH succeeds (clientConn's
+//     SetReadDeadline and SetWriteDeadline); every upstream command has one
+//     (CommandTimeout), including each write of the body.
 //   - Abuse is bounded before AUTH: ConnLimit is checked before the
 //     greeting; MaxPreauthCommands counts every line go-smtp reads before a
 //     successful AUTH (by the read deadline it sets before each one, so

@@ -43,12 +43,13 @@ func (s *Server) newClientConn(nc net.Conn) (cc *clientConn, admitted bool) {
 	remote := proxy.RemoteAddrPort(nc.RemoteAddr())
 	id := proxy.NewSessionID()
 	cc = &clientConn{
-		Conn:         nc,
-		set:          &s.conns,
-		id:           id,
-		log:          s.logger().With("session", id, "remote", remote.String()),
-		maxPreauth:   s.maxPreauthCommands(),
-		writeTimeout: s.writeTimeout(),
+		Conn:           nc,
+		set:            &s.conns,
+		id:             id,
+		log:            s.logger().With("session", id, "remote", remote.String()),
+		maxPreauth:     s.maxPreauthCommands(),
+		preauthTimeout: s.PreauthTimeout,
+		writeTimeout:   s.writeTimeout(),
 	}
 	s.conns.add(cc)
 	if s.ConnLimit == nil {
@@ -77,6 +78,9 @@ func (s *Server) refuseConn(cc *clientConn, tlsConfig *tls.Config) {
 		defer s.refusing.Done()
 		defer cc.Close()
 		timeout := min(s.readTimeout(), refuseTimeout)
+		if s.PreauthTimeout > 0 {
+			timeout = min(timeout, s.PreauthTimeout)
+		}
 		cc.Conn.SetDeadline(time.Now().Add(timeout))
 		var w net.Conn = cc
 		if tlsConfig != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/internal/testdeadline"
 	"github.com/passgate/passgate/proxy"
 )
 
@@ -235,4 +236,75 @@ func TestTLSOnPlainPort(t *testing.T) {
 		t.Errorf("not logged:\n%s", logs)
 	}
 	dialText(t, e.addr).transactWant("NOOP", 250, "")
+}
+
+// serveCounted serves srv on one more listener, which counts the read
+// deadlines of its connections, until the test ends.
+func serveCounted(t *testing.T, srv *Server) (addr string, dl *testdeadline.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl = &testdeadline.Listener{Listener: ln}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(dl) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String(), dl
+}
+
+// TestPreauthTimeout: before AUTH each read (and write) is bounded by
+// PreauthTimeout (limits.preauth_timeout), not by the ReadTimeout of
+// authenticated sessions: an idle client gets go-smtp's 421 4.4.2 and is
+// closed after one timeout (one read ends at a deadline), not before it.
+// After AUTH, ReadTimeout applies.
+func TestPreauthTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	const idle = "421 4.4.2 Idle timeout, bye bye"
+	for _, tt := range []struct {
+		name   string
+		client func(c *badConn)
+	}{
+		{"idle after the greeting", func(*badConn) {}},
+		{"idle after EHLO", func(c *badConn) { c.transactWant("EHLO client.test", 250, "") }},
+		{"idle inside AUTH", func(c *badConn) {
+			c.transactWant("EHLO client.test", 250, "")
+			c.transactWant("AUTH LOGIN", 334, "")
+		}},
+		{"idle after a failed AUTH", func(c *badConn) {
+			c.transactWant("EHLO client.test", 250, "")
+			c.transactWant(plainIR("", appUser, "wrong"), 535, "")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil, func(s *Server) { s.PreauthTimeout = timeout }) // ReadTimeout: ioTimeout
+			addr, dl := serveCounted(t, e.pg)
+			start := time.Now()
+			c := &badConn{textConn: dialText(t, addr)}
+			tt.client(c)
+			c.expectLine(idle)
+			c.expectClosed()
+			took := time.Since(start)
+			_, expired := dl.Counts()
+			t.Logf("closed after %v (PreauthTimeout %v), %d reads ended at a deadline", took.Round(time.Millisecond), timeout, expired)
+			if expired != 1 {
+				t.Errorf("%d reads ended at a deadline, want 1", expired)
+			}
+			if took < timeout {
+				t.Errorf("closed after %v, before the PreauthTimeout of %v", took, timeout)
+			}
+		})
+	}
+	t.Run("authenticated: ReadTimeout applies", func(t *testing.T) {
+		e := newEnv(t, nil, func(s *Server) { s.PreauthTimeout = timeout })
+		c := &badConn{textConn: dialText(t, e.addr)}
+		c.transactWant("EHLO client.test", 250, "")
+		c.transactWant(plainIR("", appUser, appSecret), 235, "")
+		time.Sleep(3 * timeout)
+		c.transactWant("NOOP", 250, "")
+		c.transactWant("MAIL FROM:<"+appUser+">", 250, "")
+	})
 }

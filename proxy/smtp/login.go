@@ -2,10 +2,24 @@ package smtp
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 )
+
+// checkUsername refuses, before anything is dialled, a user name holding
+// the separator in the modes that may join user and master user with it
+// (login-master; master over AUTH LOGIN): "eve%bob" + "%" + "proxy" would
+// make the upstream read "bob%proxy" as the master user. authn refuses
+// such names already; this is the last line.
+func (u *Upstream) checkUsername(user string) error {
+	if (u.Mode == ModeLoginMaster || u.Mode == ModeMaster) && strings.Contains(user, u.separator()) {
+		return fmt.Errorf("upstream login: username contains the master user separator %q", u.separator())
+	}
+	return nil
+}
 
 // login authenticates the upstream session as id.username by the mode:
 // PLAIN when the upstream offers it (RFC 4616), else LOGIN (Exchange-style

@@ -7,7 +7,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 )
 
-// Mail checks the sender and starts the transaction upstream. The
+// Mail checks the sender and starts the transaction upstream, the path
+// re-encoded (upstreamPath: go-smtp hands it over decoded). The
 // parameters SIZE, BODY, SMTPUTF8, RET and ENVID go upstream; SMTPUTF8,
 // BODY=8BITMIME and DSN parameters the session's upstream does not offer are
 // refused with 555 5.5.4 rather than dropped (go-smtp's client would drop
@@ -22,6 +23,10 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		if err := ss.checkSender(a.decision.Username, from); err != nil {
 			return err
 		}
+	}
+	path, err := upstreamPath(from)
+	if err != nil {
+		return errBadSender
 	}
 	fwd := forwardedMailOptions(opts)
 	ss.mu.Lock()
@@ -41,7 +46,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		if err := mailSupported(ss.up, fwd); err != nil {
 			return err
 		}
-		err := ss.up.c.Mail(from, fwd)
+		err := ss.up.c.Mail(path, fwd)
 		if _, isReply := asSMTPError(err); err != nil && !isReply && attempt == 0 {
 			ss.dropUpstream()
 			continue
@@ -81,10 +86,15 @@ func mailSupported(up *upConn, opts *gosmtp.MailOptions) error {
 	return nil
 }
 
-// Rcpt forwards the recipient at once; the upstream's reply is the client's.
+// Rcpt forwards the recipient at once, re-encoded (upstreamPath); the
+// upstream's reply is the client's.
 func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if ss.auth.Load() == nil {
 		return errAuthRequired
+	}
+	path, err := upstreamPath(to)
+	if err != nil {
+		return errBadRecipient
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -94,7 +104,7 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if opts != nil && (len(opts.Notify) > 0 || opts.OriginalRecipient != "") && !ss.up.has("DSN") {
 		return errParamUnsupported("DSN") // RFC 3461 §4
 	}
-	if err := ss.up.c.Rcpt(to, opts); err != nil {
+	if err := ss.up.c.Rcpt(path, opts); err != nil {
 		return ss.upstreamReply(err)
 	}
 	ss.rcpts++

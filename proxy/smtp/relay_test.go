@@ -107,6 +107,37 @@ func TestUpstreamLoginModes(t *testing.T) {
 	}
 }
 
+// TestUpstreamRefusesSeparatorInUsername: where the upstream login joins
+// user and master user with the separator (login-master, and master over
+// AUTH LOGIN), a user name holding it would name part of itself as the
+// master user. The login is refused before anything is dialled (defence in
+// depth: authn already treats such names as unknown users).
+func TestUpstreamRefusesSeparatorInUsername(t *testing.T) {
+	for _, tc := range []struct {
+		mode, sep, user string
+		mechs           []string
+	}{
+		{ModeLoginMaster, "%", "eve%bob", nil},
+		{ModeLoginMaster, "", "eve*bob", nil},
+		{ModeMaster, "%", "eve%bob", []string{"LOGIN"}},
+	} {
+		t.Run(tc.mode+" "+tc.user, func(t *testing.T) {
+			sk := startSink(t, func(s *sink) { s.mechs = tc.mechs })
+			u := &Upstream{Address: sk.addr, Mode: tc.mode, MasterUser: masterUser, MasterSecret: masterSecret, Separator: tc.sep}
+			up, err := u.connect(context.Background(), identity{username: tc.user})
+			if up != nil {
+				up.abort()
+			}
+			if err == nil || !strings.Contains(err.Error(), "separator") {
+				t.Errorf("connect = %v, want an error naming the separator", err)
+			}
+			if n, auths := sk.accepts.Load(), sk.authsSeen(); n != 0 || len(auths) != 0 {
+				t.Errorf("upstream dialled %d times, logins %+v", n, auths)
+			}
+		})
+	}
+}
+
 func TestXCLIENT(t *testing.T) {
 	x := startXCLIENT(t)
 	pg := &Server{

@@ -94,6 +94,11 @@ type Server struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds each reply. If zero, 5m.
 	WriteTimeout time.Duration
+	// PreauthTimeout bounds each read and write, and the TLS handshake,
+	// until AUTH succeeds (limits.preauth_timeout): an idle client that has
+	// not logged in gets "421 4.4.2 Idle timeout" after it. If zero, or
+	// longer than ReadTimeout or WriteTimeout, those apply.
+	PreauthTimeout time.Duration
 	// MaxMessageBytes caps the message size passgate advertises and
 	// accepts. If zero, the upstream's SIZE, learnt when serving starts; if
 	// the upstream gives none or cannot be reached then, 50 MiB.

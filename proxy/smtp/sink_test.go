@@ -55,6 +55,9 @@ type sink struct {
 	accepts atomic.Int32
 	conns   sync.Map // net.Conn -> struct{}
 
+	tapMu sync.Mutex
+	taps  []*tapConn // every accepted connection, in order
+
 	mu      sync.Mutex
 	auths   []sinkAuth
 	msgs    []sinkMsg
@@ -108,6 +111,7 @@ func startSink(t testing.TB, cfg func(*sink)) *sink {
 	}()
 	t.Cleanup(func() {
 		srv.Close()
+		ln.Close() // ends Serve even if it had not started when Close ran
 		<-done
 	})
 	return s
@@ -140,11 +144,53 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.s.accepts.Add(1)
-		l.s.conns.Store(c, struct{}{})
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	l.s.accepts.Add(1)
+	tc := &tapConn{Conn: c}
+	l.s.conns.Store(net.Conn(tc), struct{}{})
+	l.s.tapMu.Lock()
+	l.s.taps = append(l.s.taps, tc)
+	l.s.tapMu.Unlock()
+	return tc, nil
+}
+
+// tapKeep bounds what a tapConn keeps, so that the streaming tests' large
+// messages do not pile up in the test's own heap.
+const tapKeep = 1 << 20
+
+// tapConn keeps the first tapKeep bytes the sink read from an upstream
+// connection: what passgate sent, exactly (ciphertext when the sink runs
+// TLS).
+type tapConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got bytes.Buffer
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if keep := min(n, tapKeep-c.got.Len()); keep > 0 {
+		c.got.Write(p[:keep])
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// wire returns the bytes the sink received on each upstream connection so
+// far (the probe's included), in the order they were accepted.
+func (s *sink) wire() []string {
+	s.tapMu.Lock()
+	defer s.tapMu.Unlock()
+	out := make([]string, len(s.taps))
+	for i, c := range s.taps {
+		c.mu.Lock()
+		out[i] = c.got.String()
+		c.mu.Unlock()
+	}
+	return out
 }
 
 type gosmtpBackend func(c *gosmtp.Conn) (gosmtp.Session, error)

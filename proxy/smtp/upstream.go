@@ -176,6 +176,9 @@ func (up *upConn) has(ext string) bool {
 // connect dials the upstream and logs in as id. ctx bounds the whole setup
 // (with DialTimeout); the returned connection is no longer tied to ctx.
 func (u *Upstream) connect(ctx context.Context, id identity) (*upConn, error) {
+	if err := u.checkUsername(id.username); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, u.dialTimeout())
 	defer cancel()
 	raw, conn, err := u.dial(ctx)

@@ -23,6 +23,17 @@ func (u *IMAP) separator() string {
 	return u.Separator
 }
 
+// checkUsername refuses, before anything is dialled, a login-master login
+// whose user name holds the separator: "eve%bob" + "%" + "proxy" would make
+// the upstream (Dovecot splits at the first separator) read "bob%proxy" as
+// the master user. authn refuses such names already; this is the last line.
+func (u *IMAP) checkUsername(user string) error {
+	if u.mode() == ModeLoginMaster && strings.Contains(user, u.separator()) {
+		return &RefusedError{Text: "username contains the master user separator " + strconv.Quote(u.separator())}
+	}
+	return nil
+}
+
 // authenticate logs in as l.Username in the configured mode and returns the
 // tagged OK. On return w.caps holds only capabilities sent after the login
 // command (nil if none were).

@@ -57,6 +57,9 @@ func (u *IMAP) logger() *slog.Logger {
 // connection is positioned after the upstream's tagged OK and belongs to the
 // caller. Errors wrap ErrUnavailable, or are a *RefusedError.
 func (u *IMAP) Login(ctx context.Context, l Login) (*Conn, error) {
+	if err := u.checkUsername(l.Username); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	w, err := u.connect(ctx)
 	if err != nil {
@@ -106,20 +109,35 @@ func (u *IMAP) login(w *wire, l Login) (*Conn, error) {
 // Check dials the upstream, reads its greeting (after TLS as configured)
 // and logs out: a health check that needs no credentials.
 func (u *IMAP) Check(ctx context.Context) error {
+	_, err := u.Capabilities(ctx)
+	return err
+}
+
+// Capabilities dials the upstream, reads its pre-login capabilities (from
+// the greeting, else with CAPABILITY; with STARTTLS, those announced over
+// TLS) and logs out. It needs no credentials; DialTimeout and LoginTimeout
+// bound it as they bound a login.
+func (u *IMAP) Capabilities(ctx context.Context) ([]string, error) {
 	w, err := u.connect(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer w.close()
+	if w.caps == nil {
+		if err := preLoginCapability(w); err != nil {
+			return nil, err
+		}
+	}
+	caps := w.caps
 	tag := w.nextTag()
 	r, err := w.send("logout", tag, []byte(tag+" LOGOUT\r\n"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.status != "OK" {
-		return w.garbage("logout", r)
+		return nil, w.garbage("logout", r)
 	}
-	return nil
+	return caps, nil
 }
 
 // connect dials, sets up TLS as configured and reads the greeting. The

@@ -201,6 +201,40 @@ func TestLoginMasterLOGIN(t *testing.T) {
 	}
 }
 
+// TestLoginMasterRefusesSeparatorInUsername: in login-master mode a user
+// name holding the separator would name part of itself as the master user
+// ("eve%bob" + "%" + "proxy"; Dovecot splits at the first separator). The
+// login is refused before anything is dialled (defence in depth: authn
+// already treats such names as unknown users).
+func TestLoginMasterRefusesSeparatorInUsername(t *testing.T) {
+	for _, sep := range []string{"%", ""} { // "" is "*"
+		t.Run("separator "+sep, func(t *testing.T) {
+			sent := make(chan string, 1)
+			addr := serve(t, false, func(s *script) {
+				s.send(greetingCaps)
+				sent <- s.line()
+				s.expectEOF()
+			})
+			u := master(addr)
+			u.Mode, u.Separator, u.LoginTimeout = ModeLoginMaster, sep, 300*time.Millisecond
+			name := "eve%bob"
+			if sep == "" {
+				name = "eve*bob"
+			}
+			_, err := doLogin(t, u, Login{Username: name, ClientIP: alice.ClientIP})
+			var refused *RefusedError
+			if !errors.As(err, &refused) || !strings.Contains(refused.Text, "separator") {
+				t.Errorf("Login = %v, want a *RefusedError naming the separator", err)
+			}
+			select {
+			case l := <-sent:
+				t.Errorf("the upstream received %q", l)
+			default:
+			}
+		})
+	}
+}
+
 func TestLoginPassthrough(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -450,6 +484,51 @@ func TestCheck(t *testing.T) {
 		addr := serve(t, false, func(s *script) { s.send("* BYE Server overloaded") })
 		if err := master(addr).Check(context.Background()); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Check = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+func TestCapabilities(t *testing.T) {
+	t.Run("from the greeting", func(t *testing.T) {
+		addr := serve(t, false, func(s *script) {
+			s.send(greetingCaps)
+			m := s.expect(`(\S+) LOGOUT`)
+			s.send("* BYE Logging out", m[1]+" OK Logout completed.")
+			s.expectEOF()
+		})
+		caps, err := master(addr).Capabilities(context.Background())
+		if want := "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=LOGIN"; err != nil || strings.Join(caps, " ") != want {
+			t.Errorf("Capabilities = %q, %v; want %q", caps, err, want)
+		}
+	})
+	t.Run("asked for, after STARTTLS", func(t *testing.T) {
+		addr := serve(t, false, func(s *script) {
+			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED X-PLAINTEXT] ready")
+			m := s.expect(`(\S+) STARTTLS`)
+			s.send(m[1] + " OK Begin TLS negotiation now.")
+			s.startTLS()
+			m = s.expect(`(\S+) CAPABILITY`)
+			s.send("* CAPABILITY IMAP4rev1 IDLE ENABLE AUTH=PLAIN", m[1]+" OK done")
+			m = s.expect(`(\S+) LOGOUT`)
+			s.send("* BYE Logging out", m[1]+" OK Logout completed.")
+			s.expectEOF()
+		})
+		u := master(addr)
+		u.TLS, u.TLSConfig = TLSStartTLS, testcert.ClientConfig("")
+		caps, err := u.Capabilities(context.Background())
+		if want := "IMAP4rev1 IDLE ENABLE AUTH=PLAIN"; err != nil || strings.Join(caps, " ") != want {
+			t.Errorf("Capabilities = %q, %v; want %q", caps, err, want)
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, err := master(addr).Capabilities(context.Background()); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Capabilities = %v, want ErrUnavailable", err)
 		}
 	})
 }

@@ -11,6 +11,9 @@
 //	// c.Conn is positioned after the tagged OK; c.Buffered holds any bytes
 //	// read past it; c.Capability is the post-login capability list.
 //
+// Capabilities (the pre-login list, which the front end announces before
+// login) and Check connect the same way without logging in.
+//
 // Implementation notes:
 //   - One deadline (LoginTimeout, or ctx's if earlier) covers everything from
 //     the greeting to the tagged OK; ctx cancellation interrupts it at once.

@@ -1,0 +1,29 @@
+package store
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckSeparators(t *testing.T) {
+	for _, tt := range []struct {
+		user string
+		seps []string
+		bad  string // the separator the error must name; "" = accepted
+	}{
+		{"alice@example.org", []string{"*", "%"}, ""},
+		{"eve%bob@example.org", []string{"*", "%"}, "%"},
+		{"eve%bob@example.org", []string{"*"}, ""},
+		{"eve%bob@example.org", nil, ""},
+		{"eve%bob@example.org", []string{""}, ""},
+		{"%", []string{"%"}, "%"},
+	} {
+		err := CheckSeparators(tt.user, tt.seps)
+		switch {
+		case tt.bad == "" && err != nil:
+			t.Errorf("CheckSeparators(%q, %q) = %v, want nil", tt.user, tt.seps, err)
+		case tt.bad != "" && (err == nil || !strings.Contains(err.Error(), `"`+tt.bad+`"`)):
+			t.Errorf("CheckSeparators(%q, %q) = %v, want an error naming %q", tt.user, tt.seps, err, tt.bad)
+		}
+	}
+}
