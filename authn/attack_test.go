@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,6 +140,17 @@ func TestGuardConcurrentSameSecretShareOneHash(t *testing.T) {
 			pw := f.appPassword(t, alice, "laptop").Password
 			g, _ := realGuard(f, Limits{})
 			g.Cache = cache
+			// The first verification waits until all 50 attempts reached
+			// their flight, so that they are concurrent however slowly the
+			// goroutines start on a loaded machine.
+			var entered atomic.Int32
+			all := make(chan struct{})
+			g.beforeFlight = func() {
+				if entered.Add(1) == 50 {
+					close(all)
+				}
+			}
+			g.Verifier = &gatedVerifier{Verifier: f.v, gate: all}
 			before := f.v.HashEvaluations()
 			rs := parallel(t, g, 50, func(int) Attempt { return from(attempt(alice, pw), "192.0.2.10") })
 			if n := count(rs, OK); n != 50 {
@@ -149,6 +161,17 @@ func TestGuardConcurrentSameSecretShareOneHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatedVerifier is a Verifier whose logins wait until gate is closed.
+type gatedVerifier struct {
+	*Verifier
+	gate chan struct{}
+}
+
+func (g *gatedVerifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
+	<-g.gate
+	return g.Verifier.Verify(ctx, a)
 }
 
 // slowVerifier is a fakeVerifier whose every call takes a while, so that

@@ -61,6 +61,9 @@ type Decision struct {
 	// (see login.state), so that the Guard can reuse a refusal while it
 	// is unchanged; zero from a Verifier that does not say.
 	state [16]byte
+	// uncached: the Guard must not reuse this OK from its cache (a primary
+	// password verified by a Directory: the directory decides each one).
+	uncached bool
 }
 
 // restriction is the policy of an app password that can turn an OK into a

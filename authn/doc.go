@@ -2,16 +2,21 @@
 // recovery-code generation, MFA policy and scopes (Verifier), and in front
 // of them the brute-force limits and tarpit, the verified-credential cache,
 // the memory of known refusals and the audit log (Guard), for passwords
-// and for the portal's second factors. It does no I/O except through the
-// store interfaces and the audit slog.Logger. It mints new credentials
-// (HashPassword, MintAppPassword) but stores none: account changes are
-// authn/account's.
+// and for the portal's second factors; with a Directory, the operator's
+// directory verifies primary passwords and vouches for accounts (see
+// Directory). It does no I/O except through the store interfaces, the
+// directory.Directory and the audit slog.Logger. It mints new credentials
+// (HashPassword, MintAppPassword) but stores none of its own accord:
+// account changes are authn/account's, except the provisioning of a
+// directory's accounts (Directory).
 //
 // Implementation notes (invariants):
 //   - A Verifier login runs exactly one argon2id evaluation, whatever its
 //     outcome (except a store failure, which is answered as temporary):
 //     unknown users, wrong secrets and disabled accounts cost the same,
-//     store reads included. A recovery code costs at most one (found by
+//     store reads included. With a Directory, a primary password costs
+//     the directory's work instead (which is the same for unknown and
+//     known users), and an app password is never sent to it. A recovery code costs at most one (found by
 //     keyed tag), a wrong one none.
 //   - The Guard counts every attempt in the limits before any hash
 //     (increment first, then decide, atomically per counter), so parallel

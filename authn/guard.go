@@ -88,6 +88,10 @@ type Guard struct {
 
 	flight singleflight.Group
 	known  knownSet
+
+	// beforeFlight, if set, runs as an attempt is about to join or lead
+	// its flight (tests hold a flight open until every attempt is in).
+	beforeFlight func()
 }
 
 // outcome is what one decision of a login came to, shared by the attempts
@@ -104,9 +108,12 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 		return Decision{}, errors.New("authn: Guard needs a Verifier and Counters")
 	}
 	start := g.now()
-	user, err := store.NormalizeUsername(a.Username)
+	user, err := g.normalize(a.Username)
 	if err != nil {
 		user = ""
+	}
+	if g.beforeFlight != nil {
+		g.beforeFlight()
 	}
 	v, err, _ := g.flight.Do(g.flightKey(user, a), func() (any, error) {
 		// Shared: not cancelled when the first client goes away.
@@ -179,7 +186,7 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 		return outcome{}, err
 	}
 	if d.Result == OK {
-		if g.Cache != nil && user != "" {
+		if g.Cache != nil && user != "" && !d.uncached {
 			g.Cache.put(gen, user, a, d, g.now())
 		}
 		r.succeeded(ctx, true)
@@ -246,6 +253,18 @@ func (g *Guard) mac(parts ...string) [16]byte {
 func (g *Guard) flightKey(user string, a Attempt) string {
 	m := g.mac("flight", user, string(a.Protocol), a.Secret, a.RemoteIP.Unmap().String())
 	return string(m[:])
+}
+
+// normalize returns the username the limits count a login under: the
+// Verifier's (directory.Names: case, default domain), so that "alice" and
+// "alice@example.org" share one account's limits.
+func (g *Guard) normalize(login string) (string, error) {
+	if n, ok := g.Verifier.(interface {
+		NormalizeUsername(string) (string, error)
+	}); ok {
+		return n.NormalizeUsername(login)
+	}
+	return store.NormalizeUsername(login)
 }
 
 func (g *Guard) now() time.Time {

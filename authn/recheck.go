@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/passgate/passgate/directory"
 	"github.com/passgate/passgate/store"
 )
 
@@ -13,8 +14,11 @@ import (
 // enabled, and the app password is still there (not revoked) with the same
 // ID and a policy that admits a; or, for a primary-password login, the
 // password is unchanged and primary logins are still allowed (the policy of
-// Decision.Revalidate, which live sessions are checked with). It costs the
-// store reads of a login, not its hash.
+// Decision.Revalidate, which live sessions are checked with). With a
+// Directory, an app-password login must also still hold there (the state
+// cached for Directory.CacheTTL), and a primary-password login never holds
+// (the directory decides each one). It costs the store reads of a login,
+// not its hash.
 //
 // The Guard's cache calls it on every hit, so that a revocation whose event
 // was missed (a Redis reconnect, a failover) can never be outlived by a
@@ -35,7 +39,8 @@ func (v *Verifier) Recheck(ctx context.Context, a Attempt, d Decision) (bool, er
 	}
 	cur := store.SessionState{Account: &acct}
 	if d.AppPasswordID == "" {
-		return d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) == OK && !v.AppPasswordsOnly, nil
+		return v.Directory == nil && d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) == OK &&
+			!v.AppPasswordsOnly && !v.mfaRequired(directory.Entry{}, acct), nil
 	}
 	key, err := v.lookupKey(ctx)
 	if err != nil {
@@ -49,5 +54,12 @@ func (v *Verifier) Recheck(ctx context.Context, a Attempt, d Decision) (bool, er
 		return false, fmt.Errorf("recheck: find app password: %w", err)
 	}
 	cur.AppPassword = &p
-	return d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) == OK, nil
+	if d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) != OK {
+		return false, nil
+	}
+	res, err := v.directoryAdmits(ctx, acct)
+	if err != nil {
+		return false, fmt.Errorf("recheck: %w", err)
+	}
+	return res == OK, nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/passgate/passgate/store"
 )
 
 // SecondFactor decides a second-factor attempt (a TOTP code or a recovery
@@ -36,7 +34,7 @@ func (g *Guard) SecondFactor(ctx context.Context, a Attempt, check func(context.
 		return "", errors.New("authn: Guard needs Counters")
 	}
 	start := g.now()
-	user, err := store.NormalizeUsername(a.Username)
+	user, err := g.normalize(a.Username)
 	if err != nil {
 		return "", fmt.Errorf("second factor: %w", err)
 	}

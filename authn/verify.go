@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/passgate/passgate/directory"
 	"github.com/passgate/passgate/store"
 )
 
@@ -40,6 +41,18 @@ type Verifier struct {
 	// passwords when its primary password changes. By default they are all
 	// revoked, as Google does: a changed password often means a compromise.
 	KeepAppPasswordsOnPasswordChange bool
+	// Directory, if not nil, is where accounts and their primary
+	// passwords come from (an operator's directory: see Directory). Nil:
+	// passgate's own accounts (the "store" kind), whose primary passwords
+	// the Verifier checks itself.
+	Directory *Directory
+	// MFA says which accounts must use a second factor. If zero,
+	// MFAGroup.
+	MFA MFAPolicy
+	// Names normalises logins (lower case, Names.DefaultDomain added to a
+	// login without one), as the directory sees them. The zero value only
+	// lower-cases and checks them.
+	Names directory.Names
 	// MasterSeparators are what the upstream logins put between user and
 	// master user (login-master mode: Dovecot's auth_master_user_separator).
 	// A user name holding one would make the upstream read part of it as a
@@ -159,8 +172,10 @@ func (v *Verifier) lookupKey(ctx context.Context) ([]byte, error) {
 }
 
 // Verify decides one login attempt. Every decision costs exactly one
-// argon2id evaluation; a non-nil error means the store failed (the client
-// should get a temporary failure) and no decision was made.
+// argon2id evaluation, except a primary password checked by the Directory,
+// which costs the directory's work instead; a non-nil error means the
+// store or the directory failed (the client should get a temporary
+// failure) and no decision was made.
 func (v *Verifier) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	l, err := v.lookup(ctx, a)
 	if err != nil {
@@ -180,6 +195,7 @@ type login struct {
 	secretOK   bool   // the secret is not empty and not too long
 	acct       store.Account
 	found      bool               // the account exists
+	separator  bool               // the name holds a master separator: no account can have it
 	app        *store.AppPassword // the app password the secret's tag names
 	normalized string             // the secret as app passwords compare it
 }
@@ -189,7 +205,7 @@ type login struct {
 // reads as known ones.
 func (v *Verifier) lookup(ctx context.Context, a Attempt) (login, error) {
 	var l login
-	username, err := store.NormalizeUsername(a.Username)
+	username, err := v.NormalizeUsername(a.Username)
 	if err != nil {
 		return l, nil
 	}
@@ -200,7 +216,8 @@ func (v *Verifier) lookup(ctx context.Context, a Attempt) (login, error) {
 	l.secretOK = true
 	if store.CheckSeparators(username, v.MasterSeparators) != nil {
 		// No such account can be created: an older one is unknown here,
-		// and nothing is read for it.
+		// and nothing is read for it (nor asked of a Directory).
+		l.separator = true
 		return l, nil
 	}
 	acct, err := v.Store.GetAccount(ctx, username)
@@ -232,21 +249,30 @@ func (v *Verifier) evaluate(ctx context.Context, a Attempt, l login) (Decision, 
 	switch {
 	case l.user == "", !l.secretOK:
 		return v.fail(d, a.Secret)
+	case l.app != nil:
+		return v.verifyAppPassword(ctx, a, l.acct, *l.app, l.normalized)
+	case v.Directory != nil && !l.separator:
+		return v.verifyWithDirectory(ctx, a, l)
 	case !l.found:
 		d.Result = UnknownUser
 		return v.fail(d, a.Secret)
-	case l.app != nil:
-		return v.verifyAppPassword(ctx, a, l.acct, *l.app, l.normalized)
 	}
-	return v.verifyPrimary(a, l.acct)
+	return v.verifyPrimary(ctx, a, l.acct)
+}
+
+// NormalizeUsername returns the passgate username of a login as typed
+// (Names.Normalize); the Guard counts its limits under the same name.
+func (v *Verifier) NormalizeUsername(login string) (string, error) {
+	return v.Names.Normalize(login)
 }
 
 // state fingerprints everything besides the secret that decides a at this
 // moment: the account's existence, primary password, flags and policy,
 // and the app password the tag found with its policy for a's address,
-// protocol and the time. Two logins with the same secret and the same
-// state get the same decision, so a decision remembered with its state is
-// still right while the state is unchanged.
+// protocol and the time; with a Directory, whose answers passgate cannot
+// fingerprint, the directory's current cache period. Two logins with the
+// same secret and the same state get the same decision, so a decision
+// remembered with its state is still right while the state is unchanged.
 func (l *login) state(v *Verifier, a Attempt) [16]byte {
 	h := sha256.New()
 	put := func(parts ...string) {
@@ -257,6 +283,10 @@ func (l *login) state(v *Verifier, a Attempt) [16]byte {
 	}
 	flag := func(b bool) string { return strconv.FormatBool(b) }
 	put(l.user, flag(l.secretOK), flag(l.found), flag(v.AppPasswordsOnly))
+	if v.Directory != nil {
+		// What the directory said is trusted for one cache period.
+		put("directory", v.Directory.period())
+	}
 	if l.found {
 		put(l.acct.PasswordHash, flag(l.acct.MFA), flag(l.acct.Disabled))
 	}
@@ -323,6 +353,13 @@ func (v *Verifier) verifyAppPassword(ctx context.Context, a Attempt, acct store.
 	if d.Result != OK {
 		return d, nil
 	}
+	if res, err := v.directoryAdmits(ctx, acct); err != nil || res != OK {
+		if err != nil {
+			return Decision{}, fmt.Errorf("verify: %w", err)
+		}
+		d.Result = res
+		return d, nil
+	}
 	if !p.Expires.IsZero() || len(p.AllowFrom) > 0 {
 		d.restrict = &restriction{expires: p.Expires, allowFrom: p.AllowFrom}
 	}
@@ -355,7 +392,7 @@ func allowed(prefixes []netip.Prefix, ip netip.Addr) bool {
 
 // verifyPrimary checks the secret, as typed (primary passwords are case and
 // space sensitive), against the account's primary password.
-func (v *Verifier) verifyPrimary(a Attempt, acct store.Account) (Decision, error) {
+func (v *Verifier) verifyPrimary(ctx context.Context, a Attempt, acct store.Account) (Decision, error) {
 	d := Decision{Result: BadSecret, Username: acct.Username}
 	if acct.PasswordHash == "" {
 		return v.fail(d, a.Secret)
@@ -369,8 +406,11 @@ func (v *Verifier) verifyPrimary(a Attempt, acct store.Account) (Decision, error
 		// A wrong secret is BadSecret whatever the account's state.
 	case acct.Disabled:
 		d.Result = Disabled
-	case acct.MFA || v.AppPasswordsOnly:
+	case v.mfaRequired(directory.Entry{}, acct) || v.AppPasswordsOnly:
 		d.Result = PrimaryRefusedMFA
+		if v.mfaRequired(directory.Entry{}, acct) && !acct.MFA {
+			v.turnOnMFA(ctx, acct.Username) // MFAAll: the portal asks for enrolment
+		}
 	default:
 		d.Result = OK
 		d.restrict = &restriction{primaryHash: acct.PasswordHash}

@@ -43,6 +43,9 @@ type Config struct {
 	// Sessions tunes the reconciliation of live sessions
 	// (config/sessions.go).
 	Sessions Sessions `toml:"sessions"`
+	// Directory is where accounts and primary passwords come from
+	// (config/directory.go).
+	Directory Directory `toml:"directory"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"strings"
 
@@ -97,66 +95,33 @@ func (u *Upstream) readCA(l *loader, prefix string) {
 		}
 		return
 	}
-	cfg := &tls.Config{ServerName: u.ServerName}
-	if u.CAFile != "" {
-		u.CAFile = l.path(u.CAFile)
-		pem, err := readFile(u.CAFile, maxPEMFile)
-		if err != nil {
-			l.fail(prefix+".ca_file", err, "%v", err)
-			return
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			l.fail(prefix+".ca_file", nil, "%s holds no PEM certificate", u.CAFile)
-			return
-		}
+	cfg, ca := l.caConfig(prefix+".ca_file", u.CAFile)
+	u.CAFile = ca
+	if cfg != nil {
+		cfg.ServerName = u.ServerName
+		u.TLSConfig = cfg
 	}
-	u.TLSConfig = cfg
 }
 
 // resolveMaster finds the master secret: an environment override first,
 // then master_secret, then master_secret_file. Errors name where the secret
 // came from, never what it is.
 func (u *Upstream) resolveMaster(l *loader, prefix string) {
-	key := func(name string) string { return prefix + "." + name }
-	if u.MasterSecret != "" && u.MasterSecretFile != "" {
-		l.fail(key("master_secret_file"), nil, "set only one of master_secret and master_secret_file")
-		return
-	}
-	secretKey := key("master_secret")
-	for _, name := range secretEnv(prefix) {
-		if v := l.env(name); v != "" {
-			u.MasterSecret, u.MasterSecretFrom = v, "env "+name
-			break
-		}
+	key := prefix + ".master_secret"
+	envs := secretEnv(prefix)
+	u.MasterSecret, u.MasterSecretFrom, u.MasterSecretFile = l.secret(key, u.MasterSecret, key+"_file", u.MasterSecretFile, envs)
+	if strings.HasPrefix(u.MasterSecretFrom, "file ") {
+		key += "_file"
 	}
 	switch {
-	case u.MasterSecretFrom != "":
-	case u.MasterSecret != "":
-		u.MasterSecretFrom = secretKey
-	case u.MasterSecretFile != "":
-		secretKey = key("master_secret_file")
-		u.MasterSecretFile = l.path(u.MasterSecretFile)
-		b, err := readFile(u.MasterSecretFile, maxSecretFile)
-		if err != nil {
-			l.fail(secretKey, err, "%v", err)
-			return
-		}
-		u.MasterSecret = strings.TrimRight(string(b), "\r\n")
-		u.MasterSecretFrom = "file " + u.MasterSecretFile
-		if u.MasterSecret == "" {
-			l.fail(secretKey, nil, "%s is empty", u.MasterSecretFile)
-			return
-		}
-	default:
-		l.fail(secretKey, nil, "required with login = %q: set master_secret, master_secret_file or %s",
-			u.Login, strings.Join(secretEnv(prefix), " or "))
-		return
-	}
+	case l.failed(prefix + ".master_secret_file"):
+	case u.MasterSecretFrom == "":
+		l.fail(key, nil, "required with login = %q: set master_secret, master_secret_file or %s",
+			u.Login, strings.Join(envs, " or "))
 	// The secret goes into a SASL PLAIN message (RFC 4616 §2: no NUL) or
 	// an IMAP LOGIN command as a quoted string (RFC 3501 §9: no CR or LF).
-	if strings.ContainsAny(u.MasterSecret, "\x00\r\n") {
-		l.fail(secretKey, nil, "the secret from %s contains a NUL or a line break", u.MasterSecretFrom)
+	case strings.ContainsAny(u.MasterSecret, "\x00\r\n"):
+		l.fail(key, nil, "the secret from %s contains a NUL or a line break", u.MasterSecretFrom)
 	}
 }
 

@@ -42,6 +42,7 @@ func (l *loader) check(c *Config) {
 	l.limits(&c.Limits)
 	l.guardLimits(&c.Limits.GuardLimits)
 	l.sessions(&c.Sessions)
+	l.directory(&c.Directory)
 	l.audit(&c.Audit)
 	l.portal(c)
 	l.log(&c.Log)

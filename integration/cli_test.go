@@ -21,6 +21,8 @@ type userInfo struct {
 	MFA          bool   `json:"mfa"`
 	Disabled     bool   `json:"disabled"`
 	AppPasswords int    `json:"app_passwords"`
+	HasPassword  bool   `json:"has_primary_password"`
+	Directory    string `json:"directory"`
 }
 
 // users returns `user list --json` by username.

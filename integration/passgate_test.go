@@ -87,6 +87,9 @@ type passgateOpts struct {
 	// NoAuthCache turns the verified-login cache off, so that every login
 	// runs argon2id.
 	NoAuthCache bool
+	// Portal runs the portal on a free port of 127.0.0.1 (Passgate.Portal
+	// is its URL, which the MFA message then names).
+	Portal bool
 }
 
 // portalURL is what passgate tells MFA users to visit.
@@ -128,6 +131,10 @@ argon_threads = 1
 {{end}}
 [portal]
 url = "{{.Portal}}"
+{{- if .PortalAddr}}
+listen = "{{.PortalAddr}}"
+key_file = "{{.PortalKey}}"
+{{- end}}
 
 [limits]
 preauth_timeout = "60s"
@@ -149,6 +156,7 @@ type Passgate struct {
 	CertFile  string // passgate's own self-signed certificate (localhost, 127.0.0.1)
 	IMAPAddr  string // plain + STARTTLS
 	IMAPSAddr string // implicit TLS
+	Portal    string // the portal's URL; with passgateOpts.Portal, it runs there
 
 	bin   string
 	env   []string
@@ -185,6 +193,15 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 	if o.MaxFailedLogins == 0 {
 		o.MaxFailedLogins = 10
 	}
+	pg.Portal = portalURL
+	var portalAddr, portalKey string
+	if o.Portal {
+		portalAddr, portalKey = addr(freePort(t)), filepath.Join(dir, "portal-key")
+		pg.Portal = "http://" + portalAddr + "/"
+		if err := os.WriteFile(portalKey, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+			t.Fatalf("portal key: %v", err)
+		}
+	}
 	secretFile := filepath.Join(dir, "master-secret")
 	switch o.SecretVia {
 	case "file":
@@ -200,8 +217,9 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 		"Upstream": o.Upstream, "UpstreamTLS": o.UpstreamTLS, "CAFile": d.CertFile, "Login": o.Login,
 		"MasterUser": masterUser, "MasterSecret": masterSecret, "SecretVia": o.SecretVia, "SecretFile": secretFile,
 		"CertFile": certFile, "KeyFile": keyFile, "DBFile": filepath.Join(dir, "passgate.db"),
-		"DefaultArgon": o.DefaultArgon, "Portal": portalURL, "MaxFailedLogins": o.MaxFailedLogins,
-		"NoAuthCache": o.NoAuthCache,
+		"DefaultArgon": o.DefaultArgon, "Portal": pg.Portal, "PortalAddr": portalAddr, "PortalKey": portalKey,
+		"MaxFailedLogins": o.MaxFailedLogins,
+		"NoAuthCache":     o.NoAuthCache,
 	})
 	if err != nil {
 		t.Fatalf("passgate config: %v", err)

@@ -29,6 +29,8 @@ type smtpOpts struct {
 	// "file" (master_secret_file) or "env"
 	// (PASSGATE_SMTP_UPSTREAM_MASTER_SECRET).
 	SecretVia string
+	// Passgate are the options of the rest of the configuration.
+	Passgate passgateOpts
 }
 
 const smtpConf = `
@@ -68,7 +70,7 @@ type smtpGate struct {
 // submission service; serve is not started.
 func newSMTPGate(t testing.TB, d *Dovecot, o smtpOpts) *smtpGate {
 	t.Helper()
-	pg := newPassgate(t, d, passgateOpts{})
+	pg := newPassgate(t, d, o.Passgate)
 	g := &smtpGate{Passgate: pg, SubmitAddr: addr(freePort(t)), SubmitsAddr: addr(freePort(t))}
 	if o.Upstream == "" {
 		o.Upstream = d.SubmitAddr
@@ -113,6 +115,13 @@ func newSMTPGate(t testing.TB, d *Dovecot, o smtpOpts) *smtpGate {
 func startSMTPGate(t testing.TB, d *Dovecot, o smtpOpts) *smtpGate {
 	t.Helper()
 	g := newSMTPGate(t, d, o)
+	g.start(t)
+	return g
+}
+
+// start starts serve and returns once both SMTP listeners greet.
+func (g *smtpGate) start(t testing.TB) {
+	t.Helper()
 	g.serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -121,5 +130,4 @@ func startSMTPGate(t testing.TB, d *Dovecot, o smtpOpts) *smtpGate {
 	}
 	c := dialSMTPTLS(t, g.SubmitsAddr, g.tlsConfig(t))
 	c.quit()
-	return g
 }

@@ -23,6 +23,9 @@ type accountData struct {
 	// password.
 	RevokesOnPasswordChange bool
 	MinPassword             int
+	// Directory: the primary password is the directory's, not passgate's
+	// to change.
+	Directory bool
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -39,7 +42,8 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, rc *reqCt
 	p := s.pageFor(r, rc, "Account", "account")
 	p.Error = errMsg
 	p.Data = accountData{Username: rc.acct.Username, MFA: rc.acct.MFA, TOTP: rc.acct.TOTP, Activity: ok, Failures: failed,
-		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: account.MinPrimaryPasswordLen}
+		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: account.MinPrimaryPasswordLen,
+		Directory: rc.acct.Directory != ""}
 	s.render(w, r, status, "account.html", p)
 }
 
@@ -57,6 +61,9 @@ func splitActivity(recs []store.AuditRecord, n int) (ok, failed []store.AuditRec
 	return ok, failed
 }
 
+// msgDirectoryPassword answers a password change of a directory account.
+const msgDirectoryPassword = "Your password is your organisation's: change it where you always do, not here."
+
 // changePassword checks the current password through Auth (brute-force
 // limits apply) and sets the new one. Every other session of the account
 // ends (its password fingerprint no longer matches); this one continues.
@@ -66,6 +73,11 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	ctx := r.Context()
+	if rc.acct.Directory != "" {
+		// passgate keeps no primary password for directory accounts.
+		s.renderAccount(w, r, rc, http.StatusConflict, msgDirectoryPassword)
+		return
+	}
 	cur, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
 	if next != confirm {
 		s.renderAccount(w, r, rc, http.StatusUnprocessableEntity, "The new password and its confirmation differ.")

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
@@ -97,4 +98,37 @@ func (f *fixture) admin(user, pw string) *browser {
 	b.signIn(user, pw, "/signin/code")
 	b.enterCode(f.code(secret, 0), "/app-passwords")
 	return b
+}
+
+// TestAdminSessionWithoutSecondFactor: a session that signed in with the
+// password alone, before the admin enrolled an authenticator in another
+// browser, does not become an admin session by that enrolment: the admin
+// pages need a session that passed the account's current second factor.
+func TestAdminSessionWithoutSecondFactor(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("root@example.org", adminPW, false)
+	f.update("root@example.org", func(a *store.Account) { a.Admin = true })
+	f.account("bob@example.org", bobPW, false)
+	early := f.browser()
+	early.signIn("root@example.org", adminPW, "/app-passwords") // password only: no authenticator yet
+
+	other := f.browser()
+	other.signIn("root@example.org", adminPW, "/app-passwords")
+	r := other.get("/mfa/setup")
+	secret := strings.ReplaceAll(textOf(t, reSecret, r.Body), " ", "")
+	expectStatus(t, other.post("/mfa/setup", url.Values{"code": {f.code(secret, 0)}}), http.StatusOK, "Save your recovery codes")
+	expectStatus(t, other.get("/admin"), http.StatusOK, "bob@example.org")
+
+	if r := early.get("/admin"); r.StatusCode == http.StatusOK {
+		t.Fatalf("the password-only session opened /admin after the enrolment elsewhere: %d", r.StatusCode)
+	}
+	early.post("/admin/actions", url.Values{"action": {"disable"}, "users": {"bob@example.org"}, "confirm": {"yes"}})
+	if f.getAccount("bob@example.org").Disabled {
+		t.Fatal("the password-only session disabled bob")
+	}
+	// Signing in again with a code gives the admin pages back.
+	again := f.browser()
+	again.signIn("root@example.org", adminPW, "/signin/code")
+	again.enterCode(f.code(secret, 30*time.Second), "/app-passwords")
+	expectStatus(t, again.get("/admin"), http.StatusOK, "bob@example.org")
 }

@@ -159,9 +159,10 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.unavailable(w, r, err)
 		return
 	}
-	now := s.now()
+	enrolled := &store.TOTP{SecretEnc: sealed, Enrolled: s.now(), Recovery: kept}
 	err = s.Store.UpdateAccount(ctx, rc.acct.Username, func(a *store.Account) error {
-		a.TOTP = &store.TOTP{SecretEnc: sealed, Enrolled: now, Recovery: kept}
+		t := *enrolled
+		a.TOTP = &t
 		a.MFA = true
 		return nil
 	})
@@ -177,13 +178,22 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	s.logger().InfoContext(ctx, "portal: authenticator "+strings.TrimPrefix(result, "mfa-"), "user", rc.acct.Username)
 	s.audit(ctx, store.AuditRecord{Protocol: string(ProtocolPortal), Username: rc.acct.Username,
 		Remote: rc.remote, Client: userAgent(r), Result: result})
+	acct := rc.acct
+	acct.TOTP, acct.MFA = enrolled, true
 	if rc.sess.Stage != stageFull {
 		// The required enrolment was the last step of signing in.
-		if _, err := s.startSession(ctx, w, r, rc.acct, stageFull, ""); err != nil {
+		if _, err := s.startSession(ctx, w, r, acct, stageFull, ""); err != nil {
 			s.unavailable(w, r, err)
 			return
 		}
 		s.signedIn(ctx, rc.acct.Username, r, "password+totp-enrolment")
+	} else {
+		// This session enrolled the authenticator: it has passed it.
+		rc.sess.MFATag = mfaTag(acct.TOTP)
+		if err := s.saveSession(ctx, rc.key, rc.sess); err != nil {
+			s.unavailable(w, r, err)
+			return
+		}
 	}
 	p := page{Title: "Save your recovery codes", User: rc.acct.Username, Admin: rc.acct.Admin, Nav: "account",
 		Data: recoveryData{Codes: codes, All: strings.Join(codes, "\n")}}

@@ -103,7 +103,7 @@ func (p *fuzzPortal) session(t *testing.T) *http.Cookie {
 		t.Fatal(err)
 	}
 	token := newToken()
-	sess := session{User: p.admin.Username, Stage: stageFull, PWTag: pwTag(p.admin.PasswordHash), Expires: p.srv.now().Add(time.Hour)}
+	sess := session{User: p.admin.Username, Stage: stageFull, PWTag: pwTag(p.admin.PasswordHash), MFATag: mfaTag(p.admin.TOTP), Expires: p.srv.now().Add(time.Hour)}
 	if err := p.srv.saveSession(ctx, sessionKey(token), sess); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/store"
 )
 
@@ -32,7 +33,13 @@ type session struct {
 	Stage stage  `json:"s"`
 	// PWTag fingerprints the account's primary password hash at sign-in:
 	// a password change ends every other session.
-	PWTag   string    `json:"p"`
+	PWTag string `json:"p"`
+	// MFATag fingerprints the authenticator the account had when this
+	// session was started (after its code, or its enrolment): admin pages
+	// need it to be the account's current one, so that a session signed
+	// in with the password alone gains nothing when an authenticator is
+	// enrolled elsewhere.
+	MFATag  string    `json:"f,omitempty"`
 	Expires time.Time `json:"e"`
 	Flash   string    `json:"m,omitempty"`
 }
@@ -68,6 +75,15 @@ func pwTag(hash string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// mfaTag fingerprints an enrolled authenticator; "" for none.
+func mfaTag(t *store.TOTP) string {
+	if t == nil {
+		return ""
+	}
+	sum := sha256.Sum256(append([]byte("portal-mfa\x00"+t.Enrolled.UTC().Format(time.RFC3339Nano)+"\x00"), t.SecretEnc...))
+	return hex.EncodeToString(sum[:8])
+}
+
 // newToken returns 32 random bytes, base64url.
 func newToken() string {
 	var b [32]byte
@@ -87,7 +103,8 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	token := newToken()
 	key := sessionKey(token)
-	sess := session{User: acct.Username, Stage: st, PWTag: pwTag(acct.PasswordHash), Expires: s.now().Add(ttl), Flash: flash}
+	sess := session{User: acct.Username, Stage: st, PWTag: pwTag(acct.PasswordHash), MFATag: mfaTag(acct.TOTP),
+		Expires: s.now().Add(ttl), Flash: flash}
 	if err := s.saveSession(ctx, key, sess); err != nil {
 		return "", err
 	}
@@ -165,6 +182,13 @@ func (s *Server) loadSession(r *http.Request) (*reqCtx, error) {
 		return nil, fmt.Errorf("load session: %w", err)
 	case rc.acct.Disabled || pwTag(rc.acct.PasswordHash) != rc.sess.PWTag:
 	default:
+		ok, err := s.directoryAdmits(ctx, rc.acct)
+		if err != nil {
+			return nil, fmt.Errorf("load session: %w", err)
+		}
+		if !ok {
+			break
+		}
 		rc.stage = rc.sess.Stage
 		if rc.stage == stageFull && rc.acct.MFA && rc.acct.TOTP == nil {
 			rc.stage = stageEnrol // MFA required or reset since sign-in
@@ -197,6 +221,10 @@ func (s *Server) need(want stage, h func(http.ResponseWriter, *http.Request, *re
 	}
 }
 
+// msgAdminSignInAgain: the session did not pass the account's current
+// authenticator (signed in before it was enrolled or replaced elsewhere).
+const msgAdminSignInAgain = "To use the admin pages, sign in again with a code from your authenticator."
+
 // msgAdminNeedsMFA tells an admin without an authenticator why the admin
 // pages sent them to set one up.
 const msgAdminNeedsMFA = "Administrators must set up two-step verification before they can use the admin pages. " +
@@ -219,6 +247,14 @@ func (s *Server) needAdmin(h func(http.ResponseWriter, *http.Request, *reqCtx)) 
 				"user", rc.acct.Username, "path", r.URL.Path)
 			s.setFlash(r.Context(), rc, msgAdminNeedsMFA)
 			s.redirect(w, r, "/mfa/setup")
+			return
+		}
+		if rc.sess.MFATag != mfaTag(rc.acct.TOTP) {
+			s.logger().InfoContext(r.Context(), "portal: admin page refused: session did not pass the current second factor",
+				"user", rc.acct.Username, "path", r.URL.Path)
+			s.endSession(r.Context(), w, r, true)
+			s.render(w, r, http.StatusUnauthorized, "signin.html", page{Title: "Sign in", Error: msgAdminSignInAgain,
+				Data: signinData{Username: rc.acct.Username}})
 			return
 		}
 		h(w, r, rc)
@@ -253,4 +289,21 @@ func (s *Server) popFlash(ctx context.Context, rc *reqCtx) string {
 		s.setFlash(ctx, rc, "")
 	}
 	return msg
+}
+
+// directoryAdmits reports whether the operator's directory still admits
+// the signed-in account (not deleted or disabled there), from the state
+// authn caches for the directory's cache time. An error means the
+// directory cannot say: the request fails as unavailable, and the session
+// stays.
+func (s *Server) directoryAdmits(ctx context.Context, acct store.Account) (bool, error) {
+	res, err := s.Verifier.CheckDirectory(ctx, acct)
+	if err != nil {
+		return false, err
+	}
+	if res != authn.OK {
+		s.logger().InfoContext(ctx, "portal session ended: the directory refuses the account", "user", acct.Username, "result", res)
+		return false, nil
+	}
+	return true, nil
 }

@@ -52,6 +52,11 @@ type Account struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// TOTP is the enrolled second factor, nil until enrolment completes.
 	TOTP *TOTP `json:"totp,omitempty"`
+	// Directory names the directory kind ("ldap", "dovecot", "imap") that
+	// vouched for the account and provisioned it; empty for passgate's
+	// own accounts. A directory account has no PasswordHash: its primary
+	// password stays in the directory.
+	Directory string `json:"directory,omitempty"`
 }
 
 // TOTP is an account's enrolled authenticator (RFC 6238).

@@ -36,6 +36,9 @@ type UserInfo struct {
 	HasPassword  bool      `json:"has_primary_password"`
 	AppPasswords int       `json:"app_passwords"`
 	Created      time.Time `json:"created"`
+	// Directory is the directory kind that provisioned the account, ""
+	// for passgate's own.
+	Directory string `json:"directory,omitempty"`
 }
 
 // CreateUser stores a new account.
@@ -122,7 +125,14 @@ func (s *Service) SetPassword(ctx context.Context, who Actor, username, password
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", name, err)
 	}
-	err = s.update(ctx, who, name, ResultPasswordChanged, func(a *store.Account) error { a.PasswordHash = h; return nil })
+	err = s.update(ctx, who, name, ResultPasswordChanged, func(a *store.Account) error {
+		if a.Directory != "" {
+			// passgate keeps no primary password for the directory's accounts.
+			return fieldErr("password", nil, "the primary password of %s is its directory's (%s): change it there", name, a.Directory)
+		}
+		a.PasswordHash = h
+		return nil
+	})
 	if err != nil || s.Verifier.KeepAppPasswordsOnPasswordChange {
 		return err
 	}
@@ -190,7 +200,8 @@ func (s *Service) ListUsers(ctx context.Context) ([]UserInfo, error) {
 			return nil, fmt.Errorf("list app passwords of %s: %w", a.Username, err)
 		}
 		out = append(out, UserInfo{Username: a.Username, MFA: a.MFA, Disabled: a.Disabled, Admin: a.Admin,
-			Aliases: a.Aliases, HasPassword: a.PasswordHash != "", AppPasswords: len(pws), Created: a.Created})
+			Aliases: a.Aliases, HasPassword: a.PasswordHash != "", AppPasswords: len(pws), Created: a.Created,
+			Directory: a.Directory})
 	}
 	return out, nil
 }

@@ -84,12 +84,16 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 	if c.cache != nil {
 		c.sessions.Cache = c.cache
 	}
+	if err := c.useDirectory(cfg, log); err != nil {
+		c.close()
+		return nil, err
+	}
 	return c, nil
 }
 
 // newVerifier is the login decision with the configured policy.
 func newVerifier(cfg *config.Config, st store.Store, log *slog.Logger) *authn.Verifier {
-	return &authn.Verifier{
+	v := &authn.Verifier{
 		Store:                            st,
 		Params:                           argonParams(cfg),
 		Logger:                           log,
@@ -97,6 +101,8 @@ func newVerifier(cfg *config.Config, st store.Store, log *slog.Logger) *authn.Ve
 		KeepAppPasswordsOnPasswordChange: cfg.Authn.KeepAppPasswordsOnPasswordChange,
 		MasterSeparators:                 masterSeparators(cfg),
 	}
+	directoryPolicy(cfg, v)
+	return v
 }
 
 // masterSeparators are the master user separators of the configured

@@ -21,6 +21,7 @@
 //	passgate apppass revoke USER ID|NAME
 //	passgate apppass revoke-all USER [USER...]
 //	passgate store migrate --from bolt:PATH --to redis://...|config [--key-prefix P] [--audit=false] [--json]
+//	passgate directory test USER [--json] < password
 //	passgate version
 //
 // Every command takes --config FILE (default passgate.toml). Flags may come
@@ -94,6 +95,7 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate apppass revoke-all USER [USER...]
   passgate store migrate --from bolt:PATH --to redis://...|rediss://...|config
                          [--key-prefix P] [--audit=false] [--json]
+  passgate directory test USER [--json]   (password, optional, on stdin)
   passgate version
 
 Every command takes --config FILE (default passgate.toml), and only the
@@ -119,6 +121,8 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdAppPass(ctx, e, rest)
 	case "store":
 		return cmdStore(ctx, e, rest)
+	case "directory":
+		return cmdDirectory(ctx, e, rest)
 	case "version", "--version":
 		if len(rest) > 0 {
 			return usagef("%s: unexpected argument %q", cmd, rest[0])

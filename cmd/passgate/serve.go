@@ -207,6 +207,9 @@ func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *cfgPath)
+	if err := checkDirectory(ctx, e, cfg); err != nil {
+		return err
+	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		if err := cfg.IMAP.Upstream.Config().IMAP().Check(ctx); err != nil {
 			return fmt.Errorf("imap.upstream %s: %w", cfg.IMAP.Upstream.Address, err)

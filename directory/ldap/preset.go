@@ -21,15 +21,17 @@ func OpenLDAP() Config {
 }
 
 // ActiveDirectory is the preset for Active Directory: users log in with
-// their sAMAccountName (plus Names.DefaultDomain) or their
-// userPrincipalName, their passgate username is their mail attribute, their
+// their sAMAccountName (plus Names.DefaultDomain), their
+// userPrincipalName or their mail address (the filter must find the entry
+// by its passgate username too: passgate looks accounts up by it), their
+// passgate username is their mail attribute, their
 // addresses are mail and the smtp: values of proxyAddresses, and the
 // ACCOUNTDISABLE bit (0x2) of userAccountControl disables them. Group rules
 // read memberOf (direct groups); for nested groups set Membership to
 // GroupSearch and GroupFilter to (member:1.2.840.113556.1.4.1941:={dn}).
 func ActiveDirectory() Config {
 	return Config{
-		UserFilter:        "(&(objectClass=user)(objectCategory=person)(|(sAMAccountName={local})(userPrincipalName={user})))",
+		UserFilter:        "(&(objectClass=user)(objectCategory=person)(|(sAMAccountName={local})(userPrincipalName={user})(mail={user})))",
 		UsernameAttribute: "mail",
 		AddressAttributes: []string{"mail", "proxyAddresses"},
 		Membership:        MemberOf,

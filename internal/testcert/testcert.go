@@ -1,17 +1,19 @@
 // Package testcert makes self-signed certificates for tests on 127.0.0.1.
 //
-// Every certificate is an ECDSA P-256 certificate for localhost and
-// 127.0.0.1 that is its own CA, valid from an hour ago for a day, with a
-// random serial number that also appears in its subject, so that two of
-// them never share an issuer name. Servers in one test binary share one
+// Every certificate is an ECDSA P-256 (RSA 2048 from WriteRSA) certificate
+// for localhost and 127.0.0.1 that is its own CA, valid from an hour ago
+// for a day, with a random serial number that also appears in its subject,
+// so that two of them never share an issuer name. Servers in one test binary share one
 // certificate (ServerConfig, ClientConfig); servers in other processes get
 // their own as PEM files (Write, WriteFiles).
 package testcert
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -32,9 +34,15 @@ func generate() (der []byte, key *ecdsa.PrivateKey, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key: %w", err)
 	}
+	der, err = create(key)
+	return der, key, err
+}
+
+// create makes the certificate of key.
+func create(key crypto.Signer) ([]byte, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return nil, nil, fmt.Errorf("serial: %w", err)
+		return nil, fmt.Errorf("serial: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -49,11 +57,11 @@ func generate() (der []byte, key *ecdsa.PrivateKey, err error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("create certificate: %w", err)
+		return nil, fmt.Errorf("create certificate: %w", err)
 	}
-	return der, key, nil
+	return der, nil
 }
 
 // shared is the certificate of ServerConfig and the pool of ClientConfig,
@@ -96,6 +104,30 @@ func WriteFiles(dir, prefix string) (certFile, keyFile string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	return writePEM(dir, prefix, der, key)
+}
+
+// WriteRSA writes, as Write does, a certificate whose key is RSA (2048
+// bits), for signatures that must be RSA: an application's certificate
+// for OAuth 2.0 client assertions (PS256).
+func WriteRSA(t testing.TB, dir, prefix string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("testcert: generate key: %v", err)
+	}
+	der, err := create(key)
+	if err == nil {
+		certFile, keyFile, err = writePEM(dir, prefix, der, key)
+	}
+	if err != nil {
+		t.Fatalf("testcert: %v", err)
+	}
+	return certFile, keyFile
+}
+
+// writePEM writes certificate der and its key, as WriteFiles documents.
+func writePEM(dir, prefix string, der []byte, key crypto.Signer) (certFile, keyFile string, err error) {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return "", "", fmt.Errorf("marshal key: %w", err)

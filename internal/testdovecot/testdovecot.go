@@ -1,7 +1,8 @@
 // Package testdovecot runs a private Dovecot for tests of passgate's
 // Dovecot clients: its auth service (the auth-client and auth-userdb
 // sockets, as UNIX sockets and as TCP listeners) and IMAP, with users from a
-// passwd-file the test writes. Dovecot runs mail processes as nobody, so
+// passwd-file the test writes, and optionally OAuth 2.0 bearer tokens
+// (WithOAuth) as Microsoft 365 and Gmail take them. Dovecot runs mail processes as nobody, so
 // the harness needs root; a test whose machine lacks Dovecot or root is
 // skipped, or fails when CI=true.
 //
@@ -63,16 +64,17 @@ ssl_cert = <{{.Cert}}
 ssl_key = <{{.Key}}
 ssl_dh = </usr/share/dovecot/dh.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{{if .OAuth}} xoauth2 oauthbearer{{end}}
 auth_cache_size = 0
 auth_failure_delay = 0
 auth_verbose = yes
 login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:~/Maildir
-
+{{if .OAuth}}{{template "oauth" .}}{{end}}
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN {{.Users}}
+  args = scheme=PLAIN {{.Users}}{{if .OAuth}}
+  mechanisms = plain login{{end}}
 }
 userdb {
   driver = passwd-file
@@ -129,8 +131,8 @@ service lmtp {
 
 // Start starts a Dovecot of the test's own whose passwd-file holds passwd
 // (see WritePasswd), stopped when the test ends; its log is printed if the
-// test failed.
-func Start(t testing.TB, passwd string) *Server {
+// test failed. Options add to the configuration (WithOAuth).
+func Start(t testing.TB, passwd string, opts ...Option) *Server {
 	t.Helper()
 	dovecot := testtool.Require(t, "dovecot", "dovecot-imapd")
 	testtool.RequireRoot(t, "Dovecot runs mail processes as nobody")
@@ -146,7 +148,11 @@ func Start(t testing.TB, passwd string) *Server {
 		s.stop()
 		os.RemoveAll(dir)
 	})
-	if err := s.configure(passwd); err != nil {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := s.configure(passwd, o); err != nil {
 		t.Fatalf("testdovecot: %v", err)
 	}
 	if err := s.start(dovecot); err != nil {
@@ -157,7 +163,7 @@ func Start(t testing.TB, passwd string) *Server {
 
 // configure writes the certificate, the passwd-file, the mail directory
 // and dovecot.conf, with ports of 127.0.0.1 that were free a moment ago.
-func (s *Server) configure(passwd string) error {
+func (s *Server) configure(passwd string, o options) error {
 	// Dovecot's unprivileged processes must reach the directory.
 	if err := os.Chmod(s.Dir, 0o755); err != nil {
 		return err
@@ -184,11 +190,19 @@ func (s *Server) configure(passwd string) error {
 	s.AuthAddr, s.UserdbAddr, s.IMAPAddr, s.IMAPSAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
 	s.AuthSocket = filepath.Join(s.Dir, "run", "auth-client")
 	s.UserdbSocket = filepath.Join(s.Dir, "run", "auth-userdb")
+	if o.oauth != nil {
+		if err := s.writeOAuth(o.oauth); err != nil {
+			return err
+		}
+	}
 	var conf strings.Builder
-	err = template.Must(template.New("conf").Parse(dovecotConf)).Execute(&conf, map[string]any{
+	tmpl := template.Must(template.New("conf").Parse(dovecotConf))
+	template.Must(tmpl.New("oauth").Parse(oauthConf))
+	err = tmpl.Execute(&conf, map[string]any{
 		"Instance": fmt.Sprintf("pgdir-%d-%d", os.Getpid(), seq.Add(1)),
 		"Dir":      s.Dir, "Cert": cert, "Key": key, "Users": s.users,
 		"AuthPort": ports[0], "UserdbPort": ports[1], "IMAPPort": ports[2], "IMAPSPort": ports[3],
+		"OAuth": o.oauth != nil,
 	})
 	if err != nil {
 		return fmt.Errorf("dovecot.conf: %w", err)

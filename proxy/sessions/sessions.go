@@ -33,8 +33,8 @@ package sessions
 //     no one noticed the loss.
 //   - A session with an expiring app password ends at the expiry, by its
 //     own timer, without any store read.
-//   - The policy is authn's (authn.Decision.Revalidate); this package only
-//     decides when to ask.
+//   - The policy is authn's (authn.Decision.Revalidate, and the directory's
+//     refusals from authn); this package only decides when to ask.
 //   - An end func is called at most once, never under the lock, and only
 //     for a session that was still registered.
 
@@ -68,6 +68,15 @@ type Store interface {
 	CheckSessions(ctx context.Context, refs []store.SessionRef) ([]store.SessionState, error)
 }
 
+// Directory says which accounts the operator's directory no longer admits
+// (authn.Verifier implements it).
+type Directory interface {
+	// DirectoryRefusals asks the directory afresh about usernames and
+	// returns those it refuses (deleted, disabled) with the reason; an
+	// account it cannot answer for is left out.
+	DirectoryRefusals(ctx context.Context, usernames []string) map[string]authn.Result
+}
+
 // Cache is the cache of verified logins that revocations must reach
 // (authn.Cache implements it).
 type Cache interface {
@@ -76,8 +85,9 @@ type Cache interface {
 }
 
 var (
-	_ Store = (store.Store)(nil)
-	_ Cache = (*authn.Cache)(nil)
+	_ Store     = (store.Store)(nil)
+	_ Cache     = (*authn.Cache)(nil)
+	_ Directory = (*authn.Verifier)(nil)
 )
 
 // Session describes one live relayed session.
@@ -108,6 +118,12 @@ type Registry struct {
 	// Cache, if not nil, drops the cached logins an event concerns, and is
 	// cleared when events were lost.
 	Cache Cache
+	// Directory, if not nil, is asked in every Reconcile about the
+	// accounts of the live sessions that the store still admits; the
+	// sessions of those it refuses (deleted or disabled in the operator's
+	// directory) end. Set RecheckInterval to the directory's cache TTL so
+	// that they end within it.
+	Directory Directory
 	// RecheckInterval is how often Watch reconciles. If zero,
 	// DefaultRecheckInterval.
 	RecheckInterval time.Duration

@@ -17,8 +17,9 @@ const retryAfter = time.Second
 
 // Reconcile checks every live session against the store in one batched
 // read and ends those it no longer admits (revoked, expired, disabled, out
-// of scope, primary password changed or MFA turned on); it returns how
-// many it ended.
+// of scope, primary password changed or MFA turned on), then asks the
+// Directory, if any, about the accounts of the others and ends the
+// sessions of those it refuses; it returns how many it ended.
 func (r *Registry) Reconcile(ctx context.Context) (int, error) {
 	if r.Store == nil {
 		return 0, errors.New("sessions: reconcile: no Store")
@@ -43,12 +44,18 @@ func (r *Registry) Reconcile(ctx context.Context) (int, error) {
 	}
 	now := r.now()
 	reasons := make(map[*entry]authn.Result)
-	var stale []*entry
+	var stale, live []*entry
 	for _, e := range entries {
 		if res := r.revalidate(e, states[index[e.s.ref()]], now); res != authn.OK {
 			stale = append(stale, e)
 			reasons[e] = res
+		} else {
+			live = append(live, e)
 		}
+	}
+	for e, res := range r.directoryRefusals(ctx, live) {
+		stale = append(stale, e)
+		reasons[e] = res
 	}
 	taken := r.take(stale...)
 	for _, e := range taken {
@@ -58,6 +65,30 @@ func (r *Registry) Reconcile(ctx context.Context) (int, error) {
 	r.log().Debug("sessions reconciled", "sessions", len(entries), "credentials", len(refs),
 		"ended", len(taken), "took", time.Since(started))
 	return len(taken), nil
+}
+
+// directoryRefusals returns the entries whose accounts the Directory
+// refuses, with its reason.
+func (r *Registry) directoryRefusals(ctx context.Context, entries []*entry) map[*entry]authn.Result {
+	if r.Directory == nil || len(entries) == 0 {
+		return nil
+	}
+	var users []string
+	seen := make(map[string]bool)
+	for _, e := range entries {
+		if u := e.s.Login.Username; !seen[u] {
+			seen[u] = true
+			users = append(users, u)
+		}
+	}
+	refused := r.Directory.DirectoryRefusals(ctx, users)
+	out := make(map[*entry]authn.Result)
+	for _, e := range entries {
+		if res, ok := refused[e.s.Login.Username]; ok {
+			out[e] = res
+		}
+	}
+	return out
 }
 
 // Watch subscribes to the store's events and returns once subscribed (so

@@ -156,8 +156,13 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
-// tapConn keeps every byte the sink read from an upstream connection: what
-// passgate sent, exactly (ciphertext when the sink runs TLS).
+// tapKeep bounds what a tapConn keeps, so that the streaming tests' large
+// messages do not pile up in the test's own heap.
+const tapKeep = 1 << 20
+
+// tapConn keeps the first tapKeep bytes the sink read from an upstream
+// connection: what passgate sent, exactly (ciphertext when the sink runs
+// TLS).
 type tapConn struct {
 	net.Conn
 	mu  sync.Mutex
@@ -167,7 +172,9 @@ type tapConn struct {
 func (c *tapConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
-	c.got.Write(p[:n])
+	if keep := min(n, tapKeep-c.got.Len()); keep > 0 {
+		c.got.Write(p[:keep])
+	}
 	c.mu.Unlock()
 	return n, err
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -60,18 +62,22 @@ func (s *Store) GetAccount(ctx context.Context, username string) (store.Account,
 
 // UpdateAccount applies fn to the stored account and stores the result
 // with WATCH and MULTI/EXEC: if another writer changed the account in
-// between, it reads again and calls fn again (fn may run more than once),
-// at most 16 times. An error from fn, or fn changing the username, aborts
+// between, it waits a random moment (so that the writers that collided do
+// not collide again in lockstep), reads again and calls fn again (fn may
+// run more than once), at most 16 times. An error from fn, or fn changing the username, aborts
 // without change. The EventAccountChanged the change causes (see
 // store.Store) is published inside the same MULTI/EXEC.
 func (s *Store) UpdateAccount(ctx context.Context, username string, fn func(*store.Account) error) error {
 	key := s.userKey(username, "account")
 	return s.do(ctx, "update account", func(ctx context.Context) error {
-		for range maxUpdateAttempts {
+		for i := range maxUpdateAttempts {
 			err := s.rdb.Watch(ctx, func(tx *goredis.Tx) error {
 				return s.updateTx(ctx, tx, key, username, fn)
 			}, key)
 			if !errors.Is(err, goredis.TxFailedErr) {
+				return err
+			}
+			if err := conflictBackoff(ctx, i); err != nil {
 				return err
 			}
 		}
@@ -187,4 +193,18 @@ func notFound(err error, what string, args ...any) error {
 		return fail(what+": %w", append(args, store.ErrNotFound)...)
 	}
 	return err
+}
+
+// conflictBackoff waits after the attempt-th failed optimistic update: a
+// random time up to 1 ms << attempt, at most 50 ms, or until ctx ends.
+func conflictBackoff(ctx context.Context, attempt int) error {
+	ceiling := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
+	t := time.NewTimer(rand.N(ceiling) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

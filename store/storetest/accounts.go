@@ -13,8 +13,9 @@ func testAccounts(t *testing.T, o Opener) {
 		s := o.New(t)
 		a := store.Account{
 			Username: "alice@example.org", PasswordHash: fakeHash, MFA: true, Created: t0,
-			Admin:   true,
-			Aliases: []string{"a.smith@example.org", "postmaster@example.org"},
+			Admin:     true,
+			Aliases:   []string{"a.smith@example.org", "postmaster@example.org"},
+			Directory: "ldap",
 			TOTP: &store.TOTP{
 				SecretEnc:      []byte("\x00sealed\xffsecret"),
 				Enrolled:       t0.Add(time.Minute),
