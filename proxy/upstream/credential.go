@@ -12,13 +12,17 @@ import (
 // A mode is an authenticator: it turns a Login into a credential, the SASL
 // mechanisms that log in as the user in the order the mode prefers them.
 // Each protocol client takes the first mechanism the upstream offers and
-// speaks it its own way (IMAP: imapLogin; SMTP: saslClient). To add a mode,
-// such as XOAUTH2 or OAUTHBEARER (RFC 7628) with an OAuth 2.0 token source
-// per user: implement authenticator, return it from Config.authenticator,
-// add the Mode to the protocols that take it (modes.go), and teach
-// imapLogin and saslClient the new mechanism's name. A new protocol (POP3,
-// ManageSieve) adds a protocol value and its dialogue over a link; the
-// modes, TLS, deadlines and validation serve it unchanged.
+// speaks it its own way (IMAP: imapLogin; SMTP: saslClient).
+//
+// To add the OAuth 2.0 modes (xoauth2, oauthbearer): an authenticator whose
+// credential fetches the user's access token (proxy/upstream/oauth,
+// Cache.Token) into a mechanism named XOAUTH2 or OAUTHBEARER; saslClient
+// and imapLogin build proxy/upstream/oauthsasl's client for those names
+// (IMAP with AUTHENTICATE); Config.login invalidates the token and tries
+// once more when oauthsasl.Classify says Retry. Add the Mode to the
+// protocols that take it (modes.go). A new protocol (POP3, ManageSieve) is
+// a protocol value and its dialogue over a link (Config.login): modes, TLS,
+// deadlines and validation serve it unchanged.
 
 // authenticator is a login mode.
 type authenticator interface {
