@@ -18,26 +18,31 @@
 // SMTP submission (RFC 6409, RFC 4954) uses go-smtp's client, which stays
 // with the connection for the relay of each message.
 //
-// Where each job lives: the modes and their defaults (modes.go, config.go),
-// validation (Config.problems), the dial, TLS and login deadline of every
-// protocol (dial.go, link), the login modes as credentials (credential.go),
-// and the protocol dialogues (imap*.go, smtp*.go, xclient.go). A client says
-// itself whether a login needs the client's secret (NeedsClientSecret).
+// Where each job lives: Config, its defaults and its validation
+// (config.go); the TLS and login modes (modes.go); the login modes as
+// credentials, the seam for new ones (credential.go); one login of any
+// protocol (login.go: credential, connect, dialogue, release); the dial,
+// TLS and login deadline of every protocol (dial.go); the dialogues
+// (imap.go, imaplogin.go, imapwire.go; smtp.go, sasllogin.go, xclient.go).
+// A client says itself whether a login needs the client's secret
+// (NeedsClientSecret), so a front end passes it on only then.
 //
 // Implementation notes:
 //   - One deadline (LoginTimeout, or ctx's if earlier) covers everything from
-//     the connect to the logged-in connection; ctx cancellation interrupts it
-//     at once. The deadline is lifted before the connection is handed over.
+//     the connect to the logged-in connection, whatever deadlines a library
+//     sets meanwhile (boundConn); ctx cancellation interrupts it at once.
+//     The deadline is lifted before the connection is handed over.
 //   - Secrets (the master secret, a pass-through password, the SASL blob that
-//     encodes them) are never logged nor formatted into an error; text the
-//     upstream sends back is withheld if it echoes any part of them. A
+//     encodes them) are never logged nor formatted into an error; IMAP text
+//     the upstream sends back is withheld if it echoes any part of them. A
 //     Config given to slog logs as its address only.
 //   - STARTTLS: bytes the upstream sent after its STARTTLS OK and before the
-//     TLS handshake fail the login (plaintext injection, RFC 3501 §6.2.1 and
-//     RFC 3207 §4.2 say the client must discard pre-TLS state);
-//     capabilities learnt before TLS are forgotten.
+//     TLS handshake fail the login (IMAP, XCLIENT) or are dropped (go-smtp):
+//     RFC 3501 §6.2.1 and RFC 3207 §4.2 say the client must discard pre-TLS
+//     state; capabilities learnt before TLS are forgotten.
 //   - The credential is built, and a user name holding the master user
-//     separator refused, before anything is dialled.
+//     separator refused, before anything is dialled; no secret goes to an
+//     upstream that offers none of the credential's mechanisms.
 //   - On any failure the connection is closed.
 package upstream
 
