@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -225,13 +226,22 @@ func userList(ctx context.Context, e env, args []string) error {
 			return printJSON(e.stdout, users)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tCREATED")
+		fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tDIRECTORY\tCREATED")
 		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
-				setOrNot(u.HasPassword), u.AppPasswords, u.Admin, u.Created.Format(time.DateTime))
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
+				primaryOf(u), u.AppPasswords, u.Admin, cmp.Or(u.Directory, "-"), u.Created.Format(time.DateTime))
 		}
 		return tw.Flush()
 	})
+}
+
+// primaryOf says where an account's primary password is: set or not in
+// passgate's store, or in the directory that provisioned it.
+func primaryOf(u account.UserInfo) string {
+	if u.Directory != "" {
+		return "in directory"
+	}
+	return setOrNot(u.HasPassword)
 }
 
 // readPassword reads one line (the primary password) from r.
