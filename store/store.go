@@ -52,6 +52,9 @@ type Account struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// TOTP is the enrolled second factor, nil until enrolment completes.
 	TOTP *TOTP `json:"totp,omitempty"`
+	// OAuth is the user's linked mailbox (OAuth 2.0 delegated access to
+	// the upstream), nil if the user never linked one (oauthlink.go).
+	OAuth *OAuthLink `json:"oauth,omitempty"`
 }
 
 // TOTP is an account's enrolled authenticator (RFC 6238).
