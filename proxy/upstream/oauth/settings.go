@@ -129,6 +129,20 @@ func (s Settings) delegated(store RefreshStore) (Source, error) {
 	if store == nil {
 		return nil, errors.New("oauth.mode: delegated needs a refresh token store")
 	}
+	cfg, err := s.DelegatedConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &Delegated{Store: store, Config: cfg}, nil
+}
+
+// DelegatedConfig is the client of delegated mode: the one the portal's
+// link flow sends users to (its RedirectURL is the portal's to set), and
+// the one Delegated refreshes tokens with.
+func (s Settings) DelegatedConfig() (*oauth2.Config, error) {
+	if s.Mode != ModeDelegated {
+		return nil, fmt.Errorf("oauth.mode: %q is not delegated", s.Mode)
+	}
 	ep, err := s.endpoint()
 	if err != nil {
 		return nil, err
@@ -147,9 +161,7 @@ func (s Settings) delegated(store RefreshStore) (Source, error) {
 	if s.Provider == ProviderGoogle {
 		defaults = GoogleMailScopes
 	}
-	return &Delegated{Store: store, Config: &oauth2.Config{
-		ClientID: s.ClientID, ClientSecret: secret, Endpoint: ep, Scopes: s.scopes(defaults),
-	}}, nil
+	return &oauth2.Config{ClientID: s.ClientID, ClientSecret: secret, Endpoint: ep, Scopes: s.scopes(defaults)}, nil
 }
 
 // endpoint is the provider's, with token_url and auth_url overrides.
