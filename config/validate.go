@@ -42,6 +42,8 @@ func (l *loader) check(c *Config) {
 	l.sessions(&c.Sessions)
 	l.audit(&c.Audit)
 	l.portal(c)
+	l.portalOIDC(&c.Portal)
+	l.oauth(&c.OAuth, &c.Portal)
 	l.log(&c.Log)
 }
 
