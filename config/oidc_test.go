@@ -137,7 +137,9 @@ func TestOAuthSection(t *testing.T) {
 	}
 }
 
-func equalSettings(a, b oauth.Settings) bool { return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) && a.ClientSecret == b.ClientSecret }
+func equalSettings(a, b oauth.Settings) bool {
+	return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) && a.ClientSecret == b.ClientSecret
+}
 
 func TestOAuthErrorsNameTheKey(t *testing.T) {
 	data, dir := withPortal(t)
