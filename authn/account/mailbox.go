@@ -14,6 +14,10 @@ const (
 	ResultMailboxUnlinked = "mailbox-unlinked"
 )
 
+// ErrNotLinked is wrapped by UnlinkMailbox's error for an account that
+// has no linked mailbox.
+var ErrNotLinked = errors.New("no linked mailbox")
+
 // LinkMailbox stores the user's refresh token, already sealed by the
 // portal (refreshEnc), as the account's mailbox link, replacing any
 // earlier one.
@@ -30,11 +34,12 @@ func (s *Service) LinkMailbox(ctx context.Context, who Actor, username string, r
 
 // UnlinkMailbox removes the account's mailbox link: passgate can no longer
 // log in to the mailbox for the user until the user links it again. An
-// error wrapping store.ErrNotFound if the account has no link.
+// error wrapping ErrNotLinked if the account has no link (nothing is
+// changed or audited then).
 func (s *Service) UnlinkMailbox(ctx context.Context, who Actor, username string) error {
 	return s.update(ctx, who, username, ResultMailboxUnlinked, func(a *store.Account) error {
 		if a.OAuth == nil {
-			return fieldErr("username", store.ErrNotFound, "%s has no linked mailbox", a.Username)
+			return fieldErr("username", ErrNotLinked, "%s has no linked mailbox", a.Username)
 		}
 		a.OAuth = nil
 		return nil

@@ -36,8 +36,11 @@ func TestMailboxLink(t *testing.T) {
 	if a := f.account(t, alice); a.OAuth != nil {
 		t.Fatalf("link still stored after unlink: %+v", a.OAuth)
 	}
-	if err := f.svc.UnlinkMailbox(ctx, admin, alice); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("unlink without a link: err = %v, want ErrNotFound", err)
+	if err := f.svc.UnlinkMailbox(ctx, admin, alice); !errors.Is(err, ErrNotLinked) {
+		t.Errorf("unlink without a link: err = %v, want ErrNotLinked", err)
+	}
+	if err := f.svc.UnlinkMailbox(ctx, admin, carol); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unlink of an unknown account: err = %v, want ErrNotFound", err)
 	}
 	recs := f.records(t, alice)
 	want := []struct{ result, actor, protocol string }{
