@@ -59,7 +59,7 @@ func linkConfig(idp *testidp.IdP) *oauth2.Config {
 
 // links is the refresh token store the upstream login would use.
 func (f *idpFixture) links() *MailboxLinks {
-	return &MailboxLinks{Store: f.db, Key: testKey, Now: f.clock.Now}
+	return &MailboxLinks{Store: f.db, Key: testKey, Now: f.clock.Now, Logger: f.srv.Logger}
 }
 
 // noFollow is an HTTP client that shows redirects instead of following.
