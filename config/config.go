@@ -21,6 +21,8 @@ package config
 import (
 	"crypto/tls"
 	"strings"
+
+	"github.com/passgate/passgate/proxy/upstream/oauth"
 )
 
 // Config is the whole configuration file. After Parse or Load every field
@@ -44,6 +46,9 @@ type Config struct {
 	// Directory is where accounts and primary passwords come from
 	// (config/directory.go).
 	Directory Directory `toml:"directory"`
+	// OAuth is where the upstream login's OAuth 2.0 tokens come from
+	// (config/oauth.go); zero: no OAuth.
+	OAuth oauth.Settings `toml:"oauth"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.
@@ -179,6 +184,9 @@ type Portal struct {
 	URL string `toml:"url"`
 	// PortalServer are the portal's own keys (config/portal.go).
 	PortalServer
+	// OIDC is the sign-in with the organisation's identity provider
+	// (config/oidc.go).
+	OIDC PortalOIDC `toml:"oidc"`
 }
 
 // Limits bounds what a client may cost. Zero means the default.

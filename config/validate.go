@@ -43,6 +43,8 @@ func (l *loader) check(c *Config) {
 	l.directory(&c.Directory)
 	l.audit(&c.Audit)
 	l.portal(c)
+	l.portalOIDC(&c.Portal)
+	l.oauth(&c.OAuth, &c.Portal)
 	l.log(&c.Log)
 }
 

@@ -46,6 +46,7 @@ var failureResults = map[string]bool{
 	"bad-secret": true, "unknown-user": true, "disabled": true, "primary-refused-mfa": true,
 	"scope-denied": true, "expired": true, "address-denied": true, "rate-limited": true,
 	"bad-code": true, "auth-error": true, "upstream-error": true,
+	"idp-mfa-missing": true, // portal OIDC sign-in without the required MFA
 }
 
 // Failure reports whether r is an attempt that did not get in (anyone can

@@ -57,6 +57,9 @@ type Account struct {
 	// own accounts. A directory account has no PasswordHash: its primary
 	// password stays in the directory.
 	Directory string `json:"directory,omitempty"`
+	// OAuth is the user's linked mailbox (OAuth 2.0 delegated access to
+	// the upstream), nil if the user never linked one (oauthlink.go).
+	OAuth *OAuthLink `json:"oauth,omitempty"`
 }
 
 // TOTP is an account's enrolled authenticator (RFC 6238).
