@@ -72,7 +72,7 @@ func (c *conn) authPlain(tag string, resp []byte, hasIR bool) error {
 	if err != nil {
 		return err
 	}
-	if authzid != "" && !sameUser(authzid, authcid) {
+	if authzid != "" && !store.SameUsername(authzid, authcid) {
 		c.log.Info("imap login", "user", authcid, "mechanism", "PLAIN", "result", "authzid-refused")
 		return errImpersonation
 	}
@@ -136,14 +136,4 @@ func decodeResponse(s string) ([]byte, error) {
 		return nil, errBadBase64
 	}
 	return b, nil
-}
-
-// sameUser reports whether two usernames name the same account.
-func sameUser(a, b string) bool {
-	na, errA := store.NormalizeUsername(a)
-	nb, errB := store.NormalizeUsername(b)
-	if errA != nil || errB != nil {
-		return a == b
-	}
-	return na == nb
 }

@@ -2,7 +2,6 @@ package imap
 
 import (
 	"context"
-	"crypto/tls"
 	"net/netip"
 
 	"github.com/passgate/passgate/authn"
@@ -31,14 +30,6 @@ func (c *conn) auditUpstreamError(a authn.Attempt, d authn.Decision) {
 	if ua, ok := c.srv.Auth.(upstreamAuditor); ok {
 		ua.AuditUpstreamError(c.ctx, a, d)
 	}
-}
-
-// tlsVersion is the negotiated TLS version ("TLS 1.3"), or "" without TLS.
-func (c *conn) tlsVersion() string {
-	if tc, ok := c.client().(*tls.Conn); ok {
-		return tls.VersionName(tc.ConnectionState().Version)
-	}
-	return ""
 }
 
 // acquireConn counts the connection in ConnLimit. When a limit is reached

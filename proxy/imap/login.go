@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
@@ -63,7 +64,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		RemoteIP:  c.remote.Addr(),
 		Client:    c.clientID,
 		Mechanism: mech,
-		TLS:       c.tlsVersion(),
+		TLS:       proxy.TLSVersion(c.client()),
 		SessionID: c.id,
 	}
 	dec, err := c.srv.Auth.Verify(c.ctx, a)

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
@@ -59,17 +59,9 @@ func (ss *session) attempt(mech, username, secret string) authn.Attempt {
 		Protocol:  store.ScopeSMTP,
 		RemoteIP:  ss.remote.Addr(),
 		Mechanism: mech,
-		TLS:       ss.tlsVersion(),
+		TLS:       proxy.TLSVersion(ss.nc),
 		SessionID: ss.id,
 	}
-}
-
-// tlsVersion is the negotiated TLS version ("TLS 1.3"), or "" without TLS.
-func (ss *session) tlsVersion() string {
-	if tc, ok := ss.nc.(*tls.Conn); ok {
-		return tls.VersionName(tc.ConnectionState().Version)
-	}
-	return ""
 }
 
 // authLog is the logger of one AUTH: session, mechanism, TLS and EHLO name.
@@ -88,7 +80,7 @@ func (ss *session) authenticate(mech, authzid, username, secret string) error {
 	log := ss.authLog(a)
 	// RFC 4616 §2: an authzid other than the user asks to act as someone
 	// else, which passgate does not allow.
-	if authzid != "" && !sameUser(authzid, username) {
+	if authzid != "" && !store.SameUsername(authzid, username) {
 		log.Info("smtp auth", "user", truncUser(username), "result", "authzid-denied")
 		return ss.failed(errBadCredentials)
 	}
@@ -171,16 +163,6 @@ func truncUser(u string) string {
 		return u[:256]
 	}
 	return u
-}
-
-// sameUser reports whether two usernames name the same account.
-func sameUser(a, b string) bool {
-	na, errA := store.NormalizeUsername(a)
-	nb, errB := store.NormalizeUsername(b)
-	if errA != nil || errB != nil {
-		return a == b
-	}
-	return na == nb
 }
 
 // failed counts a failed login on the connection; the last one allowed

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/store"
 )
 
 // recordAll is an Authenticator that refuses every login and passes each
@@ -258,7 +259,7 @@ func FuzzSASLPlainServer(f *testing.F) {
 		switch {
 		case err != nil:
 			loginRefused(t, c, replyBadPlain, auth)
-		case authzid != "" && !sameUser(authzid, authcid):
+		case authzid != "" && !store.SameUsername(authzid, authcid):
 			loginRefused(t, c, replyBadCreds, auth)
 		default:
 			c.expectLine(replyBadCreds)
