@@ -1,8 +1,55 @@
 package proxy
 
+// The contract every front-end (proxy/imap, proxy/smtp) keeps: an
+// Authenticator decides each login, Sessions registers each relayed session
+// so that revocation can end it, Limits bound what a client costs before it
+// logs in, and the lifecycle is net/http's: Serve and ServeTLS until
+// Shutdown or Close, then ErrServerClosed.
+
 import (
+	"context"
 	"crypto/tls"
 	"net"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy/sessions"
+)
+
+// Authenticator decides a login. authn.Guard implements it (the limits,
+// the tarpit and the audit around authn.Verifier), and so does
+// authn.Verifier alone.
+type Authenticator interface {
+	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
+}
+
+// upstreamAuditor is implemented by an Authenticator that audits logins
+// (authn.Guard): it records that the upstream login after an OK failed.
+type upstreamAuditor interface {
+	AuditUpstreamError(ctx context.Context, a authn.Attempt, d authn.Decision)
+}
+
+// AuditUpstreamError tells auth, if it audits logins, that the upstream
+// login after its OK decision d on a failed.
+func AuditUpstreamError(ctx context.Context, auth Authenticator, a authn.Attempt, d authn.Decision) {
+	if ua, ok := auth.(upstreamAuditor); ok {
+		ua.AuditUpstreamError(ctx, a, d)
+	}
+}
+
+// Sessions records live relayed sessions, so that revocation ends them
+// (sessions.Registry implements it). Add registers s and then checks its
+// credential again; end ends the session without blocking; remove
+// unregisters it. An error refuses the login: sessions.ErrRevoked when the
+// credential was revoked meanwhile, otherwise a temporary failure.
+type Sessions interface {
+	Add(ctx context.Context, s sessions.Session, end func()) (remove func(), err error)
+}
+
+var (
+	_ Authenticator   = (*authn.Guard)(nil)
+	_ Authenticator   = (*authn.Verifier)(nil)
+	_ upstreamAuditor = (*authn.Guard)(nil)
+	_ Sessions        = (*sessions.Registry)(nil)
 )
 
 // TLSVersion is the TLS version negotiated on c ("TLS 1.3"), or "" when c

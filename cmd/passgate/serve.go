@@ -13,7 +13,6 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
-	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/smtp"
 	"github.com/passgate/passgate/proxy/upstream"
 )
@@ -174,7 +173,7 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *sessions.Registry, log *slog.Logger) *imap.Server {
+func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, log *slog.Logger) *imap.Server {
 	u := cfg.IMAP.Upstream
 	up := &upstream.IMAP{
 		Address:      u.Address,

@@ -8,13 +8,12 @@ import (
 
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/smtp"
 	"github.com/passgate/passgate/store"
 )
 
 // newSMTPServer builds the submission front end of cfg.SMTP.
-func newSMTPServer(cfg *config.Config, auth smtp.Authenticator, st store.Store, reg *sessions.Registry, log *slog.Logger) *smtp.Server {
+func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store, reg proxy.Sessions, log *slog.Logger) *smtp.Server {
 	u := cfg.SMTP.Upstream
 	return &smtp.Server{
 		Auth: auth,

@@ -1,10 +1,7 @@
 package imap
 
 import (
-	"context"
 	"net/netip"
-
-	"github.com/passgate/passgate/authn"
 )
 
 // errRateLimited answers an attempt the authn.Guard refused before
@@ -17,20 +14,6 @@ import (
 // account: unknown accounts are counted and refused alike.
 var errRateLimited = &respError{status: "NO", code: "UNAVAILABLE",
 	text: "Too many failed logins, try again later", failure: true}
-
-// upstreamAuditor is implemented by an Authenticator that audits logins
-// (authn.Guard): it records that the upstream login after an OK failed.
-type upstreamAuditor interface {
-	AuditUpstreamError(ctx context.Context, a authn.Attempt, d authn.Decision)
-}
-
-// auditUpstreamError tells the Authenticator, if it audits, that the
-// upstream login after its OK decision failed.
-func (c *conn) auditUpstreamError(a authn.Attempt, d authn.Decision) {
-	if ua, ok := c.srv.Auth.(upstreamAuditor); ok {
-		ua.AuditUpstreamError(c.ctx, a, d)
-	}
-}
 
 // acquireConn counts the connection in ConnLimit. When a limit is reached
 // ok is false; release must be called in any case.

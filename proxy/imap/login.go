@@ -96,11 +96,11 @@ func (c *conn) login(tag, mech, user, secret string) error {
 	switch {
 	case errors.As(err, &refused):
 		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code)
-		c.auditUpstreamError(a, dec)
+		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
 		return errUpstreamRefused
 	case err != nil:
 		c.logLogin(dec, mech, "upstream-error", "err", err)
-		c.auditUpstreamError(a, dec)
+		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
 		return errUpstreamUnavailable
 	}
 	c.logLogin(dec, mech, string(authn.OK))

@@ -50,16 +50,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 )
-
-// Authenticator decides a login (authn.Verifier implements it).
-type Authenticator interface {
-	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
-}
 
 // Upstream logs in to the real server as the user (upstream.IMAP implements
 // it). On success the caller owns the returned connection.
@@ -84,12 +77,12 @@ const (
 // Server is an IMAP pre-auth front end. Set the fields before the first
 // Serve; they must not change afterwards.
 type Server struct {
-	Auth     Authenticator // required
-	Upstream Upstream      // required
+	Auth     proxy.Authenticator // required
+	Upstream Upstream            // required
 	// Sessions registers each relayed session, so that revocation ends
 	// it; its check after registering can still refuse the login. nil:
 	// sessions are not registered (tests).
-	Sessions *sessions.Registry
+	Sessions proxy.Sessions
 	// ConnLimit bounds the connections open at once, in total and per
 	// address (may be shared with other servers); a connection past a
 	// limit gets "* BYE Too many connections". nil: no limit.

@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,12 +34,6 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	}
 	return nil, errUnknownMechanism
-}
-
-// upstreamAuditor is implemented by an Authenticator that audits logins
-// (authn.Guard): it records that the upstream login after an OK failed.
-type upstreamAuditor interface {
-	AuditUpstreamError(ctx context.Context, a authn.Attempt, d authn.Decision)
 }
 
 // maxLoggedHelo bounds the EHLO name in a log line (RFC 1035 §2.3.4: 255
@@ -128,9 +121,7 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 	if err != nil {
 		log.Warn("smtp auth", "result", "upstream-error", "app_password_id", d.AppPasswordID,
 			"upstream", ss.srv.Upstream.Address, "err", err)
-		if ua, ok := ss.srv.Auth.(upstreamAuditor); ok {
-			ua.AuditUpstreamError(ss.ctx, a, d)
-		}
+		proxy.AuditUpstreamError(ss.ctx, ss.srv.Auth, a, d)
 		return errTempAuth
 	}
 	if st.remove, err = ss.register(st.decision); err != nil {

@@ -14,29 +14,12 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/sessions"
 )
-
-// Authenticator decides a login (authn.Verifier implements it).
-type Authenticator interface {
-	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
-}
 
 // Senders returns the addresses an account may use in MAIL FROM besides its
 // username (aliases).
 type Senders func(ctx context.Context, username string) ([]string, error)
-
-// SessionRegistry records live sessions (sessions.Registry implements it).
-// end ends the session without blocking; remove unregisters it. An error
-// refuses the login (sessions.ErrRevoked: the credential was revoked
-// meanwhile; otherwise a temporary failure).
-type SessionRegistry interface {
-	Add(ctx context.Context, s sessions.Session, end func()) (remove func(), err error)
-}
-
-var _ SessionRegistry = (*sessions.Registry)(nil)
 
 // ErrServerClosed is returned by Serve and ServeTLS called after Close or
 // Shutdown.
@@ -50,7 +33,7 @@ const DefaultMaxMessageBytes = 50 << 20
 // fields before the first Serve; a Server must not be copied after.
 type Server struct {
 	// Auth decides logins (protocol smtp). Required.
-	Auth Authenticator
+	Auth proxy.Authenticator
 	// Upstream is where messages go. Required.
 	Upstream *Upstream
 	// Senders lists an account's aliases for the sender check. If nil, the
@@ -61,7 +44,7 @@ type Server struct {
 	CheckSender bool
 	// Sessions, if not nil, registers each authenticated session (protocol
 	// "smtp"); ending it closes the client and the upstream connections.
-	Sessions SessionRegistry
+	Sessions proxy.Sessions
 	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. If
 	// nil, Serve offers no STARTTLS and ServeTLS fails. STARTTLS uses a
 	// copy made at the first Serve (its GetCertificate still runs).
