@@ -9,6 +9,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 
 	"github.com/passgate/passgate/authn"
@@ -51,6 +52,10 @@ var (
 	_ upstreamAuditor = (*authn.Guard)(nil)
 	_ Sessions        = (*sessions.Registry)(nil)
 )
+
+// ErrServerClosed is returned by a front-end's Serve and ServeTLS once
+// Shutdown or Close was called, like http.ErrServerClosed.
+var ErrServerClosed = errors.New("proxy: server closed")
 
 // TLSVersion is the TLS version negotiated on c ("TLS 1.3"), or "" when c
 // is not a TLS connection: what a front-end puts in authn.Attempt.TLS.

@@ -13,7 +13,6 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
-	"github.com/passgate/passgate/proxy/smtp"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -157,13 +156,9 @@ func runListener(sp listener, ln net.Listener, errc chan<- error) {
 	if sp.implicit {
 		serve = sp.srv.ServeTLS
 	}
-	if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !isServerClosed(err) {
+	if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, proxy.ErrServerClosed) {
 		errc <- fmt.Errorf("%s: %w", sp.key, err)
 	}
-}
-
-func isServerClosed(err error) bool {
-	return errors.Is(err, imap.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed)
 }
 
 func addrString(a net.Addr) string {

@@ -60,9 +60,6 @@ type Upstream interface {
 	Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error)
 }
 
-// ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
-var ErrServerClosed = errors.New("imap: server closed")
-
 // Defaults applied when the matching Server field is zero.
 const (
 	DefaultMaxFailedLogins    = 3
@@ -198,7 +195,7 @@ func (s *Server) hostname() string {
 // pre-login capabilities before accepting (for at most the upstream's own
 // timeouts). It fails at once if no client could ever log in (no TLSConfig
 // and AllowCleartext false). It always returns a non-nil error; after
-// Shutdown or Close, ErrServerClosed.
+// Shutdown or Close, proxy.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
@@ -211,7 +208,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // ServeTLS accepts implicit-TLS connections on ln (port 993) using
 // TLSConfig. It always returns a non-nil error; after Shutdown or Close,
-// ErrServerClosed.
+// proxy.ErrServerClosed.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
@@ -239,7 +236,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 	s.capsOnce.Do(s.learnCapabilities)
 	if !s.trackListener(ln, true) {
 		ln.Close()
-		return ErrServerClosed
+		return proxy.ErrServerClosed
 	}
 	defer s.trackListener(ln, false)
 	var backoff time.Duration
@@ -247,7 +244,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.closing() {
-				return ErrServerClosed
+				return proxy.ErrServerClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("imap: accept: %w", err)
@@ -263,7 +260,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 		c := newConn(s, nc, implicitTLS)
 		if !s.trackConn(c, true) {
 			nc.Close()
-			return ErrServerClosed
+			return proxy.ErrServerClosed
 		}
 		go c.serve()
 	}

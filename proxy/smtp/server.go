@@ -21,10 +21,6 @@ import (
 // username (aliases).
 type Senders func(ctx context.Context, username string) ([]string, error)
 
-// ErrServerClosed is returned by Serve and ServeTLS called after Close or
-// Shutdown.
-var ErrServerClosed = errors.New("smtp server: closed")
-
 // DefaultMaxMessageBytes is the SIZE advertised when neither the upstream
 // nor MaxMessageBytes gives one.
 const DefaultMaxMessageBytes = 50 << 20
@@ -200,8 +196,8 @@ func (s *Server) applyCapabilities(ctx context.Context) {
 // Serve accepts submission connections on ln (RFC 6409), offering STARTTLS
 // when TLSConfig is set. The first Serve or ServeTLS validates the
 // configuration and probes the upstream's EHLO (for at most
-// Upstream.DialTimeout) before accepting. It returns nil when Close or
-// Shutdown ends it.
+// Upstream.DialTimeout) before accepting. It always returns a non-nil
+// error; after Shutdown or Close, proxy.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
@@ -210,7 +206,8 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeTLS accepts submissions connections on ln with implicit TLS
-// (RFC 8314 §3.3). It returns nil when Close or Shutdown ends it.
+// (RFC 8314 §3.3). It always returns a non-nil error; after Shutdown or
+// Close, proxy.ErrServerClosed.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.TLSConfig == nil {
 		return errors.New("smtp server: ServeTLS without TLSConfig")
@@ -228,7 +225,7 @@ func (s *Server) serve(ln net.Listener) error {
 	if s.closed {
 		s.lnMu.Unlock()
 		ln.Close()
-		return ErrServerClosed
+		return proxy.ErrServerClosed
 	}
 	s.listeners = append(s.listeners, ln)
 	s.lnMu.Unlock()
@@ -236,7 +233,7 @@ func (s *Server) serve(ln net.Listener) error {
 	s.lnMu.Lock()
 	defer s.lnMu.Unlock()
 	if s.closed {
-		return nil
+		return proxy.ErrServerClosed
 	}
 	return err
 }
@@ -278,8 +275,8 @@ func (s *Server) Close() error {
 	err := s.srv.Close()
 	s.conns.closeAll()
 	s.refusing.Wait()
-	if errors.Is(err, gosmtp.ErrServerClosed) {
-		return nil
+	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil // closeListeners closed them already
 	}
 	return err
 }
