@@ -168,6 +168,19 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
+// frontEndLimits are the [limits] of every mail front-end, each with a
+// connection limiter of its own: the connection limits are per protocol.
+func frontEndLimits(cfg *config.Config) proxy.Limits {
+	l := cfg.Limits
+	return proxy.Limits{
+		PreauthTimeout:  l.PreauthTimeout.Duration,
+		MaxFailedLogins: l.MaxFailedLogins,
+		MaxLine:         l.MaxLine,
+		MaxLiteral:      l.MaxLiteral,
+		Conns:           &proxy.ConnLimiter{Max: l.MaxConnections, PerIP: l.MaxConnectionsPerIP},
+	}
+}
+
 func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, log *slog.Logger) *imap.Server {
 	u := cfg.IMAP.Upstream
 	up := &upstream.IMAP{
@@ -184,20 +197,16 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		Logger:       log,
 	}
 	return &imap.Server{
-		Auth:            auth,
-		Upstream:        up,
-		ConnLimit:       &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
-		Sessions:        reg,
-		TLSConfig:       cfg.TLS.Config,
-		AllowCleartext:  cfg.IMAP.AllowCleartext,
-		Passthrough:     u.Login == config.LoginPassthrough,
-		MFAMessage:      cfg.MFAText(),
-		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
-		ReadTimeout:     cfg.Limits.PreauthTimeout.Duration,
-		MaxLine:         cfg.Limits.MaxLine,
-		MaxLiteral:      cfg.Limits.MaxLiteral,
-		IdleTimeout:     cfg.Limits.IdleTimeout.Duration,
-		Logger:          log,
+		Auth:           auth,
+		Upstream:       up,
+		Sessions:       reg,
+		TLSConfig:      cfg.TLS.Config,
+		AllowCleartext: cfg.IMAP.AllowCleartext,
+		Passthrough:    u.Login == config.LoginPassthrough,
+		MFAMessage:     cfg.MFAText(),
+		Limits:         frontEndLimits(cfg),
+		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
+		Logger:         log,
 	}
 }
 

@@ -28,17 +28,14 @@ func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store,
 			// DialTimeout bounds the whole upstream login: connect, TLS, AUTH.
 			DialTimeout: u.DialTimeout.Duration + u.LoginTimeout.Duration,
 		},
-		Senders:         aliasesOf(st),
-		CheckSender:     cfg.SMTP.SenderCheck(),
-		Sessions:        reg,
-		TLSConfig:       cfg.TLS.Config,
-		AllowCleartext:  cfg.SMTP.AllowCleartext,
-		MFAMessage:      cfg.MFAText(),
-		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
-		PreauthTimeout:  cfg.Limits.PreauthTimeout.Duration,
-		// Its own limiter: the limits are per protocol.
-		ConnLimit: &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
-		Logger:    log,
+		Senders:        aliasesOf(st),
+		CheckSender:    cfg.SMTP.SenderCheck(),
+		Sessions:       reg,
+		TLSConfig:      cfg.TLS.Config,
+		AllowCleartext: cfg.SMTP.AllowCleartext,
+		MFAMessage:     cfg.MFAText(),
+		Limits:         frontEndLimits(cfg),
+		Logger:         log,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/store"
 )
 
@@ -54,8 +55,7 @@ func saslServer(t *testing.T) (*client, *refuseAll) {
 		Auth:           auth,
 		Upstream:       &pipeUpstream{},
 		AllowCleartext: true,
-		ReadTimeout:    10 * time.Second,
-		MaxLine:        fuzzMaxLine,
+		Limits:         proxy.Limits{PreauthTimeout: 10 * time.Second, MaxLine: fuzzMaxLine},
 		Logger:         slog.New(slog.DiscardHandler),
 	}
 	ln := newPipeListener()

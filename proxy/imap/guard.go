@@ -1,9 +1,5 @@
 package imap
 
-import (
-	"net/netip"
-)
-
 // errRateLimited answers an attempt the authn.Guard refused before
 // verifying it. Dovecot answers such attempts AUTHENTICATIONFAILED after
 // its penalty delay; mox refuses the connection with "BYE too many auth
@@ -14,16 +10,3 @@ import (
 // account: unknown accounts are counted and refused alike.
 var errRateLimited = &respError{status: "NO", code: "UNAVAILABLE",
 	text: "Too many failed logins, try again later", failure: true}
-
-// acquireConn counts the connection in ConnLimit. When a limit is reached
-// ok is false; release must be called in any case.
-func (s *Server) acquireConn(addr netip.Addr) (release func(), ok bool) {
-	if s.ConnLimit == nil {
-		return func() {}, true
-	}
-	release, ok = s.ConnLimit.Acquire(addr)
-	if !ok {
-		return func() {}, false
-	}
-	return release, true
-}

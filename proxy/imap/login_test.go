@@ -168,7 +168,7 @@ func TestTooManyFailedLogins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, cleartext, func(s *Server) { s.MaxFailedLogins = tt.max })
+			e := newEnv(t, cleartext, func(s *Server) { s.Limits.MaxFailedLogins = tt.max })
 			c := e.greeted()
 			for i := 1; i < tt.tries; i++ {
 				// Mixed mechanisms count alike.

@@ -27,10 +27,11 @@ package imap
 //     into an error, or kept after the login. Panic values are logged only
 //     when they are runtime errors (which carry no data).
 //   - Every pre-auth read has a deadline and a size limit: readCommand arms
-//     one deadline (ReadTimeout) per command, which its literals and SASL
-//     responses share, so an idle client is closed after one ReadTimeout;
-//     lines are read with bufio.Reader.ReadSlice into a buffer of MaxLine
-//     bytes, literals into a buffer of at most MaxLiteral bytes. Nothing
+//     one deadline (Limits.PreauthTimeout) per command, which its literals
+//     and SASL responses share, so an idle client is closed after one
+//     PreauthTimeout; lines are read with bufio.Reader.ReadSlice into a
+//     buffer of Limits.MaxLine bytes, literals into a buffer of at most
+//     Limits.MaxLiteral bytes. Nothing
 //     sized by the client is allocated beyond these limits.
 //   - One owner per connection: the conn goroutine owns the client net.Conn
 //     and its bufio.Reader until proxy.Splice takes both legs; bytes the
@@ -62,13 +63,8 @@ type Upstream interface {
 
 // Defaults applied when the matching Server field is zero.
 const (
-	DefaultMaxFailedLogins    = 3
-	DefaultMaxPreauthCommands = 100
-	DefaultReadTimeout        = 60 * time.Second
-	DefaultMaxLine            = 8192
-	DefaultMaxLiteral         = 8192
-	DefaultMFAMessage         = "Application password required"
-	DefaultHostname           = "passgate"
+	DefaultMFAMessage = "Application password required"
+	DefaultHostname   = "passgate"
 )
 
 // Server is an IMAP pre-auth front end. Set the fields before the first
@@ -80,10 +76,15 @@ type Server struct {
 	// it; its check after registering can still refuse the login. nil:
 	// sessions are not registered (tests).
 	Sessions proxy.Sessions
-	// ConnLimit bounds the connections open at once, in total and per
-	// address (may be shared with other servers); a connection past a
-	// limit gets "* BYE Too many connections". nil: no limit.
-	ConnLimit *proxy.ConnLimiter
+	// Limits bound what a client costs before it logs in: each command,
+	// with its literals and SASL responses, must arrive within
+	// PreauthTimeout of passgate starting to read it, which also bounds
+	// each pre-auth write and the TLS handshake; past MaxPreauthCommands
+	// the client gets "* BYE Too many commands before login", past
+	// MaxFailedLogins "* BYE Too many failed logins", past Conns "* BYE
+	// Too many connections"; lines and literals are read into buffers of
+	// MaxLine and MaxLiteral bytes.
+	Limits proxy.Limits
 	// TLSConfig is used for STARTTLS (Serve) and implicit TLS (ServeTLS).
 	// Nil: no STARTTLS, and ServeTLS fails.
 	TLSConfig *tls.Config
@@ -96,24 +97,6 @@ type Server struct {
 	// MFAMessage is the text after "NO [ALERT] " when a primary password is
 	// refused because the account uses MFA. "" = DefaultMFAMessage.
 	MFAMessage string
-	// MaxFailedLogins is the number of failed logins after which the
-	// connection is closed with "* BYE Too many failed logins". 0 = 3.
-	MaxFailedLogins int
-	// MaxPreauthCommands is the number of commands a connection may send
-	// before it logs in; the next one is answered with
-	// "* BYE Too many commands before login" and the connection closed.
-	// 0 = 100.
-	MaxPreauthCommands int
-	// ReadTimeout bounds each pre-auth command: the command line, its
-	// literals and SASL responses must all arrive within it, counted from
-	// when passgate starts reading the command. It also bounds each
-	// pre-auth write and the TLS handshake. 0 = 60s.
-	ReadTimeout time.Duration
-	// MaxLine is the longest command line accepted, CRLF included.
-	// 0 = 8192 bytes.
-	MaxLine int
-	// MaxLiteral is the largest literal accepted. 0 = 8192 bytes.
-	MaxLiteral int
 	// IdleTimeout is passed to proxy.Splice (0 means whatever Splice does
 	// with 0).
 	IdleTimeout time.Duration
@@ -134,40 +117,8 @@ type Server struct {
 	cancel    context.CancelFunc
 }
 
-func (s *Server) maxFailedLogins() int {
-	if s.MaxFailedLogins > 0 {
-		return s.MaxFailedLogins
-	}
-	return DefaultMaxFailedLogins
-}
-
-func (s *Server) maxPreauthCommands() int {
-	if s.MaxPreauthCommands > 0 {
-		return s.MaxPreauthCommands
-	}
-	return DefaultMaxPreauthCommands
-}
-
-func (s *Server) readTimeout() time.Duration {
-	if s.ReadTimeout > 0 {
-		return s.ReadTimeout
-	}
-	return DefaultReadTimeout
-}
-
-func (s *Server) maxLine() int {
-	if s.MaxLine > 0 {
-		return s.MaxLine
-	}
-	return DefaultMaxLine
-}
-
-func (s *Server) maxLiteral() int {
-	if s.MaxLiteral > 0 {
-		return s.MaxLiteral
-	}
-	return DefaultMaxLiteral
-}
+// limits is Limits with the defaults applied.
+func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
 
 func (s *Server) mfaMessage() string {
 	if s.MFAMessage != "" {

@@ -162,7 +162,7 @@ func (ss *session) failed(reply error) error {
 	if ss.cc == nil {
 		return reply
 	}
-	if ss.cc.failed.Add(1) >= ss.srv.maxFailedLogins() {
+	if ss.cc.failed.Add(1) >= int32(ss.srv.limits().MaxFailedLogins) {
 		ss.cc.closeAfter.Store(true)
 		return errTooManyFailures
 	}

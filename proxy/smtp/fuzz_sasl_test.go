@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/store"
 )
 
@@ -51,14 +52,13 @@ type fuzzClient struct {
 func newFuzzClient(f *testing.F) *fuzzClient {
 	fc := &fuzzClient{auth: make(recordAll, 8)}
 	srv := &Server{
-		Auth:               fc.auth,
-		Upstream:           &Upstream{Address: closedAddr(f), Mode: ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
-		AllowCleartext:     true,
-		Hostname:           "passgate.test",
-		ReadTimeout:        ioTimeout,
-		MaxFailedLogins:    1 << 30,
-		MaxPreauthCommands: 1 << 30,
-		Logger:             discardLogger(),
+		Auth:           fc.auth,
+		Upstream:       &Upstream{Address: closedAddr(f), Mode: ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
+		AllowCleartext: true,
+		Hostname:       "passgate.test",
+		ReadTimeout:    ioTimeout,
+		Limits:         proxy.Limits{MaxFailedLogins: 1 << 30, MaxPreauthCommands: 1 << 30},
+		Logger:         discardLogger(),
 	}
 	fc.addr = startPassgate(f, srv, false)
 	f.Cleanup(func() {

@@ -9,25 +9,14 @@ import (
 	"github.com/passgate/passgate/proxy"
 )
 
-// DefaultMaxPreauthCommands is the number of lines a connection may send
-// before AUTH when Server.MaxPreauthCommands is zero (as IMAP's).
-const DefaultMaxPreauthCommands = 100
-
 // refuseTimeout bounds the TLS handshake and the reply to a connection over
-// the ConnLimit: an excess connection is not held for a whole ReadTimeout.
+// Limits.Conns: an excess connection is not held for a whole ReadTimeout.
 const refuseTimeout = 10 * time.Second
 
-// replyTooManyConnections replaces the greeting of a connection over the
-// ConnLimit (RFC 5321 §3.1: a server may answer the connection with 421
+// replyTooManyConnections replaces the greeting of a connection over
+// Limits.Conns (RFC 5321 §3.1: a server may answer the connection with 421
 // and close it).
 const replyTooManyConnections = "421 4.7.0 Too many connections, try again later\r\n"
-
-func (s *Server) maxPreauthCommands() int32 {
-	if s.MaxPreauthCommands <= 0 {
-		return DefaultMaxPreauthCommands
-	}
-	return int32(s.MaxPreauthCommands)
-}
 
 func (s *Server) writeTimeout() time.Duration {
 	if s.WriteTimeout <= 0 {
@@ -37,30 +26,27 @@ func (s *Server) writeTimeout() time.Duration {
 }
 
 // newClientConn wraps an accepted connection, gives it a session id and
-// counts it in ConnLimit. admitted is false when a limit is reached; the
-// connection is tracked (and closed by Close) either way.
+// counts it in Limits.Conns. admitted is false when a limit is reached;
+// the connection is tracked (and closed by Close) either way.
 func (s *Server) newClientConn(nc net.Conn) (cc *clientConn, admitted bool) {
 	remote := proxy.RemoteAddrPort(nc.RemoteAddr())
 	id := proxy.NewSessionID()
+	lim := s.limits()
 	cc = &clientConn{
 		Conn:           nc,
 		set:            &s.conns,
 		id:             id,
 		log:            s.logger().With("session", id, "remote", remote.String()),
-		maxPreauth:     s.maxPreauthCommands(),
-		preauthTimeout: s.PreauthTimeout,
+		maxPreauth:     int32(lim.MaxPreauthCommands),
+		preauthTimeout: lim.PreauthTimeout,
 		writeTimeout:   s.writeTimeout(),
 	}
 	s.conns.add(cc)
-	if s.ConnLimit == nil {
-		return cc, true
-	}
-	release, ok := s.ConnLimit.Acquire(remote.Addr())
-	cc.release = release
-	return cc, ok
+	cc.release, admitted = lim.Conns.Acquire(remote.Addr())
+	return cc, admitted
 }
 
-// refuseConn answers a connection over the ConnLimit with 421 instead of
+// refuseConn answers a connection over Limits.Conns with 421 instead of
 // the greeting (after the TLS handshake on the implicit-TLS listener, so
 // that the client can read it) and closes it, in a goroutine of its own
 // that Close and Shutdown wait for.
@@ -77,10 +63,7 @@ func (s *Server) refuseConn(cc *clientConn, tlsConfig *tls.Config) {
 	go func() {
 		defer s.refusing.Done()
 		defer cc.Close()
-		timeout := min(s.readTimeout(), refuseTimeout)
-		if s.PreauthTimeout > 0 {
-			timeout = min(timeout, s.PreauthTimeout)
-		}
+		timeout := min(s.readTimeout(), refuseTimeout, s.limits().PreauthTimeout)
 		cc.Conn.SetDeadline(time.Now().Add(timeout))
 		var w net.Conn = cc
 		if tlsConfig != nil {

@@ -53,31 +53,24 @@ type Server struct {
 	MFAMessage string
 	// Hostname is the name in the greeting. If empty, os.Hostname().
 	Hostname string
-	// MaxFailedLogins is the number of failed AUTHs after which the
-	// connection gets 421 and is closed. If zero, 3. Refusals by the
-	// Authenticator's rate limit (454) count too.
-	MaxFailedLogins int
-	// ConnLimit bounds the client connections open at once, in total and
-	// per address (an IPv6 /64 counts as one). A connection over it gets
-	// "421 4.7.0 Too many connections, try again later" instead of the
-	// greeting and is closed. Give each protocol its own. If nil, no limit.
-	ConnLimit *proxy.ConnLimiter
-	// MaxPreauthCommands is the number of lines (commands, malformed ones
-	// and SASL responses included) a connection may send before a
-	// successful AUTH; instead of reading the next one passgate answers
-	// "421 4.7.0 Too many commands before authentication" and closes. If
-	// zero, DefaultMaxPreauthCommands.
-	MaxPreauthCommands int
+	// Limits bound what a client costs before AUTH succeeds. Every read
+	// and write, and the TLS handshake, is bounded by PreauthTimeout (or
+	// ReadTimeout and WriteTimeout if shorter): an idle client gets "421
+	// 4.4.2 Idle timeout". After MaxFailedLogins refused AUTHs (the
+	// Authenticator's rate-limit refusals, 454, included) it gets 421 and
+	// is closed; instead of the line after MaxPreauthCommands (commands,
+	// malformed ones and SASL responses), "421 4.7.0 Too many commands
+	// before authentication"; past Conns, "421 4.7.0 Too many connections,
+	// try again later" instead of the greeting. MaxLine and MaxLiteral do
+	// not apply: go-smtp bounds every line at 2000 bytes.
+	Limits proxy.Limits
 	// ReadTimeout bounds each read from the client (command lines, and each
-	// read of a message body). If zero, 5m (RFC 5321 §4.5.3.2).
+	// read of a message body) once it is authenticated. If zero, 5m (RFC
+	// 5321 §4.5.3.2).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds each reply. If zero, 5m.
+	// WriteTimeout bounds each reply once the client is authenticated. If
+	// zero, 5m.
 	WriteTimeout time.Duration
-	// PreauthTimeout bounds each read and write, and the TLS handshake,
-	// until AUTH succeeds (limits.preauth_timeout): an idle client that has
-	// not logged in gets "421 4.4.2 Idle timeout" after it. If zero, or
-	// longer than ReadTimeout or WriteTimeout, those apply.
-	PreauthTimeout time.Duration
 	// MaxMessageBytes caps the message size passgate advertises and
 	// accepts. If zero, the upstream's SIZE, learnt when serving starts; if
 	// the upstream gives none or cannot be reached then, 50 MiB.
@@ -113,12 +106,8 @@ func (s *Server) mfaMessage() string {
 	return s.MFAMessage
 }
 
-func (s *Server) maxFailedLogins() int32 {
-	if s.MaxFailedLogins <= 0 {
-		return 3
-	}
-	return int32(s.MaxFailedLogins)
-}
+// limits is Limits with the defaults applied.
+func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
 
 func (s *Server) readTimeout() time.Duration {
 	if s.ReadTimeout <= 0 {
