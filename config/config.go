@@ -20,7 +20,8 @@ package config
 
 import (
 	"crypto/tls"
-	"strings"
+
+	"github.com/passgate/passgate/proxy"
 )
 
 // Config is the whole configuration file. After Parse or Load every field
@@ -154,10 +155,10 @@ type Authn struct {
 	// MFAMessage is the text a client sees when it logs in to an MFA
 	// account with the primary password; "{portal_url}" is replaced by
 	// portal.url (see Config.MFAText). Printable ASCII only, because it
-	// is sent in an IMAP [ALERT] and an SMTP reply. Default
-	// "Application password required: create one at {portal_url}", or
-	// "Application password required: create one in the app-passwords
-	// portal" when portal.url is empty.
+	// is sent in an IMAP [ALERT] and an SMTP reply. Empty: the default of
+	// proxy.MFAText, "Application password required: create one at
+	// {portal_url}", or "Application password required: create one in the
+	// app-passwords portal" when portal.url is empty.
 	MFAMessage string `toml:"mfa_message"`
 	// AppPasswordsOnly refuses the primary password for mail logins of
 	// every account, MFA or not (Fastmail's policy). Default false.
@@ -219,17 +220,9 @@ type Log struct {
 	Format string `toml:"format"`
 }
 
-// portalPlaceholder is replaced by Portal.URL in Authn.MFAMessage.
-const portalPlaceholder = "{portal_url}"
-
-// Default MFA messages, with and without a portal URL.
-const (
-	defaultMFAMessage      = "Application password required: create one at " + portalPlaceholder
-	defaultMFAMessageNoURL = "Application password required: create one in the app-passwords portal"
-)
-
 // MFAText is the message for a primary-password login to an MFA account:
-// Authn.MFAMessage with "{portal_url}" replaced by Portal.URL.
+// Authn.MFAMessage, or its default, with "{portal_url}" replaced by
+// Portal.URL (proxy.MFAText).
 func (c *Config) MFAText() string {
-	return strings.ReplaceAll(c.Authn.MFAMessage, portalPlaceholder, c.Portal.URL)
+	return proxy.MFAText(c.Authn.MFAMessage, c.Portal.URL)
 }

@@ -235,21 +235,6 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestMFAText(t *testing.T) {
-	tests := []struct{ msg, url, want string }{
-		{"Application password required: create one at {portal_url}", "https://p.example/",
-			"Application password required: create one at https://p.example/"},
-		{"See {portal_url} or {portal_url}", "http://a/", "See http://a/ or http://a/"},
-		{"Ask your admin", "", "Ask your admin"},
-	}
-	for _, tt := range tests {
-		c := &Config{Authn: Authn{MFAMessage: tt.msg}, Portal: Portal{URL: tt.url}}
-		if got := c.MFAText(); got != tt.want {
-			t.Errorf("MFAText(%q, %q) = %q, want %q", tt.msg, tt.url, got, tt.want)
-		}
-	}
-}
-
 func TestLogHandler(t *testing.T) {
 	var buf bytes.Buffer
 	h := Log{Level: "warn", Format: "json"}.Handler(&buf)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/proxy"
 )
 
 // TestExampleFile keeps passgate.example.toml valid and its "default"
@@ -67,7 +68,7 @@ func TestExampleFile(t *testing.T) {
 	}
 	a, da := c.Authn, d.Authn
 	if a.ArgonMemoryKiB != da.ArgonMemoryKiB || a.ArgonTime != da.ArgonTime || a.ArgonThreads != da.ArgonThreads ||
-		a.MFAMessage != defaultMFAMessage {
+		a.MFAMessage != proxy.DefaultMFAMessage {
 		t.Errorf("example authn %+v, defaults %+v", a, da)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/passgate/passgate/proxy"
 )
 
 // Defaults; each field's doc comment in config.go states the same.
@@ -166,14 +168,8 @@ func (l *loader) authn(a *Authn, p *Portal) {
 			urlOK = false
 		}
 	}
-	switch {
-	case a.MFAMessage == "" && p.URL == "":
-		a.MFAMessage = defaultMFAMessageNoURL
-	case a.MFAMessage == "":
-		a.MFAMessage = defaultMFAMessage
-	}
-	if p.URL == "" && strings.Contains(a.MFAMessage, portalPlaceholder) {
-		l.fail("authn.mfa_message", nil, "uses %s but portal.url is not set", portalPlaceholder)
+	if p.URL == "" && strings.Contains(a.MFAMessage, proxy.PortalPlaceholder) {
+		l.fail("authn.mfa_message", nil, "uses %s but portal.url is not set", proxy.PortalPlaceholder)
 		return
 	}
 	// The text goes into an IMAP [ALERT] (RFC 3501 §9: TEXT-CHAR excludes

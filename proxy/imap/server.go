@@ -61,11 +61,8 @@ type Upstream interface {
 	Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error)
 }
 
-// Defaults applied when the matching Server field is zero.
-const (
-	DefaultMFAMessage = "Application password required"
-	DefaultHostname   = "passgate"
-)
+// DefaultHostname is the greeting text when Server.Hostname is empty.
+const DefaultHostname = "passgate"
 
 // Server is an IMAP pre-auth front end. Set the fields before the first
 // Serve; they must not change afterwards.
@@ -95,7 +92,8 @@ type Server struct {
 	// login mode passthrough); otherwise upstream.Login.Password is empty.
 	Passthrough bool
 	// MFAMessage is the text after "NO [ALERT] " when a primary password is
-	// refused because the account uses MFA. "" = DefaultMFAMessage.
+	// refused because the account uses MFA (see proxy.MFAText). "" =
+	// proxy.MFAText("", "").
 	MFAMessage string
 	// IdleTimeout is passed to proxy.Splice (0 means whatever Splice does
 	// with 0).
@@ -124,7 +122,7 @@ func (s *Server) mfaMessage() string {
 	if s.MFAMessage != "" {
 		return oneLine(s.MFAMessage)
 	}
-	return DefaultMFAMessage
+	return proxy.MFAText("", "")
 }
 
 func (s *Server) logger() *slog.Logger {

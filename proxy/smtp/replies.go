@@ -49,10 +49,6 @@ var (
 		Message: "Message transfer aborted, message not accepted"}
 )
 
-// defaultMFAMessage is the text of the 534 reply to a primary password of an
-// MFA account.
-const defaultMFAMessage = "Application password required"
-
 // errMFA is the RFC 4954 §6 "534 5.7.9 Authentication mechanism is too weak"
 // reply, used for a primary password where an app password is required.
 func errMFA(msg string) error {

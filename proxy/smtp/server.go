@@ -49,7 +49,7 @@ type Server struct {
 	// needs STARTTLS first (RFC 4954 §4, RFC 8314).
 	AllowCleartext bool
 	// MFAMessage is the text of "534 5.7.9" to a primary password of an MFA
-	// account. If empty, "Application password required".
+	// account (see proxy.MFAText). If empty, proxy.MFAText("", "").
 	MFAMessage string
 	// Hostname is the name in the greeting. If empty, os.Hostname().
 	Hostname string
@@ -101,7 +101,7 @@ func (s *Server) logger() *slog.Logger {
 
 func (s *Server) mfaMessage() string {
 	if s.MFAMessage == "" {
-		return defaultMFAMessage
+		return proxy.MFAText("", "")
 	}
 	return s.MFAMessage
 }
