@@ -179,22 +179,26 @@ type Portal struct {
 	PortalServer
 }
 
-// Limits bounds what a client may cost. Zero means the default.
+// Limits bounds what a client may cost. Zero means the default; the keys
+// of the front-ends (proxy.Limits: IMAP and SMTP alike) stay zero after
+// Load, and the front-ends apply their defaults.
 type Limits struct {
-	// PreauthTimeout bounds each read before login. Default 60s.
+	// PreauthTimeout bounds each exchange before login. Zero:
+	// proxy.DefaultPreauthTimeout, 60s.
 	PreauthTimeout Duration `toml:"preauth_timeout"`
-	// IdleTimeout ends a relayed session when one direction is silent
-	// this long. Default 35m. At least 1s; below 30m clients in IDLE are
-	// cut off, since RFC 2177 §3 has them re-issue IDLE every 29 minutes.
+	// IdleTimeout ends a relayed IMAP session when one direction is
+	// silent this long. Zero: proxy.DefaultIdle, 35m. At least 1s; below
+	// 30m clients in IDLE are cut off, since RFC 2177 §3 has them re-issue
+	// IDLE every 29 minutes.
 	IdleTimeout Duration `toml:"idle_timeout"`
-	// MaxLine is the longest command line before login, in bytes.
-	// Default 8192; at least 512.
+	// MaxLine is the longest IMAP command line before login, in bytes.
+	// Zero: proxy.DefaultMaxLine, 8192; at least 512.
 	MaxLine int `toml:"max_line"`
-	// MaxLiteral is the largest literal before login, in bytes.
-	// Default 8192; at least 512.
+	// MaxLiteral is the largest IMAP literal before login, in bytes.
+	// Zero: proxy.DefaultMaxLiteral, 8192; at least 512.
 	MaxLiteral int `toml:"max_literal"`
 	// MaxFailedLogins is the number of failed logins on one connection
-	// before passgate closes it with BYE. Default 3.
+	// before passgate closes it. Zero: proxy.DefaultMaxFailedLogins, 3.
 	MaxFailedLogins int `toml:"max_failed_logins"`
 	// ShutdownGrace is how long a stopping server waits for sessions to
 	// end before closing them. Default 30s.

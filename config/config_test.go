@@ -150,10 +150,8 @@ func TestParseDefaults(t *testing.T) {
 	if got, want := c.MFAText(), "Application password required: create one in the app-passwords portal"; got != want {
 		t.Errorf("MFAText = %q, want %q", got, want)
 	}
-	wantLimits := Limits{
-		PreauthTimeout: Duration{time.Minute}, IdleTimeout: Duration{35 * time.Minute},
-		MaxLine: 8192, MaxLiteral: 8192, MaxFailedLogins: 3, ShutdownGrace: Duration{30 * time.Second},
-	}
+	// The front-ends' limits stay zero: proxy applies their defaults.
+	wantLimits := Limits{ShutdownGrace: Duration{30 * time.Second}}
 	wantLimits.GuardLimits = defaultGuardLimits() // see guard_test.go
 	if !reflect.DeepEqual(c.Limits, wantLimits) {
 		t.Errorf("limits = %+v, want %+v", c.Limits, wantLimits)

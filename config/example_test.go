@@ -60,8 +60,13 @@ func TestExampleFile(t *testing.T) {
 		u.DialTimeout != du.DialTimeout || u.LoginTimeout != du.LoginTimeout {
 		t.Errorf("example upstream defaults differ: %+v vs %+v", u, du)
 	}
-	if !reflect.DeepEqual(c.Limits, d.Limits) {
-		t.Errorf("example limits %+v, defaults %+v", c.Limits, d.Limits)
+	// The front-ends' limits load as zero: their defaults are proxy's.
+	dl := d.Limits
+	dl.PreauthTimeout.Duration, dl.IdleTimeout.Duration = proxy.DefaultPreauthTimeout, proxy.DefaultIdle
+	dl.MaxLine, dl.MaxLiteral, dl.MaxFailedLogins = proxy.DefaultMaxLine, proxy.DefaultMaxLiteral, proxy.DefaultMaxFailedLogins
+	dl.MaxConnections, dl.MaxConnectionsPerIP = proxy.DefaultMaxConnections, proxy.DefaultMaxConnectionsPerIP
+	if !reflect.DeepEqual(c.Limits, dl) {
+		t.Errorf("example limits %+v, defaults %+v", c.Limits, dl)
 	}
 	if c.Log != d.Log {
 		t.Errorf("example log %+v, defaults %+v", c.Log, d.Log)

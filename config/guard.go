@@ -18,12 +18,13 @@ type GuardLimits struct {
 	// written /32 or /128). Stored masked. Default none.
 	TrustedNetworks []netip.Prefix `toml:"trusted_networks"`
 	// MaxConnections bounds the client connections open at once per
-	// protocol (IMAP, SMTP and the portal each). Default 10000.
+	// protocol (IMAP, SMTP and the portal each). Zero: proxy.ConnLimiter's
+	// default, 10000.
 	MaxConnections int `toml:"max_connections"`
 	// MaxConnectionsPerIP bounds the connections open at once from one
-	// address, per protocol. Default 50 (Outlook opens several per
-	// account). The portal counts its portal.trusted_proxies in the
-	// total only.
+	// address, per protocol. Zero: proxy.ConnLimiter's default, 50
+	// (Outlook opens several per account). The portal counts its
+	// portal.trusted_proxies in the total only.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 	// FailWindow is the fixed window in which failed logins are counted;
 	// a block lasts until its window ends. Default 10m.
@@ -69,10 +70,8 @@ type GuardLimits struct {
 	AuthCacheEntries int `toml:"auth_cache_entries"`
 }
 
-// Defaults of GuardLimits (the same as authn's and proxy's).
+// Defaults of GuardLimits (the same as authn's).
 const (
-	defaultMaxConnections          = 10000
-	defaultMaxConnectionsPerIP     = 50
 	defaultFailWindow              = 10 * time.Minute
 	defaultMaxFailuresPerIP        = 10
 	defaultMaxFailuresPerNetwork   = 100
@@ -135,8 +134,8 @@ func (l *loader) guardLimits(g *GuardLimits) {
 		}
 		g.TrustedNetworks[i] = p.Masked()
 	}
-	l.count("limits.max_connections", &g.MaxConnections, defaultMaxConnections, 1)
-	l.count("limits.max_connections_per_ip", &g.MaxConnectionsPerIP, defaultMaxConnectionsPerIP, 1)
+	l.count("limits.max_connections", &g.MaxConnections, 0, 1)
+	l.count("limits.max_connections_per_ip", &g.MaxConnectionsPerIP, 0, 1)
 	l.duration("limits.fail_window", &g.FailWindow, defaultFailWindow, time.Second)
 	l.count("limits.max_failures_per_ip", &g.MaxFailuresPerIP, defaultMaxFailuresPerIP, 1)
 	l.count("limits.max_failures_per_network", &g.MaxFailuresPerNetwork, defaultMaxFailuresPerNetwork, 1)

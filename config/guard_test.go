@@ -15,7 +15,6 @@ import (
 // defaultGuardLimits is what a file without guard keys loads to.
 func defaultGuardLimits() GuardLimits {
 	return GuardLimits{
-		MaxConnections: 10000, MaxConnectionsPerIP: 50,
 		FailWindow:       Duration{10 * time.Minute},
 		MaxFailuresPerIP: 10, MaxFailuresPerNetwork: 100, MaxFailuresPerAccount: 30, MaxFailuresPerAccountIP: 5,
 		MaxHashesPerIP: 200, MaxHashesPerNetwork: 1000, MaxHashesPerAccount: 100,
