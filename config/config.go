@@ -204,7 +204,7 @@ type Limits struct {
 	// end before closing them. Default 30s.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// GuardLimits are the brute-force, connection and cache limits
-	// (config/guard.go); their keys are [limits] keys.
+	// (config/limits.go); their keys are [limits] keys.
 	GuardLimits
 }
 
