@@ -1,10 +1,12 @@
 // Package config loads and validates passgate's TOML configuration file.
 //
 // One file configures one passgate process. [Load] reads it, rejects unknown
-// keys, fills every zero value with its default, resolves relative paths
-// against the file's directory, reads the files it names (certificates, CA
-// bundle, master secret) and builds the *tls.Config values, so that a
-// misconfiguration fails at start, naming the key and line:
+// keys, validates every value, fills the defaults of the keys config owns
+// (a component's limits stay zero: the component applies its own default,
+// which lives there only), resolves relative paths against the file's
+// directory, reads the files it names (certificates, CA bundle, master
+// secret) and builds the *tls.Config values, so that a misconfiguration
+// fails at start, naming the key and line:
 //
 //	cfg, err := config.Load("/etc/passgate/passgate.toml")
 //	if err != nil {
@@ -25,7 +27,8 @@ import (
 )
 
 // Config is the whole configuration file. After Parse or Load every field
-// holds its effective value: defaults applied, paths resolved.
+// holds its effective value (paths resolved), except the limits whose zero
+// means a component's default (Limits, GuardLimits, Sessions).
 type Config struct {
 	IMAP IMAP `toml:"imap"`
 	SMTP SMTP `toml:"smtp"`

@@ -111,7 +111,6 @@ func TestParseFull(t *testing.T) {
 		PreauthTimeout: Duration{20 * time.Second}, IdleTimeout: Duration{45 * time.Minute},
 		MaxLine: 1024, MaxLiteral: 2048, MaxFailedLogins: 5, ShutdownGrace: Duration{5 * time.Second},
 	}
-	wantLimits.GuardLimits = defaultGuardLimits() // see guard_test.go
 	if !reflect.DeepEqual(c.Limits, wantLimits) {
 		t.Errorf("limits = %+v, want %+v", c.Limits, wantLimits)
 	}
@@ -152,7 +151,6 @@ func TestParseDefaults(t *testing.T) {
 	}
 	// The front-ends' limits stay zero: proxy applies their defaults.
 	wantLimits := Limits{ShutdownGrace: Duration{30 * time.Second}}
-	wantLimits.GuardLimits = defaultGuardLimits() // see guard_test.go
 	if !reflect.DeepEqual(c.Limits, wantLimits) {
 		t.Errorf("limits = %+v, want %+v", c.Limits, wantLimits)
 	}

@@ -1,13 +1,18 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/passgate/passgate/authn"
 )
 
 // GuardLimits are the [limits] keys of the login guard (authn.Guard) and
-// of the connection limits. Zero means the default.
+// of the connection limits. Zero means the default, and stays zero after
+// Load: the defaults below are those of authn.Limits, authn.Cache and
+// proxy.ConnLimiter, which apply them.
 type GuardLimits struct {
 	// TrustedNetworks are exempt from failure counting, the tarpit and
 	// blocks (CIDR prefixes, e.g. "10.0.0.0/8"; a single address is
@@ -59,37 +64,17 @@ type GuardLimits struct {
 	// stays exempt from the account's block. Default 168h (7 days).
 	KnownAddressTTL Duration `toml:"known_address_ttl"`
 	// AuthCacheTTL is how long a verified login is reused without
-	// argon2id. Default 5m; "0s" or "off" disables the cache (after
-	// Load, zero means off).
+	// argon2id. Default 5m; "0s" or "off" disables the cache (Off).
 	AuthCacheTTL SwitchableDuration `toml:"auth_cache_ttl"`
 	// AuthCacheEntries bounds the cache. Default 100000.
 	AuthCacheEntries int `toml:"auth_cache_entries"`
 }
 
-// Defaults of GuardLimits (the same as authn's).
-const (
-	defaultFailWindow              = 10 * time.Minute
-	defaultMaxFailuresPerIP        = 10
-	defaultMaxFailuresPerNetwork   = 100
-	defaultMaxFailuresPerAccount   = 30
-	defaultMaxFailuresPerAccountIP = 5
-	defaultMaxHashesPerIP          = 200
-	defaultMaxHashesPerNetwork     = 1000
-	defaultMaxHashesPerAccount     = 100
-	defaultMaxSecondFactorFailures = 5
-	defaultSecondFactorWindow      = time.Hour
-	defaultTarpitBase              = 2 * time.Second
-	defaultTarpitMax               = 15 * time.Second
-	defaultKnownAddressTTL         = 7 * 24 * time.Hour
-	defaultAuthCacheTTL            = 5 * time.Minute
-	defaultAuthCacheEntries        = 100000
-)
-
 // SwitchableDuration is a duration that the file may also switch off with
-// "off" or "0s"; a missing key is the default. After Load, zero means off.
+// "off" or "0s" (see Off); a missing key is zero, the default.
 type SwitchableDuration time.Duration
 
-// switchedOff marks an explicit "off" between decoding and validation.
+// switchedOff marks an explicit "off".
 const switchedOff SwitchableDuration = -1
 
 // UnmarshalText parses "off" or a Go duration string.
@@ -113,15 +98,11 @@ func (d *SwitchableDuration) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// MarshalText writes "off" or the duration.
-func (d SwitchableDuration) MarshalText() ([]byte, error) {
-	if d <= 0 {
-		return []byte("off"), nil
-	}
-	return []byte(time.Duration(d).String()), nil
-}
+// Off reports whether the file switched the duration off.
+func (d SwitchableDuration) Off() bool { return d == switchedOff }
 
-// guardLimits fills the defaults of g and validates it.
+// guardLimits validates g. Its zero values stay: authn.Limits and
+// authn.Cache apply their defaults.
 func (l *loader) guardLimits(g *GuardLimits) {
 	for i, p := range g.TrustedNetworks {
 		if !p.IsValid() {
@@ -132,27 +113,26 @@ func (l *loader) guardLimits(g *GuardLimits) {
 	}
 	l.count("limits.max_connections", &g.MaxConnections, 0, 1)
 	l.count("limits.max_connections_per_ip", &g.MaxConnectionsPerIP, 0, 1)
-	l.duration("limits.fail_window", &g.FailWindow, defaultFailWindow, time.Second)
-	l.count("limits.max_failures_per_ip", &g.MaxFailuresPerIP, defaultMaxFailuresPerIP, 1)
-	l.count("limits.max_failures_per_network", &g.MaxFailuresPerNetwork, defaultMaxFailuresPerNetwork, 1)
-	l.count("limits.max_failures_per_account", &g.MaxFailuresPerAccount, defaultMaxFailuresPerAccount, 1)
-	l.count("limits.max_failures_per_account_ip", &g.MaxFailuresPerAccountIP, defaultMaxFailuresPerAccountIP, 1)
-	l.count("limits.max_hashes_per_ip", &g.MaxHashesPerIP, defaultMaxHashesPerIP, 1)
-	l.count("limits.max_hashes_per_network", &g.MaxHashesPerNetwork, defaultMaxHashesPerNetwork, 1)
-	l.count("limits.max_hashes_per_account", &g.MaxHashesPerAccount, defaultMaxHashesPerAccount, 1)
-	l.count("limits.max_second_factor_failures", &g.MaxSecondFactorFailures, defaultMaxSecondFactorFailures, 1)
-	l.duration("limits.second_factor_window", &g.SecondFactorWindow, defaultSecondFactorWindow, time.Second)
-	l.duration("limits.tarpit_base", &g.TarpitBase, defaultTarpitBase, 0)
-	l.duration("limits.tarpit_max", &g.TarpitMax, defaultTarpitMax, 0)
-	if g.TarpitMax.Duration < g.TarpitBase.Duration {
-		l.fail("limits.tarpit_max", nil, "%s is below limits.tarpit_base (%s)", g.TarpitMax.Duration, g.TarpitBase.Duration)
+	l.duration("limits.fail_window", &g.FailWindow, 0, time.Second)
+	l.count("limits.max_failures_per_ip", &g.MaxFailuresPerIP, 0, 1)
+	l.count("limits.max_failures_per_network", &g.MaxFailuresPerNetwork, 0, 1)
+	l.count("limits.max_failures_per_account", &g.MaxFailuresPerAccount, 0, 1)
+	l.count("limits.max_failures_per_account_ip", &g.MaxFailuresPerAccountIP, 0, 1)
+	l.count("limits.max_hashes_per_ip", &g.MaxHashesPerIP, 0, 1)
+	l.count("limits.max_hashes_per_network", &g.MaxHashesPerNetwork, 0, 1)
+	l.count("limits.max_hashes_per_account", &g.MaxHashesPerAccount, 0, 1)
+	l.count("limits.max_second_factor_failures", &g.MaxSecondFactorFailures, 0, 1)
+	l.duration("limits.second_factor_window", &g.SecondFactorWindow, 0, time.Second)
+	l.duration("limits.tarpit_base", &g.TarpitBase, 0, 0)
+	l.duration("limits.tarpit_max", &g.TarpitMax, 0, 0)
+	base := cmp.Or(g.TarpitBase.Duration, authn.DefaultTarpitBase)
+	switch tmax := cmp.Or(g.TarpitMax.Duration, authn.DefaultTarpitMax); {
+	case tmax >= base:
+	case g.TarpitMax.Duration == 0:
+		l.fail("limits.tarpit_base", nil, "%s is above the default limits.tarpit_max (%s)", base, tmax)
+	default:
+		l.fail("limits.tarpit_max", nil, "%s is below limits.tarpit_base (%s)", tmax, base)
 	}
-	l.duration("limits.known_address_ttl", &g.KnownAddressTTL, defaultKnownAddressTTL, time.Minute)
-	switch g.AuthCacheTTL {
-	case 0:
-		g.AuthCacheTTL = SwitchableDuration(defaultAuthCacheTTL)
-	case switchedOff:
-		g.AuthCacheTTL = 0
-	}
-	l.count("limits.auth_cache_entries", &g.AuthCacheEntries, defaultAuthCacheEntries, 1)
+	l.duration("limits.known_address_ttl", &g.KnownAddressTTL, 0, time.Minute)
+	l.count("limits.auth_cache_entries", &g.AuthCacheEntries, 0, 1)
 }
