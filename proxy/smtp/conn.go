@@ -206,6 +206,27 @@ func (l listener) Accept() (net.Conn, error) {
 	}
 }
 
+// startTLSConfig is the TLS config go-smtp uses for STARTTLS: TLSConfig,
+// noting on the client connection that replies now go through a TLS layer
+// that the next session will name.
+func (s *Server) startTLSConfig() *tls.Config {
+	if s.TLSConfig == nil {
+		return nil
+	}
+	cfg := s.TLSConfig.Clone()
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if cc := clientConnOf(hello.Conn); cc != nil {
+			cc.setReplyTo(nil)
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
+	}
+	return cfg
+}
+
 // connSet tracks the open client connections, so that Close and an expired
 // Shutdown can end them all.
 type connSet struct {

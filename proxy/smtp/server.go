@@ -116,6 +116,13 @@ func (s *Server) readTimeout() time.Duration {
 	return s.ReadTimeout
 }
 
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout <= 0 {
+		return 5 * time.Minute
+	}
+	return s.WriteTimeout
+}
+
 // setup builds the go-smtp server (without the upstream's capabilities).
 func (s *Server) setup() {
 	s.setupOnce.Do(func() {

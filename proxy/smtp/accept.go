@@ -18,13 +18,6 @@ const refuseTimeout = 10 * time.Second
 // and close it).
 const replyTooManyConnections = "421 4.7.0 Too many connections, try again later\r\n"
 
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout <= 0 {
-		return 5 * time.Minute
-	}
-	return s.WriteTimeout
-}
-
 // newClientConn wraps an accepted connection, gives it a session id and
 // counts it in Limits.Conns. admitted is false when a limit is reached;
 // the connection is tracked (and closed by Close) either way.
@@ -91,25 +84,4 @@ func (s *Server) waitRefusals(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// startTLSConfig is the TLS config go-smtp uses for STARTTLS: TLSConfig,
-// noting on the client connection that replies now go through a TLS layer
-// that the next session will name.
-func (s *Server) startTLSConfig() *tls.Config {
-	if s.TLSConfig == nil {
-		return nil
-	}
-	cfg := s.TLSConfig.Clone()
-	next := cfg.GetConfigForClient
-	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if cc := clientConnOf(hello.Conn); cc != nil {
-			cc.setReplyTo(nil)
-		}
-		if next != nil {
-			return next(hello)
-		}
-		return nil, nil
-	}
-	return cfg
 }
