@@ -1,12 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -228,25 +225,5 @@ func TestLoad(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "missing.toml"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: error = %v", err)
-	}
-}
-
-func TestLogHandler(t *testing.T) {
-	var buf bytes.Buffer
-	h := Log{Level: "warn", Format: "json"}.Handler(&buf)
-	if h.Enabled(t.Context(), -4) || h.Enabled(t.Context(), 0) {
-		t.Error("warn handler enabled below warn")
-	}
-	logger := slog.New(h)
-	logger.Warn("hello", "k", "v")
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "hello" || rec["k"] != "v" {
-		t.Errorf("json record %q: %v", buf.String(), err)
-	}
-
-	buf.Reset()
-	slog.New(Log{Level: "debug", Format: "text"}.Handler(&buf)).Debug("hi")
-	if !strings.Contains(buf.String(), "level=DEBUG msg=hi") {
-		t.Errorf("text record %q", buf.String())
 	}
 }
