@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/passgate/passgate/config"
@@ -28,7 +25,7 @@ func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store,
 			// DialTimeout bounds the whole upstream login: connect, TLS, AUTH.
 			DialTimeout: u.DialTimeout.Duration + u.LoginTimeout.Duration,
 		},
-		Senders:        aliasesOf(st),
+		Senders:        smtp.AliasesOf(st),
 		CheckSender:    cfg.SMTP.SenderCheck(),
 		Sessions:       reg,
 		TLSConfig:      cfg.TLS.Config,
@@ -36,20 +33,5 @@ func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store,
 		MFAMessage:     cfg.MFAText(),
 		Limits:         frontEndLimits(cfg),
 		Logger:         log,
-	}
-}
-
-// aliasesOf returns the sender addresses an account may use besides its
-// username: its aliases in the store.
-func aliasesOf(st store.Store) smtp.Senders {
-	return func(ctx context.Context, username string) ([]string, error) {
-		a, err := st.GetAccount(ctx, username)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("aliases of %s: %w", username, err)
-		}
-		return a.Aliases, nil
 	}
 }

@@ -17,10 +17,6 @@ import (
 	"github.com/passgate/passgate/proxy"
 )
 
-// Senders returns the addresses an account may use in MAIL FROM besides its
-// username (aliases).
-type Senders func(ctx context.Context, username string) ([]string, error)
-
 // DefaultMaxMessageBytes is the SIZE advertised when neither the upstream
 // nor MaxMessageBytes gives one.
 const DefaultMaxMessageBytes = 50 << 20
