@@ -46,3 +46,21 @@ func (a Audit) Logger(main *slog.Logger, stdout io.Writer) (*slog.Logger, func()
 	}
 	return slog.New(slog.NewJSONHandler(f, nil)), f.Close, nil
 }
+
+// ExistingLogger opens the audit log for a process that writes beside a
+// server it does not run (the CLI on the store): File if it exists, never
+// created, so that no file is left that the server cannot open; nil for "",
+// "-" (the server's process log and standard output are not this process's)
+// and a file that does not exist. The returned close function closes the
+// file (a no-op otherwise).
+func (a Audit) ExistingLogger() (*slog.Logger, func() error) {
+	noop := func() error { return nil }
+	if a.File == "" || a.File == "-" {
+		return nil, noop
+	}
+	f, err := os.OpenFile(a.File, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil, noop
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)), f.Close
+}

@@ -48,3 +48,32 @@ func TestAuditLogger(t *testing.T) {
 		t.Error("opening a file under a file succeeded")
 	}
 }
+
+// TestAuditExistingLogger: the CLI's audit stream appends to the audit file
+// only if the server created it, and never writes to standard output.
+func TestAuditExistingLogger(t *testing.T) {
+	for _, file := range []string{"", "-"} {
+		if l, closeFn := (Audit{File: file}).ExistingLogger(); l != nil || closeFn() != nil {
+			t.Errorf("file %q: logger %v", file, l)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "audit.json")
+	if l, _ := (Audit{File: path}).ExistingLogger(); l != nil {
+		t.Error("logger for a file that does not exist")
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("the CLI created the audit file")
+	}
+	writeFile(t, path, "")
+	l, closeFn := (Audit{File: path}).ExistingLogger()
+	if l == nil {
+		t.Fatal("no logger for an existing file")
+	}
+	l.Info("audit", "user", "alice")
+	if err := closeFn(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), `"user":"alice"`) {
+		t.Errorf("file holds %q", data)
+	}
+}

@@ -39,7 +39,7 @@ func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (a 
 	if err != nil {
 		return nil, nil, err
 	}
-	auditLog, closeAudit := cliAuditLog(cfg.Audit)
+	auditLog, closeAudit := cfg.Audit.ExistingLogger()
 	svc := &account.Service{Store: st, Verifier: newVerifier(cfg, st, log), AuditLog: auditLog, Logger: log}
 	return localAccounts{svc: svc, who: cliActor()}, func() error {
 		closeAudit()
