@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy/sessions"
@@ -56,6 +57,22 @@ var (
 // ErrServerClosed is returned by a front-end's Serve and ServeTLS once
 // Shutdown or Close was called, like http.ErrServerClosed.
 var ErrServerClosed = errors.New("proxy: server closed")
+
+// Wait waits for wg, or until ctx is done and then returns ctx.Err(): how a
+// front-end's Shutdown waits for its connections.
+func Wait(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // TLSVersion is the TLS version negotiated on c ("TLS 1.3"), or "" when c
 // is not a TLS connection: what a front-end puts in authn.Attempt.TLS.

@@ -285,19 +285,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	if err := proxy.Wait(ctx, &s.wg); err != nil {
 		s.goodbye()
 		s.Close()
-		return fmt.Errorf("imap: shutdown: %w", ctx.Err())
+		return fmt.Errorf("imap: shutdown: %w", err)
 	}
+	return nil
 }
 
 // Close stops accepting and closes every connection at once, relayed

@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"time"
@@ -69,19 +68,4 @@ func (s *Server) refuseConn(cc *clientConn, tlsConfig *tls.Config) {
 		}
 		w.Write([]byte(replyTooManyConnections))
 	}()
-}
-
-// waitRefusals waits for the refusals in flight, or until ctx is done.
-func (s *Server) waitRefusals(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		s.refusing.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

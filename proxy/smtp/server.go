@@ -251,7 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = nil
 	}
 	if err == nil {
-		err = s.waitRefusals(ctx)
+		err = proxy.Wait(ctx, &s.refusing) // the refusals in flight
 	}
 	if ctx.Err() != nil {
 		s.conns.closeAll()
