@@ -18,12 +18,8 @@ import (
 
 func cmdServe(ctx context.Context, e env, args []string) error {
 	fs, cfgPath := newFlags("serve")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("serve: unexpected argument %q", pos[0])
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -212,12 +208,8 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 
 func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 	fs, cfgPath := newFlags("check-config")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("check-config: unexpected argument %q", pos[0])
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
