@@ -1,11 +1,5 @@
 package proxy
 
-// The contract every front-end (proxy/imap, proxy/smtp) keeps: an
-// Authenticator decides each login, Sessions registers each relayed session
-// so that revocation can end it, Limits bound what a client costs before it
-// logs in, and the lifecycle is net/http's: Serve and ServeTLS until
-// Shutdown or Close, then ErrServerClosed.
-
 import (
 	"context"
 	"crypto/tls"
