@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"sync"
 
 	"github.com/passgate/passgate/authn"
@@ -66,6 +68,28 @@ func Wait(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// maxLoggedUsername bounds a username in a log line.
+const maxLoggedUsername = 256
+
+// LoggedUsername is a username as the client typed it, cut for a log line:
+// a hostile client may send kilobytes.
+func LoggedUsername(u string) string {
+	if len(u) > maxLoggedUsername {
+		return u[:maxLoggedUsername]
+	}
+	return u
+}
+
+// PanicText describes a panic value for the log without its data: the text
+// of a runtime error (which carries none), else only the value's type,
+// since a value a front-end's callee panicked with may hold a secret.
+func PanicText(v any) string {
+	if re, ok := v.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // TLSVersion is the TLS version negotiated on c ("TLS 1.3"), or "" when c

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/store"
 )
 
@@ -73,7 +74,7 @@ func (c *conn) authPlain(tag string, resp []byte, hasIR bool) error {
 		return err
 	}
 	if authzid != "" && !store.SameUsername(authzid, authcid) {
-		c.log.Info("imap login", "user", authcid, "mechanism", "PLAIN", "result", "authzid-refused")
+		c.log.Info("imap login", "user", proxy.LoggedUsername(authcid), "mechanism", "PLAIN", "result", "authzid-refused")
 		return errImpersonation
 	}
 	return c.login(tag, "PLAIN", authcid, secret)

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -245,11 +244,7 @@ func (c *conn) recoverPanic() {
 	if v == nil {
 		return
 	}
-	desc := fmt.Sprintf("%T", v)
-	if re, ok := v.(runtime.Error); ok {
-		desc = re.Error()
-	}
-	c.log.Error("imap connection panicked", "panic", desc, "stack", string(debug.Stack()))
+	c.log.Error("imap connection panicked", "panic", proxy.PanicText(v), "stack", string(debug.Stack()))
 	c.mu.Lock()
 	relaying := c.relaying
 	c.mu.Unlock()

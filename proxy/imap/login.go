@@ -120,11 +120,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 
 // logLogin writes the one Info line of a login outcome.
 func (c *conn) logLogin(dec authn.Decision, mech, result string, attrs ...any) {
-	user := dec.Username
-	if len(user) > 256 {
-		user = user[:256]
-	}
-	attrs = append([]any{"user", user, "mechanism", mech, "result", result}, attrs...)
+	attrs = append([]any{"user", proxy.LoggedUsername(dec.Username), "mechanism", mech, "result", result}, attrs...)
 	if c.clientID != "" {
 		attrs = append(attrs, "client", c.clientID)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 
 	"github.com/emersion/go-sasl"
 
@@ -74,17 +73,17 @@ func (ss *session) authenticate(mech, authzid, username, secret string) error {
 	// RFC 4616 §2: an authzid other than the user asks to act as someone
 	// else, which passgate does not allow.
 	if authzid != "" && !store.SameUsername(authzid, username) {
-		log.Info("smtp auth", "user", truncUser(username), "result", "authzid-denied")
+		log.Info("smtp auth", "user", proxy.LoggedUsername(username), "result", "authzid-denied")
 		return ss.failed(errBadCredentials)
 	}
 	d, err := ss.verify(a)
 	if err != nil {
-		log.Warn("smtp auth", "user", truncUser(username), "result", "error", "err", err)
+		log.Warn("smtp auth", "user", proxy.LoggedUsername(username), "result", "error", "err", err)
 		return errTempAuth
 	}
 	user := d.Username
 	if user == "" {
-		user = truncUser(username)
+		user = proxy.LoggedUsername(username)
 	}
 	log = log.With("user", user)
 	switch d.Result {
@@ -147,15 +146,6 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 	return nil
 }
 
-// truncUser bounds a username as typed for the log (a hostile client may
-// send kilobytes).
-func truncUser(u string) string {
-	if len(u) > 256 {
-		return u[:256]
-	}
-	return u
-}
-
 // failed counts a failed login on the connection; the last one allowed
 // gets 421 and closes it.
 func (ss *session) failed(reply error) error {
@@ -169,17 +159,13 @@ func (ss *session) failed(reply error) error {
 	return reply
 }
 
-// verify calls the Authenticator. A panic becomes an error whose text is the
-// panic value only for runtime errors (which carry no data): go-smtp would
-// log any other value, which might hold the secret.
+// verify calls the Authenticator. A panic becomes an error that describes
+// it without its data (proxy.PanicText): go-smtp would log the value, which
+// might hold the secret.
 func (ss *session) verify(a authn.Attempt) (d authn.Decision, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			if re, ok := p.(runtime.Error); ok {
-				err = fmt.Errorf("verify panicked: %w", re)
-			} else {
-				err = errors.New("verify panicked")
-			}
+			err = fmt.Errorf("verify panicked: %s", proxy.PanicText(p))
 		}
 	}()
 	return ss.srv.Auth.Verify(ss.ctx, a)
