@@ -17,11 +17,7 @@ import (
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
-	fs, cfgPath := newFlags("serve")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, _, err := configOnly("serve", args)
 	if err != nil {
 		return err
 	}
@@ -207,15 +203,11 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 }
 
 func cmdCheckConfig(ctx context.Context, e env, args []string) error {
-	fs, cfgPath := newFlags("check-config")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, cfgPath, err := configOnly("check-config", args)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *cfgPath)
+	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", cfgPath)
 	quiet := slog.New(slog.DiscardHandler)
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		up := newIMAPServer(cfg, nil, nil, quiet).Upstream.(*upstream.IMAP)
