@@ -68,9 +68,11 @@ func (p portalFrontEnd) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// httpErr gives the portal the lifecycle of the other front-ends: Serve
+// ends with proxy.ErrServerClosed.
 func httpErr(err error) error {
 	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+		return proxy.ErrServerClosed
 	}
 	return err
 }

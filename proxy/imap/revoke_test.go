@@ -65,8 +65,11 @@ func sessionStore(t *testing.T) (*bolt.DB, *sessions.Registry, eventSeen) {
 func TestRevokedDuringUpstreamLogin(t *testing.T) {
 	db, reg, seen := sessionStore(t)
 	g := &gatedUpstream{entered: make(chan struct{}), release: make(chan struct{})}
-	e := newEnv(t, cleartext, func(s *Server) { s.Sessions = reg; s.Upstream = g })
-	g.fakeUpstream = e.up
+	e := newEnv(t, cleartext, func(s *Server) {
+		// Before Serve starts: it asks the upstream for its capabilities.
+		g.fakeUpstream = s.Upstream.(*fakeUpstream)
+		s.Sessions, s.Upstream = reg, g
+	})
 
 	c := e.greeted()
 	c.send("a LOGIN alice@example.org " + appSecret + "\r\n")
