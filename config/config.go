@@ -1,10 +1,12 @@
 // Package config loads and validates passgate's TOML configuration file.
 //
 // One file configures one passgate process. [Load] reads it, rejects unknown
-// keys, fills every zero value with its default, resolves relative paths
-// against the file's directory, reads the files it names (certificates, CA
-// bundle, master secret) and builds the *tls.Config values, so that a
-// misconfiguration fails at start, naming the key and line:
+// keys, validates every value, fills the defaults of the keys config owns
+// (a component's limits stay zero: the component applies its own default,
+// which lives there only), resolves relative paths against the file's
+// directory, reads the files it names (certificates, CA bundle, master
+// secret) and builds the *tls.Config values, so that a misconfiguration
+// fails at start, naming the key and line:
 //
 //	cfg, err := config.Load("/etc/passgate/passgate.toml")
 //	if err != nil {
@@ -20,13 +22,15 @@ package config
 
 import (
 	"crypto/tls"
-	"strings"
 
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
+	"github.com/passgate/passgate/proxy/upstream/oauth"
 )
 
 // Config is the whole configuration file. After Parse or Load every field
-// holds its effective value: defaults applied, paths resolved.
+// holds its effective value (paths resolved), except the limits whose zero
+// means a component's default (Limits, GuardLimits, Sessions).
 type Config struct {
 	IMAP IMAP `toml:"imap"`
 	SMTP SMTP `toml:"smtp"`
@@ -46,6 +50,9 @@ type Config struct {
 	// Directory is where accounts and primary passwords come from
 	// (config/directory.go).
 	Directory Directory `toml:"directory"`
+	// OAuth is where the upstream login's OAuth 2.0 tokens come from
+	// (config/oauth.go); zero: no OAuth.
+	OAuth oauth.Settings `toml:"oauth"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.
@@ -160,10 +167,10 @@ type Authn struct {
 	// MFAMessage is the text a client sees when it logs in to an MFA
 	// account with the primary password; "{portal_url}" is replaced by
 	// portal.url (see Config.MFAText). Printable ASCII only, because it
-	// is sent in an IMAP [ALERT] and an SMTP reply. Default
-	// "Application password required: create one at {portal_url}", or
-	// "Application password required: create one in the app-passwords
-	// portal" when portal.url is empty.
+	// is sent in an IMAP [ALERT] and an SMTP reply. Empty: the default of
+	// proxy.MFAText, "Application password required: create one at
+	// {portal_url}", or "Application password required: create one in the
+	// app-passwords portal" when portal.url is empty.
 	MFAMessage string `toml:"mfa_message"`
 	// AppPasswordsOnly refuses the primary password for mail logins of
 	// every account, MFA or not (Fastmail's policy). Default false.
@@ -182,30 +189,37 @@ type Portal struct {
 	URL string `toml:"url"`
 	// PortalServer are the portal's own keys (config/portal.go).
 	PortalServer
+	// OIDC is the sign-in with the organisation's identity provider
+	// (config/oidc.go).
+	OIDC PortalOIDC `toml:"oidc"`
 }
 
-// Limits bounds what a client may cost. Zero means the default.
+// Limits bounds what a client may cost. Zero means the default; the keys
+// of the front-ends (proxy.Limits: IMAP and SMTP alike) stay zero after
+// Load, and the front-ends apply their defaults.
 type Limits struct {
-	// PreauthTimeout bounds each read before login. Default 60s.
+	// PreauthTimeout bounds each exchange before login. Zero:
+	// proxy.DefaultPreauthTimeout, 60s.
 	PreauthTimeout Duration `toml:"preauth_timeout"`
-	// IdleTimeout ends a relayed session when one direction is silent
-	// this long. Default 35m. At least 1s; below 30m clients in IDLE are
-	// cut off, since RFC 2177 §3 has them re-issue IDLE every 29 minutes.
+	// IdleTimeout ends a relayed IMAP session when one direction is
+	// silent this long. Zero: proxy.DefaultIdle, 35m. At least 1s; below
+	// 30m clients in IDLE are cut off, since RFC 2177 §3 has them re-issue
+	// IDLE every 29 minutes.
 	IdleTimeout Duration `toml:"idle_timeout"`
-	// MaxLine is the longest command line before login, in bytes.
-	// Default 8192; at least 512.
+	// MaxLine is the longest IMAP command line before login, in bytes.
+	// Zero: proxy.DefaultMaxLine, 8192; at least 512.
 	MaxLine int `toml:"max_line"`
-	// MaxLiteral is the largest literal before login, in bytes.
-	// Default 8192; at least 512.
+	// MaxLiteral is the largest IMAP literal before login, in bytes.
+	// Zero: proxy.DefaultMaxLiteral, 8192; at least 512.
 	MaxLiteral int `toml:"max_literal"`
 	// MaxFailedLogins is the number of failed logins on one connection
-	// before passgate closes it with BYE. Default 3.
+	// before passgate closes it. Zero: proxy.DefaultMaxFailedLogins, 3.
 	MaxFailedLogins int `toml:"max_failed_logins"`
 	// ShutdownGrace is how long a stopping server waits for sessions to
 	// end before closing them. Default 30s.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// GuardLimits are the brute-force, connection and cache limits
-	// (config/guard.go); their keys are [limits] keys.
+	// (config/limits.go); their keys are [limits] keys.
 	GuardLimits
 }
 
@@ -225,17 +239,9 @@ type Log struct {
 	Format string `toml:"format"`
 }
 
-// portalPlaceholder is replaced by Portal.URL in Authn.MFAMessage.
-const portalPlaceholder = "{portal_url}"
-
-// Default MFA messages, with and without a portal URL.
-const (
-	defaultMFAMessage      = "Application password required: create one at " + portalPlaceholder
-	defaultMFAMessageNoURL = "Application password required: create one in the app-passwords portal"
-)
-
 // MFAText is the message for a primary-password login to an MFA account:
-// Authn.MFAMessage with "{portal_url}" replaced by Portal.URL.
+// Authn.MFAMessage, or its default, with "{portal_url}" replaced by
+// Portal.URL (proxy.MFAText).
 func (c *Config) MFAText() string {
-	return strings.ReplaceAll(c.Authn.MFAMessage, portalPlaceholder, c.Portal.URL)
+	return proxy.MFAText(c.Authn.MFAMessage, c.Portal.URL)
 }

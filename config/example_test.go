@@ -1,13 +1,17 @@
 package config
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -60,17 +64,47 @@ func TestExampleFile(t *testing.T) {
 		u.DialTimeout != du.DialTimeout || u.LoginTimeout != du.LoginTimeout {
 		t.Errorf("example upstream defaults differ: %+v vs %+v", u, du)
 	}
-	if !reflect.DeepEqual(c.Limits, d.Limits) {
-		t.Errorf("example limits %+v, defaults %+v", c.Limits, d.Limits)
+	if dl := componentDefaults(d.Limits); !reflect.DeepEqual(c.Limits, dl) {
+		t.Errorf("example limits %+v, defaults %+v", c.Limits, dl)
 	}
 	if c.Log != d.Log {
 		t.Errorf("example log %+v, defaults %+v", c.Log, d.Log)
 	}
 	a, da := c.Authn, d.Authn
 	if a.ArgonMemoryKiB != da.ArgonMemoryKiB || a.ArgonTime != da.ArgonTime || a.ArgonThreads != da.ArgonThreads ||
-		a.MFAMessage != defaultMFAMessage {
+		a.MFAMessage != proxy.DefaultMFAMessage {
 		t.Errorf("example authn %+v, defaults %+v", a, da)
 	}
+}
+
+// componentDefaults is l with each key that Load leaves zero set to the
+// default its component applies (proxy, authn), as the example writes it.
+func componentDefaults(l Limits) Limits {
+	orDur := func(d *Duration, def time.Duration) { d.Duration = cmp.Or(d.Duration, def) }
+	orDur(&l.PreauthTimeout, proxy.DefaultPreauthTimeout)
+	orDur(&l.IdleTimeout, proxy.DefaultIdle)
+	l.MaxLine = cmp.Or(l.MaxLine, proxy.DefaultMaxLine)
+	l.MaxLiteral = cmp.Or(l.MaxLiteral, proxy.DefaultMaxLiteral)
+	l.MaxFailedLogins = cmp.Or(l.MaxFailedLogins, proxy.DefaultMaxFailedLogins)
+	g := &l.GuardLimits
+	g.MaxConnections = cmp.Or(g.MaxConnections, proxy.DefaultMaxConnections)
+	g.MaxConnectionsPerIP = cmp.Or(g.MaxConnectionsPerIP, proxy.DefaultMaxConnectionsPerIP)
+	orDur(&g.FailWindow, authn.DefaultFailWindow)
+	g.MaxFailuresPerIP = cmp.Or(g.MaxFailuresPerIP, authn.DefaultMaxPerAddress)
+	g.MaxFailuresPerNetwork = cmp.Or(g.MaxFailuresPerNetwork, authn.DefaultMaxPerNetwork)
+	g.MaxFailuresPerAccount = cmp.Or(g.MaxFailuresPerAccount, authn.DefaultMaxPerAccount)
+	g.MaxFailuresPerAccountIP = cmp.Or(g.MaxFailuresPerAccountIP, authn.DefaultMaxPerAccountAddress)
+	g.MaxHashesPerIP = cmp.Or(g.MaxHashesPerIP, authn.DefaultMaxHashesPerAddress)
+	g.MaxHashesPerNetwork = cmp.Or(g.MaxHashesPerNetwork, authn.DefaultMaxHashesPerNetwork)
+	g.MaxHashesPerAccount = cmp.Or(g.MaxHashesPerAccount, authn.DefaultMaxHashesPerAccount)
+	g.MaxSecondFactorFailures = cmp.Or(g.MaxSecondFactorFailures, authn.DefaultMaxSecondFactorFailures)
+	orDur(&g.SecondFactorWindow, authn.DefaultSecondFactorWindow)
+	orDur(&g.TarpitBase, authn.DefaultTarpitBase)
+	orDur(&g.TarpitMax, authn.DefaultTarpitMax)
+	orDur(&g.KnownAddressTTL, authn.DefaultKnownAddressTTL)
+	g.AuthCacheTTL = cmp.Or(g.AuthCacheTTL, SwitchableDuration(authn.DefaultCacheTTL))
+	g.AuthCacheEntries = cmp.Or(g.AuthCacheEntries, authn.DefaultCacheEntries)
+	return l
 }
 
 // TestExampleFileDocumentsEveryKey checks that every key of the Config

@@ -58,7 +58,7 @@ func FuzzParse(f *testing.F) {
 		if c.IMAP.ListenTLS != "" && c.TLS.Config == nil {
 			t.Fatal("accepted listen_tls without a certificate")
 		}
-		if c.Limits.MaxLine < minLineOrLiteral || c.Limits.IdleTimeout.Duration <= 0 || c.Log.Level == "" ||
+		if (c.Limits.MaxLine != 0 && c.Limits.MaxLine < minLineOrLiteral) || c.Limits.IdleTimeout.Duration < 0 || c.Log.Level == "" ||
 			c.Store.Path == "" || c.Control.Socket == "" || c.Authn.ArgonTime == 0 {
 			t.Fatalf("defaults missing: %+v", c)
 		}

@@ -9,24 +9,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // Defaults; each field's doc comment in config.go states the same.
 const (
-	defaultStoreFile       = "passgate.db"
-	defaultSocketFile      = "passgate.sock"
-	defaultArgonMemoryKiB  = 19456
-	defaultArgonTime       = 2
-	defaultArgonThreads    = 1
-	defaultPreauthTimeout  = 60 * time.Second
-	defaultIdleTimeout     = 35 * time.Minute
-	defaultMaxLine         = 8192
-	defaultMaxLiteral      = 8192
-	defaultMaxFailedLogins = 3
-	defaultShutdownGrace   = 30 * time.Second
-	defaultLogLevel        = "info"
-	defaultLogFormat       = "text"
+	defaultStoreFile      = "passgate.db"
+	defaultSocketFile     = "passgate.sock"
+	defaultArgonMemoryKiB = 19456
+	defaultArgonTime      = 2
+	defaultArgonThreads   = 1
+	defaultShutdownGrace  = 30 * time.Second
+	defaultLogLevel       = "info"
+	defaultLogFormat      = "text"
 
 	minLineOrLiteral = 512 // a LOGIN with a long address and password fits
 	maxMFAText       = 400 // fits an SMTP reply line (RFC 5321 §4.5.3.1.5: 512 with code)
@@ -45,6 +41,8 @@ func (l *loader) check(c *Config) {
 	l.directory(&c.Directory)
 	l.audit(&c.Audit)
 	l.portal(c)
+	l.portalOIDC(&c.Portal)
+	l.oauth(&c.OAuth, &c.Portal)
 	l.log(&c.Log)
 }
 
@@ -166,14 +164,8 @@ func (l *loader) authn(a *Authn, p *Portal) {
 			urlOK = false
 		}
 	}
-	switch {
-	case a.MFAMessage == "" && p.URL == "":
-		a.MFAMessage = defaultMFAMessageNoURL
-	case a.MFAMessage == "":
-		a.MFAMessage = defaultMFAMessage
-	}
-	if p.URL == "" && strings.Contains(a.MFAMessage, portalPlaceholder) {
-		l.fail("authn.mfa_message", nil, "uses %s but portal.url is not set", portalPlaceholder)
+	if p.URL == "" && strings.Contains(a.MFAMessage, proxy.PortalPlaceholder) {
+		l.fail("authn.mfa_message", nil, "uses %s but portal.url is not set", proxy.PortalPlaceholder)
 		return
 	}
 	// The text goes into an IMAP [ALERT] (RFC 3501 §9: TEXT-CHAR excludes
@@ -188,13 +180,15 @@ func (l *loader) authn(a *Authn, p *Portal) {
 	}
 }
 
+// limits validates m. The front-ends' limits keep zero, their components'
+// default (proxy.Limits, proxy.Splice).
 func (l *loader) limits(m *Limits) {
-	l.duration("limits.preauth_timeout", &m.PreauthTimeout, defaultPreauthTimeout, 0)
-	l.duration("limits.idle_timeout", &m.IdleTimeout, defaultIdleTimeout, time.Second)
+	l.duration("limits.preauth_timeout", &m.PreauthTimeout, 0, 0)
+	l.duration("limits.idle_timeout", &m.IdleTimeout, 0, time.Second)
 	l.duration("limits.shutdown_grace", &m.ShutdownGrace, defaultShutdownGrace, 0)
-	l.count("limits.max_line", &m.MaxLine, defaultMaxLine, minLineOrLiteral)
-	l.count("limits.max_literal", &m.MaxLiteral, defaultMaxLiteral, minLineOrLiteral)
-	l.count("limits.max_failed_logins", &m.MaxFailedLogins, defaultMaxFailedLogins, 1)
+	l.count("limits.max_line", &m.MaxLine, 0, minLineOrLiteral)
+	l.count("limits.max_literal", &m.MaxLiteral, 0, minLineOrLiteral)
+	l.count("limits.max_failed_logins", &m.MaxFailedLogins, 0, 1)
 }
 
 // duration applies def to a zero d and rejects a negative d or one below min.

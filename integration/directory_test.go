@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +191,10 @@ func TestDirectoryLDAPEndToEnd(t *testing.T) {
 	}
 	if u, ok := g.users(t)[carol]; !ok || u.HasPassword || u.MFA {
 		t.Fatalf("carol after a mail login: %+v, %v; want provisioned, no primary password, no MFA", u, ok)
+	}
+	// The operator's table says where her account comes from.
+	if out := g.run(t, "user", "list"); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(carol) + `\s.*in directory.*\sldap\s`).MatchString(out) {
+		t.Errorf("user list does not show %s as an LDAP account:\n%s", carol, out)
 	}
 	carolApp := g.createAppPassword(t, carol, "laptop")
 	g.login(t, viaTLS, carol, carolApp.Password)

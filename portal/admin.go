@@ -38,14 +38,28 @@ var adminActions = []adminAction{
 	{"disable", "Disable accounts",
 		"These users can no longer sign in anywhere; their open mail sessions and portal sign-ins end at once."},
 	{"enable", "Enable accounts", "These users can sign in again."},
+	{actionUnlink, "Unlink mailboxes",
+		"passgate forgets its access to the mailboxes of these users: their mail apps cannot sign in until each user links the mailbox again on the Mailbox page."},
 }
 
-func findAction(name string) (adminAction, bool) {
-	i := slices.IndexFunc(adminActions, func(a adminAction) bool { return a.Name == name })
+// actionUnlink needs the mailbox link (Server.Link).
+const actionUnlink = "unlink-mailbox"
+
+// actions are the admin actions this portal offers.
+func (s *Server) actions() []adminAction {
+	if s.Link != nil {
+		return adminActions
+	}
+	return slices.DeleteFunc(slices.Clone(adminActions), func(a adminAction) bool { return a.Name == actionUnlink })
+}
+
+func (s *Server) findAction(name string) (adminAction, bool) {
+	acts := s.actions()
+	i := slices.IndexFunc(acts, func(a adminAction) bool { return a.Name == name })
 	if i < 0 {
 		return adminAction{}, false
 	}
-	return adminActions[i], true
+	return acts[i], true
 }
 
 type userRow struct {
@@ -80,7 +94,7 @@ func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		s.unavailable(w, r, err)
 		return
 	}
-	d := adminUsersData{Query: q, Actions: adminActions}
+	d := adminUsersData{Query: q, Actions: s.actions()}
 	for _, a := range all {
 		if q != "" && !strings.Contains(a.Username, q) {
 			continue
@@ -155,7 +169,7 @@ func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		return
 	}
 	p := s.pageFor(r, rc, a.Username, "admin")
-	p.Data = adminUserData{Row: row, Apps: apps, Activity: recs, Actions: adminActions}
+	p.Data = adminUserData{Row: row, Apps: apps, Activity: recs, Actions: s.actions()}
 	s.render(w, r, http.StatusOK, "admin_user.html", p)
 }
 
@@ -174,7 +188,7 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	}
 	ctx := r.Context()
 	back := adminBack(r.PostFormValue("back"))
-	act, ok := findAction(r.PostFormValue("action"))
+	act, ok := s.findAction(r.PostFormValue("action"))
 	if !ok {
 		s.setFlash(ctx, rc, "Choose an action.")
 		s.redirect(w, r, back)
@@ -238,6 +252,10 @@ func (s *Server) doAdminAction(r *http.Request, rc *reqCtx, act adminAction, use
 			err = svc.ResetMFA(ctx, who, u)
 		case "disable", "enable":
 			err = svc.SetDisabled(ctx, who, u, act.Name == "disable")
+		case actionUnlink:
+			if err = svc.UnlinkMailbox(ctx, who, u); errors.Is(err, account.ErrNotLinked) {
+				err = nil // not linked: nothing to undo
+			}
 		default:
 			err = fmt.Errorf("admin action %q: not implemented", act.Name)
 		}

@@ -1,5 +1,7 @@
 // Package portal is passgate's self-service web portal: users sign in with
-// their primary password and a TOTP code (RFC 6238), enrol an authenticator,
+// their primary password and a TOTP code (RFC 6238), or with the
+// organisation's OpenID Connect provider (oidc.go), enrol an authenticator,
+// link their mailbox for the OAuth 2.0 upstream login (link.go),
 // create, download and revoke app passwords and change their password;
 // admins list users, delete all app passwords of selected users, require or
 // reset MFA and disable accounts. It also answers the mail clients'
@@ -21,14 +23,24 @@
 //     to set it up, whatever the account's MFA setting.
 //   - A redirect goes only to a path of the portal (redirect); a target
 //     from a form is rebuilt from a known page, never echoed (adminBack).
+//     The one exception, toProvider, sends the browser to the configured
+//     provider's authorization endpoint, built from the configuration.
 //   - Every state change is a POST behind net/http.CrossOriginProtection;
-//     GET handlers change nothing but the session's own bookkeeping.
+//     GET handlers change nothing but the session's own bookkeeping. The
+//     authorization code flows' GETs are that: starting one writes a
+//     pre-session (flow.go, bounded per address), and the provider's
+//     callback is bound to it by the state and the browser's cookie.
+//   - An OIDC sign-in counts as the second factor only when the
+//     configuration requires, and the ID token shows, multi-factor
+//     authentication at the provider (session.IdPMFA); otherwise the
+//     account's own TOTP policy follows, as after a password.
 //   - Secrets (passwords, app passwords, TOTP secrets, recovery codes,
 //     session and download tokens) never appear in a URL, a log line or an
 //     error; pages that show one are sent with Cache-Control: no-store (every
 //     dynamic page is).
-//   - The TOTP secret is stored sealed with Key (AES-256-GCM, the username
-//     as additional data); a TOTP time step is accepted once per account
+//   - The TOTP secret and the mailbox link's refresh token are stored
+//     sealed with Key (AES-256-GCM, purpose and username as additional
+//     data); a TOTP time step is accepted once per account
 //     (RFC 6238 §5.2), across instances, through KV.AddKV.
 //   - Every password goes through Auth and every second factor (TOTP or
 //     recovery code) through the SecondFactorGuard (one authn.Guard in

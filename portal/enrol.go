@@ -186,7 +186,7 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 			s.unavailable(w, r, err)
 			return
 		}
-		s.signedIn(ctx, rc.acct.Username, r, "password+totp-enrolment")
+		s.signedIn(ctx, rc.acct.Username, r, rc.sess.mech("password+totp-enrolment"))
 	} else {
 		// This session enrolled the authenticator: it has passed it.
 		rc.sess.MFATag = mfaTag(acct.TOTP)

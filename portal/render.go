@@ -28,6 +28,11 @@ type page struct {
 	Flash string
 	Error string
 	Data  any
+	// SignInWith is the OIDC sign-in button's text ("" without OIDC) and
+	// Mailbox shows the mailbox link page in the navigation; render sets
+	// both from the Server (oidc.go, link.go).
+	SignInWith string
+	Mailbox    bool
 }
 
 var funcs = template.FuncMap{
@@ -92,6 +97,9 @@ var outcomes = map[string]string{
 	"admin-off":            "no longer an administrator",
 	"alias-added":          "sender alias added",
 	"alias-removed":        "sender alias removed",
+	"mailbox-linked":       "mailbox linked",
+	"mailbox-unlinked":     "mailbox unlinked",
+	resultIdPMFAMissing:    "refused: no two-step verification at the sign-in service",
 }
 
 // pages are the parsed templates, by file name.
@@ -116,6 +124,7 @@ func mustParsePages() map[string]*template.Template {
 // render writes page name with status. A template error is a bug: it is
 // logged and answered with 500.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	p.SignInWith, p.Mailbox = s.signInLabel(), s.Link != nil
 	var buf bytes.Buffer
 	if err := pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		s.logger().ErrorContext(r.Context(), "portal: template failed", "page", name, "err", err)

@@ -109,6 +109,15 @@ type Server struct {
 	// Logger receives one line per sign-in and admin action. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+	// OIDC, if set, offers the sign-in with the organisation's identity
+	// provider (oidc.go).
+	OIDC *OIDCConfig
+	// Link, if set, lets users link their mailbox for the upstream login
+	// with their own OAuth 2.0 tokens (link.go).
+	Link *LinkConfig
+
+	idp   *idpState    // the OIDC provider, once discovered
+	flows *flowLimiter // pre-sessions started per address
 
 	// password and factors are Auth, or the portal's own Guard, as
 	// Handler chose them.
@@ -224,6 +233,7 @@ func (s *Server) Handler() http.Handler {
 		panic(err)
 	}
 	s.guards()
+	s.idp, s.flows = &idpState{}, &flowLimiter{}
 	mux := http.NewServeMux()
 	s.routes(mux)
 
@@ -304,6 +314,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin", s.needAdmin(s.adminUsers))
 	mux.HandleFunc("GET /admin/users/{user...}", s.needAdmin(s.adminUser))
 	mux.HandleFunc("POST /admin/actions", s.needAdmin(s.adminAction))
+	s.oidcRoutes(mux)
 
 	for _, p := range []string{"GET /.well-known/autoconfig/mail/config-v1.1.xml", "GET /mail/config-v1.1.xml"} {
 		mux.HandleFunc(p, s.autoconfig)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/passgate/passgate/authn"
@@ -42,6 +43,28 @@ type session struct {
 	MFATag  string    `json:"f,omitempty"`
 	Expires time.Time `json:"e"`
 	Flash   string    `json:"m,omitempty"`
+	// Via is how the first factor was given: "" the primary password,
+	// "oidc" the organisation's identity provider (oidc.go).
+	Via string `json:"v,omitempty"`
+	// IdPMFA: the identity provider showed the multi-factor
+	// authentication the configuration requires; it stands for the
+	// second factor (no TOTP step, the admin pages open).
+	IdPMFA bool `json:"i,omitempty"`
+}
+
+// sessionVia is how a session's sign-in started (session.Via, IdPMFA).
+type sessionVia struct {
+	via    string
+	idpMFA bool
+}
+
+// mech is the audit mechanism of a step of this session's sign-in:
+// "password+totp" becomes "oidc+totp" after an OIDC first step.
+func (sess session) mech(m string) string {
+	if rest, ok := strings.CutPrefix(m, "password"); ok && sess.Via != "" {
+		return sess.Via + rest
+	}
+	return m
 }
 
 // reqCtx is a request's signed-in state.
@@ -96,6 +119,11 @@ func newToken() string {
 // session fixation).
 // flash, if not empty, is shown on the next page.
 func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, acct store.Account, st stage, flash string) (string, error) {
+	return s.startSessionAs(ctx, w, r, acct, st, flash, sessionVia{})
+}
+
+// startSessionAs is startSession for a sign-in that started as via says.
+func (s *Server) startSessionAs(ctx context.Context, w http.ResponseWriter, r *http.Request, acct store.Account, st stage, flash string, via sessionVia) (string, error) {
 	s.endSession(ctx, w, r, false)
 	ttl := s.sessionTTL()
 	if st != stageFull {
@@ -104,7 +132,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 	token := newToken()
 	key := sessionKey(token)
 	sess := session{User: acct.Username, Stage: st, PWTag: pwTag(acct.PasswordHash), MFATag: mfaTag(acct.TOTP),
-		Expires: s.now().Add(ttl), Flash: flash}
+		Expires: s.now().Add(ttl), Flash: flash, Via: via.via, IdPMFA: via.idpMFA}
 	if err := s.saveSession(ctx, key, sess); err != nil {
 		return "", err
 	}
@@ -190,7 +218,7 @@ func (s *Server) loadSession(r *http.Request) (*reqCtx, error) {
 			break
 		}
 		rc.stage = rc.sess.Stage
-		if rc.stage == stageFull && rc.acct.MFA && rc.acct.TOTP == nil {
+		if rc.stage == stageFull && rc.acct.MFA && rc.acct.TOTP == nil && !rc.sess.IdPMFA {
 			rc.stage = stageEnrol // MFA required or reset since sign-in
 		}
 		return rc, nil
@@ -242,14 +270,14 @@ func (s *Server) needAdmin(h func(http.ResponseWriter, *http.Request, *reqCtx)) 
 				"This page is for administrators. Your account does not have the admin role.")
 			return
 		}
-		if rc.acct.TOTP == nil {
+		if rc.acct.TOTP == nil && !rc.sess.IdPMFA {
 			s.logger().InfoContext(r.Context(), "portal: admin page refused: no second factor",
 				"user", rc.acct.Username, "path", r.URL.Path)
 			s.setFlash(r.Context(), rc, msgAdminNeedsMFA)
 			s.redirect(w, r, "/mfa/setup")
 			return
 		}
-		if rc.sess.MFATag != mfaTag(rc.acct.TOTP) {
+		if rc.sess.MFATag != mfaTag(rc.acct.TOTP) && !rc.sess.IdPMFA {
 			s.logger().InfoContext(r.Context(), "portal: admin page refused: session did not pass the current second factor",
 				"user", rc.acct.Username, "path", r.URL.Path)
 			s.endSession(r.Context(), w, r, true)

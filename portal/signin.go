@@ -219,7 +219,7 @@ func (s *Server) secondFactor(ctx context.Context, r *http.Request, rc *reqCtx, 
 		}
 	}
 	res, err := s.secondFactors().SecondFactor(ctx, authn.Attempt{Username: user, Protocol: ProtocolPortal,
-		RemoteIP: rc.remote.Addr(), Client: userAgent(r), Mechanism: f.mech}, check)
+		RemoteIP: rc.remote.Addr(), Client: userAgent(r), Mechanism: rc.sess.mech(f.mech)}, check)
 	return res, f, err
 }
 

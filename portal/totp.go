@@ -33,7 +33,20 @@ var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algo
 // username are authenticated, so a sealed value cannot be moved to another
 // account or use. The result is nonce || ciphertext.
 func (s *Server) seal(purpose, username string, plain []byte) ([]byte, error) {
-	aead, err := s.aead()
+	return sealKey(s.Key).seal(purpose, username, plain)
+}
+
+// open reverses seal.
+func (s *Server) open(purpose, username string, sealed []byte) ([]byte, error) {
+	return sealKey(s.Key).open(purpose, username, sealed)
+}
+
+// sealKey is the portal's key, as seal and open use it (also outside a
+// Server: MailboxLinks).
+type sealKey []byte
+
+func (k sealKey) seal(purpose, username string, plain []byte) ([]byte, error) {
+	aead, err := k.aead()
 	if err != nil {
 		return nil, err
 	}
@@ -42,9 +55,8 @@ func (s *Server) seal(purpose, username string, plain []byte) ([]byte, error) {
 	return aead.Seal(nonce, nonce, plain, []byte(purpose+"\x00"+username)), nil
 }
 
-// open reverses seal.
-func (s *Server) open(purpose, username string, sealed []byte) ([]byte, error) {
-	aead, err := s.aead()
+func (k sealKey) open(purpose, username string, sealed []byte) ([]byte, error) {
+	aead, err := k.aead()
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +70,8 @@ func (s *Server) open(purpose, username string, sealed []byte) ([]byte, error) {
 	return plain, nil
 }
 
-func (s *Server) aead() (cipher.AEAD, error) {
-	block, err := aes.NewCipher(s.Key)
+func (k sealKey) aead() (cipher.AEAD, error) {
+	block, err := aes.NewCipher(k)
 	if err != nil {
 		return nil, fmt.Errorf("portal key: %w", err)
 	}

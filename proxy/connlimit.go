@@ -13,8 +13,9 @@ const (
 
 // ConnLimiter bounds the client connections open at once, in total and per
 // source address (an IPv4 address or an IPv6 /64, since one IPv6 host may
-// use a whole /64). The zero value uses the defaults; it is safe for
-// concurrent use and may be shared by several servers.
+// use a whole /64). The zero value uses the defaults; a nil one limits
+// nothing. It is safe for concurrent use and may be shared by several
+// servers.
 type ConnLimiter struct {
 	// Max is the total. If zero, DefaultMaxConnections.
 	Max int
@@ -33,8 +34,12 @@ type ConnLimiter struct {
 
 // Acquire counts one connection from addr. If a limit is reached it
 // returns ok false and counts nothing; otherwise the caller must call
-// release (once; more calls are ignored) when the connection ends.
+// release (once; more calls are ignored) when the connection ends. A nil
+// *ConnLimiter admits every connection.
 func (l *ConnLimiter) Acquire(addr netip.Addr) (release func(), ok bool) {
+	if l == nil {
+		return func() {}, true
+	}
 	key := addrKey(addr)
 	maxTotal, perIP := l.Max, l.PerIP
 	if maxTotal <= 0 {

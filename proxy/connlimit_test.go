@@ -90,3 +90,16 @@ func TestConnLimiterDefaults(t *testing.T) {
 		t.Errorf("connection %d accepted, default per-address limit is %d", DefaultMaxConnectionsPerIP+1, DefaultMaxConnectionsPerIP)
 	}
 }
+
+// TestNilConnLimiter: a front-end without Limits.Conns admits every
+// connection, and its release is safe to call.
+func TestNilConnLimiter(t *testing.T) {
+	var l *ConnLimiter
+	for range DefaultMaxConnectionsPerIP + 1 {
+		release, ok := l.Acquire(netip.MustParseAddr("192.0.2.1"))
+		if !ok {
+			t.Fatal("a nil ConnLimiter refused a connection")
+		}
+		release()
+	}
+}

@@ -1,14 +1,3 @@
-// Package proxy relays authenticated mail sessions: the byte splice between
-// client and upstream, the connection limits, and the session ids.
-//
-// After login passgate must be invisible, so Splice copies bytes without
-// looking at them:
-//
-//	err := proxy.Splice(ctx, proxy.Leg{Conn: client, Buffered: pending},
-//		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered}, 0)
-//
-// and proxy/sessions ends a session when its credential is gone (cancel ctx
-// and Splice closes both connections).
 package proxy
 
 import (

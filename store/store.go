@@ -1,7 +1,9 @@
-// Package store defines what passgate keeps (accounts, app passwords) and the
-// Store interface that every backend implements: store/bolt (the embedded
-// default) and, later, store/redis. store/storetest is the conformance suite
-// every backend must pass.
+// Package store defines what passgate keeps (accounts, app passwords, audit
+// records, counters, short-lived values, revocation events) and the
+// interfaces every backend implements: store/bolt (the embedded default,
+// with store/memcount for its counters) and store/redis (shared by several
+// instances). store/storetest is the conformance suite every backend must
+// pass; store/migrate copies one store into another.
 package store
 
 import (
@@ -57,6 +59,9 @@ type Account struct {
 	// own accounts. A directory account has no PasswordHash: its primary
 	// password stays in the directory.
 	Directory string `json:"directory,omitempty"`
+	// OAuth is the user's linked mailbox (OAuth 2.0 delegated access to
+	// the upstream), nil if the user never linked one (oauthlink.go).
+	OAuth *OAuthLink `json:"oauth,omitempty"`
 }
 
 // TOTP is an account's enrolled authenticator (RFC 6238).

@@ -45,3 +45,14 @@ func CheckSeparators(username string, separators []string) error {
 	}
 	return nil
 }
+
+// SameUsername reports whether a and b name the same account: equal once
+// normalised, or, when either cannot be normalised, equal as given.
+func SameUsername(a, b string) bool {
+	na, errA := NormalizeUsername(a)
+	nb, errB := NormalizeUsername(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return na == nb
+}

@@ -27,3 +27,22 @@ func TestCheckSeparators(t *testing.T) {
 		}
 	}
 }
+
+func TestSameUsername(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"alice@example.org", "alice@example.org", true},
+		{"Alice@Example.ORG", " alice@example.org ", true},
+		{"alice@example.org", "bob@example.org", false},
+		{"", "", true},                   // neither normalises: compared as given
+		{"a b", "a b", true},             // likewise
+		{"a b", "A B", false},            // not normalised, so case counts
+		{"alice@example.org", "", false}, // one normalises, the other does not
+	} {
+		if got := SameUsername(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameUsername(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

@@ -40,12 +40,9 @@ func appPassCreate(ctx context.Context, e env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	expires := fs.String("expires", "", "lifetime (90d, 12h) or end date (2027-03-01)")
 	allowFrom := fs.String("allow-from", "", "networks the password may be used from (192.0.2.0/24,2001:db8::/48)")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, 1, "exactly one USER")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("apppass create: want exactly one USER")
 	}
 	var o account.AppPasswordOptions
 	if o.Scopes, err = parseScopes(*scope); err != nil {
@@ -75,12 +72,9 @@ func appPassCreate(ctx context.Context, e env, args []string) error {
 func appPassList(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("apppass list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, 1, "exactly one USER")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("apppass list: want exactly one USER")
 	}
 	return withAccounts(ctx, e, *cfg, func(a accounts) error {
 		var pws []account.AppPasswordInfo
@@ -102,12 +96,9 @@ func appPassList(ctx context.Context, e env, args []string) error {
 
 func appPassRevoke(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("apppass revoke")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, 2, "USER ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return usagef("apppass revoke: want USER ID")
 	}
 	return withAccounts(ctx, e, *cfg, func(a accounts) error {
 		var p account.AppPasswordInfo
@@ -121,12 +112,9 @@ func appPassRevoke(ctx context.Context, e env, args []string) error {
 
 func appPassRevokeAll(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("apppass revoke-all")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, -1, "at least one USER")
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		return usagef("apppass revoke-all: want at least one USER")
 	}
 	return withAccounts(ctx, e, *cfg, func(a accounts) error {
 		var n int

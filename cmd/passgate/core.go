@@ -50,8 +50,8 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 	c.closers = append(c.closers, closeAudit)
 	c.accounts = &account.Service{Store: c.st, Verifier: c.v, AuditLog: auditLog, Logger: log}
 	g := cfg.Limits.GuardLimits
-	if ttl := g.AuthCacheTTL; ttl > 0 {
-		c.cache = &authn.Cache{TTL: time.Duration(ttl), MaxEntries: g.AuthCacheEntries}
+	if !g.AuthCacheTTL.Off() {
+		c.cache = &authn.Cache{TTL: time.Duration(g.AuthCacheTTL), MaxEntries: g.AuthCacheEntries}
 	}
 	c.guard = &authn.Guard{
 		Verifier: c.v,

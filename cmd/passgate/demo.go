@@ -32,12 +32,8 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	listen := fs.String("listen-imap", "127.0.0.1:1143", "address of the demo's IMAP listener")
 	listenSMTP := fs.String("listen-smtp", "127.0.0.1:1587", "address of the demo's SMTP submission listener")
 	listenPortal := fs.String("listen-portal", "127.0.0.1:8080", "address of the demo's web portal")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("demo: unexpected argument %q", pos[0])
 	}
 	dir, err := os.MkdirTemp("", "passgate-demo-")
 	if err != nil {

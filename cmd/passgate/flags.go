@@ -36,3 +36,20 @@ func newFlags(name string) (*flag.FlagSet, *string) {
 	cfg := fs.String("config", "passgate.toml", "configuration file")
 	return fs, cfg
 }
+
+// parseArgs is parseFlags, then a check of the number of positional
+// arguments: exactly n, or with n < 0 one or more; want names them in the
+// error ("exactly one USER"). A command that takes none (n == 0) names the
+// argument it did not expect.
+func parseArgs(fs *flag.FlagSet, args []string, n int, want string) ([]string, error) {
+	pos, err := parseFlags(fs, args)
+	switch {
+	case err != nil:
+		return nil, err
+	case n == 0 && len(pos) > 0:
+		return nil, usagef("%s: unexpected argument %q", fs.Name(), pos[0])
+	case n < 0 && len(pos) == 0, n > 0 && len(pos) != n:
+		return nil, usagef("%s: want %s", fs.Name(), want)
+	}
+	return pos, nil
+}

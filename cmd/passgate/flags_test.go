@@ -73,3 +73,36 @@ func TestCLIRejectsExtraArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestParseArgs: a command's positional arguments are counted after the
+// flags wherever they stand, and a wrong count says what the command
+// wants.
+func TestParseArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		n    int
+		want string // the error, or "" for none
+	}{
+		{[]string{"alice", "--config", "x.toml"}, 1, ""},
+		{[]string{"--config", "x.toml", "alice", "phone"}, 2, ""},
+		{[]string{"alice", "bob", "carol"}, -1, ""},
+		{nil, 0, ""},
+		{nil, 1, "cmd: want exactly one USER"},
+		{[]string{"alice", "bob"}, 1, "cmd: want exactly one USER"},
+		{nil, -1, "cmd: want exactly one USER"},
+		{[]string{"extra"}, 0, `cmd: unexpected argument "extra"`},
+		{[]string{"--nope"}, 0, "cmd: flag provided but not defined: -nope"},
+	} {
+		fs, _ := newFlags("cmd")
+		pos, err := parseArgs(fs, tc.args, tc.n, "exactly one USER")
+		var ue usageError
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("parseArgs(%q, %d): %v", tc.args, tc.n, err)
+		case tc.want == "" && tc.n > 0 && len(pos) != tc.n:
+			t.Errorf("parseArgs(%q, %d) = %q", tc.args, tc.n, pos)
+		case tc.want != "" && (!errors.As(err, &ue) || err.Error() != tc.want):
+			t.Errorf("parseArgs(%q, %d): %v, want the usage error %q", tc.args, tc.n, err, tc.want)
+		}
+	}
+}

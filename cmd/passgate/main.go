@@ -1,6 +1,9 @@
 // Command passgate is the app-password gateway for legacy mail clients: it
-// serves IMAP in front of a real mail server (serve), runs a self-contained
-// demo (demo), and manages users and app passwords (user, apppass).
+// serves IMAP, SMTP submission and the web portal in front of real mail
+// servers (serve), runs a self-contained demo (demo), and manages users and
+// app passwords (user, apppass) and the store (store migrate). It parses
+// commands and wires the packages together; what they decide lives in
+// them.
 //
 // Usage:
 //

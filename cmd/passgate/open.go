@@ -19,6 +19,17 @@ func loadConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
+// configOnly parses the arguments of a command that takes no more than
+// --config, and loads that file.
+func configOnly(name string, args []string) (cfg *config.Config, path string, err error) {
+	fs, cfgPath := newFlags(name)
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return nil, "", err
+	}
+	cfg, err = loadConfig(*cfgPath)
+	return cfg, *cfgPath, err
+}
+
 func argonParams(cfg *config.Config) authn.Params {
 	return authn.Params{MemoryKiB: cfg.Authn.ArgonMemoryKiB, Time: cfg.Authn.ArgonTime, Threads: cfg.Authn.ArgonThreads}
 }
@@ -39,7 +50,7 @@ func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (a 
 	if err != nil {
 		return nil, nil, err
 	}
-	auditLog, closeAudit := cliAuditLog(cfg.Audit)
+	auditLog, closeAudit := cfg.Audit.ExistingLogger()
 	svc := &account.Service{Store: st, Verifier: newVerifier(cfg, st, log), AuditLog: auditLog, Logger: log}
 	return localAccounts{svc: svc, who: cliActor()}, func() error {
 		closeAudit()

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/user"
 	"strconv"
 
 	"github.com/passgate/passgate/authn/account"
-	"github.com/passgate/passgate/config"
 )
 
 // accounts reaches the account service: in-process on the store (the CLI's
@@ -73,21 +71,4 @@ func uidName(uid uint32) string {
 		return u.Username
 	}
 	return id
-}
-
-// cliAuditLog is the audit stream for changes the CLI makes on the store
-// itself: the configured audit file if it exists (the CLI never creates
-// it, so that it does not leave a file the server cannot open), else none
-// (the changes are still audited in the store). Standard output and the
-// main log are the command's, not the audit stream's.
-func cliAuditLog(a config.Audit) (*slog.Logger, func() error) {
-	noop := func() error { return nil }
-	if a.File == "" || a.File == "-" {
-		return nil, noop
-	}
-	f, err := os.OpenFile(a.File, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return nil, noop
-	}
-	return slog.New(slog.NewJSONHandler(f, nil)), f.Close
 }

@@ -32,6 +32,12 @@ func newPortal(cfg *config.Config, c *core, log *slog.Logger) *portal.Server {
 			SMTPHost: p.SMTPHost, SMTPPort: p.SMTPPort, SMTPSecurity: portal.Security(p.SMTPSecurity),
 		},
 	}
+	s.OIDC = portalOIDC(p.OIDC)
+	link, err := mailboxLink(cfg.OAuth)
+	if err != nil { // config.Load checked these settings already
+		log.Error("portal: no mailbox link", "err", err)
+	}
+	s.Link = link
 	// The same connection limits as IMAP's and SMTP's, counted apart.
 	s.ConnLimit = &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP,
 		Shared: s.TrustedProxy}
@@ -62,9 +68,11 @@ func (p portalFrontEnd) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// httpErr gives the portal the lifecycle of the other front-ends: Serve
+// ends with proxy.ErrServerClosed.
 func httpErr(err error) error {
 	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+		return proxy.ErrServerClosed
 	}
 	return err
 }

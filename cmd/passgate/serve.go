@@ -13,20 +13,10 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
-	"github.com/passgate/passgate/proxy/sessions"
-	"github.com/passgate/passgate/proxy/smtp"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
-	fs, cfgPath := newFlags("serve")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("serve: unexpected argument %q", pos[0])
-	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, _, err := configOnly("serve", args)
 	if err != nil {
 		return err
 	}
@@ -157,13 +147,9 @@ func runListener(sp listener, ln net.Listener, errc chan<- error) {
 	if sp.implicit {
 		serve = sp.srv.ServeTLS
 	}
-	if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !isServerClosed(err) {
+	if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, proxy.ErrServerClosed) {
 		errc <- fmt.Errorf("%s: %w", sp.key, err)
 	}
-}
-
-func isServerClosed(err error) bool {
-	return errors.Is(err, imap.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed)
 }
 
 func addrString(a net.Addr) string {
@@ -173,40 +159,41 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func newIMAPServer(cfg *config.Config, auth imap.Authenticator, reg *sessions.Registry, log *slog.Logger) *imap.Server {
+// frontEndLimits are the [limits] of every mail front-end, each with a
+// connection limiter of its own: the connection limits are per protocol.
+func frontEndLimits(cfg *config.Config) proxy.Limits {
+	l := cfg.Limits
+	return proxy.Limits{
+		PreauthTimeout:  l.PreauthTimeout.Duration,
+		MaxFailedLogins: l.MaxFailedLogins,
+		MaxLine:         l.MaxLine,
+		MaxLiteral:      l.MaxLiteral,
+		Conns:           &proxy.ConnLimiter{Max: l.MaxConnections, PerIP: l.MaxConnectionsPerIP},
+	}
+}
+
+func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, log *slog.Logger) *imap.Server {
 	up := cfg.IMAP.Upstream.Config()
 	up.Logger = log
 	return &imap.Server{
-		Auth:            auth,
-		Upstream:        up.IMAP(),
-		ConnLimit:       &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
-		Sessions:        reg,
-		TLSConfig:       cfg.TLS.Config,
-		AllowCleartext:  cfg.IMAP.AllowCleartext,
-		MFAMessage:      cfg.MFAText(),
-		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
-		ReadTimeout:     cfg.Limits.PreauthTimeout.Duration,
-		MaxLine:         cfg.Limits.MaxLine,
-		MaxLiteral:      cfg.Limits.MaxLiteral,
-		IdleTimeout:     cfg.Limits.IdleTimeout.Duration,
-		Logger:          log,
+		Auth:           auth,
+		Upstream:       up.IMAP(),
+		Sessions:       reg,
+		TLSConfig:      cfg.TLS.Config,
+		AllowCleartext: cfg.IMAP.AllowCleartext,
+		MFAMessage:     cfg.MFAText(),
+		Limits:         frontEndLimits(cfg),
+		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
+		Logger:         log,
 	}
 }
 
 func cmdCheckConfig(ctx context.Context, e env, args []string) error {
-	fs, cfgPath := newFlags("check-config")
-	pos, err := parseFlags(fs, args)
+	cfg, cfgPath, err := configOnly("check-config", args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usagef("check-config: unexpected argument %q", pos[0])
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", *cfgPath)
+	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", cfgPath)
 	if err := checkDirectory(ctx, e, cfg); err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/config"
 )
 
 // appendConfig adds TOML tables to the config file at path.
@@ -186,5 +188,29 @@ master_secret = "master-secret-value"
 	act := mustCLI(t, "", "user", "activity", legacy, "--config", path)
 	if strings.Count(act, "unknown-user") != 2 || strings.Contains(act, "upstream-error") || strings.Contains(act, " ok ") {
 		t.Errorf("activity of %s:\n%s", legacy, act)
+	}
+}
+
+// TestNewLogger: log.level and log.format choose the process log's level
+// and encoding.
+func TestNewLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(config.Log{Level: "warn", Format: "json"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("quiet")
+	log.Warn("hello", "k", "v")
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "hello" || rec["k"] != "v" {
+		t.Errorf("json log at warn: %q (%v)", buf.String(), err)
+	}
+	buf.Reset()
+	if log, err = newLogger(config.Log{Level: "debug", Format: "text"}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hi")
+	if !strings.Contains(buf.String(), "level=DEBUG msg=hi") {
+		t.Errorf("text log at debug: %q", buf.String())
 	}
 }

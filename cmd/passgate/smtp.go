@@ -1,50 +1,28 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/smtp"
 	"github.com/passgate/passgate/store"
 )
 
 // newSMTPServer builds the submission front end of cfg.SMTP.
-func newSMTPServer(cfg *config.Config, auth smtp.Authenticator, st store.Store, reg *sessions.Registry, log *slog.Logger) *smtp.Server {
+func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store, reg proxy.Sessions, log *slog.Logger) *smtp.Server {
 	up := cfg.SMTP.Upstream.Config()
 	up.Logger = log
 	return &smtp.Server{
-		Auth:            auth,
-		Upstream:        up.SMTP(),
-		Senders:         aliasesOf(st),
-		CheckSender:     cfg.SMTP.SenderCheck(),
-		Sessions:        reg,
-		TLSConfig:       cfg.TLS.Config,
-		AllowCleartext:  cfg.SMTP.AllowCleartext,
-		MFAMessage:      cfg.MFAText(),
-		MaxFailedLogins: cfg.Limits.MaxFailedLogins,
-		PreauthTimeout:  cfg.Limits.PreauthTimeout.Duration,
-		// Its own limiter: the limits are per protocol.
-		ConnLimit: &proxy.ConnLimiter{Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP},
-		Logger:    log,
-	}
-}
-
-// aliasesOf returns the sender addresses an account may use besides its
-// username: its aliases in the store.
-func aliasesOf(st store.Store) smtp.Senders {
-	return func(ctx context.Context, username string) ([]string, error) {
-		a, err := st.GetAccount(ctx, username)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("aliases of %s: %w", username, err)
-		}
-		return a.Aliases, nil
+		Auth:           auth,
+		Upstream:       up.SMTP(),
+		Senders:        smtp.AliasesOf(st),
+		CheckSender:    cfg.SMTP.SenderCheck(),
+		Sessions:       reg,
+		TLSConfig:      cfg.TLS.Config,
+		AllowCleartext: cfg.SMTP.AllowCleartext,
+		MFAMessage:     cfg.MFAText(),
+		Limits:         frontEndLimits(cfg),
+		Logger:         log,
 	}
 }

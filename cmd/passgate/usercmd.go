@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,12 +62,9 @@ func userAdd(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("user add")
 	mfa := fs.Bool("mfa", false, "require MFA: only app passwords log in")
 	pwStdin := fs.Bool("password-stdin", false, "read the primary password from standard input")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, 1, "exactly one USER")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("user add: want exactly one USER")
 	}
 	u := account.NewUser{Username: pos[0], MFA: *mfa}
 	if *pwStdin {
@@ -106,12 +104,9 @@ func userOnOff(ctx context.Context, e env, sub string, args []string) error {
 // userDisable is `user disable USER` and `user enable USER`.
 func userDisable(ctx context.Context, e env, sub string, args []string) error {
 	fs, cfg := newFlags("user " + sub)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, 1, "exactly one USER")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("user %s: want exactly one USER", sub)
 	}
 	return withAccounts(ctx, e, *cfg, func(a accounts) error {
 		if err := call(ctx, a, nil, "SetDisabled", pos[0], sub == "disable"); err != nil {
@@ -187,12 +182,9 @@ func userActivity(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("user activity")
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("n", 20, "how many recent records")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseArgs(fs, args, 1, "exactly one USER")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("user activity: want exactly one USER")
 	}
 	return withAccounts(ctx, e, *cfg, func(a accounts) error {
 		var recs []store.AuditRecord
@@ -209,12 +201,8 @@ func userActivity(ctx context.Context, e env, args []string) error {
 func userList(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("user list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("user list: unexpected argument %q", pos[0])
 	}
 	return withAccounts(ctx, e, *cfg, func(a accounts) error {
 		var users []account.UserInfo
@@ -225,13 +213,22 @@ func userList(ctx context.Context, e env, args []string) error {
 			return printJSON(e.stdout, users)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tCREATED")
+		fmt.Fprintln(tw, "USER\tMFA\tDISABLED\tPRIMARY\tAPP PASSWORDS\tADMIN\tDIRECTORY\tCREATED")
 		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
-				setOrNot(u.HasPassword), u.AppPasswords, u.Admin, u.Created.Format(time.DateTime))
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%v\t%s\t%s\n", u.Username, onOff(u.MFA), u.Disabled,
+				primaryOf(u), u.AppPasswords, u.Admin, cmp.Or(u.Directory, "-"), u.Created.Format(time.DateTime))
 		}
 		return tw.Flush()
 	})
+}
+
+// primaryOf says where an account's primary password is: set or not in
+// passgate's store, or in the directory that provisioned it.
+func primaryOf(u account.UserInfo) string {
+	if u.Directory != "" {
+		return "in directory"
+	}
+	return setOrNot(u.HasPassword)
 }
 
 // readPassword reads one line (the primary password) from r.

@@ -19,6 +19,7 @@ type Listener struct {
 	mu      sync.Mutex
 	armed   int
 	expired int
+	last    time.Time // the last read deadline armed
 }
 
 // Accept accepts a counted connection.
@@ -38,6 +39,15 @@ func (l *Listener) Counts() (armed, expired int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.armed, l.expired
+}
+
+// LastArmed returns the last read deadline armed on any accepted
+// connection (zero if none was): a test compares it with the timeout it
+// expects instead of waiting for it.
+func (l *Listener) LastArmed() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
 }
 
 type conn struct {
@@ -75,5 +85,6 @@ func (c *conn) arm(t time.Time) {
 	c.future = t.After(time.Now())
 	if c.future {
 		c.l.armed++
+		c.l.last = t
 	}
 }

@@ -90,10 +90,10 @@ func (p *IdP) exchangeCodeLocked(clientID string, form url.Values) (map[string]a
 	resp := p.issueLocked(cg.grant, true)
 	if slices.Contains(strings.Fields(cg.scope), "openid") {
 		now := p.now()
-		resp["id_token"] = p.signLocked(map[string]any{
+		resp["id_token"] = p.signLocked(p.idClaimsLocked(cg.user, map[string]any{
 			"iss": p.Issuer(), "aud": clientID, "sub": cg.user, "email": cg.user, "email_verified": true,
 			"nonce": cg.nonce, "iat": now.Unix(), "exp": now.Add(p.accessTTL).Unix(), "amr": []string{"pwd", "mfa"},
-		})
+		}))
 	}
 	return resp, nil
 }

@@ -56,9 +56,10 @@ type IdP struct {
 	accounts  map[string]*serviceAccount // by email
 	refresh   map[string]grant           // live refresh tokens
 	codes     map[string]codeGrant
-	jtis      map[string]bool // client assertions seen (replay)
-	counts    map[string]int  // token requests by grant type
-	signedIn  string          // the user the authorize endpoint consents for
+	jtis      map[string]bool           // client assertions seen (replay)
+	counts    map[string]int            // token requests by grant type
+	signedIn  string                    // the user the authorize endpoint consents for
+	idClaims  map[string]map[string]any // SetIDClaims, by user
 }
 
 type client struct {

@@ -161,3 +161,40 @@ func TestRevocationEndpointKillsTheRefreshToken(t *testing.T) {
 		t.Errorf("%d refresh requests counted, want 1", n)
 	}
 }
+
+// SetIDClaims replaces, adds and removes claims of one user's ID tokens
+// only, until it is reset with nil.
+func TestSetIDClaims(t *testing.T) {
+	idp := testidp.Start(t)
+	idp.AddUser("alice@example.com", "bob@example.com")
+	idp.AddClient("portal", "secret")
+	cfg := &oauth2.Config{ClientID: "portal", ClientSecret: "secret", RedirectURL: "http://127.0.0.1:9/callback",
+		Scopes:   []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: idp.AuthURL(), TokenURL: idp.TokenURL(), AuthStyle: oauth2.AuthStyleInParams}}
+	idClaims := func(user string) jwt.MapClaims {
+		t.Helper()
+		v := oauth2.GenerateVerifier()
+		q := authorize(t, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("login_hint", user)))
+		tok, err := cfg.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := jwt.MapClaims{}
+		if _, _, err := jwt.NewParser().ParseUnverified(tok.Extra("id_token").(string), claims); err != nil {
+			t.Fatal(err)
+		}
+		return claims
+	}
+	idp.SetIDClaims("alice@example.com", map[string]any{"aud": "another-client", "amr": nil, "groups": []string{"mail-admins"}})
+	a, b := idClaims("alice@example.com"), idClaims("bob@example.com")
+	if _, hasAMR := a["amr"]; a["aud"] != "another-client" || hasAMR || a["groups"] == nil || a["email"] != "alice@example.com" {
+		t.Errorf("alice's changed claims: %v", a)
+	}
+	if b["aud"] != "portal" || b["amr"] == nil || b["groups"] != nil {
+		t.Errorf("bob's claims changed too: %v", b)
+	}
+	idp.SetIDClaims("alice@example.com", nil)
+	if a := idClaims("alice@example.com"); a["aud"] != "portal" || a["amr"] == nil {
+		t.Errorf("claims after the reset: %v", a)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/store"
 )
 
@@ -72,8 +73,8 @@ func (c *conn) authPlain(tag string, resp []byte, hasIR bool) error {
 	if err != nil {
 		return err
 	}
-	if authzid != "" && !sameUser(authzid, authcid) {
-		c.log.Info("imap login", "user", authcid, "mechanism", "PLAIN", "result", "authzid-refused")
+	if authzid != "" && !store.SameUsername(authzid, authcid) {
+		c.log.Info("imap login", "user", proxy.LoggedUsername(authcid), "mechanism", "PLAIN", "result", "authzid-refused")
 		return errImpersonation
 	}
 	return c.login(tag, "PLAIN", authcid, secret)
@@ -136,14 +137,4 @@ func decodeResponse(s string) ([]byte, error) {
 		return nil, errBadBase64
 	}
 	return b, nil
-}
-
-// sameUser reports whether two usernames name the same account.
-func sameUser(a, b string) bool {
-	na, errA := store.NormalizeUsername(a)
-	nb, errB := store.NormalizeUsername(b)
-	if errA != nil || errB != nil {
-		return a == b
-	}
-	return na == nb
 }

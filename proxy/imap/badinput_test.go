@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/proxy"
 )
 
 // step is one move of a bad-input transcript: bytes the client sends, a
@@ -118,11 +119,11 @@ var badInputs = []struct {
 	{"unknown verb", srvPlain, []step{send("a XYZZY\r\n"), want(unknownCmd)}, usable},
 	{"8-bit verb", srvPlain, []step{send("a N\xc3\xa9OP\r\n"), want(unknownCmd)}, usable},
 	{"arguments to NOOP", srvPlain, []step{send("a NOOP now\r\n"), want("a BAD Unexpected arguments")}, usable},
-	{"line of exactly MaxLine bytes (accepted)", srvPlain, []step{send(maxLineCommand(DefaultMaxLine)),
-		want(strings.TrimSuffix(maxLineCommand(DefaultMaxLine), " NOOP\r\n") + " OK NOOP completed")}, usable},
-	{"line one byte over MaxLine", srvPlain, []step{send(maxLineCommand(DefaultMaxLine + 1)), want(lineTooLong)}, closed},
+	{"line of exactly MaxLine bytes (accepted)", srvPlain, []step{send(maxLineCommand(proxy.DefaultMaxLine)),
+		want(strings.TrimSuffix(maxLineCommand(proxy.DefaultMaxLine), " NOOP\r\n") + " OK NOOP completed")}, usable},
+	{"line one byte over MaxLine", srvPlain, []step{send(maxLineCommand(proxy.DefaultMaxLine + 1)), want(lineTooLong)}, closed},
 	{"64 KiB line", srvPlain, []step{send("a LOGIN " + strings.Repeat("x", 64<<10) + "\r\n"), want(lineTooLong)}, closed},
-	{"long line without end", srvPlain, []step{send("a LOGIN " + strings.Repeat("x", 2*DefaultMaxLine)), want(lineTooLong)}, closed},
+	{"long line without end", srvPlain, []step{send("a LOGIN " + strings.Repeat("x", 2*proxy.DefaultMaxLine)), want(lineTooLong)}, closed},
 
 	// Literals (RFC 3501 §4.3, RFC 7888).
 	{"synchronising literal too large", srvPlain, []step{send("a LOGIN {100000}\r\n"), want(tooBig)}, usable},
@@ -187,7 +188,7 @@ var badInputs = []struct {
 	{"LOGIN mechanism with invalid base64 password", srvPlain, []step{send("a AUTHENTICATE LOGIN\r\n"), want("+ VXNlcm5hbWU6"),
 		send(b64(appUser) + "\r\n"), want("+ UGFzc3dvcmQ6"), send("%%%%\r\n"), want(badBase64)}, usable},
 	{"SASL response longer than MaxLine", srvPlain, []step{send("a AUTHENTICATE PLAIN\r\n"), want("+ "),
-		send(strings.Repeat("QUFB", DefaultMaxLine/4+1) + "\r\n"), want(lineTooLong)}, closed},
+		send(strings.Repeat("QUFB", proxy.DefaultMaxLine/4+1) + "\r\n"), want(lineTooLong)}, closed},
 
 	// Commands in the wrong state (RFC 3501 §6.3, §6.4 need a login).
 	{"SELECT before login", srvPlain, []step{send("a SELECT INBOX\r\n"), want(logInFirst)}, usable},
@@ -291,15 +292,15 @@ func TestBadInput(t *testing.T) {
 func TestPreauthCommandLimit(t *testing.T) {
 	tests := []struct {
 		name  string
-		limit int // Server.MaxPreauthCommands
+		limit int // Server.Limits.MaxPreauthCommands
 		want  int // commands answered
 	}{
-		{"default", 0, DefaultMaxPreauthCommands},
+		{"default", 0, proxy.DefaultMaxPreauthCommands},
 		{"configured", 7, 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, cleartext, func(s *Server) { s.MaxPreauthCommands = tt.limit })
+			e := newEnv(t, cleartext, func(s *Server) { s.Limits.MaxPreauthCommands = tt.limit })
 			c := e.greeted()
 			var b strings.Builder
 			for i := range tt.want + 5 {
@@ -322,7 +323,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 		})
 	}
 	t.Run("LOGIN as the last allowed command", func(t *testing.T) {
-		e := newEnv(t, cleartext, func(s *Server) { s.MaxPreauthCommands = 3 })
+		e := newEnv(t, cleartext, func(s *Server) { s.Limits.MaxPreauthCommands = 3 })
 		c := e.greeted()
 		c.expectTagged("n1", "NOOP", "n1 OK")
 		c.expectTagged("n2", "NOOP", "n2 OK")
@@ -340,7 +341,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 // in order.
 func TestPipelinedCapabilities(t *testing.T) {
 	const n = 1000
-	e := newEnv(t, cleartext, withTLS, func(s *Server) { s.MaxPreauthCommands = n + 1 })
+	e := newEnv(t, cleartext, withTLS, func(s *Server) { s.Limits.MaxPreauthCommands = n + 1 })
 	c := e.greeted()
 	var b strings.Builder
 	for i := range n {
@@ -411,14 +412,14 @@ func TestTLSOnPlainPort(t *testing.T) {
 // TestClientThatNeverReads: a client sends command after command and
 // never reads a reply. passgate does not queue replies: it stops reading
 // while a reply cannot be written and drops the client when the write
-// deadline (ReadTimeout) passes, long before the bounded flood is sent
+// deadline (PreauthTimeout) passes, long before the bounded flood is sent
 // (each reply echoes an 8000-byte tag: 80 MB, more than any socket buffer).
 // Other clients are served meanwhile.
 func TestClientThatNeverReads(t *testing.T) {
 	const commands = 10000
 	e := newEnv(t, cleartext, func(s *Server) {
-		s.MaxPreauthCommands = 2 * commands
-		s.ReadTimeout = time.Second
+		s.Limits.MaxPreauthCommands = 2 * commands
+		s.Limits.PreauthTimeout = time.Second
 	})
 	c := e.greeted()
 	cmd := []byte(strings.Repeat("t", 8000) + " NOOP\r\n")

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -54,7 +53,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		remote:  proxy.RemoteAddrPort(nc.RemoteAddr()),
 		netConn: nc,
 		tls:     implicitTLS,
-		r:       bufio.NewReaderSize(nc, s.maxLine()),
+		r:       bufio.NewReaderSize(nc, s.limits().MaxLine),
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	return c
@@ -67,8 +66,10 @@ func (c *conn) serve() {
 	defer c.closeNet()
 	defer c.cancel()
 	defer c.recoverPanic()
-	release, admitted := c.srv.acquireConn(c.remote.Addr())
-	defer release()
+	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
+	if admitted {
+		defer release()
+	}
 
 	if tc, ok := c.netConn.(*tls.Conn); ok {
 		if err := c.handshake(tc); err != nil {
@@ -92,7 +93,7 @@ func (c *conn) serve() {
 		}
 		cmd, err := c.readCommand()
 		if c.tooManyCommands(err) {
-			c.log.Info("imap too many commands before login", "limit", c.srv.maxPreauthCommands())
+			c.log.Info("imap too many commands before login", "limit", c.srv.limits().MaxPreauthCommands)
 			c.write("* BYE Too many commands before login")
 			return
 		}
@@ -132,7 +133,7 @@ func (c *conn) tooManyCommands(err error) bool {
 		return false
 	}
 	c.commands++
-	return c.commands > c.srv.maxPreauthCommands()
+	return c.commands > c.srv.limits().MaxPreauthCommands
 }
 
 // dispatch runs one command (RFC 3501 §6.1 any state, §6.2 not
@@ -208,7 +209,7 @@ func (c *conn) reply(tag string, re *respError) (end bool) {
 	end = re.close
 	if re.failure {
 		c.failures++
-		if c.failures >= c.srv.maxFailedLogins() {
+		if c.failures >= c.srv.limits().MaxFailedLogins {
 			lines = append(lines, "* BYE Too many failed logins")
 			end = true
 		}
@@ -243,11 +244,7 @@ func (c *conn) recoverPanic() {
 	if v == nil {
 		return
 	}
-	desc := fmt.Sprintf("%T", v)
-	if re, ok := v.(runtime.Error); ok {
-		desc = re.Error()
-	}
-	c.log.Error("imap connection panicked", "panic", desc, "stack", string(debug.Stack()))
+	c.log.Error("imap connection panicked", "panic", proxy.PanicText(v), "stack", string(debug.Stack()))
 	c.mu.Lock()
 	relaying := c.relaying
 	c.mu.Unlock()
@@ -258,7 +255,7 @@ func (c *conn) recoverPanic() {
 
 // handshake runs a TLS handshake with the read timeout.
 func (c *conn) handshake(tc *tls.Conn) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.readTimeout())
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.limits().PreauthTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
@@ -274,7 +271,7 @@ func (c *conn) write(lines ...string) error {
 		b.WriteString("\r\n")
 	}
 	nc := c.client()
-	if err := nc.SetWriteDeadline(time.Now().Add(c.srv.readTimeout())); err != nil {
+	if err := nc.SetWriteDeadline(time.Now().Add(c.srv.limits().PreauthTimeout)); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
 	if _, err := io.WriteString(nc, b.String()); err != nil {
@@ -289,7 +286,7 @@ func (c *conn) write(lines ...string) error {
 func (c *conn) setReadDeadline() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d := time.Now().Add(c.srv.readTimeout())
+	d := time.Now().Add(c.srv.limits().PreauthTimeout)
 	if c.interrupted {
 		d = time.Unix(1, 0)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/store"
 )
 
 // refuseAll is an Authenticator that refuses every login and keeps the
@@ -53,8 +55,7 @@ func saslServer(t *testing.T) (*client, *refuseAll) {
 		Auth:           auth,
 		Upstream:       &pipeUpstream{},
 		AllowCleartext: true,
-		ReadTimeout:    10 * time.Second,
-		MaxLine:        fuzzMaxLine,
+		Limits:         proxy.Limits{PreauthTimeout: 10 * time.Second, MaxLine: fuzzMaxLine},
 		Logger:         slog.New(slog.DiscardHandler),
 	}
 	ln := newPipeListener()
@@ -117,7 +118,7 @@ func FuzzSASLPlain(f *testing.F) {
 			if reply != "a BAD Malformed PLAIN response" || called {
 				t.Fatalf("malformed %q: reply %q, Verify called %v", resp, reply, called)
 			}
-		case authzid != "" && !sameUser(authzid, authcid):
+		case authzid != "" && !store.SameUsername(authzid, authcid):
 			if reply != "a NO [AUTHORIZATIONFAILED] Logging in as another user is not allowed" || called {
 				t.Fatalf("authzid %q for %q: reply %q, Verify called %v", authzid, authcid, reply, called)
 			}

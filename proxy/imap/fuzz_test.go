@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -82,9 +83,7 @@ func fuzzSession(t *testing.T, session []byte) {
 		Upstream:       up,
 		TLSConfig:      testcert.ServerConfig(),
 		AllowCleartext: true,
-		ReadTimeout:    5 * time.Second,
-		MaxLine:        256,
-		MaxLiteral:     64,
+		Limits:         proxy.Limits{PreauthTimeout: 5 * time.Second, MaxLine: 256, MaxLiteral: 64},
 		Logger:         slog.New(slog.DiscardHandler),
 	}
 	ln := newPipeListener()

@@ -66,7 +66,7 @@ func TestAttemptCarriesTLSAndSession(t *testing.T) {
 
 func TestConnectionLimits(t *testing.T) {
 	limit := &proxy.ConnLimiter{Max: 3, PerIP: 2}
-	e := newEnv(t, withTLS, func(s *Server) { s.ConnLimit = limit })
+	e := newEnv(t, withTLS, func(s *Server) { s.Limits.Conns = limit })
 	first := e.greeted()
 	e.greetedTLS()
 	for _, c := range []*client{e.connected(), e.connectedTLS()} {

@@ -21,6 +21,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -231,7 +232,7 @@ func newEnv(t *testing.T, opts ...func(*Server)) *env {
 			t.Errorf("Shutdown: %v", err)
 		}
 		for range serving {
-			if err := <-e.serveErr; !errors.Is(err, ErrServerClosed) {
+			if err := <-e.serveErr; !errors.Is(err, proxy.ErrServerClosed) {
 				t.Errorf("Serve returned %v, want ErrServerClosed", err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
@@ -21,6 +22,17 @@ var (
 	errUpstreamRefused = &respError{status: "NO", code: "AUTHORIZATIONFAILED",
 		text: "Mail server refused the login", failure: true}
 )
+
+// errRateLimited answers an attempt the authn.Guard refused before
+// verifying it. Dovecot answers such attempts AUTHENTICATIONFAILED after
+// its penalty delay; mox refuses the connection with "BYE too many auth
+// failures". passgate says what happened with [UNAVAILABLE] (RFC 5530
+// §3: a temporary failure), so that a blocked owner's client reports "try
+// again later" instead of prompting for a password that is right. It tells
+// an attacker nothing about the secret (none was checked) nor about the
+// account: unknown accounts are counted and refused alike.
+var errRateLimited = &respError{status: "NO", code: "UNAVAILABLE",
+	text: "Too many failed logins, try again later", failure: true}
 
 // cmdLogin answers LOGIN (RFC 3501 §6.2.3):
 //
@@ -63,7 +75,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		RemoteIP:  c.remote.Addr(),
 		Client:    c.clientID,
 		Mechanism: mech,
-		TLS:       c.tlsVersion(),
+		TLS:       proxy.TLSVersion(c.client()),
 		SessionID: c.id,
 	}
 	dec, err := c.srv.Auth.Verify(c.ctx, a)
@@ -95,11 +107,11 @@ func (c *conn) login(tag, mech, user, secret string) error {
 	switch {
 	case errors.As(err, &refused):
 		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code)
-		c.auditUpstreamError(a, dec)
+		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
 		return errUpstreamRefused
 	case err != nil:
 		c.logLogin(dec, mech, "upstream-error", "err", err)
-		c.auditUpstreamError(a, dec)
+		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
 		return errUpstreamUnavailable
 	}
 	c.logLogin(dec, mech, string(authn.OK))
@@ -108,11 +120,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 
 // logLogin writes the one Info line of a login outcome.
 func (c *conn) logLogin(dec authn.Decision, mech, result string, attrs ...any) {
-	user := dec.Username
-	if len(user) > 256 {
-		user = user[:256]
-	}
-	attrs = append([]any{"user", user, "mechanism", mech, "result", result}, attrs...)
+	attrs = append([]any{"user", proxy.LoggedUsername(dec.Username), "mechanism", mech, "result", result}, attrs...)
 	if c.clientID != "" {
 		attrs = append(attrs, "client", c.clientID)
 	}

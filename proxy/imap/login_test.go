@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
@@ -130,7 +131,7 @@ func TestLoginFailures(t *testing.T) {
 		{"unknown user", nil, "nobody@example.org " + appSecret,
 			"a NO [AUTHENTICATIONFAILED] Invalid credentials", false},
 		{"primary password of an MFA account", nil, "mfa@example.org " + mfaSecret,
-			"a NO [ALERT] Application password required", false},
+			"a NO [ALERT] " + proxy.MFAText("", ""), false},
 		{"MFA with the configured message", []func(*Server){func(s *Server) { s.MFAMessage = portalMsg }},
 			"mfa@example.org " + mfaSecret, "a NO [ALERT] " + portalMsg, false},
 		{"authenticator error", nil, "broken@example.org " + appSecret,
@@ -168,7 +169,7 @@ func TestTooManyFailedLogins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, cleartext, func(s *Server) { s.MaxFailedLogins = tt.max })
+			e := newEnv(t, cleartext, func(s *Server) { s.Limits.MaxFailedLogins = tt.max })
 			c := e.greeted()
 			for i := 1; i < tt.tries; i++ {
 				// Mixed mechanisms count alike.

@@ -53,8 +53,8 @@ func (c *conn) readLine() ([]byte, error) {
 //
 // The deadline is armed here only: the whole command (its literals, the
 // segments after them and its SASL responses) must arrive within one
-// ReadTimeout, so an idle or trickling client is closed after one
-// ReadTimeout, never two.
+// PreauthTimeout, so an idle or trickling client is closed after one
+// PreauthTimeout, never two.
 func (c *conn) readCommand() (*command, error) {
 	cmd := &command{c: c}
 	if err := c.setReadDeadline(); err != nil {
@@ -255,7 +255,7 @@ func (cmd *command) literal() (string, error) {
 		return "", bad("Invalid literal")
 	}
 	cmd.line = nil
-	if n > int64(cmd.c.srv.maxLiteral()) {
+	if n > int64(cmd.c.srv.limits().MaxLiteral) {
 		// The client sends a non-synchronising literal anyway: the stream
 		// cannot be resynchronised.
 		return "", &respError{status: "BAD", code: "TOOBIG", text: "Literal too large", close: nonSync}
@@ -291,7 +291,7 @@ func (cmd *command) skip() error {
 		if !ok || !nonSync {
 			return nil
 		}
-		if n > int64(cmd.c.srv.maxLiteral()) {
+		if n > int64(cmd.c.srv.limits().MaxLiteral) {
 			return &respError{status: "BAD", code: "TOOBIG", text: "Literal too large", close: true}
 		}
 		if _, err := cmd.c.r.Discard(int(n)); err != nil {

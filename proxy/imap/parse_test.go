@@ -74,7 +74,7 @@ func TestLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, cleartext, func(s *Server) { s.MaxLine = 64; s.MaxLiteral = 32 })
+			e := newEnv(t, cleartext, func(s *Server) { s.Limits.MaxLine = 64; s.Limits.MaxLiteral = 32 })
 			c := e.greeted()
 			c.send(tt.send)
 			c.expect(tt.want)

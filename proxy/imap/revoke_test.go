@@ -66,9 +66,9 @@ func TestRevokedDuringUpstreamLogin(t *testing.T) {
 	db, reg, seen := sessionStore(t)
 	g := &gatedUpstream{entered: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, cleartext, func(s *Server) {
-		s.Sessions = reg
-		g.fakeUpstream = s.Upstream.(*fakeUpstream) // before Serve reads it
-		s.Upstream = g
+		// Before Serve starts: it asks the upstream for its capabilities.
+		g.fakeUpstream = s.Upstream.(*fakeUpstream)
+		s.Sessions, s.Upstream = reg, g
 	})
 
 	c := e.greeted()

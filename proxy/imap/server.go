@@ -27,10 +27,11 @@ package imap
 //     logged, formatted into an error, or kept after the login. Panic values
 //     are logged only when they are runtime errors (which carry no data).
 //   - Every pre-auth read has a deadline and a size limit: readCommand arms
-//     one deadline (ReadTimeout) per command, which its literals and SASL
-//     responses share, so an idle client is closed after one ReadTimeout;
-//     lines are read with bufio.Reader.ReadSlice into a buffer of MaxLine
-//     bytes, literals into a buffer of at most MaxLiteral bytes. Nothing
+//     one deadline (Limits.PreauthTimeout) per command, which its literals
+//     and SASL responses share, so an idle client is closed after one
+//     PreauthTimeout; lines are read with bufio.Reader.ReadSlice into a
+//     buffer of Limits.MaxLine bytes, literals into a buffer of at most
+//     Limits.MaxLiteral bytes. Nothing
 //     sized by the client is allocated beyond these limits.
 //   - One owner per connection: the conn goroutine owns the client net.Conn
 //     and its bufio.Reader until proxy.Splice takes both legs; bytes the
@@ -50,16 +51,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 )
-
-// Authenticator decides a login (authn.Verifier implements it).
-type Authenticator interface {
-	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
-}
 
 // Upstream logs in to the real server as the user (upstream.IMAP implements
 // it). On success the caller owns the returned connection. The client's
@@ -71,33 +65,27 @@ type Upstream interface {
 
 var _ Upstream = (*upstream.IMAP)(nil)
 
-// ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
-var ErrServerClosed = errors.New("imap: server closed")
-
-// Defaults applied when the matching Server field is zero.
-const (
-	DefaultMaxFailedLogins    = 3
-	DefaultMaxPreauthCommands = 100
-	DefaultReadTimeout        = 60 * time.Second
-	DefaultMaxLine            = 8192
-	DefaultMaxLiteral         = 8192
-	DefaultMFAMessage         = "Application password required"
-	DefaultHostname           = "passgate"
-)
+// DefaultHostname is the greeting text when Server.Hostname is empty.
+const DefaultHostname = "passgate"
 
 // Server is an IMAP pre-auth front end. Set the fields before the first
 // Serve; they must not change afterwards.
 type Server struct {
-	Auth     Authenticator // required
-	Upstream Upstream      // required
+	Auth     proxy.Authenticator // required
+	Upstream Upstream            // required
 	// Sessions registers each relayed session, so that revocation ends
 	// it; its check after registering can still refuse the login. nil:
 	// sessions are not registered (tests).
-	Sessions *sessions.Registry
-	// ConnLimit bounds the connections open at once, in total and per
-	// address (may be shared with other servers); a connection past a
-	// limit gets "* BYE Too many connections". nil: no limit.
-	ConnLimit *proxy.ConnLimiter
+	Sessions proxy.Sessions
+	// Limits bound what a client costs before it logs in: each command,
+	// with its literals and SASL responses, must arrive within
+	// PreauthTimeout of passgate starting to read it, which also bounds
+	// each pre-auth write and the TLS handshake; past MaxPreauthCommands
+	// the client gets "* BYE Too many commands before login", past
+	// MaxFailedLogins "* BYE Too many failed logins", past Conns "* BYE
+	// Too many connections"; lines and literals are read into buffers of
+	// MaxLine and MaxLiteral bytes.
+	Limits proxy.Limits
 	// TLSConfig is used for STARTTLS (Serve) and implicit TLS (ServeTLS).
 	// Nil: no STARTTLS, and ServeTLS fails.
 	TLSConfig *tls.Config
@@ -105,26 +93,9 @@ type Server struct {
 	// TLS. If false, such a connection advertises LOGINDISABLED.
 	AllowCleartext bool
 	// MFAMessage is the text after "NO [ALERT] " when a primary password is
-	// refused because the account uses MFA. "" = DefaultMFAMessage.
+	// refused because the account uses MFA (see proxy.MFAText). "" =
+	// proxy.MFAText("", "").
 	MFAMessage string
-	// MaxFailedLogins is the number of failed logins after which the
-	// connection is closed with "* BYE Too many failed logins". 0 = 3.
-	MaxFailedLogins int
-	// MaxPreauthCommands is the number of commands a connection may send
-	// before it logs in; the next one is answered with
-	// "* BYE Too many commands before login" and the connection closed.
-	// 0 = 100.
-	MaxPreauthCommands int
-	// ReadTimeout bounds each pre-auth command: the command line, its
-	// literals and SASL responses must all arrive within it, counted from
-	// when passgate starts reading the command. It also bounds each
-	// pre-auth write and the TLS handshake. 0 = 60s.
-	ReadTimeout time.Duration
-	// MaxLine is the longest command line accepted, CRLF included.
-	// 0 = 8192 bytes.
-	MaxLine int
-	// MaxLiteral is the largest literal accepted. 0 = 8192 bytes.
-	MaxLiteral int
 	// IdleTimeout is passed to proxy.Splice (0 means whatever Splice does
 	// with 0).
 	IdleTimeout time.Duration
@@ -145,46 +116,14 @@ type Server struct {
 	cancel    context.CancelFunc
 }
 
-func (s *Server) maxFailedLogins() int {
-	if s.MaxFailedLogins > 0 {
-		return s.MaxFailedLogins
-	}
-	return DefaultMaxFailedLogins
-}
-
-func (s *Server) maxPreauthCommands() int {
-	if s.MaxPreauthCommands > 0 {
-		return s.MaxPreauthCommands
-	}
-	return DefaultMaxPreauthCommands
-}
-
-func (s *Server) readTimeout() time.Duration {
-	if s.ReadTimeout > 0 {
-		return s.ReadTimeout
-	}
-	return DefaultReadTimeout
-}
-
-func (s *Server) maxLine() int {
-	if s.MaxLine > 0 {
-		return s.MaxLine
-	}
-	return DefaultMaxLine
-}
-
-func (s *Server) maxLiteral() int {
-	if s.MaxLiteral > 0 {
-		return s.MaxLiteral
-	}
-	return DefaultMaxLiteral
-}
+// limits is Limits with the defaults applied.
+func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
 
 func (s *Server) mfaMessage() string {
 	if s.MFAMessage != "" {
 		return oneLine(s.MFAMessage)
 	}
-	return DefaultMFAMessage
+	return proxy.MFAText("", "")
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -206,7 +145,7 @@ func (s *Server) hostname() string {
 // pre-login capabilities before accepting (for at most the upstream's own
 // timeouts). It fails at once if no client could ever log in (no TLSConfig
 // and AllowCleartext false). It always returns a non-nil error; after
-// Shutdown or Close, ErrServerClosed.
+// Shutdown or Close, proxy.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
@@ -219,7 +158,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // ServeTLS accepts implicit-TLS connections on ln (port 993) using
 // TLSConfig. It always returns a non-nil error; after Shutdown or Close,
-// ErrServerClosed.
+// proxy.ErrServerClosed.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
@@ -247,7 +186,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 	s.capsOnce.Do(s.learnCapabilities)
 	if !s.trackListener(ln, true) {
 		ln.Close()
-		return ErrServerClosed
+		return proxy.ErrServerClosed
 	}
 	defer s.trackListener(ln, false)
 	var backoff time.Duration
@@ -255,7 +194,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.closing() {
-				return ErrServerClosed
+				return proxy.ErrServerClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("imap: accept: %w", err)
@@ -271,7 +210,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 		c := newConn(s, nc, implicitTLS)
 		if !s.trackConn(c, true) {
 			nc.Close()
-			return ErrServerClosed
+			return proxy.ErrServerClosed
 		}
 		go c.serve()
 	}
@@ -347,19 +286,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	if err := proxy.Wait(ctx, &s.wg); err != nil {
 		s.goodbye()
 		s.Close()
-		return fmt.Errorf("imap: shutdown: %w", ctx.Err())
+		return fmt.Errorf("imap: shutdown: %w", err)
 	}
+	return nil
 }
 
 // Close stops accepting and closes every connection at once, relayed

@@ -141,8 +141,8 @@ func TestAnyStateCommands(t *testing.T) {
 	}
 }
 
-func TestReadTimeout(t *testing.T) {
-	e := newEnv(t, cleartext, func(s *Server) { s.ReadTimeout = 50 * time.Millisecond })
+func TestPreauthTimeout(t *testing.T) {
+	e := newEnv(t, cleartext, func(s *Server) { s.Limits.PreauthTimeout = 50 * time.Millisecond })
 	t.Run("idle", func(t *testing.T) {
 		c := e.greeted()
 		c.expect("* BYE Autologout; idle for too long")

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/internal/testdeadline"
+	"github.com/passgate/passgate/proxy"
 )
 
 // TestPreauthDeadlineArmedOncePerCommand: an idle or trickling client
-// before login is closed when one ReadTimeout has passed since passgate
+// before login is closed when one PreauthTimeout has passed since passgate
 // began reading its command, not two: the deadline is armed once per
 // command (its literals included), and a read that hit it is not retried.
 func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
@@ -41,7 +42,7 @@ func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
 			}
 			dl := &testdeadline.Listener{Listener: ln}
 			srv := &Server{Auth: &fakeAuth{}, Upstream: newFakeUpstream(), AllowCleartext: true,
-				ReadTimeout: timeout, Logger: slog.New(slog.DiscardHandler)}
+				Limits: proxy.Limits{PreauthTimeout: timeout}, Logger: slog.New(slog.DiscardHandler)}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(dl) }()
 			t.Cleanup(func() {
@@ -64,7 +65,7 @@ func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
 			c.expectClosed()
 			took := time.Since(start)
 			armed, expired := dl.Counts()
-			t.Logf("closed after %v (ReadTimeout %v); %d deadlines armed, %d expired", took.Round(time.Millisecond), timeout, armed, expired)
+			t.Logf("closed after %v (PreauthTimeout %v); %d deadlines armed, %d expired", took.Round(time.Millisecond), timeout, armed, expired)
 			if expired != 1 {
 				t.Errorf("%d reads ended at a deadline before the close, want 1", expired)
 			}
@@ -72,7 +73,7 @@ func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
 				t.Errorf("%d read deadlines armed, want %d (one per command)", armed, tt.wantArmed)
 			}
 			if took < timeout {
-				t.Errorf("closed after %v, before the ReadTimeout of %v", took, timeout)
+				t.Errorf("closed after %v, before the PreauthTimeout of %v", took, timeout)
 			}
 		})
 	}

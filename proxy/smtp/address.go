@@ -4,17 +4,6 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
-
-	gosmtp "github.com/emersion/go-smtp"
-)
-
-// Replies to a path passgate cannot write upstream as the client meant it
-// (RFC 3463 X.1.7 bad sender, X.1.3 bad destination address syntax).
-var (
-	errBadSender = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 7},
-		Message: "Bad sender address syntax"}
-	errBadRecipient = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
-		Message: "Bad recipient address syntax"}
 )
 
 var errAddressSyntax = errors.New("address syntax")

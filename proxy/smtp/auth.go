@@ -1,16 +1,14 @@
 package smtp
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
@@ -37,12 +35,6 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	return nil, errUnknownMechanism
 }
 
-// upstreamAuditor is implemented by an Authenticator that audits logins
-// (authn.Guard): it records that the upstream login after an OK failed.
-type upstreamAuditor interface {
-	AuditUpstreamError(ctx context.Context, a authn.Attempt, d authn.Decision)
-}
-
 // maxLoggedHelo bounds the EHLO name in a log line (RFC 1035 §2.3.4: 255
 // octets for a domain name).
 const maxLoggedHelo = 255
@@ -59,17 +51,9 @@ func (ss *session) attempt(mech, username, secret string) authn.Attempt {
 		Protocol:  store.ScopeSMTP,
 		RemoteIP:  ss.remote.Addr(),
 		Mechanism: mech,
-		TLS:       ss.tlsVersion(),
+		TLS:       proxy.TLSVersion(ss.nc),
 		SessionID: ss.id,
 	}
-}
-
-// tlsVersion is the negotiated TLS version ("TLS 1.3"), or "" without TLS.
-func (ss *session) tlsVersion() string {
-	if tc, ok := ss.nc.(*tls.Conn); ok {
-		return tls.VersionName(tc.ConnectionState().Version)
-	}
-	return ""
 }
 
 // authLog is the logger of one AUTH: session, mechanism, TLS and EHLO name.
@@ -88,18 +72,18 @@ func (ss *session) authenticate(mech, authzid, username, secret string) error {
 	log := ss.authLog(a)
 	// RFC 4616 §2: an authzid other than the user asks to act as someone
 	// else, which passgate does not allow.
-	if authzid != "" && !sameUser(authzid, username) {
-		log.Info("smtp auth", "user", truncUser(username), "result", "authzid-denied")
+	if authzid != "" && !store.SameUsername(authzid, username) {
+		log.Info("smtp auth", "user", proxy.LoggedUsername(username), "result", "authzid-denied")
 		return ss.failed(errBadCredentials)
 	}
 	d, err := ss.verify(a)
 	if err != nil {
-		log.Warn("smtp auth", "user", truncUser(username), "result", "error", "err", err)
+		log.Warn("smtp auth", "user", proxy.LoggedUsername(username), "result", "error", "err", err)
 		return errTempAuth
 	}
 	user := d.Username
 	if user == "" {
-		user = truncUser(username)
+		user = proxy.LoggedUsername(username)
 	}
 	log = log.With("user", user)
 	switch d.Result {
@@ -136,9 +120,7 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 	if err != nil {
 		log.Warn("smtp auth", "result", "upstream-error", "app_password_id", d.AppPasswordID,
 			"upstream", ss.srv.Upstream, "err", err)
-		if ua, ok := ss.srv.Auth.(upstreamAuditor); ok {
-			ua.AuditUpstreamError(ss.ctx, a, d)
-		}
+		proxy.AuditUpstreamError(ss.ctx, ss.srv.Auth, a, d)
 		return errTempAuth
 	}
 	if st.remove, err = ss.register(st.decision); err != nil {
@@ -164,49 +146,26 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 	return nil
 }
 
-// truncUser bounds a username as typed for the log (a hostile client may
-// send kilobytes).
-func truncUser(u string) string {
-	if len(u) > 256 {
-		return u[:256]
-	}
-	return u
-}
-
-// sameUser reports whether two usernames name the same account.
-func sameUser(a, b string) bool {
-	na, errA := store.NormalizeUsername(a)
-	nb, errB := store.NormalizeUsername(b)
-	if errA != nil || errB != nil {
-		return a == b
-	}
-	return na == nb
-}
-
 // failed counts a failed login on the connection; the last one allowed
 // gets 421 and closes it.
 func (ss *session) failed(reply error) error {
 	if ss.cc == nil {
 		return reply
 	}
-	if ss.cc.failed.Add(1) >= ss.srv.maxFailedLogins() {
+	if ss.cc.failed.Add(1) >= int32(ss.srv.limits().MaxFailedLogins) {
 		ss.cc.closeAfter.Store(true)
 		return errTooManyFailures
 	}
 	return reply
 }
 
-// verify calls the Authenticator. A panic becomes an error whose text is the
-// panic value only for runtime errors (which carry no data): go-smtp would
-// log any other value, which might hold the secret.
+// verify calls the Authenticator. A panic becomes an error that describes
+// it without its data (proxy.PanicText): go-smtp would log the value, which
+// might hold the secret.
 func (ss *session) verify(a authn.Attempt) (d authn.Decision, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			if re, ok := p.(runtime.Error); ok {
-				err = fmt.Errorf("verify panicked: %w", re)
-			} else {
-				err = errors.New("verify panicked")
-			}
+			err = fmt.Errorf("verify panicked: %s", proxy.PanicText(p))
 		}
 	}()
 	return ss.srv.Auth.Verify(ss.ctx, a)

@@ -3,6 +3,8 @@ package smtp
 import (
 	"strings"
 	"testing"
+
+	"github.com/passgate/passgate/proxy"
 )
 
 func plainIR(authzid, user, secret string) string {
@@ -29,7 +31,7 @@ func TestAuthReplies(t *testing.T) {
 		{"foreign authzid", plainIR("bob@example.org", appUser, appSecret), "", 535,
 			"5.7.8 Authentication credentials invalid", "result=authzid-denied", appSecret},
 		{"MFA primary password", plainIR("", mfaUser, mfaSecret), "", 534,
-			"5.7.9 Application password required", "result=primary-refused-mfa", mfaSecret},
+			"5.7.9 " + proxy.MFAText("", ""), "result=primary-refused-mfa", mfaSecret},
 		{"MFA primary password, portal message", plainIR("", mfaUser, mfaSecret), portalMFA, 534,
 			"5.7.9 " + portalMFA, "result=primary-refused-mfa", mfaSecret},
 		{"Verify error", plainIR("", brokenUser, "some-secret-3"), "", 454,

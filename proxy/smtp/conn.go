@@ -25,9 +25,9 @@ type clientConn struct {
 	id  string       // session id: in every log line and audit record
 	log *slog.Logger // carries session and remote
 
-	release        func()        // frees the ConnLimit slot
+	release        func()        // frees the Limits.Conns slot; nil if none was taken
 	maxPreauth     int32         // lines allowed before AUTH
-	preauthTimeout time.Duration // caps every deadline before AUTH; 0: none
+	preauthTimeout time.Duration // caps every deadline before AUTH
 	writeTimeout   time.Duration
 
 	failed     atomic.Int32
@@ -114,7 +114,7 @@ func (c *clientConn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline is called by go-smtp before each reply and before the
 // implicit-TLS handshake; before AUTH the deadline is capped at
-// PreauthTimeout.
+// Limits.PreauthTimeout.
 func (c *clientConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(c.preauthDeadline(t))
 }
@@ -151,7 +151,7 @@ func (c *clientConn) setReplyTo(w net.Conn) {
 	c.replyTo.Store(&w)
 }
 
-// Close frees the connection's ConnLimit slot, closes it once and forgets
+// Close frees the connection's Limits.Conns slot, closes it once and forgets
 // it. The slot is free before the client sees the end of the connection.
 func (c *clientConn) Close() error {
 	var err error
@@ -176,7 +176,7 @@ func clientConnOf(nc net.Conn) *clientConn {
 }
 
 // listener wraps accepted connections in clientConn and, with tlsConfig,
-// in TLS (implicit TLS, RFC 8314 §3.3). A connection over the ConnLimit
+// in TLS (implicit TLS, RFC 8314 §3.3). A connection over Limits.Conns
 // is answered 421 and closed by the Server; go-smtp never sees it.
 type listener struct {
 	net.Listener
@@ -204,6 +204,27 @@ func (l listener) Accept() (net.Conn, error) {
 		cc.setReplyTo(tc)
 		return tc, nil
 	}
+}
+
+// startTLSConfig is the TLS config go-smtp uses for STARTTLS: TLSConfig,
+// noting on the client connection that replies now go through a TLS layer
+// that the next session will name.
+func (s *Server) startTLSConfig() *tls.Config {
+	if s.TLSConfig == nil {
+		return nil
+	}
+	cfg := s.TLSConfig.Clone()
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if cc := clientConnOf(hello.Conn); cc != nil {
+			cc.setReplyTo(nil)
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
+	}
+	return cfg
 }
 
 // connSet tracks the open client connections, so that Close and an expired

@@ -38,10 +38,10 @@ package smtp
 //     lineEndReader stops the body before the first one, and the message is
 //     refused (550 5.5.2) and aborted upstream.
 //   - Every client read has a deadline (ReadTimeout, extended per read during
-//     DATA), capped at PreauthTimeout until AUTH succeeds (clientConn's
+//     DATA), capped at Limits.PreauthTimeout until AUTH succeeds (clientConn's
 //     SetReadDeadline and SetWriteDeadline); every upstream command has one
 //     (CommandTimeout), including each write of the body.
-//   - Abuse is bounded before AUTH: ConnLimit is checked before the
+//   - Abuse is bounded before AUTH (Server.Limits): Conns is checked before the
 //     greeting; MaxPreauthCommands counts every line go-smtp reads before a
 //     successful AUTH (by the read deadline it sets before each one, so
 //     commands that reach no session hook, NOOP, VRFY or unknown verbs,

@@ -13,7 +13,9 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
+	"github.com/passgate/passgate/store"
 )
 
 // recordAll is an Authenticator that refuses every login and passes each
@@ -51,14 +53,13 @@ type fuzzClient struct {
 func newFuzzClient(f *testing.F) *fuzzClient {
 	fc := &fuzzClient{auth: make(recordAll, 8)}
 	srv := &Server{
-		Auth:               fc.auth,
-		Upstream:           &upstream.SMTP{Address: closedAddr(f), Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
-		AllowCleartext:     true,
-		Hostname:           "passgate.test",
-		ReadTimeout:        ioTimeout,
-		MaxFailedLogins:    1 << 30,
-		MaxPreauthCommands: 1 << 30,
-		Logger:             discardLogger(),
+		Auth:           fc.auth,
+		Upstream:       &upstream.SMTP{Address: closedAddr(f), Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
+		AllowCleartext: true,
+		Hostname:       "passgate.test",
+		ReadTimeout:    ioTimeout,
+		Limits:         proxy.Limits{MaxFailedLogins: 1 << 30, MaxPreauthCommands: 1 << 30},
+		Logger:         discardLogger(),
 	}
 	fc.addr = startPassgate(f, srv, false)
 	f.Cleanup(func() {
@@ -259,7 +260,7 @@ func FuzzSASLPlainServer(f *testing.F) {
 		switch {
 		case err != nil:
 			loginRefused(t, c, replyBadPlain, auth)
-		case authzid != "" && !sameUser(authzid, authcid):
+		case authzid != "" && !store.SameUsername(authzid, authcid):
 			loginRefused(t, c, replyBadCreds, auth)
 		default:
 			c.expectLine(replyBadCreds)

@@ -32,7 +32,7 @@ func guarded(l authn.Limits, audit *syncBuffer) func(*Server) {
 func TestRateLimitedReply(t *testing.T) {
 	const rateLimited = "4.7.0 Too many failed logins, try again later"
 	e := newEnv(t, nil, func(s *Server) {
-		s.MaxFailedLogins = 4
+		s.Limits.MaxFailedLogins = 4
 		guarded(authn.Limits{MaxPerAddress: 2}, nil)(s)
 	})
 	c := dialText(t, e.addr)

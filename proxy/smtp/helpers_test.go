@@ -23,6 +23,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -128,10 +129,8 @@ func startPassgate(t testing.TB, srv *Server, implicit bool) string {
 	}()
 	t.Cleanup(func() {
 		srv.Close()
-		// ErrServerClosed: a test that never used this listener may end
-		// before Serve got past its start-up probe.
-		if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
+		if err := <-done; !errors.Is(err, proxy.ErrServerClosed) {
+			t.Errorf("Serve ended by Close returned %v, want ErrServerClosed", err)
 		}
 	})
 	return ln.Addr().String()

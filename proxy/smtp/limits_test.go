@@ -44,7 +44,7 @@ func connectRaw(t *testing.T, addr, src string, tlsConfig *tls.Config) *badConn 
 	return &badConn{textConn: &textConn{t: t, c: c, tp: textproto.NewConn(c)}}
 }
 
-// TestConnectionLimits: over ConnLimit, a connection gets 421 instead of
+// TestConnectionLimits: over Limits.Conns, a connection gets 421 instead of
 // the greeting (after the handshake on implicit TLS) and is closed; ending
 // a connection frees its slot.
 func TestConnectionLimits(t *testing.T) {
@@ -52,7 +52,7 @@ func TestConnectionLimits(t *testing.T) {
 	limit := &proxy.ConnLimiter{Max: 3, PerIP: 2}
 	e := newEnv(t, nil, func(s *Server) {
 		s.TLSConfig = cfg
-		s.ConnLimit = limit
+		s.Limits.Conns = limit
 	})
 	tlsAddr := startPassgate(t, e.pg, true)
 	clientTLS := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
@@ -104,14 +104,14 @@ func TestPreauthCommandLimit(t *testing.T) {
 	const tooMany = "421 4.7.0 Too many commands before authentication"
 	for _, tt := range []struct {
 		name  string
-		limit int // Server.MaxPreauthCommands
+		limit int // Server.Limits.MaxPreauthCommands
 		want  int // lines answered
 	}{
-		{"default", 0, DefaultMaxPreauthCommands},
+		{"default", 0, proxy.DefaultMaxPreauthCommands},
 		{"configured", 7, 7},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, nil, func(s *Server) { s.MaxPreauthCommands = tt.limit })
+			e := newEnv(t, nil, func(s *Server) { s.Limits.MaxPreauthCommands = tt.limit })
 			c := &badConn{textConn: dialText(t, e.addr)}
 			var b strings.Builder
 			for i := range tt.want + 5 {
@@ -131,7 +131,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 		})
 	}
 	t.Run("SASL responses count", func(t *testing.T) {
-		e := newEnv(t, nil, func(s *Server) { s.MaxPreauthCommands = 4 })
+		e := newEnv(t, nil, func(s *Server) { s.Limits.MaxPreauthCommands = 4 })
 		c := &badConn{textConn: dialText(t, e.addr)}
 		c.transactWant("EHLO client.test", 250, "")
 		c.transactWant("AUTH LOGIN", 334, "")
@@ -142,7 +142,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 		c.expectClosed()
 	})
 	t.Run("AUTH as the last allowed line", func(t *testing.T) {
-		e := newEnv(t, nil, func(s *Server) { s.MaxPreauthCommands = 2 })
+		e := newEnv(t, nil, func(s *Server) { s.Limits.MaxPreauthCommands = 2 })
 		c := &badConn{textConn: dialText(t, e.addr)}
 		c.transactWant("EHLO client.test", 250, "")
 		c.transactWant(plainIR("", appUser, appSecret), 235, "")
@@ -153,7 +153,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 	})
 	t.Run("implicit TLS", func(t *testing.T) {
 		cfg, pool := testCert(t)
-		e := newEnv(t, nil, func(s *Server) { s.TLSConfig, s.MaxPreauthCommands = cfg, 3 })
+		e := newEnv(t, nil, func(s *Server) { s.TLSConfig, s.Limits.MaxPreauthCommands = cfg, 3 })
 		c := connectRaw(t, startPassgate(t, e.pg, true), "", &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 		c.expect(220)
 		c.transactWant("EHLO client.test", 250, "")
@@ -165,7 +165,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 	})
 	t.Run("STARTTLS then EHLO", func(t *testing.T) {
 		cfg, pool := testCert(t)
-		e := newEnv(t, nil, func(s *Server) { s.TLSConfig, s.MaxPreauthCommands = cfg, 4 })
+		e := newEnv(t, nil, func(s *Server) { s.TLSConfig, s.Limits.MaxPreauthCommands = cfg, 4 })
 		c := &badConn{textConn: dialText(t, e.addr), pool: pool}
 		c.transactWant("EHLO client.test", 250, "")
 		c.startTLS()
@@ -180,7 +180,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 		// EHLO starts: without one passgate cannot write the 421 and
 		// closes without it. It never writes it in cleartext.
 		cfg, pool := testCert(t)
-		e := newEnv(t, nil, func(s *Server) { s.TLSConfig, s.MaxPreauthCommands = cfg, 3 })
+		e := newEnv(t, nil, func(s *Server) { s.TLSConfig, s.Limits.MaxPreauthCommands = cfg, 3 })
 		c := &badConn{textConn: dialText(t, e.addr), pool: pool}
 		c.startTLS()
 		c.transactWant("NOOP", 250, "")
@@ -238,6 +238,22 @@ func TestTLSOnPlainPort(t *testing.T) {
 	dialText(t, e.addr).transactWant("NOOP", 250, "")
 }
 
+// TestPreauthTimeoutDefault: with Limits.PreauthTimeout zero, the reads
+// of a client that has not logged in are bounded by
+// proxy.DefaultPreauthTimeout, as IMAP's are, not by the ReadTimeout of
+// authenticated sessions. The deadline armed is compared, not waited for.
+func TestPreauthTimeoutDefault(t *testing.T) {
+	const long = 10 * time.Minute
+	e := newEnv(t, nil, func(s *Server) { s.ReadTimeout, s.WriteTimeout = long, long })
+	addr, dl := serveCounted(t, e.pg)
+	c := &badConn{textConn: dialText(t, addr)}
+	c.transactWant("NOOP", 250, "") // its read was armed before the reply
+	if last, bound := dl.LastArmed(), time.Now().Add(proxy.DefaultPreauthTimeout); last.IsZero() || last.After(bound) {
+		t.Errorf("read deadline before AUTH %v from now, want at most proxy.DefaultPreauthTimeout (%v)",
+			time.Until(last).Round(time.Second), proxy.DefaultPreauthTimeout)
+	}
+}
+
 // serveCounted serves srv on one more listener, which counts the read
 // deadlines of its connections, until the test ends.
 func serveCounted(t *testing.T, srv *Server) (addr string, dl *testdeadline.Listener) {
@@ -280,7 +296,7 @@ func TestPreauthTimeout(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, nil, func(s *Server) { s.PreauthTimeout = timeout }) // ReadTimeout: ioTimeout
+			e := newEnv(t, nil, func(s *Server) { s.Limits.PreauthTimeout = timeout }) // ReadTimeout: ioTimeout
 			addr, dl := serveCounted(t, e.pg)
 			start := time.Now()
 			c := &badConn{textConn: dialText(t, addr)}
@@ -299,7 +315,7 @@ func TestPreauthTimeout(t *testing.T) {
 		})
 	}
 	t.Run("authenticated: ReadTimeout applies", func(t *testing.T) {
-		e := newEnv(t, nil, func(s *Server) { s.PreauthTimeout = timeout })
+		e := newEnv(t, nil, func(s *Server) { s.Limits.PreauthTimeout = timeout })
 		c := &badConn{textConn: dialText(t, e.addr)}
 		c.transactWant("EHLO client.test", 250, "")
 		c.transactWant(plainIR("", appUser, appSecret), 235, "")

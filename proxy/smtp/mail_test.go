@@ -13,6 +13,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/proxy/upstream"
+	"github.com/passgate/passgate/store"
 )
 
 func TestSenderPolicy(t *testing.T) {
@@ -334,5 +335,35 @@ func TestAcceptedReply(t *testing.T) {
 		{"5.0.0 odd", gosmtp.EnhancedCode{2, 0, 0}, "5.0.0 odd"},
 	} {
 		wantReply(t, acceptedReply(tc.in), 250, tc.ec, tc.text)
+	}
+}
+
+// accountMap is Accounts from a map; a nil map fails like a store that is
+// down.
+type accountMap map[string]store.Account
+
+func (m accountMap) GetAccount(_ context.Context, username string) (store.Account, error) {
+	if m == nil {
+		return store.Account{}, store.ErrUnavailable
+	}
+	a, ok := m[username]
+	if !ok {
+		return store.Account{}, store.ErrNotFound
+	}
+	return a, nil
+}
+
+// TestAliasesOf: the senders of an account are its aliases in the store;
+// an unknown account has none; a store failure is an error (451).
+func TestAliasesOf(t *testing.T) {
+	st := accountMap{appUser: {Username: appUser, Aliases: []string{aliasAddr}}}
+	if got, err := AliasesOf(st)(t.Context(), appUser); err != nil || !slices.Equal(got, []string{aliasAddr}) {
+		t.Errorf("aliases of %s: %v, %v", appUser, got, err)
+	}
+	if got, err := AliasesOf(st)(t.Context(), "nobody@example.org"); err != nil || got != nil {
+		t.Errorf("aliases of an unknown account: %v, %v", got, err)
+	}
+	if _, err := AliasesOf(accountMap(nil))(t.Context(), appUser); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("store down: %v, want store.ErrUnavailable", err)
 	}
 }

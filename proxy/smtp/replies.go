@@ -47,11 +47,13 @@ var (
 		Message: "Upstream failed, message not accepted"}
 	errAborted = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
 		Message: "Message transfer aborted, message not accepted"}
+	// A path passgate cannot write upstream as the client meant it (RFC
+	// 3463 X.1.7 bad sender, X.1.3 bad destination address syntax).
+	errBadSender = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 7},
+		Message: "Bad sender address syntax"}
+	errBadRecipient = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
+		Message: "Bad recipient address syntax"}
 )
-
-// defaultMFAMessage is the text of the 534 reply to a primary password of an
-// MFA account.
-const defaultMFAMessage = "Application password required"
 
 // errMFA is the RFC 4954 §6 "534 5.7.9 Authentication mechanism is too weak"
 // reply, used for a primary password where an app password is required.

@@ -14,16 +14,9 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 )
-
-// Authenticator decides a login (authn.Verifier implements it).
-type Authenticator interface {
-	Verify(ctx context.Context, a authn.Attempt) (authn.Decision, error)
-}
 
 // Upstream logs in to the submission server as the user (upstream.SMTP
 // implements it). On success the caller owns the returned connection. The
@@ -37,24 +30,6 @@ type Upstream interface {
 
 var _ Upstream = (*upstream.SMTP)(nil)
 
-// Senders returns the addresses an account may use in MAIL FROM besides its
-// username (aliases).
-type Senders func(ctx context.Context, username string) ([]string, error)
-
-// SessionRegistry records live sessions (sessions.Registry implements it).
-// end ends the session without blocking; remove unregisters it. An error
-// refuses the login (sessions.ErrRevoked: the credential was revoked
-// meanwhile; otherwise a temporary failure).
-type SessionRegistry interface {
-	Add(ctx context.Context, s sessions.Session, end func()) (remove func(), err error)
-}
-
-var _ SessionRegistry = (*sessions.Registry)(nil)
-
-// ErrServerClosed is returned by Serve and ServeTLS called after Close or
-// Shutdown.
-var ErrServerClosed = errors.New("smtp server: closed")
-
 // DefaultMaxMessageBytes is the SIZE advertised when neither the upstream
 // nor MaxMessageBytes gives one.
 const DefaultMaxMessageBytes = 50 << 20
@@ -63,7 +38,7 @@ const DefaultMaxMessageBytes = 50 << 20
 // fields before the first Serve; a Server must not be copied after.
 type Server struct {
 	// Auth decides logins (protocol smtp). Required.
-	Auth Authenticator
+	Auth proxy.Authenticator
 	// Upstream is where messages go. Required.
 	Upstream Upstream
 	// Senders lists an account's aliases for the sender check. If nil, the
@@ -74,7 +49,7 @@ type Server struct {
 	CheckSender bool
 	// Sessions, if not nil, registers each authenticated session (protocol
 	// "smtp"); ending it closes the client and the upstream connections.
-	Sessions SessionRegistry
+	Sessions proxy.Sessions
 	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. If
 	// nil, Serve offers no STARTTLS and ServeTLS fails. STARTTLS uses a
 	// copy made at the first Serve (its GetCertificate still runs).
@@ -83,35 +58,28 @@ type Server struct {
 	// needs STARTTLS first (RFC 4954 §4, RFC 8314).
 	AllowCleartext bool
 	// MFAMessage is the text of "534 5.7.9" to a primary password of an MFA
-	// account. If empty, "Application password required".
+	// account (see proxy.MFAText). If empty, proxy.MFAText("", "").
 	MFAMessage string
 	// Hostname is the name in the greeting. If empty, os.Hostname().
 	Hostname string
-	// MaxFailedLogins is the number of failed AUTHs after which the
-	// connection gets 421 and is closed. If zero, 3. Refusals by the
-	// Authenticator's rate limit (454) count too.
-	MaxFailedLogins int
-	// ConnLimit bounds the client connections open at once, in total and
-	// per address (an IPv6 /64 counts as one). A connection over it gets
-	// "421 4.7.0 Too many connections, try again later" instead of the
-	// greeting and is closed. Give each protocol its own. If nil, no limit.
-	ConnLimit *proxy.ConnLimiter
-	// MaxPreauthCommands is the number of lines (commands, malformed ones
-	// and SASL responses included) a connection may send before a
-	// successful AUTH; instead of reading the next one passgate answers
-	// "421 4.7.0 Too many commands before authentication" and closes. If
-	// zero, DefaultMaxPreauthCommands.
-	MaxPreauthCommands int
+	// Limits bound what a client costs before AUTH succeeds. Every read
+	// and write, and the TLS handshake, is bounded by PreauthTimeout (or
+	// ReadTimeout and WriteTimeout if shorter): an idle client gets "421
+	// 4.4.2 Idle timeout". After MaxFailedLogins refused AUTHs (the
+	// Authenticator's rate-limit refusals, 454, included) it gets 421 and
+	// is closed; instead of the line after MaxPreauthCommands (commands,
+	// malformed ones and SASL responses), "421 4.7.0 Too many commands
+	// before authentication"; past Conns, "421 4.7.0 Too many connections,
+	// try again later" instead of the greeting. MaxLine and MaxLiteral do
+	// not apply: go-smtp bounds every line at 2000 bytes.
+	Limits proxy.Limits
 	// ReadTimeout bounds each read from the client (command lines, and each
-	// read of a message body). If zero, 5m (RFC 5321 §4.5.3.2).
+	// read of a message body) once it is authenticated. If zero, 5m (RFC
+	// 5321 §4.5.3.2).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds each reply. If zero, 5m.
+	// WriteTimeout bounds each reply once the client is authenticated. If
+	// zero, 5m.
 	WriteTimeout time.Duration
-	// PreauthTimeout bounds each read and write, and the TLS handshake,
-	// until AUTH succeeds (limits.preauth_timeout): an idle client that has
-	// not logged in gets "421 4.4.2 Idle timeout" after it. If zero, or
-	// longer than ReadTimeout or WriteTimeout, those apply.
-	PreauthTimeout time.Duration
 	// MaxMessageBytes caps the message size passgate advertises and
 	// accepts. If zero, the upstream's SIZE, learnt when serving starts; if
 	// the upstream gives none or cannot be reached then, 50 MiB.
@@ -142,23 +110,26 @@ func (s *Server) logger() *slog.Logger {
 
 func (s *Server) mfaMessage() string {
 	if s.MFAMessage == "" {
-		return defaultMFAMessage
+		return proxy.MFAText("", "")
 	}
 	return s.MFAMessage
 }
 
-func (s *Server) maxFailedLogins() int32 {
-	if s.MaxFailedLogins <= 0 {
-		return 3
-	}
-	return int32(s.MaxFailedLogins)
-}
+// limits is Limits with the defaults applied.
+func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
 
 func (s *Server) readTimeout() time.Duration {
 	if s.ReadTimeout <= 0 {
 		return 5 * time.Minute
 	}
 	return s.ReadTimeout
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout <= 0 {
+		return 5 * time.Minute
+	}
+	return s.WriteTimeout
 }
 
 // setup builds the go-smtp server (without the upstream's capabilities).
@@ -244,8 +215,8 @@ type prober interface {
 // Serve accepts submission connections on ln (RFC 6409), offering STARTTLS
 // when TLSConfig is set. The first Serve or ServeTLS validates the
 // configuration and probes the upstream's EHLO (within the upstream's dial
-// and login timeouts) before accepting. It returns nil when Close or
-// Shutdown ends it.
+// and login timeouts) before accepting. It always returns a non-nil
+// error; after Shutdown or Close, proxy.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
@@ -254,7 +225,8 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeTLS accepts submissions connections on ln with implicit TLS
-// (RFC 8314 §3.3). It returns nil when Close or Shutdown ends it.
+// (RFC 8314 §3.3). It always returns a non-nil error; after Shutdown or
+// Close, proxy.ErrServerClosed.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.TLSConfig == nil {
 		return errors.New("smtp server: ServeTLS without TLSConfig")
@@ -272,7 +244,7 @@ func (s *Server) serve(ln net.Listener) error {
 	if s.closed {
 		s.lnMu.Unlock()
 		ln.Close()
-		return ErrServerClosed
+		return proxy.ErrServerClosed
 	}
 	s.listeners = append(s.listeners, ln)
 	s.lnMu.Unlock()
@@ -280,7 +252,7 @@ func (s *Server) serve(ln net.Listener) error {
 	s.lnMu.Lock()
 	defer s.lnMu.Unlock()
 	if s.closed {
-		return nil
+		return proxy.ErrServerClosed
 	}
 	return err
 }
@@ -306,7 +278,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = nil
 	}
 	if err == nil {
-		err = s.waitRefusals(ctx)
+		err = proxy.Wait(ctx, &s.refusing) // the refusals in flight
 	}
 	if ctx.Err() != nil {
 		s.conns.closeAll()
@@ -322,8 +294,8 @@ func (s *Server) Close() error {
 	err := s.srv.Close()
 	s.conns.closeAll()
 	s.refusing.Wait()
-	if errors.Is(err, gosmtp.ErrServerClosed) {
-		return nil
+	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil // closeListeners closed them already
 	}
 	return err
 }

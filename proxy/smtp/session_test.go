@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
@@ -103,7 +105,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.pg.Serve(ln); err != ErrServerClosed {
+	if err := e.pg.Serve(ln); !errors.Is(err, proxy.ErrServerClosed) {
 		t.Errorf("Serve after Shutdown: %v", err)
 	}
 	if _, err := ln.Accept(); err == nil {

@@ -44,7 +44,7 @@ type sink struct {
 	rejectRcpt map[string]*gosmtp.SMTPError // RCPT replies
 	dataErr    *gosmtp.SMTPError            // reply to the final dot
 	dieAfter   int64                        // close the connection after this many body bytes (0 = never)
-	discard    bool                         // hash and count bodies instead of keeping them
+	discard    bool                         // hash and count bodies instead of keeping them (and keep no wire bytes)
 	passwords  map[string]string            // authcid -> password accepted
 	tlsMode    string                       // "", "starttls" or "tls"
 	tlsConfig  *tls.Config
@@ -148,7 +148,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.s.accepts.Add(1)
-	tc := &tapConn{Conn: c}
+	tc := &tapConn{Conn: c, off: l.s.discard}
 	l.s.conns.Store(net.Conn(tc), struct{}{})
 	l.s.tapMu.Lock()
 	l.s.taps = append(l.s.taps, tc)
@@ -156,25 +156,24 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
-// tapKeep bounds what a tapConn keeps, so that the streaming tests' large
-// messages do not pile up in the test's own heap.
-const tapKeep = 1 << 20
-
-// tapConn keeps the first tapKeep bytes the sink read from an upstream
-// connection: what passgate sent, exactly (ciphertext when the sink runs
-// TLS).
+// tapConn keeps every byte the sink read from an upstream connection: what
+// passgate sent, exactly (ciphertext when the sink runs TLS). A sink that
+// discards bodies keeps nothing: the memory tests measure passgate's heap,
+// not a copy of the message in the tap.
 type tapConn struct {
 	net.Conn
+	off bool
 	mu  sync.Mutex
 	got bytes.Buffer
 }
 
 func (c *tapConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	if keep := min(n, tapKeep-c.got.Len()); keep > 0 {
-		c.got.Write(p[:keep])
+	if c.off {
+		return n, err
 	}
+	c.mu.Lock()
+	c.got.Write(p[:n])
 	c.mu.Unlock()
 	return n, err
 }

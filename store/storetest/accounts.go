@@ -22,6 +22,7 @@ func testAccounts(t *testing.T, o Opener) {
 				Recovery:       []store.RecoveryCode{{Tag: []byte("tag 1"), Hash: fakeHash + "3"}},
 				RecoveryHashes: []string{fakeHash + "1", fakeHash + "2"},
 			},
+			OAuth: &store.OAuthLink{RefreshEnc: []byte("\x00sealed\xffrefresh"), Linked: t0.Add(2 * time.Minute)},
 		}
 		if err := s.CreateAccount(t.Context(), a); err != nil {
 			t.Fatalf("CreateAccount: %v", err)
@@ -56,17 +57,18 @@ func testAccounts(t *testing.T, o Opener) {
 		s := o.New(t)
 		a := mustCreateAccount(t, s, "alice")
 		totp := &store.TOTP{SecretEnc: []byte("sealed"), Enrolled: t0, RecoveryHashes: []string{fakeHash}}
+		link := &store.OAuthLink{Linked: t0, Refused: t0.Add(time.Hour)}
 		err := s.UpdateAccount(t.Context(), "alice", func(a *store.Account) error {
 			a.MFA = true
 			a.PasswordHash = ""
-			a.Admin, a.Aliases, a.TOTP = true, []string{"al@example.org"}, totp
+			a.Admin, a.Aliases, a.TOTP, a.OAuth = true, []string{"al@example.org"}, totp, link
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("UpdateAccount: %v", err)
 		}
 		a.MFA, a.PasswordHash = true, ""
-		a.Admin, a.Aliases, a.TOTP = true, []string{"al@example.org"}, totp
+		a.Admin, a.Aliases, a.TOTP, a.OAuth = true, []string{"al@example.org"}, totp, link
 		got, err := s.GetAccount(t.Context(), "alice")
 		if err != nil {
 			t.Fatalf("GetAccount: %v", err)

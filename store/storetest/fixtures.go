@@ -120,6 +120,11 @@ func normAccount(a store.Account) store.Account {
 		}
 		a.TOTP = &totp
 	}
+	if a.OAuth != nil {
+		link := *a.OAuth
+		link.Linked, link.Refused = link.Linked.UTC(), link.Refused.UTC()
+		a.OAuth = &link
+	}
 	return a
 }
 

@@ -82,12 +82,10 @@ func (d *Delegated) Fetch(ctx context.Context, user string) (*oauth2.Token, erro
 }
 
 // refreshToken returns the token in the store and the one to use: a
-// pending rotation's, saved first if the store is back.
+// pending rotation's while the store cannot save it; once it can, the
+// store's, which is the pending one unless the user linked again meanwhile.
 func (d *Delegated) refreshToken(ctx context.Context, user string) (stored, current string, err error) {
-	if r, ok := d.getPending(user); ok {
-		if d.save(ctx, user) {
-			return r.new, r.new, nil
-		}
+	if r, ok := d.getPending(user); ok && !d.save(ctx, user) {
 		return r.old, r.new, nil
 	}
 	rt, err := d.Store.RefreshToken(ctx, user)

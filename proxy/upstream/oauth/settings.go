@@ -35,24 +35,25 @@ var (
 	GoogleMailScopes = []string{"https://mail.google.com/"}
 )
 
-// Settings are the [oauth] section of the config file, named by their keys.
-// Source validates them and reads the files they name.
+// Settings are the [oauth] section of the config file (package config
+// decodes it into this type, by the toml tags). Source validates them and
+// reads the files they name.
 type Settings struct {
-	Mode     string // mode: client_credentials | service_account | delegated
-	Provider string // provider: microsoft | google | "" (token_url etc. given)
-	Tenant   string // tenant: Microsoft directory (tenant) id or domain
+	Mode     string `toml:"mode"`     // client_credentials | service_account | delegated
+	Provider string `toml:"provider"` // microsoft | google | "" (token_url etc. given)
+	Tenant   string `toml:"tenant"`   // Microsoft directory (tenant) id or domain
 
-	ClientID         string // client_id
-	ClientSecret     string // client_secret (prefer client_secret_file)
-	ClientSecretFile string // client_secret_file
-	CertificateFile  string // certificate_file: PEM, for a client assertion
-	KeyFile          string // key_file: the certificate's PEM RSA key
+	ClientID         string `toml:"client_id"`
+	ClientSecret     string `toml:"client_secret"` // prefer client_secret_file
+	ClientSecretFile string `toml:"client_secret_file"`
+	CertificateFile  string `toml:"certificate_file"` // PEM, for a client assertion
+	KeyFile          string `toml:"key_file"`         // the certificate's PEM RSA key
 
-	ServiceAccountFile string // service_account_file: Google JSON key
+	ServiceAccountFile string `toml:"service_account_file"` // Google JSON key
 
-	Scopes   []string // scopes; if empty, the provider's for the mode
-	TokenURL string   // token_url: overrides the provider's (tests)
-	AuthURL  string   // auth_url: overrides the provider's (delegated link)
+	Scopes   []string `toml:"scopes"`    // if empty, the provider's for the mode
+	TokenURL string   `toml:"token_url"` // overrides the provider's (tests)
+	AuthURL  string   `toml:"auth_url"`  // overrides the provider's (delegated link)
 }
 
 // Source builds the token source the settings describe. store keeps
@@ -129,6 +130,20 @@ func (s Settings) delegated(store RefreshStore) (Source, error) {
 	if store == nil {
 		return nil, errors.New("oauth.mode: delegated needs a refresh token store")
 	}
+	cfg, err := s.DelegatedConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &Delegated{Store: store, Config: cfg}, nil
+}
+
+// DelegatedConfig is the client of delegated mode: the one the portal's
+// link flow sends users to (its RedirectURL is the portal's to set), and
+// the one Delegated refreshes tokens with.
+func (s Settings) DelegatedConfig() (*oauth2.Config, error) {
+	if s.Mode != ModeDelegated {
+		return nil, fmt.Errorf("oauth.mode: %q is not delegated", s.Mode)
+	}
 	ep, err := s.endpoint()
 	if err != nil {
 		return nil, err
@@ -147,9 +162,7 @@ func (s Settings) delegated(store RefreshStore) (Source, error) {
 	if s.Provider == ProviderGoogle {
 		defaults = GoogleMailScopes
 	}
-	return &Delegated{Store: store, Config: &oauth2.Config{
-		ClientID: s.ClientID, ClientSecret: secret, Endpoint: ep, Scopes: s.scopes(defaults),
-	}}, nil
+	return &oauth2.Config{ClientID: s.ClientID, ClientSecret: secret, Endpoint: ep, Scopes: s.scopes(defaults)}, nil
 }
 
 // endpoint is the provider's, with token_url and auth_url overrides.

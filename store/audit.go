@@ -46,6 +46,7 @@ var failureResults = map[string]bool{
 	"bad-secret": true, "unknown-user": true, "disabled": true, "primary-refused-mfa": true,
 	"scope-denied": true, "expired": true, "address-denied": true, "rate-limited": true,
 	"bad-code": true, "auth-error": true, "upstream-error": true,
+	"idp-mfa-missing": true, // portal OIDC sign-in without the required MFA
 }
 
 // Failure reports whether r is an attempt that did not get in (anyone can
@@ -86,18 +87,4 @@ type AuditLog interface {
 	// newest (last appended) first, at most AuditMax; ErrNotFound if the
 	// account does not exist.
 	RecentAudit(ctx context.Context, username string, n int) ([]AuditRecord, error)
-}
-
-// KV holds short-lived values shared by every instance on the same backend:
-// portal sessions, used TOTP steps (replay guard), enrolment state.
-type KV interface {
-	// PutKV stores value under key for ttl (> 0), replacing any value.
-	PutKV(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	// AddKV stores value under key for ttl only if key is absent (or
-	// expired) and reports whether it did; atomic across instances.
-	AddKV(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
-	// GetKV returns the value, or ErrNotFound if absent or expired.
-	GetKV(ctx context.Context, key string) ([]byte, error)
-	// DeleteKV removes key; absent keys are not an error.
-	DeleteKV(ctx context.Context, key string) error
 }
