@@ -137,10 +137,12 @@ func (r *Registry) follow(ctx context.Context, events <-chan store.Event, kick c
 			}
 			continue
 		}
-		r.End(ev)
+		// The cache first: a client whose session is ended reconnects at
+		// once, and must not find its revoked login cached.
 		if r.Cache != nil {
 			r.Cache.Drop(ev)
 		}
+		r.End(ev)
 	}
 	if ctx.Err() == nil {
 		r.log().Error("revocation events: the subscription ended; sessions are no longer watched")
