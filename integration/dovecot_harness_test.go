@@ -82,7 +82,7 @@ func TestDovecotTrustsForwardedIP(t *testing.T) {
 	}
 	c.transact("LOGOUT")
 	want := "user=<" + user + ">"
-	for _, line := range strings.Split(d.Log(), "\n") {
+	for _, line := range strings.Split(d.LogWhen("Login: "+want), "\n") {
 		if strings.Contains(line, "Login: "+want) {
 			if !strings.Contains(line, "rip=192.0.2.77") {
 				t.Fatalf("login logged without the forwarded address: %s", line)

@@ -334,6 +334,35 @@ func (d *Dovecot) Log() string {
 	return string(data)
 }
 
+// LogWhen returns the log once it holds a line with every one of parts,
+// or after 10 s (then the caller's check fails and says what is
+// missing). Dovecot's log process writes lines a moment after the event:
+// on a loaded machine, after the client already saw the reply.
+func (d *Dovecot) LogWhen(parts ...string) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log := d.Log()
+		for _, line := range strings.Split(log, "\n") {
+			if containsAll(line, parts) {
+				return log
+			}
+		}
+		if time.Now().After(deadline) {
+			return log
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
 // startDovecot starts a Dovecot of the test's own, stopped when the test
 // ends; its log is printed if the test failed.
 func startDovecot(t testing.TB) *Dovecot {

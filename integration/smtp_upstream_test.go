@@ -48,7 +48,7 @@ func TestSMTPUpstreamModes(t *testing.T) {
 			if want := map[bool]string{false: "with ESMTPA", true: "with ESMTPSA"}[upstreamTLS]; !strings.Contains(received, want+"\r\n") {
 				t.Errorf("Received header %q, want %q", received, want)
 			}
-			log := d.Log()
+			log := d.LogWhen("Successfully relayed message: from=<" + a.User + ">")
 			master := strings.Contains(log, "Master user logging in as "+a.User)
 			if wantMaster := tt.opts.Login != "passthrough"; master != wantMaster {
 				t.Errorf("Dovecot logged a master-user login: %v, want %v", master, wantMaster)
