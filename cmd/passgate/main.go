@@ -21,6 +21,7 @@
 //	passgate apppass revoke USER ID|NAME
 //	passgate apppass revoke-all USER [USER...]
 //	passgate store migrate --from bolt:PATH --to redis://...|config [--key-prefix P] [--audit=false] [--json]
+//	passgate bench --target NAME=HOST:PORT ... [--help for the rest]
 //	passgate version
 //
 // Every command takes --config FILE (default passgate.toml). Flags may come
@@ -36,6 +37,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/passgate/passgate/internal/bench"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -91,6 +94,9 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate apppass revoke-all USER [USER...]
   passgate store migrate --from bolt:PATH --to redis://...|rediss://...|config
                          [--key-prefix P] [--audit=false] [--json]
+  passgate bench --target NAME=HOST:PORT [--imaps|--smtp NAME=HOST:PORT]
+                 [--user [NAME=]USER] [--secret-env [NAME=]VAR] [--pid NAME=PID]
+                 [--baseline NAME] [--only MEASURE,...]   (passgate bench --help)
   passgate version
 
 Every command takes --config FILE (default passgate.toml).
@@ -115,6 +121,12 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdAppPass(ctx, e, rest)
 	case "store":
 		return cmdStore(ctx, e, rest)
+	case "bench":
+		err := bench.Main(ctx, e.stdout, e.stderr, rest)
+		if errors.Is(err, bench.ErrUsage) {
+			return usagef("%v", err)
+		}
+		return err
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, "passgate", version)
 		return nil
