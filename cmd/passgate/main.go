@@ -62,6 +62,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if addr := os.Getenv(pprofEnv); addr != "" {
+		stopPprof, err := startPprof(addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "passgate:", err)
+			os.Exit(1)
+		}
+		defer stopPprof()
+	}
 	if err := run(ctx, e, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "passgate:", err)
 		var ue usageError
