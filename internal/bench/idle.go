@@ -77,7 +77,7 @@ func (r *runner) idle(ctx context.Context, t Target, addr string, tlsConf *tls.C
 	r.held = append(r.held, conns...)
 	conns = nil
 	if dead > 0 {
-		return sample{}, fmt.Errorf("%d of %d idle sessions did not answer NOOP", dead, len(conns))
+		return sample{}, fmt.Errorf("%d of %.0f idle sessions did not answer NOOP", dead, k)
 	}
 	pss, rss := float64(after.pss-before.pss)/k, float64(after.rss-before.rss)/k
 	return sample{values: []float64{pss, rss},
