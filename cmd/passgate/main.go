@@ -25,6 +25,7 @@
 //	passgate apppass revoke-all USER [USER...]
 //	passgate store migrate --from bolt:PATH --to redis://...|config [--key-prefix P] [--audit=false] [--json]
 //	passgate directory test USER [--json] < password
+//	passgate bench --target NAME=HOST:PORT ... [--help for the rest]
 //	passgate version
 //
 // Every command takes --config FILE (default passgate.toml). Flags may come
@@ -43,6 +44,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/passgate/passgate/internal/bench"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -66,6 +69,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if addr := os.Getenv(pprofEnv); addr != "" {
+		stopPprof, err := startPprof(addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "passgate:", err)
+			os.Exit(1)
+		}
+		defer stopPprof()
+	}
 	if err := run(ctx, e, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "passgate:", err)
 		var ue usageError
@@ -99,6 +110,9 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate store migrate --from bolt:PATH --to redis://...|rediss://...|config
                          [--key-prefix P] [--audit=false] [--json]
   passgate directory test USER [--json]   (password, optional, on stdin)
+  passgate bench --target NAME=HOST:PORT [--imaps|--smtp NAME=HOST:PORT]
+                 [--user [NAME=]USER] [--secret-env [NAME=]VAR] [--pid NAME=PID]
+                 [--baseline NAME] [--only MEASURE,...]   (passgate bench --help)
   passgate version
 
 Every command takes --config FILE (default passgate.toml), and only the
@@ -126,6 +140,12 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdStore(ctx, e, rest)
 	case "directory":
 		return cmdDirectory(ctx, e, rest)
+	case "bench":
+		err := bench.Main(ctx, e.stdout, e.stderr, rest)
+		if errors.Is(err, bench.ErrUsage) {
+			return usagef("%v", err)
+		}
+		return err
 	case "version", "--version":
 		if len(rest) > 0 {
 			return usagef("%s: unexpected argument %q", cmd, rest[0])
