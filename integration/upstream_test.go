@@ -48,7 +48,7 @@ func TestUpstreamModes(t *testing.T) {
 				t.Fatalf("LOGOUT: %v", err)
 			}
 
-			log := d.LogWhen("Login: user=<"+a.User+">")
+			log := d.LogWhen("Login: user=<" + a.User + ">")
 			master := strings.Contains(log, "Master user logging in as "+a.User)
 			if wantMaster := tt.opts.Login != "passthrough"; master != wantMaster {
 				t.Errorf("Dovecot logged a master-user login: %v, want %v", master, wantMaster)
