@@ -44,6 +44,9 @@
 //     separator refused, before anything is dialled; no secret goes to an
 //     upstream that offers none of the credential's mechanisms.
 //   - On any failure the connection is closed.
+//   - The OAuth 2.0 modes (oauthmode.go) log in at most twice: a token the
+//     server calls invalid is invalidated and one fresh token tried on a
+//     new connection.
 package upstream
 
 import (
@@ -64,6 +67,10 @@ var ErrUnavailable = errors.New("upstream unavailable")
 type RefusedError struct {
 	Code string // the response code, if any, e.g. "AUTHORIZATIONFAILED"
 	Text string // the upstream's human text (withheld if it echoed a secret)
+	// Action, if set, says what an admin must do (grant a permission,
+	// give consent): the OAuth 2.0 modes set it, and the front ends show
+	// it to the client. Never holds a secret.
+	Action string
 }
 
 func (e *RefusedError) Error() string {
