@@ -226,3 +226,99 @@ func TestOAuthUpstreamReadsMail(t *testing.T) {
 		})
 	}
 }
+
+// The token expires between two logins: the second login fetches one new
+// token (the cache's clock), and a token the cache still trusts but the
+// server refuses as expired is replaced once within the login.
+func TestOAuthUpstreamTokenExpires(t *testing.T) {
+	for _, mode := range oauthModes {
+		t.Run(string(mode), func(t *testing.T) {
+			g := startOAuthGate(t, mode)
+			if reply, _ := g.session(t); !strings.HasPrefix(reply, "OK") {
+				t.Fatalf("first LOGIN: %q", reply)
+			}
+			later := time.Now().Add(2 * time.Hour) // past the token's hour
+			g.cache.Now = func() time.Time { return later }
+			if reply, _ := g.session(t); !strings.HasPrefix(reply, "OK") {
+				t.Fatalf("LOGIN after expiry: %q", reply)
+			}
+			if n := g.idp.TokenRequests(testidp.GrantRefreshToken); n != 2 {
+				t.Errorf("%d refreshes for two logins an expiry apart, want 2", n)
+			}
+
+			// A token born expired (the IdP's clock two hours behind) that
+			// the cache keeps: Dovecot refuses it, passgate refreshes once.
+			g.cache.Now = nil
+			g.cache.Invalidate(oauthUser, mustToken(t, g.cache))
+			g.idp.SetNow(func() time.Time { return time.Now().Add(-2 * time.Hour) })
+			stale := mustToken(t, g.cache)
+			g.idp.SetNow(time.Now)
+			before := g.idp.TokenRequests(testidp.GrantRefreshToken)
+			if reply, _ := g.session(t); !strings.HasPrefix(reply, "OK") {
+				t.Fatalf("LOGIN with a token the server calls expired: %q", reply)
+			}
+			if n := g.idp.TokenRequests(testidp.GrantRefreshToken) - before; n != 1 {
+				t.Errorf("%d refreshes after the server refused the token, want 1", n)
+			}
+			if tok := mustToken(t, g.cache); tok == stale {
+				t.Error("the refused token is still cached")
+			}
+		})
+	}
+}
+
+func mustToken(t testing.TB, c *oauth.Cache) string {
+	t.Helper()
+	tok, err := c.Token(context.Background(), oauthUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// The user revoked passgate's access at the provider: the next login that
+// needs a token answers NO [ALERT] with the portal's URL.
+func TestOAuthUpstreamRevokedAsksToRelink(t *testing.T) {
+	g := startOAuthGate(t, upstream.ModeXOAuth2)
+	if reply, _ := g.session(t); !strings.HasPrefix(reply, "OK") {
+		t.Fatalf("LOGIN: %q", reply)
+	}
+	g.idp.RevokeUser(oauthUser)
+	later := time.Now().Add(2 * time.Hour)
+	g.cache.Now = func() time.Time { return later }
+	reply, _ := g.session(t)
+	if !strings.HasPrefix(reply, "NO [ALERT] ") || !strings.Contains(reply, oauthPortal) {
+		t.Fatalf("LOGIN after the revocation: %q, want NO [ALERT] with %s", reply, oauthPortal)
+	}
+	if _, err := g.links.RefreshToken(context.Background(), oauthUser); err == nil {
+		t.Error("the refused refresh token is still stored")
+	}
+}
+
+// 50 concurrent logins of one user with no token cached cause one token
+// request.
+func TestOAuthUpstreamConcurrentLoginsOneToken(t *testing.T) {
+	g := startOAuthGate(t, upstream.ModeOAuthBearer)
+	const n = 50
+	replies := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply, ic := g.session(t)
+			ic.cmd("LOGOUT")
+			replies <- reply
+		}()
+	}
+	wg.Wait()
+	close(replies)
+	for reply := range replies {
+		if !strings.HasPrefix(reply, "OK") {
+			t.Errorf("LOGIN: %q", reply)
+		}
+	}
+	if got := g.idp.TokenRequests(""); got != 1 {
+		t.Errorf("%d token requests for %d concurrent logins, want 1", got, n)
+	}
+}
