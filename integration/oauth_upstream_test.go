@@ -44,11 +44,12 @@ type oauthGate struct {
 	dove   *testdovecot.Server
 	cache  *oauth.Cache
 	links  *memLinks
+	up     *upstream.IMAP
 	addr   string // passgate's plain IMAP listener
 	secret string // alice's app password
 }
 
-func startOAuthGate(t *testing.T, mode upstream.Mode) *oauthGate {
+func startOAuthGate(t testing.TB, mode upstream.Mode) *oauthGate {
 	t.Helper()
 	g := &oauthGate{idp: testidp.Start(t), links: &memLinks{tokens: map[string]string{}}}
 	g.idp.AddUser(oauthUser)
@@ -89,10 +90,11 @@ func startOAuthGate(t *testing.T, mode upstream.Mode) *oauthGate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.up = &upstream.IMAP{Address: g.dove.IMAPSAddr, TLS: upstream.TLSImplicit, Mode: mode, Tokens: g.cache,
+		TLSConfig: &tls.Config{RootCAs: testcert.Pool(t, g.dove.CertFile), ServerName: "localhost"}, Logger: quiet}
 	srv := &imap.Server{
-		Auth: v,
-		Upstream: &upstream.IMAP{Address: g.dove.IMAPSAddr, TLS: upstream.TLSImplicit, Mode: mode, Tokens: g.cache,
-			TLSConfig: &tls.Config{RootCAs: testcert.Pool(t, g.dove.CertFile), ServerName: "localhost"}, Logger: quiet},
+		Auth:           v,
+		Upstream:       g.up,
 		Sessions:       reg,
 		AllowCleartext: true,
 		RelinkMessage:  proxy.RelinkText(oauthPortal),
@@ -320,5 +322,28 @@ func TestOAuthUpstreamConcurrentLoginsOneToken(t *testing.T) {
 	}
 	if got := g.idp.TokenRequests(""); got != 1 {
 		t.Errorf("%d token requests for %d concurrent logins, want 1", got, n)
+	}
+}
+
+// BenchmarkOAuthUpstreamLogin is the cost of passgate's upstream login
+// (TLS, AUTHENTICATE, Dovecot's JWT check) in each mode, with the token
+// cached and with a refresh at the IdP before each login.
+func BenchmarkOAuthUpstreamLogin(b *testing.B) {
+	for _, mode := range oauthModes {
+		g := startOAuthGate(b, mode)
+		for _, refresh := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/refresh=%v", mode, refresh), func(b *testing.B) {
+				for b.Loop() {
+					if refresh {
+						g.cache.Invalidate(oauthUser, mustToken(b, g.cache))
+					}
+					c, err := g.up.Login(context.Background(), upstream.Login{Username: oauthUser})
+					if err != nil {
+						b.Fatal(err)
+					}
+					c.Close()
+				}
+			})
+		}
 	}
 }
