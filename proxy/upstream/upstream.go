@@ -20,7 +20,8 @@
 //
 // Where each job lives: Config, its defaults and its validation
 // (config.go); the TLS and login modes (modes.go); the login modes as
-// credentials, the seam for new ones (credential.go); one login of any
+// credentials, the seam for new ones (credential.go; the OAuth 2.0 modes in
+// oauthmode.go); one login of any
 // protocol (login.go: credential, connect, dialogue, release); the dial,
 // TLS and login deadline of every protocol (dial.go); the dialogues
 // (imap.go, imaplogin.go, imapwire.go; smtp.go, sasllogin.go, xclient.go).
