@@ -120,3 +120,21 @@ func (l *loader) secretFile(key, path string) (string, bool) {
 	}
 	return secret, true
 }
+
+// oauthLogins checks that an upstream logging in with OAuth 2.0
+// (login = "xoauth2" or "oauthbearer") has the [oauth] section its tokens
+// come from.
+func (l *loader) oauthLogins(c *Config) {
+	for _, u := range []struct {
+		prefix string
+		up     *Upstream
+		on     bool
+	}{
+		{"imap.upstream", &c.IMAP.Upstream, c.IMAP.Listen != "" || c.IMAP.ListenTLS != ""},
+		{"smtp.upstream", &c.SMTP.Upstream, c.SMTP.Enabled()},
+	} {
+		if u.on && u.up.Login.NeedsTokens() && c.OAuth.Mode == "" {
+			l.fail(u.prefix+".login", nil, "%q logs in with OAuth 2.0 access tokens: configure the [oauth] section (mode, provider, client_id ...)", u.up.Login)
+		}
+	}
+}

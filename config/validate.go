@@ -43,6 +43,7 @@ func (l *loader) check(c *Config) {
 	l.portal(c)
 	l.portalOIDC(&c.Portal)
 	l.oauth(&c.OAuth, &c.Portal)
+	l.oauthLogins(c)
 	l.log(&c.Log)
 }
 

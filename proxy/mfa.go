@@ -25,3 +25,20 @@ func MFAText(message, portalURL string) string {
 	}
 	return strings.ReplaceAll(message, PortalPlaceholder, portalURL)
 }
+
+// RelinkText is a front-end's answer to a login whose mailbox must be
+// linked again in the portal (upstream.RelinkError: the provider refused
+// the stored refresh token for good): IMAP "NO [ALERT] text", SMTP
+// "535 5.7.8 text".
+func RelinkText(portalURL string) string {
+	if portalURL == "" {
+		return "Your mailbox must be linked again: sign in to the app-passwords portal and choose Link again"
+	}
+	return "Your mailbox must be linked again: sign in to " + portalURL + " and choose Link again"
+}
+
+// UpstreamRefusedText is the client's text for a login the upstream
+// refused with an action for an admin (upstream.RefusedError.Action).
+func UpstreamRefusedText(action string) string {
+	return "Mail server refused the login: " + action
+}

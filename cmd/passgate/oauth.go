@@ -44,3 +44,21 @@ func mailboxLink(s oauth.Settings) (*portal.LinkConfig, error) {
 func mailboxLinks(cfg *config.Config, c *core, log *slog.Logger) *portal.MailboxLinks {
 	return &portal.MailboxLinks{Store: c.st, Key: cfg.Portal.Key, Logger: log}
 }
+
+// upstreamTokens is the one token cache of the upstream logins that use
+// OAuth 2.0 (login = "xoauth2" or "oauthbearer"), shared by IMAP and SMTP
+// so that a user's token is fetched once for both; nil without [oauth].
+func upstreamTokens(cfg *config.Config, c *core, log *slog.Logger) (*oauth.Cache, error) {
+	if cfg.OAuth.Mode == "" {
+		return nil, nil
+	}
+	var links oauth.RefreshStore
+	if cfg.OAuth.Mode == oauth.ModeDelegated {
+		links = mailboxLinks(cfg, c, log)
+	}
+	src, err := cfg.OAuth.Source(links)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: %w", err)
+	}
+	return &oauth.Cache{Source: src}, nil
+}

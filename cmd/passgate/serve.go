@@ -13,6 +13,7 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
+	"github.com/passgate/passgate/proxy/upstream/oauth"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -66,6 +67,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer c.close()
+	tokens, err := upstreamTokens(cfg, c, log)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watched, err := c.sessions.Watch(ctx)
@@ -78,14 +83,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	var servers []frontEnd
 	var specs []listener
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		srv := newIMAPServer(cfg, c.guard, c.sessions, log)
+		srv := newIMAPServer(cfg, c.guard, c.sessions, tokens, log)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"imap.listen", cfg.IMAP.Listen, srv, false, &l.IMAP},
 			listener{"imap.listen_tls", cfg.IMAP.ListenTLS, srv, true, &l.IMAPS})
 	}
 	if cfg.SMTP.Enabled() {
-		srv := newSMTPServer(cfg, c.guard, c.st, c.sessions, log)
+		srv := newSMTPServer(cfg, c.guard, c.st, c.sessions, tokens, log)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
@@ -172,9 +177,12 @@ func frontEndLimits(cfg *config.Config) proxy.Limits {
 	}
 }
 
-func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, log *slog.Logger) *imap.Server {
+func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, tokens *oauth.Cache, log *slog.Logger) *imap.Server {
 	up := cfg.IMAP.Upstream.Config()
 	up.Logger = log
+	if tokens != nil {
+		up.Tokens = tokens
+	}
 	return &imap.Server{
 		Auth:           auth,
 		Upstream:       up.IMAP(),
@@ -182,6 +190,7 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		TLSConfig:      cfg.TLS.Config,
 		AllowCleartext: cfg.IMAP.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
+		RelinkMessage:  proxy.RelinkText(cfg.Portal.URL),
 		Limits:         frontEndLimits(cfg),
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		Logger:         log,

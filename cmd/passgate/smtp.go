@@ -6,13 +6,17 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/smtp"
+	"github.com/passgate/passgate/proxy/upstream/oauth"
 	"github.com/passgate/passgate/store"
 )
 
 // newSMTPServer builds the submission front end of cfg.SMTP.
-func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store, reg proxy.Sessions, log *slog.Logger) *smtp.Server {
+func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store, reg proxy.Sessions, tokens *oauth.Cache, log *slog.Logger) *smtp.Server {
 	up := cfg.SMTP.Upstream.Config()
 	up.Logger = log
+	if tokens != nil {
+		up.Tokens = tokens // a nil *oauth.Cache in the interface would not be nil
+	}
 	return &smtp.Server{
 		Auth:           auth,
 		Upstream:       up.SMTP(),
@@ -22,6 +26,7 @@ func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store,
 		TLSConfig:      cfg.TLS.Config,
 		AllowCleartext: cfg.SMTP.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
+		RelinkMessage:  proxy.RelinkText(cfg.Portal.URL),
 		Limits:         frontEndLimits(cfg),
 		Logger:         log,
 	}

@@ -104,7 +104,16 @@ func (c *conn) login(tag, mech, user, secret string) error {
 	}
 	up, err := c.srv.Upstream.Login(c.ctx, l)
 	var refused *upstream.RefusedError
+	var relink *upstream.RelinkError
 	switch {
+	case errors.As(err, &relink):
+		c.logLogin(dec, mech, "upstream-relink", "err", err)
+		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
+		return &respError{status: "NO", code: "ALERT", text: c.srv.relinkMessage(), failure: true}
+	case errors.As(err, &refused) && refused.Action != "":
+		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code, "action", refused.Action)
+		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
+		return &respError{status: "NO", code: "AUTHORIZATIONFAILED", text: oneLine(proxy.UpstreamRefusedText(refused.Action)), failure: true}
 	case errors.As(err, &refused):
 		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code)
 		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)

@@ -96,6 +96,10 @@ type Server struct {
 	// refused because the account uses MFA (see proxy.MFAText). "" =
 	// proxy.MFAText("", "").
 	MFAMessage string
+	// RelinkMessage is the text after "NO [ALERT] " when the user must
+	// link the mailbox again in the portal (upstream.RelinkError). "" =
+	// proxy.RelinkText("").
+	RelinkMessage string
 	// IdleTimeout is passed to proxy.Splice (0 means whatever Splice does
 	// with 0).
 	IdleTimeout time.Duration
@@ -124,6 +128,13 @@ func (s *Server) mfaMessage() string {
 		return oneLine(s.MFAMessage)
 	}
 	return proxy.MFAText("", "")
+}
+
+func (s *Server) relinkMessage() string {
+	if s.RelinkMessage != "" {
+		return oneLine(s.RelinkMessage)
+	}
+	return proxy.RelinkText("")
 }
 
 func (s *Server) logger() *slog.Logger {

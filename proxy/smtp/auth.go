@@ -10,6 +10,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
+	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
@@ -121,7 +122,7 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 		log.Warn("smtp auth", "result", "upstream-error", "app_password_id", d.AppPasswordID,
 			"upstream", ss.srv.Upstream, "err", err)
 		proxy.AuditUpstreamError(ss.ctx, ss.srv.Auth, a, d)
-		return errTempAuth
+		return ss.upstreamFailed(err)
 	}
 	if st.remove, err = ss.register(st.decision); err != nil {
 		up.Abort()
@@ -144,6 +145,21 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 	}
 	log.Info("smtp auth", "result", d.Result, "app_password_id", d.AppPasswordID)
 	return nil
+}
+
+// upstreamFailed is the reply to a failed upstream login: 535 5.7.8 with
+// a text the user or an admin can act on when only they can repair it (link
+// the mailbox again; grant a permission), 454 4.7.0 otherwise.
+func (ss *session) upstreamFailed(err error) error {
+	var relink *upstream.RelinkError
+	var refused *upstream.RefusedError
+	switch {
+	case errors.As(err, &relink):
+		return ss.failed(errUpstreamRefused(ss.srv.relinkMessage()))
+	case errors.As(err, &refused) && refused.Action != "":
+		return ss.failed(errUpstreamRefused(proxy.UpstreamRefusedText(refused.Action)))
+	}
+	return errTempAuth
 }
 
 // failed counts a failed login on the connection; the last one allowed

@@ -61,6 +61,16 @@ func errMFA(msg string) error {
 	return &gosmtp.SMTPError{Code: 534, EnhancedCode: gosmtp.EnhancedCode{5, 7, 9}, Message: msg}
 }
 
+// errUpstreamRefused is RFC 4954 §6's 535 5.7.8 with msg, cut to fit one
+// reply line (RFC 5321 §4.5.3.1.5: 512 octets).
+func errUpstreamRefused(msg string) error {
+	msg = strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
+	if len(msg) > 480 {
+		msg = msg[:477] + "..."
+	}
+	return &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: msg}
+}
+
 // errParamUnsupported is the RFC 5321 §4.2.2 / RFC 1869 reply to a MAIL or
 // RCPT parameter that the upstream does not implement.
 func errParamUnsupported(param string) error {

@@ -60,6 +60,10 @@ type Server struct {
 	// MFAMessage is the text of "534 5.7.9" to a primary password of an MFA
 	// account (see proxy.MFAText). If empty, proxy.MFAText("", "").
 	MFAMessage string
+	// RelinkMessage is the text of "535 5.7.8" when the user must link the
+	// mailbox again in the portal (upstream.RelinkError). If empty,
+	// proxy.RelinkText("").
+	RelinkMessage string
 	// Hostname is the name in the greeting. If empty, os.Hostname().
 	Hostname string
 	// Limits bound what a client costs before AUTH succeeds. Every read
@@ -106,6 +110,13 @@ func (s *Server) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return s.Logger
+}
+
+func (s *Server) relinkMessage() string {
+	if s.RelinkMessage == "" {
+		return proxy.RelinkText("")
+	}
+	return s.RelinkMessage
 }
 
 func (s *Server) mfaMessage() string {

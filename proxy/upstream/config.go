@@ -42,6 +42,10 @@ type Config struct {
 	// ModeMaster and ModeLoginMaster (required there, unused otherwise).
 	MasterUser   string
 	MasterSecret string
+	// Tokens gives the user's OAuth 2.0 access token to ModeXOAuth2 and
+	// ModeOAuthBearer (required there, unused otherwise): an
+	// *oauth.Cache, shared by every upstream that uses the same [oauth].
+	Tokens Tokens
 	// Separator joins user and master user where a mode sends them as one
 	// name (Dovecot auth_master_user_separator). "" = "*".
 	Separator string

@@ -14,15 +14,14 @@ import (
 // Each protocol client takes the first mechanism the upstream offers and
 // speaks it its own way (IMAP: imapLogin; SMTP: saslClient).
 //
-// To add the OAuth 2.0 modes (xoauth2, oauthbearer): an authenticator whose
-// credential fetches the user's access token (proxy/upstream/oauth,
-// Cache.Token) into a mechanism named XOAUTH2 or OAUTHBEARER; saslClient
-// and imapLogin build proxy/upstream/oauthsasl's client for those names
-// (IMAP with AUTHENTICATE); Config.login invalidates the token and tries
-// once more when oauthsasl.Classify says Retry. Add the Mode to the
-// protocols that take it (modes.go). A new protocol (POP3, ManageSieve) is
-// a protocol value and its dialogue over a link (Config.login): modes, TLS,
-// deadlines and validation serve it unchanged.
+// The OAuth 2.0 modes (xoauth2, oauthbearer; oauthmode.go) are an
+// authenticator whose credential holds the user's access token (Config.Tokens)
+// in a mechanism named XOAUTH2 or OAUTHBEARER; saslClient and imapLogin
+// speak those with proxy/upstream/oauthsasl's client, and Config.login
+// invalidates the token and tries once more when the server calls it
+// invalid. A new protocol (POP3, ManageSieve) is a protocol value and its
+// dialogue over a link (Config.login): modes, TLS, deadlines and
+// validation serve it unchanged.
 
 // authenticator is a login mode.
 type authenticator interface {
@@ -50,14 +49,19 @@ type credential struct {
 	// mechanism: the client's own password goes only to a mechanism the
 	// upstream offers.
 	learn bool
+	// token is the OAuth 2.0 access token the mechanisms carry, "" in
+	// other modes: the one to invalidate if the server calls it invalid.
+	token string
 }
 
 // mechanism is one SASL mechanism and what it sends.
 type mechanism struct {
-	name     string // mechPlain or mechLogin
+	name     string // mechPlain, mechLogin, oauthsasl.XOAuth2 or oauthsasl.OAuthBearer
 	authzid  string // PLAIN's authorization identity; "" = none
-	username string // PLAIN's authcid, LOGIN's user name
-	secret   string
+	username string // PLAIN's authcid, LOGIN's user name, the OAuth user
+	secret   string // the password, or the access token
+	host     string // OAUTHBEARER's host and port (RFC 7628 §3.1)
+	port     int
 }
 
 // choose returns the first mechanism offered says the upstream offers.
@@ -88,6 +92,8 @@ func (c *Config) authenticator() authenticator {
 		return masterMode{user: c.MasterUser, secret: c.MasterSecret, sep: c.separator(), loginFirst: true}
 	case ModePassthrough:
 		return passthroughMode{}
+	case ModeXOAuth2, ModeOAuthBearer:
+		return c.oauthMode()
 	}
 	return xclientMode{}
 }

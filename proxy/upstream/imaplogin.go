@@ -26,8 +26,11 @@ func imapLogin(w *wire, cred credential) (*response, error) {
 	if !ok {
 		return nil, fmt.Errorf("upstream login: %w: the upstream offers neither %s (STARTTLS first?)", ErrUnavailable, cred.names())
 	}
-	if m.name == mechLogin {
+	switch {
+	case m.name == mechLogin:
 		return login(w, m.username, m.secret)
+	case m.isOAuth():
+		return authOAuth(w, m)
 	}
 	// RFC 4616 §2: message = [authzid] NUL authcid NUL passwd.
 	return authPlain(w, m.authzid, m.username, m.secret)
@@ -64,6 +67,72 @@ func authPlain(w *wire, authzid, authcid, password string) (*response, error) {
 	}
 	w.caps = nil
 	return loginResult(w, tag, chunks)
+}
+
+// authOAuth sends AUTHENTICATE XOAUTH2 or OAUTHBEARER (RFC 3501 §6.2.2,
+// RFC 7628 §4): the initial response inline with SASL-IR (RFC 4959), else
+// after the server's empty continuation. A challenge after it is the
+// server's error report, answered as the mechanism requires (the client's
+// Next; "*" cancels a second one); a NO is then judged by it
+// (oauthRefusal).
+func authOAuth(w *wire, m mechanism) (*response, error) {
+	sc := m.oauthClient()
+	mech, ir, err := sc.Start()
+	if err != nil {
+		return nil, &RefusedError{Text: "the user name or the access token cannot be sent: it contains a control byte"}
+	}
+	blob := base64.StdEncoding.EncodeToString(ir)
+	w.secrets = append(w.secrets, m.secret, blob)
+	tag := w.nextTag()
+	line := tag + " AUTHENTICATE " + mech
+	pending := blob // the initial response, until sent
+	if w.hasCap("SASL-IR") {
+		line, pending = line+" "+blob, ""
+	}
+	w.caps = nil
+	if err := w.write("login", line); err != nil {
+		return nil, err
+	}
+	for {
+		r, err := w.await("login", tag, true)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case r.tag == "+" && pending != "":
+			err = w.write("login", pending)
+			pending = ""
+		case r.tag == "+":
+			// A challenge that is not base64 decodes partly: the client
+			// finds no JSON in it, a malformed failure.
+			challenge, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(r.text))
+			resp, nerr := sc.Next(challenge)
+			if nerr != nil {
+				err = w.write("login", "*")
+			} else {
+				err = w.write("login", base64.StdEncoding.EncodeToString(resp))
+			}
+		case r.status == "OK":
+			return r, nil
+		case r.code == "UNAVAILABLE":
+			return nil, fmt.Errorf("upstream login: %w: NO [UNAVAILABLE] %s", ErrUnavailable, w.withhold(r.text))
+		case r.status == "BAD" && sc.Failure() == nil:
+			return nil, fmt.Errorf("upstream login: %w: AUTHENTICATE %s: BAD %s", ErrUnavailable, mech, w.withhold(r.text))
+		default:
+			return nil, oauthRefusal(sc, r.code, w.withhold(r.text))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// write sends one line of a command and its CRLF.
+func (w *wire) write(op, line string) error {
+	if _, err := w.link.conn.Write([]byte(line + "\r\n")); err != nil {
+		return w.unavailable(op, err)
+	}
+	return nil
 }
 
 // login sends LOGIN (RFC 3501 §6.2.3) with both arguments as quoted strings

@@ -41,6 +41,12 @@ const (
 	// ModeXCLIENT (SMTP only): Postfix's XCLIENT LOGIN= ADDR= and no AUTH;
 	// passgate's address must be in smtpd_authorized_xclient_hosts.
 	ModeXCLIENT Mode = "xclient"
+	// ModeXOAuth2: SASL XOAUTH2 (Google's and Microsoft's) with the user's
+	// OAuth 2.0 access token from Config.Tokens.
+	ModeXOAuth2 Mode = "xoauth2"
+	// ModeOAuthBearer: SASL OAUTHBEARER (RFC 7628) with the user's OAuth
+	// 2.0 access token from Config.Tokens.
+	ModeOAuthBearer Mode = "oauthbearer"
 )
 
 // protocol is a user of the package: its name and the login modes it takes.
@@ -51,17 +57,21 @@ type protocol struct {
 
 // The protocols; a new one (POP3, ManageSieve) adds its line here.
 var (
-	imapProtocol = protocol{"IMAP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough}}
-	smtpProtocol = protocol{"SMTP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXCLIENT}}
+	imapProtocol = protocol{"IMAP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXOAuth2, ModeOAuthBearer}}
+	smtpProtocol = protocol{"SMTP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXCLIENT, ModeXOAuth2, ModeOAuthBearer}}
 	allModes     = smtpProtocol.modes // what the configuration file takes
 )
 
-// UnmarshalText accepts master, login-master, passthrough or xclient
-// (which only SMTP upstreams take).
+// UnmarshalText accepts master, login-master, passthrough, xclient (which
+// only SMTP upstreams take), xoauth2 or oauthbearer.
 func (m *Mode) UnmarshalText(text []byte) error { return parse(m, text, allModes) }
 
 // NeedsMaster reports whether the mode logs in with the master user.
 func (m Mode) NeedsMaster() bool { return m == ModeMaster || m == ModeLoginMaster }
+
+// NeedsTokens reports whether the mode logs in with OAuth 2.0 access
+// tokens (Config.Tokens; the configuration file's [oauth]).
+func (m Mode) NeedsTokens() bool { return m == ModeXOAuth2 || m == ModeOAuthBearer }
 
 // parse sets *v to text if it is one of allowed.
 func parse[S ~string](v *S, text []byte, allowed []S) error {

@@ -8,8 +8,11 @@ import (
 
 // saslClient is the go-sasl client of m, for SMTP AUTH (RFC 4954).
 func (m mechanism) saslClient() sasl.Client {
-	if m.name == mechLogin {
+	switch {
+	case m.name == mechLogin:
 		return &loginClient{username: m.username, password: m.secret}
+	case m.isOAuth():
+		return m.oauthClient()
 	}
 	return sasl.NewPlainClient(m.authzid, m.username, m.secret)
 }

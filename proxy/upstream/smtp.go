@@ -10,6 +10,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/proxy/upstream/oauthsasl"
 )
 
 // SMTP is a submission upstream (RFC 6409): a Config whose methods log in
@@ -95,10 +97,25 @@ func (u *SMTP) open(k *link, l Login, cred credential) (*gosmtp.Client, error) {
 	if !ok {
 		return nil, fmt.Errorf("upstream login: the upstream offers neither AUTH %s", cred.names())
 	}
-	if err := c.Auth(m.saslClient()); err != nil {
+	sc := m.saslClient()
+	if err := c.Auth(sc); err != nil {
+		if oc, ok := sc.(*oauthsasl.Client); ok {
+			return nil, smtpOAuthRefusal(oc, err)
+		}
 		return nil, fmt.Errorf("upstream login: %w", err)
 	}
 	return c, nil
+}
+
+// smtpOAuthRefusal judges a failed AUTH XOAUTH2 or OAUTHBEARER: a 4xx
+// reply (RFC 4954 §6: 454 4.7.0) or no reply is the upstream's trouble, a
+// 5xx is judged by the error challenge (oauthRefusal).
+func smtpOAuthRefusal(sc *oauthsasl.Client, err error) error {
+	var se *gosmtp.SMTPError
+	if !errors.As(err, &se) || se.Code < 500 {
+		return fmt.Errorf("upstream login: %w: %w", ErrUnavailable, err)
+	}
+	return oauthRefusal(sc, strconv.Itoa(se.Code), se.Message)
 }
 
 // hello reads the greeting, runs STARTTLS if configured, and says EHLO.
@@ -168,6 +185,12 @@ func (u *SMTP) checkLoginPossible(c *gosmtp.Client) error {
 	if u.config().mode() == ModeXCLIENT {
 		_, err := xclientAttrs(c.Extension("XCLIENT"))
 		return err
+	}
+	if m := u.config().mode(); m.NeedsTokens() {
+		if mech := u.config().oauthMode().mech; !c.SupportsAuth(mech) {
+			return fmt.Errorf("upstream does not offer AUTH %s (STARTTLS first?)", mech)
+		}
+		return nil
 	}
 	if !c.SupportsAuth(mechPlain) && !c.SupportsAuth(mechLogin) {
 		return errors.New("upstream offers neither AUTH PLAIN nor AUTH LOGIN (STARTTLS first?)")

@@ -20,7 +20,8 @@
 //
 // Where each job lives: Config, its defaults and its validation
 // (config.go); the TLS and login modes (modes.go); the login modes as
-// credentials, the seam for new ones (credential.go); one login of any
+// credentials, the seam for new ones (credential.go; the OAuth 2.0 modes in
+// oauthmode.go); one login of any
 // protocol (login.go: credential, connect, dialogue, release); the dial,
 // TLS and login deadline of every protocol (dial.go); the dialogues
 // (imap.go, imaplogin.go, imapwire.go; smtp.go, sasllogin.go, xclient.go).
@@ -44,6 +45,9 @@
 //     separator refused, before anything is dialled; no secret goes to an
 //     upstream that offers none of the credential's mechanisms.
 //   - On any failure the connection is closed.
+//   - The OAuth 2.0 modes (oauthmode.go) log in at most twice: a token the
+//     server calls invalid is invalidated and one fresh token tried on a
+//     new connection.
 package upstream
 
 import (
@@ -64,6 +68,10 @@ var ErrUnavailable = errors.New("upstream unavailable")
 type RefusedError struct {
 	Code string // the response code, if any, e.g. "AUTHORIZATIONFAILED"
 	Text string // the upstream's human text (withheld if it echoed a secret)
+	// Action, if set, says what an admin must do (grant a permission,
+	// give consent): the OAuth 2.0 modes set it, and the front ends show
+	// it to the client. Never holds a secret.
+	Action string
 }
 
 func (e *RefusedError) Error() string {
