@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -308,7 +309,7 @@ func TestOAuthUpstreamConcurrentLoginsOneToken(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply, ic := g.session(t)
+			reply, ic := g.session(goroutineTB{t})
 			ic.cmd("LOGOUT")
 			replies <- reply
 		}()
@@ -323,6 +324,23 @@ func TestOAuthUpstreamConcurrentLoginsOneToken(t *testing.T) {
 	if got := g.idp.TokenRequests(""); got != 1 {
 		t.Errorf("%d token requests for %d concurrent logins, want 1", got, n)
 	}
+}
+
+// goroutineTB lets test helpers run in a goroutine other than the test's:
+// Fatal and Fatalf report the failure and end that goroutine only
+// (testing.T's FailNow must be called from the test's own goroutine).
+type goroutineTB struct{ testing.TB }
+
+func (g goroutineTB) Fatal(args ...any) {
+	g.TB.Helper()
+	g.TB.Error(args...)
+	runtime.Goexit()
+}
+
+func (g goroutineTB) Fatalf(format string, args ...any) {
+	g.TB.Helper()
+	g.TB.Errorf(format, args...)
+	runtime.Goexit()
 }
 
 // BenchmarkOAuthUpstreamLogin is the cost of passgate's upstream login
