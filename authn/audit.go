@@ -15,6 +15,9 @@ const (
 	AuditAuthError = "auth-error"
 	// AuditUpstreamError: authn said OK but the upstream login failed.
 	AuditUpstreamError = "upstream-error"
+	// AuditSessionLimit: authn said OK but the account already had its
+	// maximum of live sessions (limits.max_sessions_per_user).
+	AuditSessionLimit = "session-limit"
 )
 
 // maxAuditUsername bounds the username as typed in an audit record (a

@@ -140,6 +140,12 @@ func (g *Guard) AuditUpstreamError(ctx context.Context, a Attempt, d Decision) {
 	g.Audit.Record(ctx, auditRecord(a, d, AuditUpstreamError, now, 0))
 }
 
+// AuditSessionLimit records that the login after the OK decision d was
+// refused because the account had its maximum of live sessions already.
+func (g *Guard) AuditSessionLimit(ctx context.Context, a Attempt, d Decision) {
+	g.Audit.Record(ctx, auditRecord(a, d, AuditSessionLimit, g.now(), 0))
+}
+
 // decide runs steps 2 to 7 of Verify for the attempt that leads a flight.
 func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, error) {
 	keys := keysFor(user, sourceOf(a.RemoteIP))
