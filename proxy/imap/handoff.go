@@ -50,8 +50,8 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	err = proxy.Splice(ctx,
-		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered)},
-		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered},
+		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered), Count: c.srv.relayCount(true)},
+		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout)
 	attrs := []any{"user", dec.Username, "duration", time.Since(started).Round(time.Millisecond)}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -91,4 +91,13 @@ func (c *conn) register(dec authn.Decision, started time.Time, end func()) (remo
 		return nil, errAuthUnavailable
 	}
 	return remove, nil
+}
+
+// relayCount is the byte counter of one direction of a relayed session,
+// nil without Metrics.
+func (s *Server) relayCount(fromClient bool) func(int64) {
+	if s.Metrics == nil {
+		return nil
+	}
+	return func(n int64) { s.Metrics.Relayed(store.ScopeIMAP, fromClient, n) }
 }
