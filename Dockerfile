@@ -17,5 +17,9 @@ VOLUME ["/var/lib/passgate"]
 WORKDIR /var/lib/passgate
 USER nonroot:nonroot
 EXPOSE 143 993 587 465
+# Needs [metrics] listen in the config (e.g. "127.0.0.1:9090"): the image
+# has no curl, passgate asks its own /readyz.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/passgate", "health", "--config", "/etc/passgate/passgate.toml"]
 ENTRYPOINT ["/usr/local/bin/passgate"]
 CMD ["serve", "--config", "/etc/passgate/passgate.toml"]

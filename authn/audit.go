@@ -15,6 +15,9 @@ const (
 	AuditAuthError = "auth-error"
 	// AuditUpstreamError: authn said OK but the upstream login failed.
 	AuditUpstreamError = "upstream-error"
+	// AuditSessionLimit: authn said OK but the account already had its
+	// maximum of live sessions (limits.max_sessions_per_user).
+	AuditSessionLimit = "session-limit"
 )
 
 // maxAuditUsername bounds the username as typed in an audit record (a
@@ -33,6 +36,14 @@ type Auditor struct {
 	// Logger receives store failures (which are not fatal). If nil,
 	// slog.Default().
 	Logger *slog.Logger
+	// Metrics, if not nil, counts every record.
+	Metrics AuditMetrics
+}
+
+// AuditMetrics counts audit records (internal/metrics implements it): a
+// record carries the protocol, mechanism and result of one attempt.
+type AuditMetrics interface {
+	Audited(rec store.AuditRecord)
 }
 
 // Record writes rec. It does not fail: a store error is logged. It uses a
@@ -43,6 +54,9 @@ func (au *Auditor) Record(ctx context.Context, rec store.AuditRecord) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
+	if au.Metrics != nil {
+		au.Metrics.Audited(rec)
+	}
 	if au.Log != nil && au.Log.Enabled(ctx, slog.LevelInfo) {
 		r := slog.NewRecord(rec.Time, slog.LevelInfo, "audit", 0)
 		r.AddAttrs(auditAttrs(rec)...)

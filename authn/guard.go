@@ -82,6 +82,8 @@ type Guard struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives warnings (counter failures). If nil, slog.Default().
 	Logger *slog.Logger
+	// Metrics, if not nil, counts cache hits, blocks and tarpit delays.
+	Metrics GuardMetrics
 
 	keyOnce sync.Once
 	key     [32]byte // process-random HMAC key of flights and known refusals
@@ -92,6 +94,14 @@ type Guard struct {
 	// beforeFlight, if set, runs as an attempt is about to join or lead
 	// its flight (tests hold a flight open until every attempt is in).
 	beforeFlight func()
+}
+
+// GuardMetrics counts what the Guard does besides deciding
+// (internal/metrics implements it).
+type GuardMetrics interface {
+	CacheHit()
+	Blocked(limit string) // refused unverified by the named limit
+	Tarpit(d time.Duration)
 }
 
 // outcome is what one decision of a login came to, shared by the attempts
@@ -140,6 +150,12 @@ func (g *Guard) AuditUpstreamError(ctx context.Context, a Attempt, d Decision) {
 	g.Audit.Record(ctx, auditRecord(a, d, AuditUpstreamError, now, 0))
 }
 
+// AuditSessionLimit records that the login after the OK decision d was
+// refused because the account had its maximum of live sessions already.
+func (g *Guard) AuditSessionLimit(ctx context.Context, a Attempt, d Decision) {
+	g.Audit.Record(ctx, auditRecord(a, d, AuditSessionLimit, g.now(), 0))
+}
+
 // decide runs steps 2 to 7 of Verify for the attempt that leads a flight.
 func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, error) {
 	keys := keysFor(user, sourceOf(a.RemoteIP))
@@ -163,6 +179,9 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 		return outcome{}, err
 	}
 	if ok {
+		if g.Metrics != nil {
+			g.Metrics.CacheHit()
+		}
 		r.succeeded(ctx, false)
 		return outcome{d: d}, nil
 	}
@@ -201,6 +220,9 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 // (a refused attempt is not a failure: it must not push other limits).
 func (g *Guard) refuse(ctx context.Context, r *reservation, a Attempt, user, limit string) outcome {
 	r.giveBack(ctx)
+	if g.Metrics != nil {
+		g.Metrics.Blocked(limit)
+	}
 	g.logger().DebugContext(ctx, "login refused by rate limit", "limit", limit,
 		"user", user, "remote", a.RemoteIP.String(), "session", a.SessionID)
 	return outcome{d: Decision{Result: RateLimited, Username: user}, delay: g.Limits.tarpitMax()}
@@ -279,6 +301,9 @@ func (g *Guard) now() time.Time {
 func (g *Guard) sleep(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return
+	}
+	if g.Metrics != nil {
+		g.Metrics.Tarpit(d)
 	}
 	if g.Sleep != nil {
 		g.Sleep(ctx, d)

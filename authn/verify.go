@@ -65,6 +65,8 @@ type Verifier struct {
 	// burst of logins queues instead of exhausting memory. If zero,
 	// 2 x GOMAXPROCS.
 	MaxConcurrentHashes int
+	// Metrics, if not nil, observes each argon2id evaluation.
+	Metrics HashMetrics
 
 	keyMu sync.Mutex
 	key   []byte // lookup key, cached after the first successful load
@@ -127,7 +129,18 @@ func (v *Verifier) hash(secret string) (string, error) {
 func (v *Verifier) check(phc, secret string) (bool, error) {
 	v.evaluations.Add(1)
 	defer v.acquire()()
-	return VerifyHash(phc, []byte(secret))
+	start := time.Now()
+	ok, err := VerifyHash(phc, []byte(secret))
+	if v.Metrics != nil {
+		v.Metrics.Hashed(time.Since(start))
+	}
+	return ok, err
+}
+
+// HashMetrics observes argon2id evaluations (internal/metrics implements
+// it).
+type HashMetrics interface {
+	Hashed(d time.Duration)
 }
 
 // burn runs one argon2id evaluation that never matches, so that a failure

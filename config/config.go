@@ -53,6 +53,8 @@ type Config struct {
 	// OAuth is where the upstream login's OAuth 2.0 tokens come from
 	// (config/oauth.go); zero: no OAuth.
 	OAuth oauth.Settings `toml:"oauth"`
+	// Metrics is the metrics and health listener (config/metrics.go).
+	Metrics Metrics `toml:"metrics"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.

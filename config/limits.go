@@ -27,6 +27,12 @@ type GuardLimits struct {
 	// (Outlook opens several per account). The portal counts its
 	// portal.trusted_proxies in the total only.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MaxSessionsPerUser bounds the relayed sessions (IMAP and SMTP
+	// together) one account may have open at once, across every address
+	// (like Dovecot's mail_max_userip_connections, but per account). A
+	// login past it is refused (IMAP NO [LIMIT], SMTP 421 4.7.0) and
+	// audited "session-limit". Zero (default): no limit.
+	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
 	// FailWindow is the fixed window in which failed logins are counted;
 	// a block lasts until its window ends. Default 10m.
 	FailWindow Duration `toml:"fail_window"`
@@ -113,6 +119,7 @@ func (l *loader) guardLimits(g *GuardLimits) {
 	}
 	l.count("limits.max_connections", &g.MaxConnections, 0, 1)
 	l.count("limits.max_connections_per_ip", &g.MaxConnectionsPerIP, 0, 1)
+	l.count("limits.max_sessions_per_user", &g.MaxSessionsPerUser, 0, 1)
 	l.duration("limits.fail_window", &g.FailWindow, 0, time.Second)
 	l.count("limits.max_failures_per_ip", &g.MaxFailuresPerIP, 0, 1)
 	l.count("limits.max_failures_per_network", &g.MaxFailuresPerNetwork, 0, 1)

@@ -45,6 +45,7 @@ func (l *loader) check(c *Config) {
 	l.oauth(&c.OAuth, &c.Portal)
 	l.oauthLogins(c)
 	l.log(&c.Log)
+	l.metrics(&c.Metrics)
 }
 
 // serverTLS loads passgate's own key pair.

@@ -47,7 +47,7 @@ type demoBanner struct {
 func startDemo(t *testing.T, ctx context.Context) demoBanner {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, passgateBinary(t), "demo",
-		"--listen-imap", "127.0.0.1:0", "--listen-smtp", "127.0.0.1:0", "--listen-portal", "127.0.0.1:0")
+		"--listen-imap", "127.0.0.1:0", "--listen-smtp", "127.0.0.1:0", "--listen-portal", "127.0.0.1:0", "--listen-metrics", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

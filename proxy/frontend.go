@@ -34,11 +34,27 @@ func AuditUpstreamError(ctx context.Context, auth Authenticator, a authn.Attempt
 	}
 }
 
+// sessionLimitAuditor is implemented by an Authenticator that audits
+// logins (authn.Guard): it records a login refused by the session limit.
+type sessionLimitAuditor interface {
+	AuditSessionLimit(ctx context.Context, a authn.Attempt, d authn.Decision)
+}
+
+// AuditSessionLimit tells auth, if it audits logins, that the login after
+// its OK decision d on a was refused because the account had too many
+// live sessions (sessions.ErrLimit).
+func AuditSessionLimit(ctx context.Context, auth Authenticator, a authn.Attempt, d authn.Decision) {
+	if sa, ok := auth.(sessionLimitAuditor); ok {
+		sa.AuditSessionLimit(ctx, a, d)
+	}
+}
+
 // Sessions records live relayed sessions, so that revocation ends them
 // (sessions.Registry implements it). Add registers s and then checks its
 // credential again; end ends the session without blocking; remove
-// unregisters it. An error refuses the login: sessions.ErrRevoked when the
-// credential was revoked meanwhile, otherwise a temporary failure.
+// unregisters it. An error refuses the login: sessions.ErrLimit when the
+// account has too many sessions, sessions.ErrRevoked when the credential
+// was revoked meanwhile, otherwise a temporary failure.
 type Sessions interface {
 	Add(ctx context.Context, s sessions.Session, end func()) (remove func(), err error)
 }
@@ -47,7 +63,9 @@ var (
 	_ Authenticator   = (*authn.Guard)(nil)
 	_ Authenticator   = (*authn.Verifier)(nil)
 	_ upstreamAuditor = (*authn.Guard)(nil)
-	_ Sessions        = (*sessions.Registry)(nil)
+
+	_ sessionLimitAuditor = (*authn.Guard)(nil)
+	_ Sessions            = (*sessions.Registry)(nil)
 )
 
 // ErrServerClosed is returned by a front-end's Serve and ServeTLS once

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/passgate/passgate/store"
 )
 
 // DefaultIdle is the idle timeout Splice uses when given idle <= 0. It is
@@ -31,6 +33,16 @@ var ErrIdle = errors.New("session idle")
 type Leg struct {
 	Conn     net.Conn
 	Buffered []byte
+	// Count, if not nil, is called with the number of bytes read from
+	// this leg and written to the other, after each write (at most one
+	// chunk at a time, so that a long session is counted as it goes).
+	Count func(n int64)
+}
+
+// RelayMetrics counts relayed bytes (internal/metrics implements it); a
+// front-end turns it into the Count of its legs.
+type RelayMetrics interface {
+	Relayed(protocol store.Scope, fromClient bool, n int64)
 }
 
 // closeWriter is what half-close needs; *net.TCPConn and *tls.Conn have it.
@@ -79,8 +91,8 @@ func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error
 	}
 	s := &splice{idle: idle, client: client.Conn, upstream: upstream.Conn}
 	start := time.Now().UnixNano()
-	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered}
-	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered}
+	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered, count: client.Count}
+	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered, count: upstream.Count}
 	up.other, down.other = down, up
 	up.lastByte.Store(start)
 	down.lastByte.Store(start)
@@ -140,6 +152,7 @@ type direction struct {
 	name     string
 	src, dst net.Conn
 	pending  []byte
+	count    func(int64) // nil: not counted
 	other    *direction
 	lastByte atomic.Int64 // unix nanoseconds when bytes were last seen moving
 
@@ -176,7 +189,9 @@ func runDirection(s *splice, d *direction, done chan<- struct{}) {
 // time until EOF (nil), idleness (ErrIdle) or an error.
 func copyDirection(s *splice, d *direction) error {
 	if len(d.pending) > 0 {
-		if _, err := d.dst.Write(d.pending); err != nil {
+		n, err := d.dst.Write(d.pending)
+		d.counted(int64(n))
+		if err != nil {
 			return err
 		}
 		d.pending = nil
@@ -188,6 +203,7 @@ func copyDirection(s *splice, d *direction) error {
 		}
 		lr := &io.LimitedReader{R: d.src, N: chunk}
 		n, err := io.Copy(d.dst, lr)
+		d.counted(n)
 		now := time.Now()
 		if n > 0 {
 			d.lastByte.Store(now.UnixNano())
@@ -205,6 +221,13 @@ func copyDirection(s *splice, d *direction) error {
 		case s.quiet(d, now, kicked):
 			return ErrIdle
 		}
+	}
+}
+
+// counted reports n moved bytes to d.count.
+func (d *direction) counted(n int64) {
+	if n > 0 && d.count != nil {
+		d.count(n)
 	}
 }
 

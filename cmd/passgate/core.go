@@ -10,6 +10,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/config"
+	"github.com/passgate/passgate/internal/metrics"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
 )
@@ -23,6 +24,7 @@ type core struct {
 	guard    *authn.Guard
 	cache    *authn.Cache
 	sessions *sessions.Registry
+	metrics  *metrics.Metrics // nil without metrics.listen
 
 	// accounts changes accounts for the portal and the control socket.
 	accounts *account.Service
@@ -80,6 +82,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		Store:           c.st,
 		RecheckInterval: cfg.Sessions.RecheckInterval.Duration,
 		Logger:          log,
+		MaxPerUser:      cfg.Limits.MaxSessionsPerUser,
 	}
 	if c.cache != nil {
 		c.sessions.Cache = c.cache
@@ -87,6 +90,9 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 	if err := c.useDirectory(cfg, log); err != nil {
 		c.close()
 		return nil, err
+	}
+	if cfg.Metrics.Listen != "" {
+		c.instrument(metrics.New(version))
 	}
 	return c, nil
 }

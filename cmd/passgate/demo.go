@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,7 +33,13 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	listen := fs.String("listen-imap", "127.0.0.1:1143", "address of the demo's IMAP listener")
 	listenSMTP := fs.String("listen-smtp", "127.0.0.1:1587", "address of the demo's SMTP submission listener")
 	listenPortal := fs.String("listen-portal", "127.0.0.1:8080", "address of the demo's web portal")
+	listenMetrics := fs.String("listen-metrics", "127.0.0.1:9145", "address of the demo's metrics and health endpoints")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return err
+	}
+	addrFlags := []flagAddr{{"--listen-imap", listen}, {"--listen-smtp", listenSMTP},
+		{"--listen-portal", listenPortal}, {"--listen-metrics", listenMetrics}}
+	if err := freeDefaults(e, fs, addrFlags); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "passgate-demo-")
@@ -48,7 +55,7 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	}
 	defer mail.Close()
 
-	if err := fixedPorts([]flagAddr{{"--listen-imap", listen}, {"--listen-smtp", listenSMTP}, {"--listen-portal", listenPortal}}); err != nil {
+	if err := fixedPorts(addrFlags); err != nil {
 		return err
 	}
 	keyFile := filepath.Join(dir, "portal.key")
@@ -56,7 +63,7 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "passgate.toml")
-	addrs := demoAddrs{*listen, *listenSMTP, *listenPortal, mail.IMAPAddr().String(), mail.SMTPAddr().String(), keyFile}
+	addrs := demoAddrs{*listen, *listenSMTP, *listenPortal, *listenMetrics, mail.IMAPAddr().String(), mail.SMTPAddr().String(), keyFile}
 	if err := writeDemoConfig(cfgPath, addrs, masterSecret); err != nil {
 		return err
 	}
@@ -77,7 +84,7 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 
 // demoAddrs are the demo's listeners, its in-process upstreams and the
 // portal's key file.
-type demoAddrs struct{ imap, smtp, portal, imapUp, smtpUp, portalKey string }
+type demoAddrs struct{ imap, smtp, portal, metrics, imapUp, smtpUp, portalKey string }
 
 func writeDemoConfig(path string, a demoAddrs, masterSecret string) error {
 	text := fmt.Sprintf(`# Written by 'passgate demo'; removed when the demo stops.
@@ -113,7 +120,10 @@ smtp_host = "127.0.0.1"
 # Quick feedback when trying wrong passwords in the demo.
 tarpit_base = "100ms"
 tarpit_max = "1s"
-`, a.imap, a.smtp, a.imapUp, a.smtpUp, demoMaster, masterSecret, a.portal, a.portalKey)
+
+[metrics]
+listen = %[9]q
+`, a.imap, a.smtp, a.imapUp, a.smtpUp, demoMaster, masterSecret, a.portal, a.portalKey, a.metrics)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("demo: write config: %w", err)
 	}
@@ -189,15 +199,49 @@ Manage it from the command line while it runs (through the control socket):
   passgate apppass list %[2]s --config %[7]s
   passgate apppass revoke %[2]s Outlook --config %[7]s
 
+Prometheus metrics and health (what 'passgate health' asks):
+
+  curl http://%[11]s/metrics
+  curl http://%[11]s/readyz
+
 Ctrl-C stops the demo and deletes its files.
 `, addr, demoUser, c.appPassword, c.primary, demoPlainUser, c.plainPrimary, cfgPath, l.SMTP,
-		"http://"+l.Portal.String()+"/", c.totpSecret)
+		"http://"+l.Portal.String()+"/", c.totpSecret, l.Metrics)
 }
 
 // flagAddr is a listen address and the flag that set it.
 type flagAddr struct {
 	flag string
 	addr *string
+}
+
+// freeDefaults replaces each address left at its default whose port is
+// taken by the same host with port 0 (fixedPorts then picks a free one)
+// and says so on stderr, so that something on 8080 does not stop the demo.
+// An address given on the command line must be free: it is an error.
+func freeDefaults(e env, fs *flag.FlagSet, addrs []flagAddr) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given["--"+f.Name] = true })
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(*a.addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.flag, err)
+		}
+		if port == "0" {
+			continue
+		}
+		ln, err := net.Listen("tcp", *a.addr)
+		if err == nil {
+			ln.Close()
+			continue
+		}
+		if given[a.flag] {
+			return fmt.Errorf("%s %s: %w", a.flag, *a.addr, err)
+		}
+		fmt.Fprintf(e.stderr, "passgate demo: %s is taken; %s picks a free port instead\n", *a.addr, a.flag)
+		*a.addr = net.JoinHostPort(host, "0")
+	}
+	return nil
 }
 
 // fixedPorts puts a free port in place of each port 0, distinct from one

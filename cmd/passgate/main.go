@@ -8,8 +8,9 @@
 // Usage:
 //
 //	passgate serve        [--config FILE]
-//	passgate demo         [--listen-imap ADDR]
+//	passgate demo         [--listen-imap ADDR] [--listen-smtp ADDR] [--listen-portal ADDR] [--listen-metrics ADDR]
 //	passgate check-config [--config FILE]
+//	passgate health       [--live] [--timeout 5s]
 //	passgate user add USER [--mfa] [--password-stdin]
 //	passgate user mfa USER on|off
 //	passgate user disable|enable USER
@@ -91,8 +92,10 @@ func main() {
 const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your mail server
 
   passgate serve        [--config FILE]
-  passgate demo         [--listen-imap ADDR]
+  passgate demo         [--listen-imap ADDR] [--listen-smtp ADDR]
+                        [--listen-portal ADDR] [--listen-metrics ADDR]
   passgate check-config [--config FILE]
+  passgate health       [--live] [--timeout 5s]   (exit 0: ready; needs metrics.listen)
   passgate user add USER [--mfa] [--password-stdin]
   passgate user mfa USER on|off
   passgate user disable|enable USER
@@ -132,6 +135,8 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdDemo(ctx, e, rest)
 	case "check-config":
 		return cmdCheckConfig(ctx, e, rest)
+	case "health":
+		return cmdHealth(ctx, e, rest)
 	case "user":
 		return cmdUser(ctx, e, rest)
 	case "apppass":

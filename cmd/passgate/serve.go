@@ -41,7 +41,7 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 }
 
 // listening reports the addresses a server bound, once it accepts.
-type listening struct{ IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS net.Addr }
+type listening struct{ IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS, Metrics net.Addr }
 
 // frontEnd is a protocol server: imap.Server or smtp.Server.
 type frontEnd interface {
@@ -84,6 +84,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	var specs []listener
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := newIMAPServer(cfg, c.guard, c.sessions, tokens, log)
+		c.instrumentFrontEnd(srv)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"imap.listen", cfg.IMAP.Listen, srv, false, &l.IMAP},
@@ -91,6 +92,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	if cfg.SMTP.Enabled() {
 		srv := newSMTPServer(cfg, c.guard, c.st, c.sessions, tokens, log)
+		c.instrumentFrontEnd(srv)
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
@@ -121,12 +123,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer ctl.Close()
+	var stopMetrics func()
+	if l.Metrics, stopMetrics, err = listenMetrics(cfg, c, log); err != nil {
+		return err
+	}
+	defer stopMetrics()
 	log.Info("passgate serving", "imap", addrString(l.IMAP), "imaps", addrString(l.IMAPS),
 		"smtp", addrString(l.SMTP), "smtps", addrString(l.SMTPS), "portal", addrString(l.Portal),
-		"portal_tls", addrString(l.PortalTLS), "store", cfg.Store.Backend)
+		"portal_tls", addrString(l.PortalTLS), "metrics", addrString(l.Metrics), "store", cfg.Store.Backend)
 	if ready != nil {
 		ready(l)
 	}
+	notifyReady(log)
 
 	select {
 	case <-ctx.Done():

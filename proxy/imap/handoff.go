@@ -50,8 +50,8 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	err = proxy.Splice(ctx,
-		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered)},
-		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered},
+		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered), Count: c.srv.relayCount(true)},
+		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout)
 	attrs := []any{"user", dec.Username, "duration", time.Since(started).Round(time.Millisecond)}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -64,8 +64,9 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 // register records the session in Sessions before the client hears OK, so
 // that revocation can end it (end cancels the splice). Sessions checks the
 // credential again after recording it: a revocation that came during the
-// upstream login refuses the login (NO [AUTHENTICATIONFAILED]), and a
-// store that cannot tell refuses it as unavailable.
+// upstream login refuses the login (NO [AUTHENTICATIONFAILED]), an account
+// at its session limit gets NO [LIMIT], and a store that cannot tell
+// refuses it as unavailable.
 func (c *conn) register(dec authn.Decision, started time.Time, end func()) (remove func(), err error) {
 	if c.srv.Sessions == nil {
 		return func() {}, nil
@@ -78,6 +79,9 @@ func (c *conn) register(dec authn.Decision, started time.Time, end func()) (remo
 		Login:    dec,
 	}, end)
 	switch {
+	case errors.Is(err, sessions.ErrLimit):
+		c.log.Info("imap login refused: session limit of the account reached", "user", dec.Username, "err", err)
+		return nil, errSessionLimit
 	case errors.Is(err, sessions.ErrRevoked):
 		c.log.Info("imap login refused: credential changed during the upstream login",
 			"user", dec.Username, "app_password", dec.AppPasswordID, "err", err)
@@ -87,4 +91,13 @@ func (c *conn) register(dec authn.Decision, started time.Time, end func()) (remo
 		return nil, errAuthUnavailable
 	}
 	return remove, nil
+}
+
+// relayCount is the byte counter of one direction of a relayed session,
+// nil without Metrics.
+func (s *Server) relayCount(fromClient bool) func(int64) {
+	if s.Metrics == nil {
+		return nil
+	}
+	return func(n int64) { s.Metrics.Relayed(store.ScopeIMAP, fromClient, n) }
 }

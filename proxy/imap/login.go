@@ -31,6 +31,11 @@ var (
 // again later" instead of prompting for a password that is right. It tells
 // an attacker nothing about the secret (none was checked) nor about the
 // account: unknown accounts are counted and refused alike.
+// errSessionLimit: the account has limits.max_sessions_per_user sessions
+// open already (RFC 5530 LIMIT). Not a failed login: the secret was right.
+var errSessionLimit = &respError{status: "NO", code: "LIMIT",
+	text: "Too many sessions open for this account, close one and try again"}
+
 var errRateLimited = &respError{status: "NO", code: "UNAVAILABLE",
 	text: "Too many failed logins, try again later", failure: true}
 
@@ -124,7 +129,11 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		return errUpstreamUnavailable
 	}
 	c.logLogin(dec, mech, string(authn.OK))
-	return c.relay(tag, dec, up)
+	err = c.relay(tag, dec, up)
+	if err == errSessionLimit {
+		proxy.AuditSessionLimit(c.ctx, c.srv.Auth, a, dec)
+	}
+	return err
 }
 
 // logLogin writes the one Info line of a login outcome.

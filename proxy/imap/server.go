@@ -107,6 +107,8 @@ type Server struct {
 	Logger *slog.Logger
 	// Hostname is the greeting text. "" = "passgate".
 	Hostname string
+	// Metrics, if not nil, counts the bytes of relayed sessions.
+	Metrics proxy.RelayMetrics
 
 	capsOnce     sync.Once
 	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce

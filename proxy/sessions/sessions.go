@@ -61,6 +61,17 @@ const DefaultRecheckInterval = 60 * time.Second
 // store no longer admits the session's credential.
 var ErrRevoked = errors.New("sessions: credential no longer valid")
 
+// ErrLimit is returned by Add when the account already has MaxPerUser live
+// sessions.
+var ErrLimit = errors.New("sessions: too many sessions for this account")
+
+// Metrics counts sessions that the registry ends (internal/metrics
+// implements it). by is "event" (a revocation event), "reconcile" or
+// "expiry".
+type Metrics interface {
+	SessionEnded(protocol store.Scope, by string)
+}
+
 // Store is what the registry needs of the store (store.Store implements
 // it).
 type Store interface {
@@ -132,6 +143,12 @@ type Registry struct {
 	Logger *slog.Logger
 	// Now is the clock of expiry decisions. If nil, time.Now.
 	Now func() time.Time
+	// MaxPerUser bounds the live sessions of one account, every protocol
+	// and address together; Add refuses one more with ErrLimit. Zero: no
+	// bound.
+	MaxPerUser int
+	// Metrics, if not nil, counts the sessions the registry ends.
+	Metrics Metrics
 
 	mu     sync.Mutex
 	byUser map[string]map[*entry]struct{}
@@ -170,9 +187,11 @@ func (r *Registry) interval() time.Duration {
 // from another goroutine, and must not block (a context.CancelFunc is
 // typical). On success the returned remove unregisters the session and is
 // idempotent: call it when the session is over. On error the session is
-// not registered: the error wraps ErrRevoked when the store no longer
-// admits the credential, or is the store's failure; either way the login
-// must be refused.
+// not registered: the error is ErrLimit when the account has MaxPerUser
+// sessions already, wraps ErrRevoked when the store no longer admits the
+// credential, or is the store's failure; either way the login must be
+// refused. The count and the registration are one step under the lock, so
+// parallel logins cannot overshoot MaxPerUser.
 func (r *Registry) Add(ctx context.Context, s Session, end func()) (remove func(), err error) {
 	e := &entry{s: s, end: end}
 	r.mu.Lock()
@@ -180,6 +199,10 @@ func (r *Registry) Add(ctx context.Context, s Session, end func()) (remove func(
 		r.byUser = make(map[string]map[*entry]struct{})
 	}
 	set := r.byUser[s.Login.Username]
+	if r.MaxPerUser > 0 && len(set) >= r.MaxPerUser {
+		r.mu.Unlock()
+		return nil, ErrLimit
+	}
 	if set == nil {
 		set = make(map[*entry]struct{})
 		r.byUser[s.Login.Username] = set
@@ -233,17 +256,21 @@ func (r *Registry) take(entries ...*entry) []*entry {
 	return taken
 }
 
-// endTaken calls the end function of each entry that take returned.
-func endTaken(entries []*entry) int {
+// endTaken calls the end function of each entry that take returned and
+// counts it as ended by by.
+func (r *Registry) endTaken(by string, entries []*entry) int {
 	for _, e := range entries {
 		e.end()
+		if r.Metrics != nil {
+			r.Metrics.SessionEnded(e.s.Protocol, by)
+		}
 	}
 	return len(entries)
 }
 
 // expire ends e at its app password's expiry, if it is still registered.
 func (r *Registry) expire(e *entry) {
-	if endTaken(r.take(e)) > 0 {
+	if r.endTaken("expiry", r.take(e)) > 0 {
 		r.logEnded(e, string(authn.Expired), "expiry")
 	}
 }
@@ -276,7 +303,7 @@ func (r *Registry) End(ev store.Event) int {
 		}
 	}
 	r.mu.Unlock()
-	n := endTaken(r.take(matched...))
+	n := r.endTaken("event", r.take(matched...))
 	if n > 0 {
 		r.log().Info("sessions ended", "event", ev.Kind, "user", ev.Username,
 			"app_password_id", ev.AppPasswordID, "primary_only", ev.PrimaryOnly, "count", n)

@@ -58,8 +58,8 @@ func (r *Registry) Reconcile(ctx context.Context) (int, error) {
 		reasons[e] = res
 	}
 	taken := r.take(stale...)
+	r.endTaken("reconcile", taken)
 	for _, e := range taken {
-		e.end()
 		r.logEnded(e, string(reasons[e]), "reconcile")
 	}
 	r.log().Debug("sessions reconciled", "sessions", len(entries), "credentials", len(refs),

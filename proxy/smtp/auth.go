@@ -126,6 +126,14 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 	}
 	if st.remove, err = ss.register(st.decision); err != nil {
 		up.Abort()
+		if errors.Is(err, sessions.ErrLimit) {
+			log.Info("smtp auth", "result", authn.AuditSessionLimit, "app_password_id", d.AppPasswordID)
+			proxy.AuditSessionLimit(ss.ctx, ss.srv.Auth, a, d)
+			if ss.cc != nil {
+				ss.cc.closeAfter.Store(true)
+			}
+			return errSessionLimit
+		}
 		if errors.Is(err, sessions.ErrRevoked) {
 			log.Info("smtp auth", "result", "revoked-during-login", "app_password_id", d.AppPasswordID, "err", err)
 			return ss.failed(errBadCredentials)

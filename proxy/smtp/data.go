@@ -9,6 +9,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/proxy/upstream"
+	"github.com/passgate/passgate/store"
 )
 
 // bodyBufSize is the one buffer a message is streamed through.
@@ -39,6 +40,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	src := &lineEndReader{r: deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}}
 	n, readErr, writeErr := relayBody(w, src, up)
+	if ss.srv.Metrics != nil && n > 0 {
+		ss.srv.Metrics.Relayed(store.ScopeSMTP, true, n)
+	}
 	switch {
 	case readErr != nil:
 		ss.dropUpstream()

@@ -26,6 +26,10 @@ var (
 	// refused the attempt without verifying it.
 	errRateLimited = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
 		Message: "Too many failed logins, try again later"}
+	// The account has limits.max_sessions_per_user sessions open already:
+	// the connection is closed (RFC 5321 §3.8), the client retries later.
+	errSessionLimit = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
+		Message: "Too many sessions open for this account, try again later"}
 	// RFC 4954 §4: a mechanism passgate does not offer.
 	errUnknownMechanism = &gosmtp.SMTPError{Code: 504, EnhancedCode: gosmtp.EnhancedCode{5, 5, 4},
 		Message: "Unsupported authentication mechanism"}

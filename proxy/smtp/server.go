@@ -91,6 +91,8 @@ type Server struct {
 	// Logger receives one line per AUTH outcome and per message. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+	// Metrics, if not nil, counts the message bytes relayed upstream.
+	Metrics proxy.RelayMetrics
 
 	setupOnce sync.Once
 	srv       *gosmtp.Server

@@ -69,6 +69,15 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Logger receives a Debug line per login. nil = no logs.
 	Logger *slog.Logger
+	// Metrics, if not nil, observes every login that dialled.
+	Metrics Metrics
+}
+
+// Metrics observes upstream logins (internal/metrics implements it):
+// protocol is "IMAP" or "SMTP", d the time from dial to the logged-in
+// connection or the failure, err the failure (nil on success).
+type Metrics interface {
+	UpstreamLogin(protocol string, d time.Duration, err error)
 }
 
 // IMAP returns the IMAP client of the upstream c describes.

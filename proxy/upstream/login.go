@@ -34,6 +34,9 @@ func (c *Config) login(ctx context.Context, p protocol, l Login, dialogue func(*
 			err = stale.refused()
 		}
 	}
+	if c.Metrics != nil {
+		c.Metrics.UpstreamLogin(p.name, time.Since(start), err)
+	}
 	log := c.logger().With("upstream", c.Address, "user", l.Username, "client", l.ClientID, "mode", c.mode())
 	if err != nil {
 		log.Debug("upstream login failed", "err", err)
