@@ -9,7 +9,7 @@
 //
 //	passgate serve        [--config FILE]
 //	passgate demo         [--listen-imap ADDR]
-//	passgate check-config [--config FILE]
+//	passgate check-config [--config FILE | FILE]
 //	passgate user add USER [--mfa] [--password-stdin]
 //	passgate user mfa USER on|off
 //	passgate user disable|enable USER
@@ -45,9 +45,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // usageError marks a mistake in the command line; main prints the usage hint.
 type usageError struct{ msg string }
 
@@ -81,7 +78,7 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
 
   passgate serve        [--config FILE]
   passgate demo         [--listen-imap ADDR]
-  passgate check-config [--config FILE]
+  passgate check-config [--config FILE | FILE]
   passgate user add USER [--mfa] [--password-stdin]
   passgate user mfa USER on|off
   passgate user disable|enable USER
@@ -130,7 +127,7 @@ func run(ctx context.Context, e env, args []string) error {
 		if len(rest) > 0 {
 			return usagef("%s: unexpected argument %q", cmd, rest[0])
 		}
-		fmt.Fprintln(e.stdout, "passgate", version)
+		fmt.Fprintln(e.stdout, "passgate", buildVersion())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -60,7 +61,7 @@ func (c *Config) connect(ctx context.Context) (*link, error) {
 func (l *link) handshake() error {
 	tc := tls.Client(l.conn, l.tls)
 	if err := tc.HandshakeContext(l.ctx); err != nil {
-		return l.unavailable("tls", err)
+		return l.unavailable("tls handshake", tlsHint(err))
 	}
 	l.conn = tc
 	return nil
@@ -125,4 +126,15 @@ func (b *boundConn) set(t time.Time, set func(time.Time) error) error {
 		t = b.limit
 	}
 	return set(t)
+}
+
+// tlsHint adds to a failed TLS handshake's error what an operator most
+// often has to fix: an upstream certificate from a private CA needs ca_file
+// (in each upstream block that uses it).
+func tlsHint(err error) error {
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("%w (a certificate from a private CA needs ca_file in this upstream block; a name other than the address's host needs server_name)", err)
+	}
+	return err
 }
