@@ -115,6 +115,11 @@ type Upstream struct {
 	// in, so that the upstream logs the client's address. The upstream
 	// must trust passgate (Dovecot: login_trusted_networks). Default false.
 	SendID bool `toml:"send_id"`
+	// ProbeUser is a user that exists upstream, as whom passgate check-config
+	// logs in with the master credentials (and logs out at once), so that
+	// a wrong master secret shows before users are refused. Empty: the
+	// master login is not checked, and check-config says so.
+	ProbeUser string `toml:"probe_user"`
 	// DialTimeout bounds the TCP connect. Default 10s.
 	DialTimeout Duration `toml:"dial_timeout"`
 	// LoginTimeout bounds greeting, STARTTLS and login up to the tagged

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"time"
+
+	"github.com/passgate/passgate/config"
+	"github.com/passgate/passgate/proxy/upstream"
 )
 
 // checkConfigPath is the file check-config reads: --config FILE or one
@@ -47,16 +52,59 @@ func cmdCheckConfig(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		if err := cfg.IMAP.Upstream.Config().IMAP().Check(ctx); err != nil {
-			return fmt.Errorf("imap.upstream %s: %w", cfg.IMAP.Upstream.Address, err)
+		u := cfg.IMAP.Upstream.Config().IMAP()
+		err := checkUpstream(ctx, e, "imap.upstream", &cfg.IMAP.Upstream, u.Check, func(ctx context.Context, l upstream.Login) error {
+			c, err := u.Login(ctx, l)
+			if err == nil {
+				c.Conn.Close()
+			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(e.stdout, "imap.upstream %s: reachable, greets\n", cfg.IMAP.Upstream.Address)
 	}
 	if cfg.SMTP.Enabled() {
-		if err := cfg.SMTP.Upstream.Config().SMTP().Check(ctx); err != nil {
-			return fmt.Errorf("smtp.upstream %s: %w", cfg.SMTP.Upstream.Address, err)
+		u := cfg.SMTP.Upstream.Config().SMTP()
+		err := checkUpstream(ctx, e, "smtp.upstream", &cfg.SMTP.Upstream, u.Check, func(ctx context.Context, l upstream.Login) error {
+			c, err := u.Login(ctx, l)
+			if err == nil {
+				c.Quit(time.Second)
+			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(e.stdout, "smtp.upstream %s: reachable, greets\n", cfg.SMTP.Upstream.Address)
 	}
+	return nil
+}
+
+// checkUpstream checks that the upstream at key greets and, for the login
+// modes with a master user, that the master login works, as probe_user; it
+// prints what it checked and what it could not.
+func checkUpstream(ctx context.Context, e env, key string, u *config.Upstream,
+	greets func(context.Context) error, login func(context.Context, upstream.Login) error) error {
+	if err := greets(ctx); err != nil {
+		return fmt.Errorf("%s %s: %w", key, u.Address, err)
+	}
+	fmt.Fprintf(e.stdout, "%s %s: reachable, greets\n", key, u.Address)
+	switch {
+	case !u.Login.NeedsMaster():
+		return nil
+	case u.ProbeUser == "":
+		fmt.Fprintf(e.stdout, "%s %s: master login NOT checked: set %s.probe_user to a user that exists upstream\n",
+			key, u.Address, key)
+		return nil
+	}
+	err := login(ctx, upstream.Login{Username: u.ProbeUser})
+	var refused *upstream.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		return fmt.Errorf("%s %s: master login as %s (%s.probe_user): %w; %s", key, u.Address, u.ProbeUser, key, err, refused.Hint())
+	case err != nil:
+		return fmt.Errorf("%s %s: master login as %s: %w", key, u.Address, u.ProbeUser, err)
+	}
+	fmt.Fprintf(e.stdout, "%s %s: master login as %s works\n", key, u.Address, u.ProbeUser)
 	return nil
 }

@@ -66,6 +66,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer c.close()
+	warnOpenFiles(cfg, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watched, err := c.sessions.Watch(ctx)
