@@ -53,6 +53,9 @@ type Config struct {
 	// OAuth is where the upstream login's OAuth 2.0 tokens come from
 	// (config/oauth.go); zero: no OAuth.
 	OAuth oauth.Settings `toml:"oauth"`
+	// ProxyProtocol is which listeners take PROXY protocol headers, and
+	// from where (config/proxyproto.go); zero: none.
+	ProxyProtocol ProxyProtocol `toml:"proxy_protocol"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.

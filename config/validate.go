@@ -44,6 +44,7 @@ func (l *loader) check(c *Config) {
 	l.portalOIDC(&c.Portal)
 	l.oauth(&c.OAuth, &c.Portal)
 	l.log(&c.Log)
+	l.proxyProtocol(&c.ProxyProtocol)
 }
 
 // serverTLS loads passgate's own key pair.

@@ -110,6 +110,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		}
 		defer ln.Close()
 		*sp.bound = ln.Addr()
+		if cfg.ProxyProtocol.On(sp.key) {
+			ln = &proxy.ProxyListener{Listener: ln, Trusted: cfg.ProxyProtocol.TrustedProxies, Logger: log}
+		}
 		go runListener(sp, ln, errc)
 	}
 	ctl, err := listenControl(cfg.Control.Socket, c.accounts, log)
