@@ -123,6 +123,10 @@ type Upstream struct {
 	// a wrong master secret shows before users are refused. Empty: the
 	// master login is not checked, and check-config says so.
 	ProbeUser string `toml:"probe_user"`
+	// SendProxy sends a PROXY protocol header ("v1" or "v2") with the
+	// client's address on each upstream connection, for servers that
+	// read one (Dovecot: haproxy = yes). Default none.
+	SendProxy upstream.ProxyVersion `toml:"send_proxy"`
 	// DialTimeout bounds the TCP connect. Default 10s.
 	DialTimeout Duration `toml:"dial_timeout"`
 	// LoginTimeout bounds greeting, STARTTLS and login up to the tagged

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -27,9 +28,16 @@ type link struct {
 	stop func() bool // unties ctx
 }
 
-// connect dials the upstream within DialTimeout, arms the login deadline
-// and, with implicit TLS, runs the handshake.
+// connect is connectFor without a client: a check or probe of passgate's
+// own (a PROXY header, if configured, says LOCAL).
 func (c *Config) connect(ctx context.Context) (*link, error) {
+	return c.connectFor(ctx, netip.AddrPort{})
+}
+
+// connectFor dials the upstream within DialTimeout, arms the login
+// deadline, sends the PROXY header naming client if SendProxy says so
+// and, with implicit TLS, runs the handshake.
+func (c *Config) connectFor(ctx context.Context, client netip.AddrPort) (*link, error) {
 	conf, err := c.TLSClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("upstream address: %w: %w", ErrUnavailable, err)
@@ -47,6 +55,10 @@ func (c *Config) connect(ctx context.Context) (*link, error) {
 	raw.limitTo(deadline)
 	l := &link{ctx: ctx, raw: raw, conn: raw, tls: conf}
 	l.stop = context.AfterFunc(ctx, func() { raw.limitTo(time.Unix(1, 0)) })
+	if err := c.sendProxy(raw, client); err != nil {
+		l.close()
+		return nil, l.unavailable("proxy header", err)
+	}
 	if c.tlsMode() == TLSImplicit {
 		if err := l.handshake(); err != nil {
 			l.close()

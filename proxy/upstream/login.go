@@ -20,7 +20,7 @@ func (c *Config) login(ctx context.Context, p protocol, l Login, dialogue func(*
 		return nil, err
 	}
 	start := time.Now()
-	k, err := c.connect(ctx)
+	k, err := c.connectFor(ctx, l.ClientIP)
 	if err == nil {
 		if err = dialogue(k, cred); err == nil {
 			err = k.release()
