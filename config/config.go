@@ -55,6 +55,9 @@ type Config struct {
 	OAuth oauth.Settings `toml:"oauth"`
 	// Metrics is the metrics and health listener (config/metrics.go).
 	Metrics Metrics `toml:"metrics"`
+	// ProxyProtocol is which listeners take PROXY protocol headers, and
+	// from where (config/proxyproto.go); zero: none.
+	ProxyProtocol ProxyProtocol `toml:"proxy_protocol"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.
@@ -117,6 +120,15 @@ type Upstream struct {
 	// in, so that the upstream logs the client's address. The upstream
 	// must trust passgate (Dovecot: login_trusted_networks). Default false.
 	SendID bool `toml:"send_id"`
+	// ProbeUser is a user that exists upstream, as whom passgate check-config
+	// logs in with the master credentials (and logs out at once), so that
+	// a wrong master secret shows before users are refused. Empty: the
+	// master login is not checked, and check-config says so.
+	ProbeUser string `toml:"probe_user"`
+	// SendProxy sends a PROXY protocol header ("v1" or "v2") with the
+	// client's address on each upstream connection, for servers that
+	// read one (Dovecot: haproxy = yes). Default none.
+	SendProxy upstream.ProxyVersion `toml:"send_proxy"`
 	// DialTimeout bounds the TCP connect. Default 10s.
 	DialTimeout Duration `toml:"dial_timeout"`
 	// LoginTimeout bounds greeting, STARTTLS and login up to the tagged

@@ -1,6 +1,10 @@
 package config
 
-import "github.com/passgate/passgate/proxy/upstream"
+import (
+	"strings"
+
+	"github.com/passgate/passgate/proxy/upstream"
+)
 
 // SMTP configures the submission listeners (RFC 6409, RFC 8314) and the
 // submission server behind them. The section is optional; when neither
@@ -19,6 +23,10 @@ type SMTP struct {
 	// of its aliases (`passgate user alias add`). Default true; set false
 	// to leave sender policy to the upstream.
 	CheckSender *bool `toml:"check_sender"`
+	// DefaultDomain, if set, lets an account whose name has no "@" (the
+	// upstream login name, "alice") send as that name at this domain
+	// ("alice@example.org") without an alias. Empty: no such address.
+	DefaultDomain string `toml:"default_domain"`
 	// Upstream is the real submission server (Dovecot submission, Postfix).
 	// Login may also be "xclient" (Postfix XCLIENT from a trusted proxy).
 	Upstream Upstream `toml:"upstream"`
@@ -36,5 +44,8 @@ func (l *loader) smtp(s *SMTP, haveCert bool) {
 		return
 	}
 	l.listeners("smtp", s.Listen, s.ListenTLS, s.AllowCleartext, haveCert)
+	if d := s.DefaultDomain; strings.ContainsAny(d, "@ \t") || strings.HasPrefix(d, ".") {
+		l.fail("smtp.default_domain", nil, "%q is not a domain name (like example.org, without @)", d)
+	}
 	s.Upstream.resolve(l, "smtp.upstream", func(c upstream.Config) error { return c.SMTP().Validate() })
 }

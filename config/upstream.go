@@ -19,6 +19,7 @@ func (u *Upstream) Config() upstream.Config {
 		MasterSecret: u.MasterSecret,
 		Separator:    u.MasterSeparator,
 		SendID:       u.SendID,
+		SendProxy:    u.SendProxy,
 		DialTimeout:  u.DialTimeout.Duration,
 		LoginTimeout: u.LoginTimeout.Duration,
 	}

@@ -46,6 +46,7 @@ func (l *loader) check(c *Config) {
 	l.oauthLogins(c)
 	l.log(&c.Log)
 	l.metrics(&c.Metrics)
+	l.proxyProtocol(&c.ProxyProtocol)
 }
 
 // serverTLS loads passgate's own key pair.

@@ -37,8 +37,21 @@ type ConnLimiter struct {
 // release (once; more calls are ignored) when the connection ends. A nil
 // *ConnLimiter admits every connection.
 func (l *ConnLimiter) Acquire(addr netip.Addr) (release func(), ok bool) {
+	release, limit := l.Admit(addr)
+	return release, limit == ""
+}
+
+// Names of the limits Admit reports: the config keys that set them.
+const (
+	LimitTotal = "max_connections"
+	LimitPerIP = "max_connections_per_ip"
+)
+
+// Admit is Acquire that says which limit refused: LimitTotal or
+// LimitPerIP, with a nil release; "" when the connection is counted.
+func (l *ConnLimiter) Admit(addr netip.Addr) (release func(), limit string) {
 	if l == nil {
-		return func() {}, true
+		return func() {}, ""
 	}
 	key := addrKey(addr)
 	maxTotal, perIP := l.Max, l.PerIP
@@ -53,8 +66,11 @@ func (l *ConnLimiter) Acquire(addr netip.Addr) (release func(), ok bool) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= maxTotal || l.byIP[key] >= perIP {
-		return nil, false
+	switch {
+	case l.total >= maxTotal:
+		return nil, LimitTotal
+	case l.byIP[key] >= perIP:
+		return nil, LimitPerIP
 	}
 	if l.byIP == nil {
 		l.byIP = make(map[netip.Prefix]int)
@@ -62,7 +78,7 @@ func (l *ConnLimiter) Acquire(addr netip.Addr) (release func(), ok bool) {
 	l.total++
 	l.byIP[key]++
 	var once sync.Once
-	return func() { once.Do(func() { l.release(key) }) }, true
+	return func() { once.Do(func() { l.release(key) }) }, ""
 }
 
 func (l *ConnLimiter) release(key netip.Prefix) {

@@ -92,7 +92,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		return nil, err
 	}
 	if cfg.Metrics.Listen != "" {
-		c.instrument(metrics.New(version))
+		c.instrument(metrics.New(metricsVersion()))
 	}
 	return c, nil
 }

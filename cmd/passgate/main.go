@@ -9,7 +9,7 @@
 //
 //	passgate serve        [--config FILE]
 //	passgate demo         [--listen-imap ADDR] [--listen-smtp ADDR] [--listen-portal ADDR] [--listen-metrics ADDR]
-//	passgate check-config [--config FILE]
+//	passgate check-config [--config FILE | FILE]
 //	passgate health       [--live] [--timeout 5s]
 //	passgate user add USER [--mfa] [--password-stdin]
 //	passgate user mfa USER on|off
@@ -48,9 +48,6 @@ import (
 
 	"github.com/passgate/passgate/internal/bench"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 // usageError marks a mistake in the command line; main prints the usage hint.
 type usageError struct{ msg string }
@@ -94,7 +91,7 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate serve        [--config FILE]
   passgate demo         [--listen-imap ADDR] [--listen-smtp ADDR]
                         [--listen-portal ADDR] [--listen-metrics ADDR]
-  passgate check-config [--config FILE]
+  passgate check-config [--config FILE | FILE]
   passgate health       [--live] [--timeout 5s]   (exit 0: ready; needs metrics.listen)
   passgate user add USER [--mfa] [--password-stdin]
   passgate user mfa USER on|off
@@ -155,7 +152,7 @@ func run(ctx context.Context, e env, args []string) error {
 		if len(rest) > 0 {
 			return usagef("%s: unexpected argument %q", cmd, rest[0])
 		}
-		fmt.Fprintln(e.stdout, "passgate", version)
+		fmt.Fprintln(e.stdout, "passgate", buildVersion())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)

@@ -194,7 +194,7 @@ tarpit_max = "20ms"
 		{`passgate_tarpit_delay_seconds_count`, 3},
 		{`passgate_upstream_login_duration_seconds_count{protocol="imap"}`, 3},
 		{`passgate_relayed_bytes_total{direction="client_to_upstream",protocol="imap"}`, 3 * float64(len("b LOGOUT\r\n"))},
-		{`passgate_build_info{goversion="` + goVersion(t, text) + `",version="dev"}`, 1},
+		{`passgate_build_info{goversion="` + goVersion(t, text) + `",version="` + metricsVersion() + `"}`, 1},
 	} {
 		if got := sample(t, text, c.series); got != c.want {
 			t.Errorf("%s = %v, want %v", c.series, got, c.want)

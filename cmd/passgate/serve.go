@@ -67,6 +67,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer c.close()
+	warnOpenFiles(cfg, log)
 	tokens, err := upstreamTokens(cfg, c, log)
 	if err != nil {
 		return err
@@ -116,6 +117,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		}
 		defer ln.Close()
 		*sp.bound = ln.Addr()
+		if cfg.ProxyProtocol.On(sp.key) {
+			ln = &proxy.ProxyListener{Listener: ln, Trusted: cfg.ProxyProtocol.TrustedProxies, Logger: log}
+		}
 		go runListener(sp, ln, errc)
 	}
 	ctl, err := listenControl(cfg.Control.Socket, c.accounts, log)
@@ -203,28 +207,4 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		Logger:         log,
 	}
-}
-
-func cmdCheckConfig(ctx context.Context, e env, args []string) error {
-	cfg, cfgPath, err := configOnly("check-config", args)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%s: configuration is valid\n", cfgPath)
-	if err := checkDirectory(ctx, e, cfg); err != nil {
-		return err
-	}
-	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		if err := cfg.IMAP.Upstream.Config().IMAP().Check(ctx); err != nil {
-			return fmt.Errorf("imap.upstream %s: %w", cfg.IMAP.Upstream.Address, err)
-		}
-		fmt.Fprintf(e.stdout, "imap.upstream %s: reachable, greets\n", cfg.IMAP.Upstream.Address)
-	}
-	if cfg.SMTP.Enabled() {
-		if err := cfg.SMTP.Upstream.Config().SMTP().Check(ctx); err != nil {
-			return fmt.Errorf("smtp.upstream %s: %w", cfg.SMTP.Upstream.Address, err)
-		}
-		fmt.Fprintf(e.stdout, "smtp.upstream %s: reachable, greets\n", cfg.SMTP.Upstream.Address)
-	}
-	return nil
 }

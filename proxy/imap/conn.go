@@ -66,7 +66,8 @@ func (c *conn) serve() {
 	defer c.closeNet()
 	defer c.cancel()
 	defer c.recoverPanic()
-	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
+	release, limit := c.srv.Limits.Conns.Admit(c.remote.Addr())
+	admitted := limit == ""
 	if admitted {
 		defer release()
 	}
@@ -78,7 +79,7 @@ func (c *conn) serve() {
 		}
 	}
 	if !admitted {
-		c.log.Info("imap connection refused: too many connections")
+		c.log.Info("imap connection refused: too many connections", "limit", limit)
 		c.write("* BYE Too many connections")
 		return
 	}

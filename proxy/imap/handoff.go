@@ -23,7 +23,7 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	started := time.Now()
-	remove, err := c.register(dec, started, cancel)
+	remove, err := c.register(dec, started, func() { go c.revoked(cancel) })
 	if err != nil {
 		up.Conn.Close()
 		return err
@@ -59,6 +59,23 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	}
 	c.log.Info("imap session ended", attrs...)
 	return errDone
+}
+
+// revokedBye is what a relayed client hears when its session is ended by
+// a revocation (RFC 3501 §7.1.5).
+const revokedBye = "* BYE Access revoked, log in again"
+
+// revoked ends a session the registry ended: "* BYE" to the client when
+// that is safe (between two upstream responses, see byeConn), then cancel,
+// which ends the splice.
+func (c *conn) revoked(cancel func()) {
+	defer cancel()
+	c.mu.Lock()
+	bc := c.bye
+	c.mu.Unlock()
+	if bc != nil {
+		bc.goodbye(revokedBye)
+	}
 }
 
 // register records the session in Sessions before the client hears OK, so

@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
@@ -51,14 +53,14 @@ func (c *conn) cmdLogin(cmd *command) error {
 	if err := cmd.sp(); err != nil {
 		return err
 	}
-	user, err := cmd.astring()
+	user, err := cmd.loginString()
 	if err != nil {
 		return err
 	}
 	if err := cmd.sp(); err != nil {
 		return err
 	}
-	secret, err := cmd.astring()
+	secret, err := cmd.loginString()
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,8 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
 		return &respError{status: "NO", code: "AUTHORIZATIONFAILED", text: oneLine(proxy.UpstreamRefusedText(refused.Action)), failure: true}
 	case errors.As(err, &refused):
-		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code)
+		c.logLoginAt(slog.LevelError, dec, mech, "upstream-refused", "upstream_code", refused.Code,
+			"upstream_text", refused.Text, "hint", refused.Hint())
 		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
 		return errUpstreamRefused
 	case err != nil:
@@ -138,6 +141,11 @@ func (c *conn) login(tag, mech, user, secret string) error {
 
 // logLogin writes the one Info line of a login outcome.
 func (c *conn) logLogin(dec authn.Decision, mech, result string, attrs ...any) {
+	c.logLoginAt(slog.LevelInfo, dec, mech, result, attrs...)
+}
+
+// logLoginAt writes the one line of a login outcome at level.
+func (c *conn) logLoginAt(level slog.Level, dec authn.Decision, mech, result string, attrs ...any) {
 	attrs = append([]any{"user", proxy.LoggedUsername(dec.Username), "mechanism", mech, "result", result}, attrs...)
 	if c.clientID != "" {
 		attrs = append(attrs, "client", c.clientID)
@@ -145,5 +153,5 @@ func (c *conn) logLogin(dec authn.Decision, mech, result string, attrs ...any) {
 	if dec.AppPasswordID != "" {
 		attrs = append(attrs, "app_password", dec.AppPasswordID)
 	}
-	c.log.Info("imap login", attrs...)
+	c.log.Log(context.Background(), level, "imap login", attrs...)
 }

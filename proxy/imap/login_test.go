@@ -213,10 +213,12 @@ func TestSessionRegistry(t *testing.T) {
 	}
 	c.send("b NOOP\r\n")
 	peer.expect("b NOOP")
-	// Revoking its app password ends it: both sides are closed.
+	// Revoking its app password ends it: the client hears why (the
+	// upstream is between responses), then both sides are closed.
 	if n := reg.End(store.Event{Kind: store.EventAppPasswordRevoked, Username: appUser, AppPasswordID: appID}); n != 1 {
 		t.Fatalf("End ended %d sessions, want 1", n)
 	}
+	c.expect(revokedBye)
 	c.expectClosed()
 	peer.expectClosed()
 }

@@ -149,12 +149,22 @@ func (cmd *command) atom() (string, error) {
 }
 
 // astring parses an atom-like string, a quoted string or a literal.
-func (cmd *command) astring() (string, error) {
+func (cmd *command) astring() (string, error) { return cmd.astringOf(astringChar) }
+
+// loginString is astring that also takes the list wildcards "%" and "*",
+// which ATOM-CHAR excludes (RFC 3501 §9), in LOGIN's arguments, as Dovecot
+// does: "LOGIN alice*proxy secret" (a master login typed by hand) is a
+// login the Authenticator refuses, not a BAD.
+func (cmd *command) loginString() (string, error) {
+	return cmd.astringOf(func(b byte) bool { return astringChar(b) || b == '%' || b == '*' })
+}
+
+func (cmd *command) astringOf(char func(byte) bool) (string, error) {
 	if len(cmd.line) > 0 && (cmd.line[0] == '"' || cmd.line[0] == '{') {
 		return cmd.string()
 	}
 	n := 0
-	for n < len(cmd.line) && astringChar(cmd.line[n]) {
+	for n < len(cmd.line) && char(cmd.line[n]) {
 		n++
 	}
 	if n == 0 {

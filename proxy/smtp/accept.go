@@ -34,8 +34,8 @@ func (s *Server) newClientConn(nc net.Conn) (cc *clientConn, admitted bool) {
 		writeTimeout:   s.writeTimeout(),
 	}
 	s.conns.add(cc)
-	cc.release, admitted = lim.Conns.Acquire(remote.Addr())
-	return cc, admitted
+	cc.release, cc.refusedBy = lim.Conns.Admit(remote.Addr())
+	return cc, cc.refusedBy == ""
 }
 
 // refuseConn answers a connection over Limits.Conns with 421 instead of
@@ -43,7 +43,7 @@ func (s *Server) newClientConn(nc net.Conn) (cc *clientConn, admitted bool) {
 // that the client can read it) and closes it, in a goroutine of its own
 // that Close and Shutdown wait for.
 func (s *Server) refuseConn(cc *clientConn, tlsConfig *tls.Config) {
-	cc.log.Info("smtp connection refused: too many connections")
+	cc.log.Info("smtp connection refused: too many connections", "limit", cc.refusedBy)
 	s.lnMu.Lock()
 	if s.closed {
 		s.lnMu.Unlock()

@@ -118,9 +118,16 @@ func (ss *session) loggedIn(log *slog.Logger, a authn.Attempt, d authn.Decision,
 		st.secret = secret
 	}
 	up, err := ss.srv.Upstream.Login(ss.ctx, ss.login(st))
-	if err != nil {
+	var refused *upstream.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		log.Error("smtp auth", "result", "upstream-refused", "app_password_id", d.AppPasswordID,
+			"upstream", ss.srv.Upstream, "err", err, "hint", refused.Hint())
+	case err != nil:
 		log.Warn("smtp auth", "result", "upstream-error", "app_password_id", d.AppPasswordID,
 			"upstream", ss.srv.Upstream, "err", err)
+	}
+	if err != nil {
 		proxy.AuditUpstreamError(ss.ctx, ss.srv.Auth, a, d)
 		return ss.upstreamFailed(err)
 	}

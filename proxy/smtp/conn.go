@@ -26,6 +26,7 @@ type clientConn struct {
 	log *slog.Logger // carries session and remote
 
 	release        func()        // frees the Limits.Conns slot; nil if none was taken
+	refusedBy      string        // the Limits.Conns limit that refused it, or ""
 	maxPreauth     int32         // lines allowed before AUTH
 	preauthTimeout time.Duration // caps every deadline before AUTH
 	writeTimeout   time.Duration

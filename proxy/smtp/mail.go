@@ -151,6 +151,9 @@ func (ss *session) checkSender(username, from string) error {
 	if strings.EqualFold(from, username) {
 		return nil
 	}
+	if d := ss.srv.DefaultDomain; d != "" && !strings.Contains(username, "@") && strings.EqualFold(from, username+"@"+d) {
+		return nil
+	}
 	if ss.srv.Senders == nil {
 		return errSenderNotOwned
 	}
@@ -166,6 +169,7 @@ func (ss *session) checkSender(username, from string) error {
 			return nil
 		}
 	}
-	ss.log().Info("smtp sender refused", "user", username, "from", from)
+	ss.log().Info("smtp sender refused", "user", username, "from", from,
+		"hint", "the account may send as its name and its aliases (passgate user alias add USER ADDRESS); an account named like the upstream login (no @) gets name@domain with smtp.default_domain")
 	return errSenderNotOwned
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -47,6 +49,9 @@ type Server struct {
 	// CheckSender refuses a MAIL FROM that is not the username or an alias
 	// (553 5.7.1), and the null sender.
 	CheckSender bool
+	// DefaultDomain, if set, adds the address username@DefaultDomain to an
+	// account whose name has no "@" for the sender check. If empty, none.
+	DefaultDomain string
 	// Sessions, if not nil, registers each authenticated session (protocol
 	// "smtp"); ending it closes the client and the upstream connections.
 	Sessions proxy.Sessions
@@ -317,7 +322,23 @@ func (s *Server) Close() error {
 type errorLog struct{ l *slog.Logger }
 
 func (e errorLog) Printf(format string, v ...any) {
+	if closedEarly(v) {
+		// A TCP health check, or a client gone before the greeting or
+		// during the TLS handshake: nothing for an operator to fix.
+		e.l.Debug("smtp server: " + fmt.Sprintf(format, v...))
+		return
+	}
 	e.l.Warn("smtp server: " + fmt.Sprintf(format, v...))
+}
+
+// closedEarly reports whether go-smtp's "error handling ADDR: ERR" is the
+// peer closing or resetting the connection (EOF, ECONNRESET, EPIPE).
+func closedEarly(v []any) bool {
+	if len(v) != 2 {
+		return false
+	}
+	err, ok := v[1].(error)
+	return ok && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 func (e errorLog) Println(v ...any) {

@@ -55,6 +55,11 @@ type Config struct {
 	// known capabilities lack ID. SMTP forwards the client's address with
 	// ModeXCLIENT instead.
 	SendID bool
+	// SendProxy, if set, sends a PROXY protocol header (ProxyV1, ProxyV2)
+	// with the client's address first on every connection; the server
+	// must expect one (Dovecot: haproxy = yes on the inet_listener and
+	// haproxy_trusted_networks). "" = none.
+	SendProxy ProxyVersion
 	// LocalName (SMTP) is the EHLO name. "" = "passgate".
 	LocalName string
 	// DialTimeout bounds the TCP connect. 0 = 10s.
@@ -201,6 +206,9 @@ func (c *Config) problems(p protocol) []*FieldError {
 		if c.MasterSecret == "" {
 			fail("master_secret", "required with login = %q", m)
 		}
+	}
+	if c.SendProxy != ProxyNone && c.SendProxy != ProxyV1 && c.SendProxy != ProxyV2 {
+		fail("send_proxy", "%q is not one of v1, v2 (or empty: none)", c.SendProxy)
 	}
 	if msg := checkSeparator(c.separator()); msg != "" {
 		fail("master_separator", "%s", msg)

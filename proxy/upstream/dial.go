@@ -3,8 +3,10 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -26,9 +28,16 @@ type link struct {
 	stop func() bool // unties ctx
 }
 
-// connect dials the upstream within DialTimeout, arms the login deadline
-// and, with implicit TLS, runs the handshake.
+// connect is connectFor without a client: a check or probe of passgate's
+// own (a PROXY header, if configured, says LOCAL).
 func (c *Config) connect(ctx context.Context) (*link, error) {
+	return c.connectFor(ctx, netip.AddrPort{})
+}
+
+// connectFor dials the upstream within DialTimeout, arms the login
+// deadline, sends the PROXY header naming client if SendProxy says so
+// and, with implicit TLS, runs the handshake.
+func (c *Config) connectFor(ctx context.Context, client netip.AddrPort) (*link, error) {
 	conf, err := c.TLSClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("upstream address: %w: %w", ErrUnavailable, err)
@@ -46,6 +55,10 @@ func (c *Config) connect(ctx context.Context) (*link, error) {
 	raw.limitTo(deadline)
 	l := &link{ctx: ctx, raw: raw, conn: raw, tls: conf}
 	l.stop = context.AfterFunc(ctx, func() { raw.limitTo(time.Unix(1, 0)) })
+	if err := c.sendProxy(raw, client); err != nil {
+		l.close()
+		return nil, l.unavailable("proxy header", err)
+	}
 	if c.tlsMode() == TLSImplicit {
 		if err := l.handshake(); err != nil {
 			l.close()
@@ -60,7 +73,7 @@ func (c *Config) connect(ctx context.Context) (*link, error) {
 func (l *link) handshake() error {
 	tc := tls.Client(l.conn, l.tls)
 	if err := tc.HandshakeContext(l.ctx); err != nil {
-		return l.unavailable("tls", err)
+		return l.unavailable("tls handshake", tlsHint(err))
 	}
 	l.conn = tc
 	return nil
@@ -125,4 +138,15 @@ func (b *boundConn) set(t time.Time, set func(time.Time) error) error {
 		t = b.limit
 	}
 	return set(t)
+}
+
+// tlsHint adds to a failed TLS handshake's error what an operator most
+// often has to fix: an upstream certificate from a private CA needs ca_file
+// (in each upstream block that uses it).
+func tlsHint(err error) error {
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("%w (a certificate from a private CA needs ca_file in this upstream block; a name other than the address's host needs server_name)", err)
+	}
+	return err
 }

@@ -52,7 +52,7 @@ func (c *Config) attempt(ctx context.Context, l Login, dialogue func(*link, cred
 	if err != nil {
 		return nil, cred, err
 	}
-	k, err := c.connect(ctx)
+	k, err := c.connectFor(ctx, l.ClientIP)
 	if err != nil {
 		return nil, cred, err
 	}

@@ -102,6 +102,10 @@ func (u *SMTP) open(k *link, l Login, cred credential) (*gosmtp.Client, error) {
 		if oc, ok := sc.(*oauthsasl.Client); ok {
 			return nil, smtpOAuthRefusal(oc, err)
 		}
+		var se *gosmtp.SMTPError
+		if errors.As(err, &se) && se.Code >= 500 {
+			return nil, fmt.Errorf("upstream login: %w", &RefusedError{Code: strconv.Itoa(se.Code), Text: se.Message})
+		}
 		return nil, fmt.Errorf("upstream login: %w", err)
 	}
 	return c, nil
@@ -132,6 +136,10 @@ func (u *SMTP) hello(k *link) (*gosmtp.Client, error) {
 	}
 	u.setTimeouts(c)
 	if err := c.Hello(u.config().localName()); err != nil {
+		// go-smtp runs the STARTTLS handshake lazily, on this EHLO.
+		if st, ok := c.TLSConnectionState(); ok && !st.HandshakeComplete {
+			return nil, k.unavailable("tls handshake", tlsHint(err))
+		}
 		return nil, fmt.Errorf("upstream ehlo: %w", err)
 	}
 	return c, nil

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -288,6 +289,29 @@ func TestSMTPTLS(t *testing.T) {
 			t.Fatalf("Login = %v, want ErrUnavailable", err)
 		}
 	})
+	// Issue 14: the error named the EHLO after STARTTLS, not the handshake
+	// that failed, and did not point at ca_file.
+	t.Run("starttls untrusted certificate", func(t *testing.T) {
+		addr := serve(t, false, func(s *script) {
+			s.send("220 up.test ESMTP")
+			s.expect(`EHLO localhost`)
+			s.send("250-up.test\r\n250 STARTTLS")
+			s.expect(`STARTTLS`)
+			s.send("220 2.0.0 Ready to start TLS")
+			tc := tls.Server(s.conn, testcert.ServerConfig())
+			tc.SetDeadline(time.Now().Add(scriptDeadline))
+			if err := tc.Handshake(); err == nil {
+				s.fail("the handshake succeeded with an untrusted certificate")
+			}
+		})
+		u := smtpMaster(addr)
+		u.TLS = TLSStartTLS // system roots: the self-signed cert fails
+		_, err := u.Login(context.Background(), alice)
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "tls handshake") ||
+			!strings.Contains(err.Error(), "ca_file") || strings.Contains(err.Error(), "ehlo") {
+			t.Fatalf("Login = %v, want ErrUnavailable naming the TLS handshake and ca_file", err)
+		}
+	})
 }
 
 func TestXCLIENTEncoding(t *testing.T) {
@@ -319,4 +343,22 @@ func closedAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// TestSMTPRefusedLogin (issue 14): a 535 to passgate's AUTH (a wrong master
+// secret) is a *RefusedError with a hint, like IMAP's NO, so that the
+// front end logs it as the operator's problem it is.
+func TestSMTPRefusedLogin(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		greetEHLO(s, ehloAuth("PLAIN"))
+		s.expect(`AUTH PLAIN \S+`)
+		s.send("535 5.7.8 Authentication failed")
+		s.expect(`\*`) // go-smtp cancels the exchange
+		s.expectEOF()
+	})
+	_, err := smtpMaster(addr).Login(context.Background(), alice)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Code != "535" || !strings.Contains(refused.Hint(), "master_secret") {
+		t.Fatalf("Login = %v, want a *RefusedError 535 whose hint names master_secret", err)
+	}
 }

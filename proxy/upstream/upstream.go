@@ -74,6 +74,17 @@ type RefusedError struct {
 	Action string
 }
 
+// Hint says what an operator should check when the upstream refused a
+// login that passgate had already accepted: that is passgate's own
+// configuration failing (the master credentials, or account names that
+// are not the upstream's login names), not a user's mistake.
+func (e *RefusedError) Hint() string {
+	if e.Code == "AUTHORIZATIONFAILED" {
+		return "the upstream knows no such user, or will not let the master user log in as it: the passgate account name must be the user's login name upstream"
+	}
+	return "the upstream refused passgate's own login: check master_user and master_secret of this upstream (passgate check-config tests them when probe_user is set)"
+}
+
 func (e *RefusedError) Error() string {
 	if e.Code != "" {
 		return "upstream refused login: [" + e.Code + "] " + e.Text
