@@ -48,18 +48,22 @@ type oauthGate struct {
 	up     *upstream.IMAP
 	addr   string // passgate's plain IMAP listener
 	secret string // alice's app password
+	auth   *authn.Verifier
+	reg    *sessions.Registry
 }
 
-func startOAuthGate(t testing.TB, mode upstream.Mode) *oauthGate {
+// startOAuthGate starts the IdP, Dovecot (with dopts added to WithOAuth)
+// and passgate's IMAP front end.
+func startOAuthGate(t testing.TB, mode upstream.Mode, dopts ...testdovecot.Option) *oauthGate {
 	t.Helper()
 	g := &oauthGate{idp: testidp.Start(t), links: &memLinks{tokens: map[string]string{}}}
 	g.idp.AddUser(oauthUser)
 	g.idp.AddClient(oauthClientID, "client-secret")
 	var pw testdovecot.Passwd
 	pw.Set(oauthUser, "primary-not-used", "")
-	g.dove = testdovecot.Start(t, pw.String(), testdovecot.WithOAuth(testdovecot.OAuth{
+	g.dove = testdovecot.Start(t, pw.String(), append(dopts, testdovecot.WithOAuth(testdovecot.OAuth{
 		Issuer: g.idp.Issuer(), KeyID: g.idp.KeyID(), PublicKeyPEM: g.idp.PublicKeyPEM(), Clients: []string{oauthClientID},
-	}))
+	}))...)
 	scope := strings.Join(oauth.MicrosoftUserScopes, " ")
 	g.links.tokens[oauthUser] = g.idp.Link(oauthClientID, oauthUser, scope)
 	g.cache = &oauth.Cache{Source: &oauth.Delegated{Store: g.links, Config: &oauth2.Config{
@@ -86,6 +90,7 @@ func startOAuthGate(t testing.TB, mode upstream.Mode) *oauthGate {
 	g.secret = np.Password
 
 	reg := &sessions.Registry{Store: db, Cache: &authn.Cache{}, RecheckInterval: time.Hour, Logger: quiet}
+	g.auth, g.reg = v, reg
 	wctx, cancel := context.WithCancel(ctx)
 	watched, err := reg.Watch(wctx)
 	if err != nil {

@@ -13,7 +13,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	oauth *OAuth
+	oauth     *OAuth
+	relayAddr string // WithSubmission
 }
 
 // OAuth makes Dovecot accept OAuth 2.0 bearer tokens with AUTHENTICATE

@@ -1,8 +1,9 @@
 // Package testdovecot runs a private Dovecot for tests of passgate's
 // Dovecot clients: its auth service (the auth-client and auth-userdb
 // sockets, as UNIX sockets and as TCP listeners) and IMAP, with users from a
-// passwd-file the test writes, and optionally OAuth 2.0 bearer tokens
-// (WithOAuth) as Microsoft 365 and Gmail take them. Dovecot runs mail processes as nobody, so
+// passwd-file the test writes, optionally OAuth 2.0 bearer tokens
+// (WithOAuth) as Microsoft 365 and Gmail take them, and optionally
+// submission relaying to an SMTP server of the test's (WithSubmission). Dovecot runs mail processes as nobody, so
 // the harness needs root; a test whose machine lacks Dovecot or root is
 // skipped, or fails when CI=true.
 //
@@ -41,7 +42,8 @@ type Server struct {
 	UserdbAddr   string // TCP auth-userdb listener
 	IMAPAddr     string // IMAP with STARTTLS
 	IMAPSAddr    string // IMAP over implicit TLS
-	CertFile     string // the CA (self-signed) of the IMAP listeners
+	CertFile     string // the CA (self-signed) of the IMAP and submission listeners
+	SubmitAddr   string // submission with STARTTLS; only WithSubmission
 
 	conf   string
 	users  string
@@ -57,7 +59,7 @@ instance_name = {{.Instance}}
 base_dir = {{.Dir}}/run
 state_dir = {{.Dir}}/state
 log_path = {{.Dir}}/dovecot.log
-protocols = imap
+protocols = imap{{if .Relay}} submission{{end}}
 listen = 127.0.0.1
 ssl = yes
 ssl_cert = <{{.Cert}}
@@ -119,9 +121,19 @@ service pop3-login {
 }
 service submission-login {
   inet_listener submission {
+{{- if .Relay}}
+    address = 127.0.0.1
+    port = {{.SubmitPort}}
+{{- else}}
     port = 0
+{{- end}}
   }
 }
+{{- if .Relay}}
+hostname = localhost
+submission_relay_host = {{.RelayHost}}
+submission_relay_port = {{.RelayPort}}
+{{- end}}
 service lmtp {
   unix_listener lmtp {
     mode = 0600
@@ -131,10 +143,18 @@ service lmtp {
 
 // Start starts a Dovecot of the test's own whose passwd-file holds passwd
 // (see WritePasswd), stopped when the test ends; its log is printed if the
-// test failed. Options add to the configuration (WithOAuth).
+// test failed. Options add to the configuration (WithOAuth,
+// WithSubmission).
 func Start(t testing.TB, passwd string, opts ...Option) *Server {
 	t.Helper()
 	dovecot := testtool.Require(t, "dovecot", "dovecot-imapd")
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.relayAddr != "" {
+		testtool.Require(t, "/usr/lib/dovecot/submission", "dovecot-submissiond")
+	}
 	testtool.RequireRoot(t, "Dovecot runs mail processes as nobody")
 	dir, err := os.MkdirTemp("", "pg-dir-dovecot-")
 	if err != nil {
@@ -148,10 +168,6 @@ func Start(t testing.TB, passwd string, opts ...Option) *Server {
 		s.stop()
 		os.RemoveAll(dir)
 	})
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
 	if err := s.configure(passwd, o); err != nil {
 		t.Fatalf("testdovecot: %v", err)
 	}
@@ -180,7 +196,7 @@ func (s *Server) configure(passwd string, o options) error {
 	if err := mailDir(filepath.Join(s.Dir, "mail")); err != nil {
 		return err
 	}
-	var ports [4]int
+	var ports [5]int
 	for i := range ports {
 		if ports[i], err = testtool.FreePort(); err != nil {
 			return err
@@ -188,6 +204,13 @@ func (s *Server) configure(passwd string, o options) error {
 	}
 	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
 	s.AuthAddr, s.UserdbAddr, s.IMAPAddr, s.IMAPSAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
+	relayHost, relayPort, err := o.relay()
+	if err != nil {
+		return err
+	}
+	if relayHost != "" {
+		s.SubmitAddr = addr(ports[4])
+	}
 	s.AuthSocket = filepath.Join(s.Dir, "run", "auth-client")
 	s.UserdbSocket = filepath.Join(s.Dir, "run", "auth-userdb")
 	if o.oauth != nil {
@@ -203,6 +226,7 @@ func (s *Server) configure(passwd string, o options) error {
 		"Dir":      s.Dir, "Cert": cert, "Key": key, "Users": s.users,
 		"AuthPort": ports[0], "UserdbPort": ports[1], "IMAPPort": ports[2], "IMAPSPort": ports[3],
 		"OAuth": o.oauth != nil,
+		"Relay": relayHost != "", "RelayHost": relayHost, "RelayPort": relayPort, "SubmitPort": ports[4],
 	})
 	if err != nil {
 		return fmt.Errorf("dovecot.conf: %w", err)
@@ -244,7 +268,11 @@ func (s *Server) start(dovecot string) error {
 	go func() { s.cmd.Wait(); close(s.exited) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, a := range [][2]string{{"tcp", s.IMAPAddr}, {"tcp", s.AuthAddr}, {"unix", s.AuthSocket}, {"unix", s.UserdbSocket}} {
+	waits := [][2]string{{"tcp", s.IMAPAddr}, {"tcp", s.AuthAddr}, {"unix", s.AuthSocket}, {"unix", s.UserdbSocket}}
+	if s.SubmitAddr != "" {
+		waits = append(waits, [2]string{"tcp", s.SubmitAddr})
+	}
+	for _, a := range waits {
 		if err := waitDial(ctx, a[0], a[1], s.exited); err != nil {
 			s.stop()
 			return fmt.Errorf("%w\n--- dovecot output ---\n%s\n--- log ---\n%s", err, s.log, s.Log())

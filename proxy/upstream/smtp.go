@@ -98,7 +98,7 @@ func (u *SMTP) open(k *link, l Login, cred credential) (*gosmtp.Client, error) {
 		return nil, fmt.Errorf("upstream login: the upstream offers neither AUTH %s", cred.names())
 	}
 	sc := m.saslClient()
-	if err := c.Auth(sc); err != nil {
+	if err := c.Auth(&fitLine{Client: sc}); err != nil {
 		if oc, ok := sc.(*oauthsasl.Client); ok {
 			return nil, smtpOAuthRefusal(oc, err)
 		}
