@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -65,7 +66,8 @@ func (au *Auditor) Record(ctx context.Context, rec store.AuditRecord) {
 		}
 	}
 	if au.Store != nil {
-		if err := au.Store.AppendAudit(ctx, rec); err != nil {
+		// A full AuditQueue has warned already.
+		if err := au.Store.AppendAudit(ctx, rec); err != nil && !errors.Is(err, ErrAuditQueueFull) {
 			au.logger().WarnContext(ctx, "audit store append failed",
 				"user", rec.Username, "result", rec.Result, "err", err)
 		}

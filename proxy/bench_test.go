@@ -32,7 +32,14 @@ func drain(b *testing.B, c net.Conn) int64 {
 // BenchmarkSplice moves 64 MiB from a client through Splice to an upstream
 // over loopback TCP, and the same 64 MiB over one direct loopback
 // connection in the same iteration; it reports both rates and their ratio.
-func BenchmarkSplice(b *testing.B) {
+func BenchmarkSplice(b *testing.B) { benchSplice(b, false) }
+
+// BenchmarkSpliceUserSpace is BenchmarkSplice with the client leg hidden
+// behind a wrapper (as the IMAP relay's byeConn is), so that the bytes go
+// through user space.
+func BenchmarkSpliceUserSpace(b *testing.B) { benchSplice(b, true) }
+
+func benchSplice(b *testing.B, wrap bool) {
 	buf := make([]byte, 1<<20)
 	var direct, spliced time.Duration
 	iters := 0
@@ -53,7 +60,11 @@ func BenchmarkSplice(b *testing.B) {
 
 		// Through Splice: client -> proxy -> upstream.
 		ca, pc, pu, ua := legs(b)
-		s := start(b, ca, Leg{Conn: pc}, Leg{Conn: pu}, ua, 0)
+		var client net.Conn = pc
+		if wrap {
+			client = wrappedConn{pc}
+		}
+		s := start(b, ca, Leg{Conn: client}, Leg{Conn: pu}, ua, 0)
 		t0 = time.Now()
 		go sendBench(ca, buf, errc)
 		if n := drain(b, ua); n != benchBytes {

@@ -68,9 +68,11 @@ type closeWriter interface{ CloseWrite() error }
 //     os.ErrDeadlineExceeded; the pipe is always empty when the drain step
 //     fails, so a timeout loses no bytes and the next call continues the
 //     stream. Splice keeps calling until remain bytes moved, EOF or an error,
-//     so one call returns after a full chunk or at the deadline. A TLS leg
-//     takes the ordinary 32 KiB buffered path (crypto/tls treats a read
-//     timeout as temporary, so the connection stays usable).
+//     so one call returns after a full chunk or at the deadline. Any other
+//     leg (TLS, the IMAP relay's byeConn) goes through copyBuffered, which
+//     parks in a 512-byte read and takes a pooled 32 KiB buffer only while
+//     bytes stream (crypto/tls treats a read timeout as temporary, so the
+//     connection stays usable).
 //   - Idle: each read waits at most idle. A read that times out having moved
 //     nothing means this direction was silent for idle; the session ends only
 //     if the other direction was silent too, so a long one-way transfer (a big
@@ -153,6 +155,7 @@ type direction struct {
 	src, dst net.Conn
 	pending  []byte
 	count    func(int64) // nil: not counted
+	probe    [512]byte   // see copyBuffered
 	other    *direction
 	lastByte atomic.Int64 // unix nanoseconds when bytes were last seen moving
 
@@ -201,8 +204,7 @@ func copyDirection(s *splice, d *direction) error {
 		if err := d.arm(s.idle); err != nil {
 			return err
 		}
-		lr := &io.LimitedReader{R: d.src, N: chunk}
-		n, err := io.Copy(d.dst, lr)
+		n, err := d.copyChunk()
 		d.counted(n)
 		now := time.Now()
 		if n > 0 {
@@ -210,10 +212,10 @@ func copyDirection(s *splice, d *direction) error {
 		}
 		kicked := d.takeKick()
 		switch {
-		case err == nil && lr.N == 0:
-			continue // a full chunk; more may follow
 		case err == nil:
-			return nil // EOF
+			continue // a full chunk; more may follow
+		case err == io.EOF:
+			return nil
 		case !errors.Is(err, os.ErrDeadlineExceeded):
 			return err
 		case n > 0:
@@ -229,6 +231,76 @@ func (d *direction) counted(n int64) {
 	if n > 0 && d.count != nil {
 		d.count(n)
 	}
+}
+
+// copyChunk copies up to chunk bytes from d.src to d.dst; it returns nil
+// after a full chunk, io.EOF at the end of src, or the first error.
+func (d *direction) copyChunk() (int64, error) {
+	if canSplice(d.src, d.dst) {
+		lr := &io.LimitedReader{R: d.src, N: chunk}
+		n, err := io.Copy(d.dst, lr)
+		if err == nil && lr.N > 0 {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return d.copyBuffered()
+}
+
+// canSplice reports whether io.Copy moves src's bytes to dst with
+// splice(2), holding no user-space buffer.
+func canSplice(src, dst net.Conn) bool {
+	_, s := src.(*net.TCPConn)
+	_, d := dst.(*net.TCPConn)
+	return s && d
+}
+
+// relayBufs holds the copy buffers of busy directions.
+var relayBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// copyBuffered is copyChunk through user space. A parked direction waits
+// in a Read into its small probe buffer; only when a read fills it (more is
+// likely waiting) does it take a 32 KiB buffer from relayBufs, and gives it
+// back once a read no longer fills that (the source is drained). So an idle
+// session holds no large buffer, and a bulk transfer pays one small read
+// per burst.
+func (d *direction) copyBuffered() (int64, error) {
+	var big *[32 << 10]byte
+	defer func() {
+		if big != nil {
+			relayBufs.Put(big)
+		}
+	}()
+	var written int64
+	for written < chunk {
+		p := d.probe[:]
+		if big != nil {
+			p = big[:]
+		}
+		p = p[:min(int64(len(p)), chunk-written)]
+		nr, rerr := d.src.Read(p)
+		if nr > 0 {
+			nw, werr := d.dst.Write(p[:nr])
+			written += int64(nw)
+			if werr != nil {
+				return written, werr
+			}
+			if nw != nr {
+				return written, io.ErrShortWrite
+			}
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+		switch {
+		case big == nil && nr == len(p):
+			big = relayBufs.Get().(*[32 << 10]byte)
+		case big != nil && nr < len(p):
+			relayBufs.Put(big)
+			big = nil
+		}
+	}
+	return written, nil
 }
 
 // quiet decides, after d read nothing for a whole wait, whether the session

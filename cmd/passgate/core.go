@@ -42,6 +42,10 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 	}
 	c.st, c.closers = opened.backend, append(c.closers, opened.Close)
 	counters := opened.counters
+	// Audit appends leave the login path (one store write for many
+	// logins); closed, so flushed, before the store.
+	q := authn.NewAuditQueue(c.st, 0, log)
+	c.st, c.closers = queuedAudit{c.st, q}, append(c.closers, q.Close)
 
 	c.v = newVerifier(cfg, c.st, log)
 	auditLog, closeAudit, err := cfg.Audit.Logger(log, stdout)
@@ -121,6 +125,21 @@ func masterSeparators(cfg *config.Config) []string {
 		}
 	}
 	return seps
+}
+
+// queuedAudit is a backend whose audit appends go through an
+// authn.AuditQueue; reading the audit waits for the records queued before.
+type queuedAudit struct {
+	backend
+	q *authn.AuditQueue
+}
+
+func (b queuedAudit) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
+	return b.q.AppendAudit(ctx, rec)
+}
+
+func (b queuedAudit) RecentAudit(ctx context.Context, username string, n int) ([]store.AuditRecord, error) {
+	return b.q.RecentAudit(ctx, username, n)
 }
 
 func (c *core) close() {

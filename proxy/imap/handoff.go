@@ -49,8 +49,10 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	// Bytes the client pipelined after its login command belong to the
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
+	pipelined := bytes.Clone(buffered)
+	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
 	err = proxy.Splice(ctx,
-		proxy.Leg{Conn: relayed, Buffered: bytes.Clone(buffered), Count: c.srv.relayCount(true)},
+		proxy.Leg{Conn: relayed, Buffered: pipelined, Count: c.srv.relayCount(true)},
 		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout)
 	attrs := []any{"user", dec.Username, "duration", time.Since(started).Round(time.Millisecond)}

@@ -40,32 +40,64 @@ var _ store.AuditLog = (*DB)(nil)
 // nothing and returns nil. Revoking app passwords or changing the account
 // leaves its audit records alone.
 func (db *DB) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("bolt: append audit: encode: %w", err)
+	return db.AppendAuditBatch(ctx, []store.AuditRecord{rec})
+}
+
+// AppendAuditBatch stores recs in order as AppendAudit would one by one,
+// in one transaction (one fsync for the lot), trimming each list it
+// touched once at the end.
+func (db *DB) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	vals := make([][]byte, len(recs))
+	for i, rec := range recs {
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("bolt: append audit: encode: %w", err)
+		}
+		vals[i] = v
 	}
 	return db.update(ctx, "append audit", func(tx *bbolt.Tx) error {
-		name := []byte(rec.Username)
-		if tx.Bucket(bucketAccounts).Get(name) == nil {
-			return nil
+		touched := map[*bbolt.Bucket]bool{}
+		for i, rec := range recs {
+			b, err := appendAudit(tx, rec, vals[i])
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				touched[b] = true
+			}
 		}
-		seqs, err := tx.Bucket(bucketAudit).CreateBucketIfNotExists(name)
-		if err != nil {
-			return fmt.Errorf("audit bucket %q: %w", rec.Username, err)
+		for b := range touched {
+			if err := trimAudit(b); err != nil {
+				return err
+			}
 		}
-		b, err := tx.Bucket(auditBucket(rec)).CreateBucketIfNotExists(name)
-		if err != nil {
-			return fmt.Errorf("audit bucket %q: %w", rec.Username, err)
-		}
-		seq, err := seqs.NextSequence()
-		if err != nil {
-			return fmt.Errorf("audit sequence %q: %w", rec.Username, err)
-		}
-		if err := b.Put(auditKey(seq), v); err != nil {
-			return fmt.Errorf("put audit record %q: %w", rec.Username, err)
-		}
-		return trimAudit(b)
+		return nil
 	})
+}
+
+// appendAudit puts rec (encoded as v) into its account's list of its kind
+// and returns that list; nil if the account does not exist.
+func appendAudit(tx *bbolt.Tx, rec store.AuditRecord, v []byte) (*bbolt.Bucket, error) {
+	name := []byte(rec.Username)
+	if tx.Bucket(bucketAccounts).Get(name) == nil {
+		return nil, nil
+	}
+	seqs, err := tx.Bucket(bucketAudit).CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, fmt.Errorf("audit bucket %q: %w", rec.Username, err)
+	}
+	b, err := tx.Bucket(auditBucket(rec)).CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, fmt.Errorf("audit bucket %q: %w", rec.Username, err)
+	}
+	seq, err := seqs.NextSequence()
+	if err != nil {
+		return nil, fmt.Errorf("audit sequence %q: %w", rec.Username, err)
+	}
+	if err := b.Put(auditKey(seq), v); err != nil {
+		return nil, fmt.Errorf("put audit record %q: %w", rec.Username, err)
+	}
+	return b, nil
 }
 
 // auditKey is the key of the record with sequence number seq.

@@ -48,10 +48,39 @@ func (s *Store) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 		if err != nil {
 			return fail("encode audit record: %w", err)
 		}
-		u := rec.Username
-		keys := []string{s.userKey(u, "account"), s.auditKey(u), s.auditFailKey(u), s.auditSeqKey(u)}
-		return scriptAppendAudit.Run(ctx, s.rdb, keys, v, store.AuditKeep, rec.Failure()).Err()
+		return scriptAppendAudit.Run(ctx, s.rdb, s.auditKeys(rec.Username), v, store.AuditKeep, rec.Failure()).Err()
 	})
+}
+
+// AppendAuditBatch stores recs in order as AppendAudit would one by one,
+// in one pipeline (one round trip per node). A pipeline cannot fall back
+// from EVALSHA, so the script is loaded first.
+func (s *Store) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	return s.do(ctx, "append audit", func(ctx context.Context) error {
+		vals := make([][]byte, len(recs))
+		for i, rec := range recs {
+			v, err := json.Marshal(rec)
+			if err != nil {
+				return fail("encode audit record: %w", err)
+			}
+			vals[i] = v
+		}
+		if err := scriptAppendAudit.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
+		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, rec := range recs {
+				scriptAppendAudit.EvalSha(ctx, p, s.auditKeys(rec.Username), vals[i], store.AuditKeep, rec.Failure())
+			}
+			return nil
+		})
+		return err
+	})
+}
+
+// auditKeys are the keys scriptAppendAudit takes for username.
+func (s *Store) auditKeys(u string) []string {
+	return []string{s.userKey(u, "account"), s.auditKey(u), s.auditFailKey(u), s.auditSeqKey(u)}
 }
 
 // RecentAudit returns up to n records of the account (at most

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -40,6 +42,7 @@ func RunAuditLog(t *testing.T, newStore func(t *testing.T) AuditStore) {
 		{"SurvivesAccountChanges", testAuditSurvives},
 		{"Concurrent", testAuditConcurrent},
 		{"FailuresKeptApart", testAuditFailuresApart},
+		{"Batch", testAuditBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -351,5 +354,52 @@ func testAuditFailuresApart(t *testing.T, s AuditStore) {
 		if rec.Failure() != strings.HasPrefix(rec.SessionID, "attack-") {
 			t.Errorf("record %q (%s): Failure() = %v", rec.SessionID, rec.Result, rec.Failure())
 		}
+	}
+}
+
+// auditBatcher is the optional batch append of a backend (authn.AuditQueue
+// uses it).
+type auditBatcher interface {
+	AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error
+}
+
+// testAuditBatch: one batch of more than AuditKeep records of two accounts,
+// failures among them and an unknown user, leaves what appending them one
+// by one leaves: each account's newest records of each kind, in order.
+func testAuditBatch(t *testing.T, s AuditStore) {
+	b, ok := s.(auditBatcher)
+	if !ok {
+		t.Skip("backend has no AppendAuditBatch")
+	}
+	mustCreateAccount(t, s, "alice")
+	mustCreateAccount(t, s, "bob")
+	var recs, alice, bob []store.AuditRecord
+	for i := range 2*store.AuditKeep + 30 {
+		a := auditRec("alice", i)
+		if i%2 == 0 {
+			a.Result = "bad-secret"
+		}
+		recs = append(recs, a, auditRec("nobody", i))
+		alice = append(alice, a)
+		if i < 7 {
+			recs = append(recs, auditRec("bob", i))
+			bob = append(bob, auditRec("bob", i))
+		}
+	}
+	if err := b.AppendAuditBatch(t.Context(), recs); err != nil {
+		t.Fatalf("AppendAuditBatch: %v", err)
+	}
+	checkSessions(t, "bob", mustRecent(t, s, "bob", store.AuditMax), newestFirst(bob, store.AuditMax))
+	var keep []store.AuditRecord
+	kept := map[bool]int{}
+	for i := len(alice) - 1; i >= 0; i-- {
+		if f := alice[i].Failure(); kept[f] < store.AuditKeep {
+			kept[f]++
+			keep = append([]store.AuditRecord{alice[i]}, keep...)
+		}
+	}
+	checkSessions(t, "alice", mustRecent(t, s, "alice", store.AuditMax), newestFirst(keep, store.AuditMax))
+	if _, err := s.RecentAudit(t.Context(), "nobody", 10); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RecentAudit(nobody) = %v, want ErrNotFound", err)
 	}
 }
