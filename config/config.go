@@ -180,6 +180,9 @@ type Authn struct {
 	// revoked, as Google does, since a changed password often follows a
 	// compromise.
 	KeepAppPasswordsOnPasswordChange bool `toml:"keep_app_passwords_on_password_change"`
+	// MaxAppPasswords caps the app passwords of one account. Zero:
+	// account.DefaultMaxAppPasswords, 40 (as Microsoft); negative: no cap.
+	MaxAppPasswords int `toml:"max_app_passwords"`
 }
 
 // Portal describes the self-service web portal.

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -109,6 +110,11 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 	}
 	np, err := s.accounts().CreateAppPassword(ctx, s.actor(r, rc), rc.acct.Username, f.Name,
 		account.AppPasswordOptions{Scopes: scopes, Expires: expires})
+	if errors.Is(err, account.ErrTooManyAppPasswords) {
+		invalid(fmt.Sprintf("You already have %d app passwords, the most allowed. Revoke one you no longer use, then create the new one.",
+			account.AppPasswordCap(s.accounts().MaxAppPasswords)))
+		return
+	}
 	if err != nil {
 		if msg, ok := userError(err); ok {
 			invalid(msg)

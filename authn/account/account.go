@@ -52,6 +52,11 @@ type Service struct {
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
+	// MaxAppPasswords caps the app passwords of one account (cap.go).
+	// Zero: DefaultMaxAppPasswords (40); negative: no cap.
+	MaxAppPasswords int
+
+	creating userLocks
 }
 
 func (s *Service) now() time.Time {

@@ -48,7 +48,8 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		return nil, err
 	}
 	c.closers = append(c.closers, closeAudit)
-	c.accounts = &account.Service{Store: c.st, Verifier: c.v, AuditLog: auditLog, Logger: log}
+	c.accounts = &account.Service{Store: c.st, Verifier: c.v, AuditLog: auditLog, Logger: log,
+		MaxAppPasswords: cfg.Authn.MaxAppPasswords}
 	g := cfg.Limits.GuardLimits
 	if !g.AuthCacheTTL.Off() {
 		c.cache = &authn.Cache{TTL: time.Duration(g.AuthCacheTTL), MaxEntries: g.AuthCacheEntries}

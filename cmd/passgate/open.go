@@ -51,7 +51,8 @@ func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (a 
 		return nil, nil, err
 	}
 	auditLog, closeAudit := cfg.Audit.ExistingLogger()
-	svc := &account.Service{Store: st, Verifier: newVerifier(cfg, st, log), AuditLog: auditLog, Logger: log}
+	svc := &account.Service{Store: st, Verifier: newVerifier(cfg, st, log), AuditLog: auditLog, Logger: log,
+		MaxAppPasswords: cfg.Authn.MaxAppPasswords}
 	return localAccounts{svc: svc, who: cliActor()}, func() error {
 		closeAudit()
 		return st.Close()
