@@ -83,8 +83,8 @@ type RetireReport struct {
 }
 
 // Stale lists, for every account, the app passwords not used for
-// olderThan (counted from creation if never used), oldest use first per
-// account, accounts in username order.
+// olderThan (counted from creation if never used): accounts in username
+// order, each account's passwords oldest first.
 func (s *Service) Stale(ctx context.Context, olderThan time.Duration) ([]StaleAppPassword, error) {
 	if olderThan <= 0 {
 		return nil, fieldErr("older-than", nil, "%s is not a positive age", olderThan)
