@@ -16,6 +16,23 @@ import (
 type appPasswordRow struct {
 	store.AppPassword
 	Expired bool
+	// RetireAt is when the password is removed unless used (zero: never);
+	// RetireSoon is set in the warning period before.
+	RetireAt   time.Time
+	RetireSoon bool
+	// Stale marks it for administrators (account.Retirement.Stale).
+	Stale bool
+}
+
+// appPasswordRows are list as the app-password tables show them.
+func (s *Server) appPasswordRows(list []store.AppPassword) []appPasswordRow {
+	now, ret := s.now(), s.accounts().Retire
+	rows := make([]appPasswordRow, 0, len(list))
+	for _, p := range list {
+		rows = append(rows, appPasswordRow{AppPassword: p, Expired: !p.Expires.IsZero() && !p.Expires.After(now),
+			RetireAt: ret.At(p), RetireSoon: ret.Warned(p, now), Stale: ret.Stale(p, now)})
+	}
+	return rows
 }
 
 // createForm is the create form's state, kept when it is shown again.
@@ -58,10 +75,7 @@ func (s *Server) renderAppPasswords(w http.ResponseWriter, r *http.Request, rc *
 		return
 	}
 	now := s.now()
-	rows := make([]appPasswordRow, 0, len(list))
-	for _, p := range list {
-		rows = append(rows, appPasswordRow{AppPassword: p, Expired: !p.Expires.IsZero() && !p.Expires.After(now)})
-	}
+	rows := s.appPasswordRows(list)
 	f.MinDate = now.UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	p := s.pageFor(r, rc, "App passwords", "app-passwords")
 	p.Error = errMsg

@@ -13,6 +13,11 @@ import (
 // password is announced when Retirement.WarnBefore is zero.
 const DefaultUnusedWarnBefore = 14 * 24 * time.Hour
 
+// DefaultStaleAge is the idle time after which an app password is marked
+// stale for administrators (passgate apppass stale, the admin user page)
+// when no retirement policy gives one.
+const DefaultStaleAge = 60 * 24 * time.Hour
+
 // Audit results of the retirement of unused app passwords.
 const (
 	// ResultAppPasswordRetireWarning: the password will be removed on
@@ -64,6 +69,15 @@ func (r Retirement) At(p store.AppPassword) time.Time {
 // Warned reports whether, at now, p is in its warning period (or past it).
 func (r Retirement) Warned(p store.AppPassword, now time.Time) bool {
 	return r.On() && !now.Before(r.At(p).Add(-r.warnBefore()))
+}
+
+// Stale reports whether p is worth an administrator's look at now: in its
+// warning period if r is on, else idle for DefaultStaleAge.
+func (r Retirement) Stale(p store.AppPassword, now time.Time) bool {
+	if r.On() {
+		return r.Warned(p, now)
+	}
+	return !now.Before(IdleSince(p).Add(DefaultStaleAge))
 }
 
 // StaleAppPassword is an app password idle for a while, with its owner.

@@ -16,7 +16,7 @@ import (
 // --older-than.
 func appPassStale(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("apppass stale")
-	olderThan := fs.String("older-than", "60d", "idle for at least this long: days (60d) or a Go duration")
+	olderThan := fs.String("older-than", fmt.Sprintf("%dd", account.DefaultStaleAge/(24*time.Hour)), "idle for at least this long: days (60d) or a Go duration")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseArgs(fs, args, 0, "no arguments"); err != nil {
 		return err
