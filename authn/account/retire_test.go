@@ -140,3 +140,31 @@ func (f *fixture) retire(t *testing.T, dry bool) RetireReport {
 	}
 	return rep
 }
+
+// The serve job retires at once, then waits for its interval; off, it
+// returns.
+func TestRunRetirement(t *testing.T) {
+	f := newFixture(t)
+	f.user(t, alice, "", false)
+	old := f.appPassword(t, alice, "old")
+	f.svc.Now = func() time.Time { return t0.Add(91 * day) }
+	RunRetirement(context.Background(), f.svc, time.Hour) // policy off: returns
+	f.svc.Retire = Retirement{After: 90 * day}
+	events, err := f.st.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); RunRetirement(ctx, f.svc, time.Hour) }()
+	select {
+	case ev := <-events:
+		if ev.AppPasswordID != old.ID {
+			t.Errorf("event %+v, want the revocation of %s", ev, old.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job revoked nothing")
+	}
+	cancel()
+	<-done
+}
