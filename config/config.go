@@ -194,6 +194,16 @@ type Authn struct {
 	// revoked, as Google does, since a changed password often follows a
 	// compromise.
 	KeepAppPasswordsOnPasswordChange bool `toml:"keep_app_passwords_on_password_change"`
+	// MaxAppPasswords caps the app passwords of one account. Zero:
+	// account.DefaultMaxAppPasswords, 40 (as Microsoft); negative: no cap.
+	MaxAppPasswords int `toml:"max_app_passwords"`
+	// UnusedAfter retires (revokes) an app password not used for this
+	// long, counted from its creation if never used ("90d"). Zero: never.
+	UnusedAfter Age `toml:"unused_after"`
+	// UnusedWarnBefore is how long before its removal an unused password
+	// is announced in its owner's activity and the portal. Zero:
+	// account.DefaultUnusedWarnBefore, 14 days. Below unused_after.
+	UnusedWarnBefore Age `toml:"unused_warn_before"`
 }
 
 // Portal describes the self-service web portal.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
@@ -72,7 +73,7 @@ func TestExampleFile(t *testing.T) {
 	}
 	a, da := c.Authn, d.Authn
 	if a.ArgonMemoryKiB != da.ArgonMemoryKiB || a.ArgonTime != da.ArgonTime || a.ArgonThreads != da.ArgonThreads ||
-		a.MFAMessage != proxy.DefaultMFAMessage {
+		a.MFAMessage != proxy.DefaultMFAMessage || a.MaxAppPasswords != account.DefaultMaxAppPasswords {
 		t.Errorf("example authn %+v, defaults %+v", a, da)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func tomlKeys(v any) (keys []string, table map[string]bool) {
 			}
 			key := prefix + name
 			keys = append(keys, key)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+			if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
 				table[key] = true
 				walk(key+".", f.Type)
 			}

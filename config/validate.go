@@ -155,6 +155,16 @@ func (l *loader) authn(a *Authn, p *Portal) {
 			a.ArgonMemoryKiB, 8*uint32(a.ArgonThreads))
 	}
 
+	switch {
+	case a.UnusedAfter.Duration < 0:
+		l.fail("authn.unused_after", nil, "%s is negative", a.UnusedAfter.Duration)
+	case a.UnusedWarnBefore.Duration < 0:
+		l.fail("authn.unused_warn_before", nil, "%s is negative", a.UnusedWarnBefore.Duration)
+	case a.UnusedAfter.Duration > 0 && a.UnusedWarnBefore.Duration >= a.UnusedAfter.Duration:
+		l.fail("authn.unused_warn_before", nil, "%s is not below authn.unused_after (%s)",
+			a.UnusedWarnBefore.Duration, a.UnusedAfter.Duration)
+	}
+
 	urlOK := true
 	if p.URL != "" {
 		u, err := url.Parse(p.URL)

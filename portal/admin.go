@@ -133,7 +133,7 @@ func (s *Server) userRow(r *http.Request, a store.Account) (userRow, error) {
 
 type adminUserData struct {
 	Row      userRow
-	Apps     []store.AppPassword
+	Apps     []appPasswordRow
 	Activity []store.AuditRecord
 	Actions  []adminAction
 }
@@ -169,7 +169,7 @@ func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		return
 	}
 	p := s.pageFor(r, rc, a.Username, "admin")
-	p.Data = adminUserData{Row: row, Apps: apps, Activity: recs, Actions: s.actions()}
+	p.Data = adminUserData{Row: row, Apps: s.appPasswordRows(apps), Activity: recs, Actions: s.actions()}
 	s.render(w, r, http.StatusOK, "admin_user.html", p)
 }
 

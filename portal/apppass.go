@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +16,23 @@ import (
 type appPasswordRow struct {
 	store.AppPassword
 	Expired bool
+	// RetireAt is when the password is removed unless used (zero: never);
+	// RetireSoon is set in the warning period before.
+	RetireAt   time.Time
+	RetireSoon bool
+	// Stale marks it for administrators (account.Retirement.Stale).
+	Stale bool
+}
+
+// appPasswordRows are list as the app-password tables show them.
+func (s *Server) appPasswordRows(list []store.AppPassword) []appPasswordRow {
+	now, ret := s.now(), s.accounts().Retire
+	rows := make([]appPasswordRow, 0, len(list))
+	for _, p := range list {
+		rows = append(rows, appPasswordRow{AppPassword: p, Expired: !p.Expires.IsZero() && !p.Expires.After(now),
+			RetireAt: ret.At(p), RetireSoon: ret.Warned(p, now), Stale: ret.Stale(p, now)})
+	}
+	return rows
 }
 
 // createForm is the create form's state, kept when it is shown again.
@@ -57,10 +75,7 @@ func (s *Server) renderAppPasswords(w http.ResponseWriter, r *http.Request, rc *
 		return
 	}
 	now := s.now()
-	rows := make([]appPasswordRow, 0, len(list))
-	for _, p := range list {
-		rows = append(rows, appPasswordRow{AppPassword: p, Expired: !p.Expires.IsZero() && !p.Expires.After(now)})
-	}
+	rows := s.appPasswordRows(list)
 	f.MinDate = now.UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	p := s.pageFor(r, rc, "App passwords", "app-passwords")
 	p.Error = errMsg
@@ -109,6 +124,11 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 	}
 	np, err := s.accounts().CreateAppPassword(ctx, s.actor(r, rc), rc.acct.Username, f.Name,
 		account.AppPasswordOptions{Scopes: scopes, Expires: expires})
+	if errors.Is(err, account.ErrTooManyAppPasswords) {
+		invalid(fmt.Sprintf("You already have %d app passwords, the most allowed. Revoke one you no longer use, then create the new one.",
+			account.AppPasswordCap(s.accounts().MaxAppPasswords)))
+		return
+	}
 	if err != nil {
 		if msg, ok := userError(err); ok {
 			invalid(msg)

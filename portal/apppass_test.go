@@ -343,3 +343,23 @@ func (s failingStore) GetKV(ctx context.Context, key string) ([]byte, error) {
 	}
 	return s.Store.GetKV(ctx, key)
 }
+
+// The per-account cap (authn.max_app_passwords) refuses one more password
+// with a form error, and keeps what was typed.
+func TestCreateAppPasswordCap(t *testing.T) {
+	f := newFixture(t, func(s *Server) {
+		s.Accounts = &account.Service{Store: s.Store.(account.Store), Verifier: s.Verifier, Logger: s.Logger,
+			Now: s.Now, MaxAppPasswords: 2}
+	})
+	f.account("bob@example.org", bobPW, false)
+	b := f.browser()
+	b.signIn("bob@example.org", bobPW, "/app-passwords")
+	for _, name := range []string{"Phone", "Laptop"} {
+		expectStatus(t, b.post("/app-passwords", url.Values{"name": {name}, "scope": {"imap"}}), http.StatusOK, "Your new app password")
+	}
+	r := b.post("/app-passwords", url.Values{"name": {"Tablet"}, "scope": {"imap"}})
+	expectStatus(t, r, http.StatusUnprocessableEntity, "You already have 2 app passwords, the most allowed", `value="Tablet"`)
+	if n := len(f.appPasswords("bob@example.org")); n != 2 {
+		t.Errorf("%d app passwords after the refused third, want 2", n)
+	}
+}

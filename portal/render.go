@@ -3,6 +3,7 @@ package portal
 import (
 	"bytes"
 	"embed"
+	"github.com/passgate/passgate/authn/account"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -70,36 +71,38 @@ var funcs = template.FuncMap{
 
 // outcomes are the audit results as users read them.
 var outcomes = map[string]string{
-	"bad-secret":           "wrong password",
-	"unknown-user":         "unknown user",
-	"disabled":             "refused: account disabled",
-	"primary-refused-mfa":  "refused: account password, an app password is needed",
-	"scope-denied":         "refused: app password not allowed for this",
-	"expired":              "refused: app password expired",
-	"address-denied":       "refused: not allowed from this address",
-	"rate-limited":         "refused: too many failed attempts",
-	"upstream-error":       "mail server unavailable",
-	"auth-error":           "temporary failure",
-	"bad-code":             "wrong code",
-	"mfa-enrolled":         "authenticator set up",
-	"mfa-replaced":         "authenticator replaced",
-	"app-password-created": "app password created",
-	"app-password-revoked": "app password revoked",
-	"password-changed":     "password changed",
-	"delete-app-passwords": "all app passwords deleted",
-	"require-mfa":          "MFA required",
-	"reset-mfa":            "MFA reset",
-	"mfa-off":              "MFA no longer required",
-	"disable":              "account disabled",
-	"enable":               "account enabled",
-	"user-created":         "account created",
-	"admin-on":             "made an administrator",
-	"admin-off":            "no longer an administrator",
-	"alias-added":          "sender alias added",
-	"alias-removed":        "sender alias removed",
-	"mailbox-linked":       "mailbox linked",
-	"mailbox-unlinked":     "mailbox unlinked",
-	resultIdPMFAMissing:    "refused: no two-step verification at the sign-in service",
+	"bad-secret":                           "wrong password",
+	"unknown-user":                         "unknown user",
+	"disabled":                             "refused: account disabled",
+	"primary-refused-mfa":                  "refused: account password, an app password is needed",
+	"scope-denied":                         "refused: app password not allowed for this",
+	"expired":                              "refused: app password expired",
+	"address-denied":                       "refused: not allowed from this address",
+	"rate-limited":                         "refused: too many failed attempts",
+	"upstream-error":                       "mail server unavailable",
+	"auth-error":                           "temporary failure",
+	"bad-code":                             "wrong code",
+	"mfa-enrolled":                         "authenticator set up",
+	"mfa-replaced":                         "authenticator replaced",
+	"app-password-created":                 "app password created",
+	"app-password-revoked":                 "app password revoked",
+	account.ResultAppPasswordRetireWarning: "unused: will be removed unless used",
+	account.ResultAppPasswordRetired:       "removed: unused too long",
+	"password-changed":                     "password changed",
+	"delete-app-passwords":                 "all app passwords deleted",
+	"require-mfa":                          "MFA required",
+	"reset-mfa":                            "MFA reset",
+	"mfa-off":                              "MFA no longer required",
+	"disable":                              "account disabled",
+	"enable":                               "account enabled",
+	"user-created":                         "account created",
+	"admin-on":                             "made an administrator",
+	"admin-off":                            "no longer an administrator",
+	"alias-added":                          "sender alias added",
+	"alias-removed":                        "sender alias removed",
+	"mailbox-linked":                       "mailbox linked",
+	"mailbox-unlinked":                     "mailbox unlinked",
+	resultIdPMFAMissing:                    "refused: no two-step verification at the sign-in service",
 }
 
 // pages are the parsed templates, by file name.

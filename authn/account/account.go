@@ -52,6 +52,14 @@ type Service struct {
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
+	// Retire is the policy for unused app passwords (retire.go); its
+	// zero value retires none.
+	Retire Retirement
+	// MaxAppPasswords caps the app passwords of one account (cap.go).
+	// Zero: DefaultMaxAppPasswords (40); negative: no cap.
+	MaxAppPasswords int
+
+	creating userLocks
 }
 
 func (s *Service) now() time.Time {
@@ -76,6 +84,7 @@ const (
 	DoorPortal  Door = "portal"  // the web portal: Name is the signed-in account
 	DoorCLI     Door = "cli"     // the CLI on the store itself: Name is the Unix user running it
 	DoorControl Door = "control" // a running server's control socket: Name is the socket peer's Unix user
+	DoorSystem  Door = "system"  // passgate itself, a job of serve: Name is the job ("retire")
 )
 
 // Actor is who asks for a change, as the door that carried the request
@@ -95,7 +104,7 @@ func (a Actor) String() string { return string(a.Door) + ":" + a.Name }
 
 func (a Actor) check() error {
 	switch a.Door {
-	case DoorPortal, DoorCLI, DoorControl:
+	case DoorPortal, DoorCLI, DoorControl, DoorSystem:
 	default:
 		return fmt.Errorf("account change: unknown door %q", a.Door)
 	}
@@ -138,6 +147,7 @@ const (
 	ResultAppPasswordCreated  = "app-password-created"
 	ResultAppPasswordRevoked  = "app-password-revoked"
 	ResultAppPasswordsDeleted = "delete-app-passwords"
+	// ResultAppPasswordRetireWarning and ResultAppPasswordRetired: retire.go.
 )
 
 // audit records one change to username's account: in the store, in the
@@ -151,6 +161,11 @@ func (s *Service) audit(ctx context.Context, who Actor, username, result string,
 		attrs = append(attrs, "app_password_id", p.ID)
 	}
 	s.logger().InfoContext(ctx, "account change", attrs...)
+	s.recordAudit(ctx, rec)
+}
+
+// recordAudit stores rec and writes it to the audit stream.
+func (s *Service) recordAudit(ctx context.Context, rec store.AuditRecord) {
 	au := authn.Auditor{Log: s.AuditLog, Store: s.Store, Logger: s.logger()}
 	au.Record(ctx, rec)
 }

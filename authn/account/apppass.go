@@ -61,7 +61,9 @@ func appPasswordInfo(p store.AppPassword) AppPasswordInfo {
 
 // CreateAppPassword generates, stores and returns a new app password for
 // username. name must be unique within the account (case aside), so that
-// revoking by name is unambiguous.
+// revoking by name is unambiguous. An account that already has
+// MaxAppPasswords is refused with a FieldError wrapping
+// ErrTooManyAppPasswords.
 func (s *Service) CreateAppPassword(ctx context.Context, who Actor, username, name string, o AppPasswordOptions) (NewAppPassword, error) {
 	if err := who.check(); err != nil {
 		return NewAppPassword{}, err
@@ -83,6 +85,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, who Actor, username, na
 	if p.AllowFrom, err = checkNetworks(o.AllowFrom); err != nil {
 		return NewAppPassword{}, err
 	}
+	defer s.creating.lock(user)()
 	existing, err := s.Store.ListAppPasswords(ctx, user)
 	if err != nil {
 		return NewAppPassword{}, storeErr("create app password", user, err)
@@ -92,8 +95,18 @@ func (s *Service) CreateAppPassword(ctx context.Context, who Actor, username, na
 			return NewAppPassword{}, fieldErr("name", store.ErrExists, "an app password named %q already exists", e.Name)
 		}
 	}
+	if s.overCap(len(existing)) {
+		s.logger().InfoContext(ctx, "app password refused: cap reached", "actor", who.String(), "user", user,
+			"max", s.maxAppPasswords())
+		return NewAppPassword{}, capErr(user, s.maxAppPasswords())
+	}
 	secret, err := s.storeNew(ctx, &p)
 	if err != nil {
+		return NewAppPassword{}, storeErr("create app password", user, err)
+	}
+	if err := s.recheckCap(ctx, p); errors.Is(err, ErrTooManyAppPasswords) {
+		return NewAppPassword{}, err
+	} else if err != nil {
 		return NewAppPassword{}, storeErr("create app password", user, err)
 	}
 	s.audit(ctx, who, user, ResultAppPasswordCreated, &p)

@@ -17,7 +17,7 @@ import (
 // another one is an error that names it.
 func cmdAppPass(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("apppass: want create, list, revoke or revoke-all")
+		return usagef("apppass: want create, list, revoke, revoke-all, stale or retire")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -29,6 +29,10 @@ func cmdAppPass(ctx context.Context, e env, args []string) error {
 		return appPassRevoke(ctx, e, rest)
 	case "revoke-all":
 		return appPassRevokeAll(ctx, e, rest)
+	case "stale":
+		return appPassStale(ctx, e, rest)
+	case "retire":
+		return appPassRetire(ctx, e, rest)
 	}
 	return usagef("apppass: unknown subcommand %q", sub)
 }

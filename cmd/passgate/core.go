@@ -54,7 +54,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		return nil, err
 	}
 	c.closers = append(c.closers, closeAudit)
-	c.accounts = &account.Service{Store: c.st, Verifier: c.v, AuditLog: auditLog, Logger: log}
+	c.accounts = newAccounts(cfg, c.st, c.v, auditLog, log)
 	g := cfg.Limits.GuardLimits
 	if !g.AuthCacheTTL.Off() {
 		c.cache = &authn.Cache{TTL: time.Duration(g.AuthCacheTTL), MaxEntries: g.AuthCacheEntries}
@@ -146,4 +146,11 @@ func (c *core) close() {
 	for i := len(c.closers) - 1; i >= 0; i-- {
 		c.closers[i]()
 	}
+}
+
+// newAccounts is the account service of cfg's policies.
+func newAccounts(cfg *config.Config, st account.Store, v *authn.Verifier, auditLog, log *slog.Logger) *account.Service {
+	return &account.Service{Store: st, Verifier: v, AuditLog: auditLog, Logger: log,
+		MaxAppPasswords: cfg.Authn.MaxAppPasswords,
+		Retire:          account.Retirement{After: cfg.Authn.UnusedAfter.Duration, WarnBefore: cfg.Authn.UnusedWarnBefore.Duration}}
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/passgate/passgate/authn"
-	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/config"
 )
 
@@ -51,7 +50,7 @@ func openAccounts(ctx context.Context, cfg *config.Config, log *slog.Logger) (a 
 		return nil, nil, err
 	}
 	auditLog, closeAudit := cfg.Audit.ExistingLogger()
-	svc := &account.Service{Store: st, Verifier: newVerifier(cfg, st, log), AuditLog: auditLog, Logger: log}
+	svc := newAccounts(cfg, st, newVerifier(cfg, st, log), auditLog, log)
 	return localAccounts{svc: svc, who: cliActor()}, func() error {
 		closeAudit()
 		return st.Close()

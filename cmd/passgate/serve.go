@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/passgate/passgate/authn/account"
 	"io"
 	"log/slog"
 	"net"
@@ -79,6 +80,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer func() { cancel(); <-watched }()
+	retired := make(chan struct{})
+	go func() { defer close(retired); account.RunRetirement(ctx, c.accounts, 0) }()
+	defer func() { cancel(); <-retired }()
 
 	var l listening
 	var servers []frontEnd
