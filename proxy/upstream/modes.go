@@ -53,6 +53,7 @@ type protocol struct {
 var (
 	imapProtocol = protocol{"IMAP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough}}
 	smtpProtocol = protocol{"SMTP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXCLIENT}}
+	pop3Protocol = protocol{"POP3", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough}}
 	allModes     = smtpProtocol.modes // what the configuration file takes
 )
 
