@@ -13,6 +13,7 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
+	"github.com/passgate/passgate/proxy/pop3"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -40,7 +41,10 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 }
 
 // listening reports the addresses a server bound, once it accepts.
-type listening struct{ IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS net.Addr }
+type listening struct {
+	IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS net.Addr
+	POP3, POP3S                                 net.Addr
+}
 
 // frontEnd is a protocol server: imap.Server or smtp.Server.
 type frontEnd interface {
@@ -91,6 +95,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
 			listener{"smtp.listen_tls", cfg.SMTP.ListenTLS, srv, true, &l.SMTPS})
 	}
+	if cfg.POP3.Enabled() {
+		srv := newPOP3Server(cfg, c.guard, c.sessions, log)
+		servers = append(servers, srv)
+		specs = append(specs,
+			listener{"pop3.listen", cfg.POP3.Listen, srv, false, &l.POP3},
+			listener{"pop3.listen_tls", cfg.POP3.ListenTLS, srv, true, &l.POP3S})
+	}
 	if cfg.Portal.Enabled() {
 		srv := newPortalFrontEnd(cfg, c, log)
 		servers = append(servers, srv)
@@ -118,7 +129,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	defer ctl.Close()
 	log.Info("passgate serving", "imap", addrString(l.IMAP), "imaps", addrString(l.IMAPS),
 		"smtp", addrString(l.SMTP), "smtps", addrString(l.SMTPS), "portal", addrString(l.Portal),
-		"portal_tls", addrString(l.PortalTLS), "store", cfg.Store.Backend)
+		"portal_tls", addrString(l.PortalTLS), "pop3", addrString(l.POP3), "pop3s", addrString(l.POP3S),
+		"store", cfg.Store.Backend)
 	if ready != nil {
 		ready(l)
 	}
@@ -181,6 +193,22 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		Sessions:       reg,
 		TLSConfig:      cfg.TLS.Config,
 		AllowCleartext: cfg.IMAP.AllowCleartext,
+		MFAMessage:     cfg.MFAText(),
+		Limits:         frontEndLimits(cfg),
+		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
+		Logger:         log,
+	}
+}
+
+func newPOP3Server(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, log *slog.Logger) *pop3.Server {
+	up := cfg.POP3.Upstream.Config()
+	up.Logger = log
+	return &pop3.Server{
+		Auth:           auth,
+		Upstream:       up.POP3(),
+		Sessions:       reg,
+		TLSConfig:      cfg.TLS.Config,
+		AllowCleartext: cfg.POP3.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
 		Limits:         frontEndLimits(cfg),
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
