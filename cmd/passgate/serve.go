@@ -14,6 +14,7 @@ import (
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
 	"github.com/passgate/passgate/proxy/pop3"
+	"github.com/passgate/passgate/proxy/sieve"
 )
 
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -43,7 +44,7 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 // listening reports the addresses a server bound, once it accepts.
 type listening struct {
 	IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS net.Addr
-	POP3, POP3S                                 net.Addr
+	POP3, POP3S, Sieve                          net.Addr
 }
 
 // frontEnd is a protocol server: imap.Server or smtp.Server.
@@ -102,6 +103,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			listener{"pop3.listen", cfg.POP3.Listen, srv, false, &l.POP3},
 			listener{"pop3.listen_tls", cfg.POP3.ListenTLS, srv, true, &l.POP3S})
 	}
+	if cfg.Sieve.Enabled() {
+		up := cfg.Sieve.Upstream.Config()
+		up.Logger = log
+		srv := &sieve.Server{Auth: c.guard, Upstream: up.Sieve(), Sessions: c.sessions, TLSConfig: cfg.TLS.Config,
+			AllowCleartext: cfg.Sieve.AllowCleartext, MFAMessage: cfg.MFAText(), Limits: frontEndLimits(cfg),
+			IdleTimeout: cfg.Limits.IdleTimeout.Duration, Logger: log}
+		servers = append(servers, srv)
+		specs = append(specs, listener{"sieve.listen", cfg.Sieve.Listen, srv, false, &l.Sieve})
+	}
 	if cfg.Portal.Enabled() {
 		srv := newPortalFrontEnd(cfg, c, log)
 		servers = append(servers, srv)
@@ -129,7 +139,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	defer ctl.Close()
 	log.Info("passgate serving", "imap", addrString(l.IMAP), "imaps", addrString(l.IMAPS),
 		"smtp", addrString(l.SMTP), "smtps", addrString(l.SMTPS), "portal", addrString(l.Portal),
-		"portal_tls", addrString(l.PortalTLS), "pop3", addrString(l.POP3), "pop3s", addrString(l.POP3S),
+		"portal_tls", addrString(l.PortalTLS), "pop3", addrString(l.POP3), "pop3s", addrString(l.POP3S), "sieve", addrString(l.Sieve),
 		"store", cfg.Store.Backend)
 	if ready != nil {
 		ready(l)
