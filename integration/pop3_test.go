@@ -98,10 +98,13 @@ func requirePOP3(t *testing.T, d *Dovecot) {
 	}
 }
 
-func startPOP3Gate(t *testing.T, d *Dovecot, limits proxy.Limits) *pop3Gate {
+func startPOP3Gate(t *testing.T, d *Dovecot, limits proxy.Limits, tune ...func(*lineGate)) *pop3Gate {
 	t.Helper()
 	requirePOP3(t, d)
 	g := &pop3Gate{lineGate: newLineGate(t, d, store.ScopePOP3)}
+	for _, f := range tune {
+		f(g.lineGate)
+	}
 	g.srv = &pop3.Server{
 		Auth: g.guard,
 		Upstream: upstream.Config{Address: d.POP3Addr, MasterUser: masterUser, MasterSecret: masterSecret,
