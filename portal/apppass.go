@@ -94,7 +94,7 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 		invalid("Give the app password a name, such as the app or device that will use it.")
 		return
 	case len(scopes) == 0:
-		invalid("Choose at least one of IMAP and SMTP.")
+		invalid("Choose at least one of IMAP, SMTP, POP3 and ManageSieve.")
 		return
 	}
 	var expires time.Time
