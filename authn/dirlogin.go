@@ -47,7 +47,9 @@ func (v *Verifier) mfaRequired(e directory.Entry, a store.Account) bool {
 }
 
 // isMailProtocol reports whether p is a mail login (not the portal).
-func isMailProtocol(p store.Scope) bool { return p == store.ScopeIMAP || p == store.ScopeSMTP }
+func isMailProtocol(p store.Scope) bool {
+	return p == store.ScopeIMAP || p == store.ScopeSMTP || p == store.ScopePOP3 || p == store.ScopeSieve
+}
 
 // looksLikeAppPassword reports whether a secret, as typed, has the form
 // of an app password: AppPasswordLen letters of Alphabet (any case), in

@@ -75,7 +75,7 @@ func TestRevalidate(t *testing.T) {
 		{"account disabled", laptop, edit(laptop, func(s *store.SessionState) { s.Account.Disabled = true }), imap, clientIP, t0, Disabled},
 		{"MFA on keeps app passwords", laptop, edit(laptop, func(s *store.SessionState) { s.Account.MFA = true }), imap, clientIP, t0, OK},
 		{"scope removed", laptop, edit(laptop, func(s *store.SessionState) { s.AppPassword.Scopes = []store.Scope{smtp} }), imap, clientIP, t0, ScopeDenied},
-		{"other protocol", laptop, now(laptop), "pop3", clientIP, t0, ScopeDenied},
+		{"other protocol", laptop, now(laptop), "nntp", clientIP, t0, ScopeDenied},
 		{"before expiry", expiring, now(expiring), imap, clientIP, t0.Add(time.Hour - time.Nanosecond), OK},
 		{"at expiry", expiring, now(expiring), imap, clientIP, t0.Add(time.Hour), Expired},
 		{"allowed network", fromOffice, now(fromOffice), imap, office, t0, OK},

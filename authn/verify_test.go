@@ -158,7 +158,7 @@ func TestVerify(t *testing.T) {
 		{name: "expired", user: alice, secret: pw("alice/expiring"), want: Expired, wantUser: alice, wantID: id("alice/expiring")},
 		{name: "smtp-only password for imap", user: alice, secret: pw("alice/phone"), want: ScopeDenied, wantUser: alice, wantID: id("alice/phone")},
 		{name: "smtp-only password for smtp", user: alice, secret: pw("alice/phone"), proto: store.ScopeSMTP, want: OK, wantUser: alice, wantID: id("alice/phone")},
-		{name: "unknown protocol", user: alice, secret: pw("alice/laptop"), proto: "pop3", want: ScopeDenied, wantUser: alice, wantID: id("alice/laptop")},
+		{name: "unknown protocol", user: alice, secret: pw("alice/laptop"), proto: "nntp", want: ScopeDenied, wantUser: alice, wantID: id("alice/laptop")},
 		{name: "address denied", user: alice, secret: pw("alice/office"), want: AddressDenied, wantUser: alice, wantID: id("alice/office")},
 		{name: "address allowed", user: alice, secret: pw("alice/office"), ip: "192.0.2.9", want: OK, wantUser: alice, wantID: id("alice/office")},
 		{name: "address allowed, IPv4-mapped", user: alice, secret: pw("alice/office"), ip: "::ffff:192.0.2.9", want: OK, wantUser: alice, wantID: id("alice/office")},

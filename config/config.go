@@ -34,6 +34,9 @@ import (
 type Config struct {
 	IMAP IMAP `toml:"imap"`
 	SMTP SMTP `toml:"smtp"`
+	// POP3 and Sieve (ManageSieve) are optional front-ends (config/pop3.go).
+	POP3  POP3  `toml:"pop3"`
+	Sieve Sieve `toml:"sieve"`
 	// TLS is the server certificate of the STARTTLS and implicit TLS
 	// listeners.
 	TLS     TLS     `toml:"tls"`

@@ -33,6 +33,8 @@ func (l *loader) check(c *Config) {
 	l.serverTLS(&c.TLS)
 	l.imap(&c.IMAP, c.TLS.CertFile != "", c.SMTP.Enabled())
 	l.smtp(&c.SMTP, c.TLS.CertFile != "")
+	l.pop3(&c.POP3, c.TLS.CertFile != "")
+	l.sieve(&c.Sieve, c.TLS.CertFile != "")
 	l.storeAndControl(&c.Store, &c.Control)
 	l.authn(&c.Authn, &c.Portal)
 	l.limits(&c.Limits)

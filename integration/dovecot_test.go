@@ -49,6 +49,9 @@ type Dovecot struct {
 	LMTPAddr   string
 	SubmitAddr string // submission (STARTTLS)
 	RelayAddr  string // where submission relays to; nothing listens unless a test does
+	POP3Addr   string // POP3 with STLS; "" without dovecot-pop3d
+	POP3SAddr  string // POP3 over implicit TLS; "" without dovecot-pop3d
+	SieveAddr  string // ManageSieve; "" without dovecot-managesieved
 
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -62,7 +65,7 @@ instance_name = {{.Instance}}
 base_dir = {{.Dir}}/run
 state_dir = {{.Dir}}/state
 log_path = {{.Dir}}/dovecot.log
-protocols = imap lmtp submission
+protocols = imap lmtp submission{{if .POP3}} pop3{{end}}{{if .Sieve}} sieve{{end}}
 listen = 127.0.0.1
 hostname = localhost
 postmaster_address = postmaster@example.org
@@ -111,13 +114,34 @@ service imap-login {
 }
 service pop3-login {
   inet_listener pop3 {
-    port = 0
+    address = 127.0.0.1
+    port = {{if .POP3}}{{.POP3Port}}{{else}}0{{end}}
   }
   inet_listener pop3s {
-    port = 0
+    address = 127.0.0.1
+    port = {{if .POP3}}{{.POP3SPort}}{{else}}0{{end}}
+    ssl = yes
+  }
+  service_count = 0
+  client_limit = 1000
+}
+{{if .Sieve}}service managesieve-login {
+  inet_listener sieve {
+    address = 127.0.0.1
+    port = {{.SievePort}}
   }
 }
-service submission-login {
+protocol lmtp {
+  mail_plugins = $mail_plugins sieve
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}
+{{end}}{{if .POP3}}protocol pop3 {
+  mail_max_userip_connections = 1000
+  pop3_uidl_format = %08Xu%08Xv
+}
+{{end}}service submission-login {
   inet_listener submission {
     address = 127.0.0.1
     port = {{.SubmitPort}}
@@ -163,13 +187,24 @@ func launchDovecot() (d *Dovecot, err error) {
 		return nil, fmt.Errorf("dovecot dir: %w", err)
 	}
 	d = &Dovecot{Dir: dir, ConfFile: filepath.Join(dir, "dovecot.conf"), LogFile: filepath.Join(dir, "dovecot.log"), exited: make(chan struct{})}
-	var ports [5]int
+	var ports [8]int
 	for i := range ports {
 		if ports[i], err = freePortErr(); err != nil {
 			return d, err
 		}
 	}
 	d.IMAPAddr, d.IMAPSAddr, d.LMTPAddr, d.SubmitAddr, d.RelayAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
+	// POP3 and ManageSieve only where their Debian packages are installed
+	// (dovecot-pop3d, dovecot-managesieved with dovecot-sieve).
+	_, pop3Err := os.Stat("/usr/lib/dovecot/pop3")
+	_, sieveErr := os.Stat("/usr/lib/dovecot/managesieve")
+	hasPOP3, hasSieve := pop3Err == nil, sieveErr == nil
+	if hasPOP3 {
+		d.POP3Addr, d.POP3SAddr = addr(ports[5]), addr(ports[6])
+	}
+	if hasSieve {
+		d.SieveAddr = addr(ports[7])
+	}
 	var keyFile string
 	if d.CertFile, keyFile, err = testcert.WriteFiles(dir, "dovecot-"); err != nil {
 		return d, err
@@ -185,6 +220,7 @@ func launchDovecot() (d *Dovecot, err error) {
 		"Instance": fmt.Sprintf("pgtest-%d-%d", os.Getpid(), dovecotSeq.Add(1)),
 		"Dir":      dir, "CertFile": d.CertFile, "KeyFile": keyFile,
 		"IMAPPort": ports[0], "IMAPSPort": ports[1], "LMTPPort": ports[2], "SubmitPort": ports[3], "RelayPort": ports[4],
+		"POP3": hasPOP3, "POP3Port": ports[5], "POP3SPort": ports[6], "Sieve": hasSieve, "SievePort": ports[7],
 	})
 	if cerr := conf.Close(); err == nil {
 		err = cerr

@@ -40,6 +40,8 @@ type createForm struct {
 	Name    string
 	IMAP    bool
 	SMTP    bool
+	POP3    bool
+	Sieve   bool
 	Expires string // YYYY-MM-DD or ""
 	MinDate string // tomorrow, for the date input
 }
@@ -100,13 +102,14 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 		}
 	}
 	f.IMAP, f.SMTP = slices.Contains(scopes, store.ScopeIMAP), slices.Contains(scopes, store.ScopeSMTP)
+	f.POP3, f.Sieve = slices.Contains(scopes, store.ScopePOP3), slices.Contains(scopes, store.ScopeSieve)
 	invalid := func(msg string) { s.renderAppPasswords(w, r, rc, http.StatusUnprocessableEntity, msg, f) }
 	switch {
 	case f.Name == "":
 		invalid("Give the app password a name, such as the app or device that will use it.")
 		return
 	case len(scopes) == 0:
-		invalid("Choose at least one of IMAP and SMTP.")
+		invalid("Choose at least one of IMAP, SMTP, POP3 and ManageSieve.")
 		return
 	}
 	var expires time.Time

@@ -106,8 +106,8 @@ func TestCreateAppPasswordValidation(t *testing.T) {
 		msg  string
 	}{
 		{"no name", url.Values{"name": {"  "}, "scope": {"imap"}}, "Give the app password a name"},
-		{"no scope", url.Values{"name": {"Mac"}}, "Choose at least one of IMAP and SMTP"},
-		{"unknown scope only", url.Values{"name": {"Mac"}, "scope": {"pop3"}}, "Choose at least one"},
+		{"no scope", url.Values{"name": {"Mac"}}, "Choose at least one of IMAP, SMTP, POP3 and ManageSieve"},
+		{"unknown scope only", url.Values{"name": {"Mac"}, "scope": {"nntp"}}, "Choose at least one"},
 		{"past expiry", url.Values{"name": {"Mac"}, "scope": {"imap"}, "expires": {"2026-03-01"}}, "must be in the future"},
 		{"bad date", url.Values{"name": {"Mac"}, "scope": {"imap"}, "expires": {"soon"}}, "not a date"},
 		{"duplicate name", url.Values{"name": {"phone"}, "scope": {"imap"}}, "already have an app password with that name"},

@@ -31,10 +31,13 @@ type Scope string
 const (
 	ScopeIMAP Scope = "imap"
 	ScopeSMTP Scope = "smtp"
+	ScopePOP3 Scope = "pop3"
+	// ScopeSieve is ManageSieve (RFC 5804): mail filters.
+	ScopeSieve Scope = "sieve"
 )
 
 // AllScopes is the default scope set of a new app password.
-var AllScopes = []Scope{ScopeIMAP, ScopeSMTP}
+var AllScopes = []Scope{ScopeIMAP, ScopeSMTP, ScopePOP3, ScopeSieve}
 
 // Account is one mail user known to passgate.
 type Account struct {

@@ -134,10 +134,10 @@ func parseScopes(s string) ([]store.Scope, error) {
 	var out []store.Scope
 	for _, f := range strings.Split(s, ",") {
 		switch sc := store.Scope(strings.ToLower(strings.TrimSpace(f))); sc {
-		case store.ScopeIMAP, store.ScopeSMTP:
+		case store.ScopeIMAP, store.ScopeSMTP, store.ScopePOP3, store.ScopeSieve:
 			out = append(out, sc)
 		default:
-			return nil, usagef("--scope: unknown scope %q (want imap, smtp)", f)
+			return nil, usagef("--scope: unknown scope %q (want imap, smtp, pop3, sieve)", f)
 		}
 	}
 	return out, nil

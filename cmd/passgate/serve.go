@@ -14,6 +14,8 @@ import (
 	"github.com/passgate/passgate/config"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/imap"
+	"github.com/passgate/passgate/proxy/pop3"
+	"github.com/passgate/passgate/proxy/sieve"
 	"github.com/passgate/passgate/proxy/upstream/oauth"
 )
 
@@ -42,7 +44,10 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 }
 
 // listening reports the addresses a server bound, once it accepts.
-type listening struct{ IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS, Metrics net.Addr }
+type listening struct {
+	IMAP, IMAPS, SMTP, SMTPS, Portal, PortalTLS, Metrics net.Addr
+	POP3, POP3S, Sieve                                   net.Addr
+}
 
 // frontEnd is a protocol server: imap.Server or smtp.Server.
 type frontEnd interface {
@@ -103,6 +108,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
 			listener{"smtp.listen_tls", cfg.SMTP.ListenTLS, srv, true, &l.SMTPS})
 	}
+	if cfg.POP3.Enabled() {
+		srv := newPOP3Server(cfg, c.guard, c.sessions, log)
+		servers = append(servers, srv)
+		specs = append(specs,
+			listener{"pop3.listen", cfg.POP3.Listen, srv, false, &l.POP3},
+			listener{"pop3.listen_tls", cfg.POP3.ListenTLS, srv, true, &l.POP3S})
+	}
+	if cfg.Sieve.Enabled() {
+		up := cfg.Sieve.Upstream.Config()
+		up.Logger = log
+		srv := &sieve.Server{Auth: c.guard, Upstream: up.Sieve(), Sessions: c.sessions, TLSConfig: cfg.TLS.Config,
+			AllowCleartext: cfg.Sieve.AllowCleartext, MFAMessage: cfg.MFAText(), Limits: frontEndLimits(cfg),
+			IdleTimeout: cfg.Limits.IdleTimeout.Duration, Logger: log}
+		servers = append(servers, srv)
+		specs = append(specs, listener{"sieve.listen", cfg.Sieve.Listen, srv, false, &l.Sieve})
+	}
 	if cfg.Portal.Enabled() {
 		srv := newPortalFrontEnd(cfg, c, log)
 		servers = append(servers, srv)
@@ -138,7 +159,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	defer stopMetrics()
 	log.Info("passgate serving", "imap", addrString(l.IMAP), "imaps", addrString(l.IMAPS),
 		"smtp", addrString(l.SMTP), "smtps", addrString(l.SMTPS), "portal", addrString(l.Portal),
-		"portal_tls", addrString(l.PortalTLS), "metrics", addrString(l.Metrics), "store", cfg.Store.Backend)
+		"portal_tls", addrString(l.PortalTLS), "metrics", addrString(l.Metrics), "pop3", addrString(l.POP3), "pop3s", addrString(l.POP3S), "sieve", addrString(l.Sieve),
+		"store", cfg.Store.Backend)
 	if ready != nil {
 		ready(l)
 	}
@@ -207,6 +229,22 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		AllowCleartext: cfg.IMAP.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
 		RelinkMessage:  proxy.RelinkText(cfg.Portal.URL),
+		Limits:         frontEndLimits(cfg),
+		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
+		Logger:         log,
+	}
+}
+
+func newPOP3Server(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessions, log *slog.Logger) *pop3.Server {
+	up := cfg.POP3.Upstream.Config()
+	up.Logger = log
+	return &pop3.Server{
+		Auth:           auth,
+		Upstream:       up.POP3(),
+		Sessions:       reg,
+		TLSConfig:      cfg.TLS.Config,
+		AllowCleartext: cfg.POP3.AllowCleartext,
+		MFAMessage:     cfg.MFAText(),
 		Limits:         frontEndLimits(cfg),
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		Logger:         log,

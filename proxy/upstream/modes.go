@@ -57,9 +57,11 @@ type protocol struct {
 
 // The protocols; a new one (POP3, ManageSieve) adds its line here.
 var (
-	imapProtocol = protocol{"IMAP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXOAuth2, ModeOAuthBearer}}
-	smtpProtocol = protocol{"SMTP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXCLIENT, ModeXOAuth2, ModeOAuthBearer}}
-	allModes     = smtpProtocol.modes // what the configuration file takes
+	imapProtocol  = protocol{"IMAP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXOAuth2, ModeOAuthBearer}}
+	smtpProtocol  = protocol{"SMTP", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough, ModeXCLIENT, ModeXOAuth2, ModeOAuthBearer}}
+	pop3Protocol  = protocol{"POP3", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough}}
+	sieveProtocol = protocol{"ManageSieve", []Mode{ModeMaster, ModeLoginMaster, ModePassthrough}}
+	allModes      = smtpProtocol.modes // what the configuration file takes
 )
 
 // UnmarshalText accepts master, login-master, passthrough, xclient (which

@@ -1,0 +1,456 @@
+package sieve
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/store"
+)
+
+var errDone = errors.New("sieve: connection done")
+
+// conn is one client before login; its goroutine owns netConn and r until
+// the splice.
+type conn struct {
+	srv      *Server
+	id       string
+	remote   netip.AddrPort
+	log      *slog.Logger
+	ctx      context.Context
+	r        *bufio.Reader
+	tls      bool
+	failures int
+	commands int
+
+	mu          sync.Mutex
+	netConn     net.Conn
+	up          net.Conn
+	relaying    bool
+	interrupted bool
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, id: proxy.NewSessionID(), remote: proxy.RemoteAddrPort(nc.RemoteAddr()), netConn: nc,
+		r: bufio.NewReaderSize(nc, s.limits().MaxLine)}
+	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
+	return c
+}
+
+// noError is a command's NO (or BYE, with close) reply.
+type noError struct {
+	code    string // RFC 5804 §1.3 response code, or ""
+	text    string
+	close   bool
+	failure bool
+}
+
+func (e *noError) Error() string { return "sieve: NO " + e.text }
+
+func no(text string) *noError { return &noError{text: text} }
+
+var (
+	errLineTooLong     = &noError{text: "Line too long", close: true}
+	errLiteralTooLarge = &noError{text: "Literal too large", close: true}
+	errSyntax          = no("Syntax error")
+	errAuthFailed      = &noError{text: "Invalid credentials", failure: true}
+	errTryLater        = &noError{code: "TRYLATER", text: "Service unavailable, try again later", failure: true}
+	errRateLimited     = &noError{code: "TRYLATER", text: "Too many failed logins, try again later", failure: true}
+	errUpstreamRefused = &noError{text: "Mail server refused the login", failure: true}
+	errEncryptNeeded   = &noError{code: "ENCRYPT-NEEDED", text: "Use STARTTLS first"}
+	errCanceled        = no("Authentication canceled")
+	errBadBase64       = no("Invalid base64")
+	errImpersonation   = &noError{text: "Logging in as another user is not allowed", failure: true}
+)
+
+// quoted is s as a ManageSieve quoted string (RFC 5804 §4), on one line.
+func quoted(s string) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func (c *conn) serve(ctx context.Context) {
+	var cancel context.CancelFunc
+	c.ctx, cancel = context.WithCancel(ctx)
+	defer c.Close()
+	defer cancel()
+	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
+	if !admitted {
+		c.write(`BYE "Too many connections"`)
+		return
+	}
+	defer release()
+	if c.capability() != nil {
+		return
+	}
+	for {
+		args, err := c.readCommand()
+		if err == nil {
+			err = c.dispatch(args)
+		}
+		if err == nil {
+			continue
+		}
+		var ne *noError
+		if !errors.As(err, &ne) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.write(`BYE "Disconnected for inactivity"`)
+			}
+			return
+		}
+		if c.reply(ne) {
+			return
+		}
+	}
+}
+
+func (c *conn) reply(ne *noError) (end bool) {
+	end = ne.close
+	if ne.failure {
+		c.failures++
+		end = end || c.failures >= c.srv.limits().MaxFailedLogins
+	}
+	status := "NO"
+	if end {
+		status = "BYE"
+	}
+	line := status + " "
+	if ne.code != "" {
+		line += "(" + ne.code + ") "
+	}
+	return c.write(line+quoted(ne.text)) != nil || end
+}
+
+// dispatch runs a command of the non-authenticated state (RFC 5804 §2).
+func (c *conn) dispatch(args []string) error {
+	switch strings.ToUpper(args[0]) {
+	case "CAPABILITY":
+		return c.capability()
+	case "NOOP":
+		// RFC 5804 §2.13: a tag argument is echoed in a TAG code
+		// (sieve-connect resynchronises after STARTTLS with it).
+		if len(args) == 2 {
+			return c.write(`OK (TAG ` + quoted(args[1]) + `) "Done"`)
+		}
+		return c.write(`OK "Done"`)
+	case "LOGOUT":
+		c.write(`OK "Bye"`)
+		return errDone
+	case "STARTTLS":
+		return c.startTLS()
+	case "AUTHENTICATE":
+		return c.authenticate(args[1:])
+	}
+	return no("Log in first, or unknown command")
+}
+
+// capability sends the capability response (RFC 5804 §1.7).
+func (c *conn) capability() error {
+	lines := []string{`"IMPLEMENTATION" "passgate"`}
+	if c.tls || c.srv.AllowCleartext {
+		lines = append(lines, `"SASL" "PLAIN LOGIN"`)
+	} else {
+		lines = append(lines, `"SASL" ""`)
+	}
+	lines = append(lines, c.srv.upstreamCaps...)
+	if !c.tls && c.srv.TLSConfig != nil {
+		lines = append(lines, `"STARTTLS"`)
+	}
+	lines = append(lines, `"VERSION" "1.0"`, `OK "passgate ready"`)
+	return c.write(lines...)
+}
+
+func (c *conn) startTLS() error {
+	switch {
+	case c.tls || c.srv.TLSConfig == nil:
+		return no("STARTTLS not available")
+	case c.r.Buffered() > 0:
+		return &noError{text: "Data pipelined after STARTTLS", close: true}
+	}
+	if err := c.write(`OK "Begin TLS negotiation now"`); err != nil {
+		return err
+	}
+	tc := tls.Server(c.client(), c.srv.TLSConfig)
+	hctx, cancel := context.WithTimeout(c.ctx, c.srv.limits().PreauthTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return errors.Join(errDone, err)
+	}
+	c.mu.Lock()
+	c.netConn = tc
+	c.mu.Unlock()
+	c.r.Reset(tc)
+	c.tls = true
+	return c.capability() // RFC 5804 §2.2
+}
+
+// authenticate runs AUTHENTICATE "PLAIN" / "LOGIN" [initial-response].
+func (c *conn) authenticate(args []string) error {
+	if !c.tls && !c.srv.AllowCleartext {
+		return errEncryptNeeded
+	}
+	if len(args) < 1 || len(args) > 2 {
+		return errSyntax
+	}
+	var ir []byte
+	if len(args) == 2 {
+		var err error
+		if ir, err = decode(args[1]); err != nil {
+			return err
+		}
+	}
+	var user, secret string
+	mech := strings.ToUpper(args[0])
+	switch mech {
+	case "PLAIN":
+		if len(args) == 1 {
+			var err error
+			if ir, err = c.saslStep(""); err != nil {
+				return err
+			}
+		}
+		authzid, authcid, pw, err := proxy.DecodePlain(ir)
+		if err != nil {
+			return no("Malformed PLAIN response")
+		}
+		if authzid != "" && !store.SameUsername(authzid, authcid) {
+			return errImpersonation
+		}
+		user, secret = authcid, pw
+	case "LOGIN":
+		u := ir
+		var err error
+		if len(args) == 1 {
+			if u, err = c.saslStep(proxy.LoginPromptUser); err != nil {
+				return err
+			}
+		}
+		pw, err := c.saslStep(proxy.LoginPromptPass)
+		if err != nil {
+			return err
+		}
+		user, secret = string(u), string(pw)
+	default:
+		return no("Unsupported authentication mechanism")
+	}
+	return c.login(mech, user, secret)
+}
+
+// saslStep sends a challenge as a quoted string and reads the response, a
+// string; "*" cancels (RFC 5804 §2.1).
+func (c *conn) saslStep(challenge string) ([]byte, error) {
+	if err := c.write(quoted(challenge)); err != nil {
+		return nil, err
+	}
+	args, err := c.readArgs()
+	if err != nil {
+		return nil, err
+	}
+	if len(args) != 1 {
+		return nil, errSyntax
+	}
+	if args[0] == "*" {
+		return nil, errCanceled
+	}
+	return decode(args[0])
+}
+
+func decode(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := proxy.DecodeSASL(s)
+	if err != nil {
+		return nil, errBadBase64
+	}
+	return b, nil
+}
+
+func (c *conn) login(mech, user, secret string) error {
+	flow := proxy.LoginFlow{Auth: c.srv.Auth, Upstream: c.srv.Upstream, Sessions: c.srv.Sessions, Log: c.log}
+	a := authn.Attempt{Username: user, Secret: secret, Protocol: store.ScopeSieve, RemoteIP: c.remote.Addr(),
+		Mechanism: mech, TLS: proxy.TLSVersion(c.client()), SessionID: c.id}
+	r, outcome := flow.LogIn(c.ctx, a, c.remote)
+	switch outcome {
+	case proxy.LoginOK:
+		return c.relay(r)
+	case proxy.LoginMFA:
+		return &noError{text: c.srv.mfaMessage(), failure: true}
+	case proxy.LoginRateLimited:
+		return errRateLimited
+	case proxy.LoginAuthUnavailable, proxy.LoginUpstreamUnavailable:
+		return errTryLater
+	case proxy.LoginUpstreamRefused:
+		return errUpstreamRefused
+	}
+	return errAuthFailed
+}
+
+func (c *conn) relay(r *proxy.Relayed) error {
+	defer r.Done()
+	c.mu.Lock()
+	c.relaying, c.up = true, r.Up.Conn
+	client := c.netConn
+	c.mu.Unlock()
+	if err := c.write(`OK "Logged in"`); err != nil {
+		return err
+	}
+	client.SetDeadline(time.Time{})
+	buffered, _ := c.r.Peek(c.r.Buffered())
+	err := proxy.Splice(r.Ctx, proxy.Leg{Conn: client, Buffered: bytes.Clone(buffered)},
+		proxy.Leg{Conn: r.Up.Conn, Buffered: r.Up.Buffered}, c.srv.IdleTimeout)
+	c.log.Info("sieve session ended", "user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond), "err", err)
+	return errDone
+}
+
+// readCommand arms the command's deadline, counts it and reads its
+// arguments (the first is the command name, an atom).
+func (c *conn) readCommand() ([]string, error) {
+	c.mu.Lock()
+	d := time.Now().Add(c.srv.limits().PreauthTimeout)
+	if c.interrupted {
+		d = time.Unix(1, 0)
+	}
+	err := c.netConn.SetReadDeadline(d)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	args, err := c.readArgs()
+	if err != nil {
+		return nil, err
+	}
+	if c.commands++; c.commands > c.srv.limits().MaxPreauthCommands {
+		return nil, &noError{text: "Too many commands before login", close: true}
+	}
+	if len(args) == 0 {
+		return nil, errSyntax
+	}
+	return args, nil
+}
+
+// readArgs reads one line of atoms, quoted strings and literals ({n+} or
+// {n} then CRLF and n bytes; RFC 5804 §4), under the current deadline.
+func (c *conn) readArgs() ([]string, error) {
+	var args []string
+	for {
+		line, err := c.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, errLineTooLong
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read command: %w", err)
+		}
+		s := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+		n := -1
+		for s != "" {
+			s = strings.TrimLeft(s, " ")
+			switch {
+			case s == "":
+			case s[0] == '"':
+				v, rest, ok := unquote(s)
+				if !ok {
+					return nil, errSyntax
+				}
+				args, s = append(args, v), rest
+			case s[0] == '{' && strings.HasSuffix(s, "}"):
+				size, err := strconv.Atoi(strings.TrimSuffix(s[1:len(s)-1], "+"))
+				if err != nil || size < 0 {
+					return nil, errSyntax
+				}
+				if size > c.srv.limits().MaxLiteral {
+					return nil, errLiteralTooLarge
+				}
+				n, s = size, ""
+			default:
+				i := strings.IndexAny(s, ` "{`)
+				if i < 0 {
+					i = len(s)
+				}
+				if i == 0 {
+					return nil, errSyntax
+				}
+				args, s = append(args, s[:i]), s[i:]
+			}
+		}
+		if n < 0 {
+			return args, nil
+		}
+		lit := make([]byte, n)
+		if _, err := io.ReadFull(c.r, lit); err != nil {
+			return nil, fmt.Errorf("read literal: %w", err)
+		}
+		args = append(args, string(lit))
+	}
+}
+
+// unquote reads a quoted string at the start of s.
+func unquote(s string) (v, rest string, ok bool) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			if i+1 == len(s) {
+				return "", "", false
+			}
+			i++
+			b.WriteByte(s[i])
+		case '"':
+			return b.String(), s[i+1:], true
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return "", "", false
+}
+
+func (c *conn) write(lines ...string) error {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l + "\r\n")
+	}
+	nc := c.client()
+	nc.SetWriteDeadline(time.Now().Add(c.srv.limits().PreauthTimeout))
+	_, err := io.WriteString(nc, b.String())
+	return err
+}
+
+func (c *conn) client() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.netConn
+}
+
+// Interrupt ends the pre-login state (Shutdown).
+func (c *conn) Interrupt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.interrupted = true
+	if !c.relaying {
+		c.netConn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// Close closes the client and, when relaying, the upstream.
+func (c *conn) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.netConn.Close()
+	if c.up != nil {
+		c.up.Close()
+	}
+}

@@ -1,0 +1,137 @@
+// Package sieve is passgate's ManageSieve front end (RFC 5804): the
+// non-authenticated state (CAPABILITY, STARTTLS, AUTHENTICATE PLAIN /
+// LOGIN, NOOP, LOGOUT), then a hand-off to the upstream splice.
+//
+// The capability greeting repeats the upstream's Sieve extensions (learnt
+// once, at the first Serve, from an Upstream with Capabilities) so that
+// clients, which read them before login only, see them. Logins go through
+// proxy.LoginFlow, as POP3's do.
+//
+// Implementation notes: no upstream dial before an OK decision (one call
+// of LoginFlow.LogIn, in conn.login); never log a secret; every read
+// before login has a deadline (one per command, its literals and SASL
+// responses included) and a size limit (Limits.MaxLine per line,
+// Limits.MaxLiteral per literal); STARTTLS refuses pipelined bytes.
+package sieve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/passgate/passgate/proxy"
+	"github.com/passgate/passgate/proxy/upstream"
+)
+
+var _ proxy.Upstream = (*upstream.Sieve)(nil)
+
+// Server is a ManageSieve front end. Set the fields before the first
+// Serve.
+type Server struct {
+	Auth     proxy.Authenticator // required
+	Upstream proxy.Upstream      // required
+	Sessions proxy.Sessions      // nil: sessions are not registered
+	// Limits as for IMAP: PreauthTimeout per command, MaxFailedLogins,
+	// MaxPreauthCommands, MaxLine, MaxLiteral.
+	Limits proxy.Limits
+	// TLSConfig is used for STARTTLS. Nil: no STARTTLS.
+	TLSConfig *tls.Config
+	// AllowCleartext allows AUTHENTICATE without TLS.
+	AllowCleartext bool
+	// MFAMessage is the text of the NO refusing a primary password of an
+	// MFA account (see proxy.MFAText). "" = proxy.MFAText("", "").
+	MFAMessage  string
+	IdleTimeout time.Duration
+	Logger      *slog.Logger // nil = slog.Default()
+
+	capsOnce     sync.Once
+	upstreamCaps []string // capability lines repeated from the upstream
+	life         proxy.Lifecycle
+}
+
+// capabilityProber is implemented by upstream.Sieve.
+type capabilityProber interface {
+	Capabilities(ctx context.Context) ([]string, error)
+}
+
+// defaultCapabilities stand for the upstream's when they cannot be learnt.
+var defaultCapabilities = []string{`"SIEVE" "fileinto reject envelope vacation"`}
+
+func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) mfaMessage() string {
+	if s.MFAMessage != "" {
+		return s.MFAMessage
+	}
+	return proxy.MFAText("", "")
+}
+
+// learnCapabilities keeps the upstream's capability lines but those
+// passgate answers for itself.
+func (s *Server) learnCapabilities() {
+	s.upstreamCaps = defaultCapabilities
+	p, ok := s.Upstream.(capabilityProber)
+	if !ok {
+		return
+	}
+	caps, err := p.Capabilities(s.life.Context())
+	if err != nil {
+		s.logger().Warn("sieve upstream capability probe failed; announcing defaults", "err", err)
+		return
+	}
+	var keep []string
+	for _, c := range caps {
+		name, _, _ := strings.Cut(strings.ToUpper(c), " ")
+		switch name {
+		case `"IMPLEMENTATION"`, `"SASL"`, `"STARTTLS"`, `"VERSION"`, `"OWNER"`, `"XCLIENT"`:
+			continue
+		}
+		if !strings.ContainsAny(c, "\r\n") {
+			keep = append(keep, c)
+		}
+	}
+	s.upstreamCaps = keep
+}
+
+// Serve accepts plain TCP connections on ln (port 4190), offering
+// STARTTLS when TLSConfig is set.
+func (s *Server) Serve(ln net.Listener) error {
+	switch {
+	case s.Auth == nil:
+		return errors.New("sieve: Server.Auth is nil")
+	case s.Upstream == nil:
+		return errors.New("sieve: Server.Upstream is nil")
+	case s.TLSConfig == nil && !s.AllowCleartext:
+		return errors.New("sieve: Serve: TLSConfig is nil and AllowCleartext is false, so no client could log in")
+	}
+	s.capsOnce.Do(s.learnCapabilities)
+	s.life.Name = "sieve"
+	return s.life.Serve(ln, s.logger(), func(nc net.Conn) (proxy.Handle, func(context.Context)) {
+		c := newConn(s, nc)
+		return c, c.serve
+	})
+}
+
+// ServeTLS is not part of ManageSieve (RFC 5804 has no implicit-TLS port).
+func (s *Server) ServeTLS(net.Listener) error {
+	return errors.New("sieve: ManageSieve has no implicit TLS port; use Serve with STARTTLS")
+}
+
+// Shutdown stops accepting, ends connections before login and waits for
+// relayed sessions until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
+
+// Close closes everything at once.
+func (s *Server) Close() error { return s.life.Close() }
