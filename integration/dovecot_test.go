@@ -22,6 +22,7 @@ import (
 
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/internal/testtool"
 )
 
 // Master user credentials of the test Dovecot: passgate logs in upstream as
@@ -187,11 +188,9 @@ func launchDovecot() (d *Dovecot, err error) {
 		return nil, fmt.Errorf("dovecot dir: %w", err)
 	}
 	d = &Dovecot{Dir: dir, ConfFile: filepath.Join(dir, "dovecot.conf"), LogFile: filepath.Join(dir, "dovecot.log"), exited: make(chan struct{})}
-	var ports [8]int
-	for i := range ports {
-		if ports[i], err = freePortErr(); err != nil {
-			return d, err
-		}
+	ports, err := testtool.FreePorts(8)
+	if err != nil {
+		return d, err
 	}
 	d.IMAPAddr, d.IMAPSAddr, d.LMTPAddr, d.SubmitAddr, d.RelayAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
 	// POP3 and ManageSieve only where their Debian packages are installed

@@ -196,11 +196,9 @@ func (s *Server) configure(passwd string, o options) error {
 	if err := mailDir(filepath.Join(s.Dir, "mail")); err != nil {
 		return err
 	}
-	var ports [5]int
-	for i := range ports {
-		if ports[i], err = testtool.FreePort(); err != nil {
-			return err
-		}
+	ports, err := testtool.FreePorts(5)
+	if err != nil {
+		return err
 	}
 	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
 	s.AuthAddr, s.UserdbAddr, s.IMAPAddr, s.IMAPSAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
