@@ -24,6 +24,8 @@ var aptPackages = map[string]string{
 	"swaks":            "swaks",
 	"chromium":         "chromium",
 	"postfix":          "postfix",
+	"fetchmail":        "fetchmail",
+	"sieve-connect":    "sieve-connect",
 }
 
 // onCI reports whether missing components must fail the run instead of
