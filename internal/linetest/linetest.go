@@ -10,10 +10,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,8 +78,12 @@ type Upstream struct {
 	Text     string   // the upstream's OK text
 	Caps     []string // what Capabilities reports (ManageSieve)
 	Buffered string
+	// Discard makes the upstream read and drop what it gets, until EOF,
+	// instead of handing its side to Peer (fuzzing).
+	Discard bool
 
 	mu     sync.Mutex
+	wg     sync.WaitGroup
 	logins []upstream.Login
 	peers  chan net.Conn
 	once   sync.Once
@@ -103,9 +110,16 @@ func (u *Upstream) Login(_ context.Context, l upstream.Login) (*upstream.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	u.peers <- far
+	if u.Discard {
+		u.wg.Go(func() { io.Copy(io.Discard, far); far.Close() })
+	} else {
+		u.peers <- far
+	}
 	return &upstream.Conn{Conn: near, Buffered: []byte(u.Buffered), Text: u.Text}, nil
 }
+
+// Wait waits for the discarding upstream sides to end.
+func (u *Upstream) Wait() { u.wg.Wait() }
 
 // Logins returns the upstream logins so far.
 func (u *Upstream) Logins() []upstream.Login {
@@ -226,3 +240,41 @@ func (c *Client) StartTLS() {
 	c.c.SetDeadline(time.Time{})
 	c.c, c.r = tc, bufio.NewReader(tc)
 }
+
+// Session sends session to the server at addr as one client, closes its
+// sending side and fails the test unless the server ends the connection
+// on its own (EOF or reset) within a minute: whatever it receives, a
+// front-end must neither panic nor hang.
+func Session(t testing.TB, addr string, session []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, IOTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	c.Write(session) // fails once the server hangs up: fine
+	c.(*net.TCPConn).CloseWrite()
+	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server kept the connection open after %q", session)
+	}
+}
+
+// ErrorWatch is a slog.Handler that drops records and remembers whether
+// one was at level Error (a recovered panic, for instance).
+type ErrorWatch struct{ seen atomic.Bool }
+
+// Enabled implements slog.Handler.
+func (w *ErrorWatch) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+
+// Handle implements slog.Handler.
+func (w *ErrorWatch) Handle(context.Context, slog.Record) error { w.seen.Store(true); return nil }
+
+// WithAttrs implements slog.Handler.
+func (w *ErrorWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
+
+// WithGroup implements slog.Handler.
+func (w *ErrorWatch) WithGroup(string) slog.Handler { return w }
+
+// Seen reports whether an error was logged.
+func (w *ErrorWatch) Seen() bool { return w.seen.Load() }
