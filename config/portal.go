@@ -53,6 +53,13 @@ type PortalServer struct {
 	SMTPHost     string `toml:"smtp_host"`
 	SMTPPort     int    `toml:"smtp_port"`
 	SMTPSecurity string `toml:"smtp_security"`
+	// POP3Host, POP3Port and POP3Security are the same for POP3, shown
+	// only if [pop3] has a listener. Defaults: imap_host; "tls" if
+	// pop3.listen_tls is set, else as IMAP's; that listener's port, or
+	// 995 / 110.
+	POP3Host     string `toml:"pop3_host"`
+	POP3Port     int    `toml:"pop3_port"`
+	POP3Security string `toml:"pop3_security"`
 
 	// Key is the key read from KeyFile or the environment. Never printed.
 	Key []byte `toml:"-"`
@@ -111,6 +118,13 @@ func (l *loader) portal(c *Config) {
 	smtp := mailListeners{c.SMTP.Listen, c.SMTP.ListenTLS, c.SMTP.AllowCleartext && !haveCert, 465, 587}
 	p.IMAPSecurity, p.IMAPPort = l.mailEndpoint("imap", p.IMAPHost, p.IMAPSecurity, p.IMAPPort, imap)
 	p.SMTPSecurity, p.SMTPPort = l.mailEndpoint("smtp", p.SMTPHost, p.SMTPSecurity, p.SMTPPort, smtp)
+	if c.POP3.Enabled() {
+		if p.POP3Host == "" {
+			p.POP3Host = p.IMAPHost
+		}
+		pop3 := mailListeners{c.POP3.Listen, c.POP3.ListenTLS, c.POP3.AllowCleartext && !haveCert, 995, 110}
+		p.POP3Security, p.POP3Port = l.mailEndpoint("pop3", p.POP3Host, p.POP3Security, p.POP3Port, pop3)
+	}
 	if !p.Enabled() {
 		return
 	}

@@ -203,3 +203,38 @@ func TestPortalMailSecurity(t *testing.T) {
 		})
 	}
 }
+
+// TestPortalPOP3: the portal's POP3 settings follow [pop3]'s listeners,
+// and stay empty without them.
+func TestPortalPOP3(t *testing.T) {
+	portal := lines(`[portal]`, `url = "https://mail.example.org/"`)
+	c, err := Parse([]byte(base+portal), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Portal.PortalServer; p.POP3Host != "" || p.POP3Port != 0 || p.POP3Security != "" {
+		t.Errorf("POP3 settings without [pop3]: %q %d %q", p.POP3Host, p.POP3Port, p.POP3Security)
+	}
+	dir := fixture(t)
+	pop3 := lines(`[tls]`, `cert_file = "cert.pem"`, `key_file = "key.pem"`,
+		`[pop3]`, `listen = "0.0.0.0:110"`, `listen_tls = "0.0.0.0:1995"`,
+		`[pop3.upstream]`, `address = "127.0.0.1:110"`, `master_user = "proxy"`, `master_secret = "s3cret"`)
+	c, err = Parse([]byte(base+pop3+portal), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Portal.PortalServer; p.POP3Host != "mail.example.org" || p.POP3Port != 1995 || p.POP3Security != "tls" {
+		t.Errorf("POP3 settings %q %d %q, want mail.example.org 1995 tls", p.POP3Host, p.POP3Port, p.POP3Security)
+	}
+	c, err = Parse([]byte(base+pop3+portal+lines(`pop3_host = "pop.example.org"`, `pop3_security = "starttls"`)), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Portal.PortalServer; p.POP3Host != "pop.example.org" || p.POP3Port != 110 || p.POP3Security != "starttls" {
+		t.Errorf("POP3 settings %q %d %q, want pop.example.org 110 starttls", p.POP3Host, p.POP3Port, p.POP3Security)
+	}
+	if _, err := Parse([]byte(base+pop3+portal+lines(`pop3_security = "sometimes"`)), dir, nil); err == nil ||
+		!strings.Contains(err.Error(), "portal.pop3_security") {
+		t.Errorf("a bad pop3_security: %v, want an error naming portal.pop3_security", err)
+	}
+}

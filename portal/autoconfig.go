@@ -35,6 +35,13 @@ type MailSettings struct {
 	// SMTPPort: 0 = 465 for SecurityTLS, else 587.
 	SMTPPort     int
 	SMTPSecurity Security // "" = SecurityTLS
+	// POP3 says passgate serves POP3 too: it is listed after IMAP, which
+	// clients prefer. POP3Host: "" = IMAPHost; POP3Port: 0 = 995 for
+	// SecurityTLS, else 110.
+	POP3         bool
+	POP3Host     string
+	POP3Port     int
+	POP3Security Security // "" = SecurityTLS
 }
 
 // mail returns Mail with its defaults applied.
@@ -57,6 +64,15 @@ func (s *Server) mail() MailSettings {
 	}
 	if m.SMTPPort == 0 {
 		m.SMTPPort = map[Security]int{SecurityTLS: 465, SecuritySTARTTLS: 587, SecurityNone: 587}[m.SMTPSecurity]
+	}
+	if m.POP3Host == "" {
+		m.POP3Host = m.IMAPHost
+	}
+	if m.POP3Security == "" {
+		m.POP3Security = SecurityTLS
+	}
+	if m.POP3Port == 0 {
+		m.POP3Port = map[Security]int{SecurityTLS: 995, SecuritySTARTTLS: 110, SecurityNone: 110}[m.POP3Security]
 	}
 	return m
 }
@@ -84,7 +100,7 @@ type emailProvider struct {
 	Domain        string       `xml:"domain"`
 	DisplayName   string       `xml:"displayName"`
 	ShortName     string       `xml:"displayShortName"`
-	Incoming      acServer     `xml:"incomingServer"`
+	Incoming      []acServer   `xml:"incomingServer"` // in order of preference
 	Outgoing      acServer     `xml:"outgoingServer"`
 	Documentation *acDocumentn `xml:"documentation,omitempty"`
 }
@@ -116,7 +132,8 @@ func socketType(sec Security) string {
 }
 
 // autoconfig answers Thunderbird's lookup: the address's domain is served
-// by passgate's IMAP and SMTP listeners, and the username is the address.
+// by passgate's IMAP (and POP3, if on) and SMTP listeners, and the
+// username is the address.
 func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	m := s.mail()
 	domain := mailDomain(r.URL.Query().Get("emailaddress"))
@@ -125,12 +142,16 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	}
 	cc := clientConfig{Version: "1.1", Provider: emailProvider{
 		ID: domain, Domain: domain, DisplayName: domain + " mail", ShortName: domain,
-		Incoming: acServer{Type: "imap", Hostname: m.IMAPHost, Port: m.IMAPPort, SocketType: socketType(m.IMAPSecurity),
-			Authentication: "password-cleartext", Username: "%EMAILADDRESS%"},
+		Incoming: []acServer{{Type: "imap", Hostname: m.IMAPHost, Port: m.IMAPPort, SocketType: socketType(m.IMAPSecurity),
+			Authentication: "password-cleartext", Username: "%EMAILADDRESS%"}},
 		Outgoing: acServer{Type: "smtp", Hostname: m.SMTPHost, Port: m.SMTPPort, SocketType: socketType(m.SMTPSecurity),
 			Authentication: "password-cleartext", Username: "%EMAILADDRESS%"},
 		Documentation: &acDocumentn{URL: s.BaseURL, Descr: "Sign in to create an app password for this client."},
 	}}
+	if m.POP3 {
+		cc.Provider.Incoming = append(cc.Provider.Incoming, acServer{Type: "pop3", Hostname: m.POP3Host, Port: m.POP3Port,
+			SocketType: socketType(m.POP3Security), Authentication: "password-cleartext", Username: "%EMAILADDRESS%"})
+	}
 	writeXML(w, "application/xml", cc)
 }
 
@@ -183,7 +204,8 @@ func adSecurity(sec Security) (ssl, encryption string) {
 	return "on", "SSL"
 }
 
-// autodiscover answers Outlook's POX request with IMAP and SMTP settings.
+// autodiscover answers Outlook's POX request with IMAP, SMTP and, if on,
+// POP3 settings.
 func (s *Server) autodiscover(w http.ResponseWriter, r *http.Request) {
 	var req adRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForm))
@@ -205,6 +227,9 @@ func (s *Server) autodiscover(w http.ResponseWriter, r *http.Request) {
 	a.Protocols = []adProtocol{
 		proto("IMAP", m.IMAPHost, m.IMAPPort, m.IMAPSecurity),
 		proto("SMTP", m.SMTPHost, m.SMTPPort, m.SMTPSecurity),
+	}
+	if m.POP3 {
+		a.Protocols = append(a.Protocols, proto("POP3", m.POP3Host, m.POP3Port, m.POP3Security))
 	}
 	writeXML(w, "text/xml", resp)
 }

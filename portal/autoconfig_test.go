@@ -2,7 +2,10 @@ package portal
 
 import (
 	"encoding/xml"
+	"fmt"
 	"net/http"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -32,13 +35,13 @@ func TestAutoconfig(t *testing.T) {
 			}
 			p := cc.Provider
 			want := emailProvider{ID: tc.domain, Domain: tc.domain, DisplayName: tc.domain + " mail", ShortName: tc.domain,
-				Incoming: acServer{Type: "imap", Hostname: "mail.example.org", Port: 993, SocketType: "SSL",
-					Authentication: "password-cleartext", Username: "%EMAILADDRESS%"},
+				Incoming: []acServer{{Type: "imap", Hostname: "mail.example.org", Port: 993, SocketType: "SSL",
+					Authentication: "password-cleartext", Username: "%EMAILADDRESS%"}},
 				Outgoing: acServer{Type: "smtp", Hostname: "mail.example.org", Port: 587, SocketType: "STARTTLS",
 					Authentication: "password-cleartext", Username: "%EMAILADDRESS%"},
 			}
 			p.Documentation = nil
-			if cc.Version != "1.1" || p != want {
+			if cc.Version != "1.1" || !reflect.DeepEqual(p, want) {
 				t.Errorf("got %+v\nwant %+v", p, want)
 			}
 		})
@@ -54,7 +57,10 @@ func TestAutoconfig(t *testing.T) {
 		if err := xml.Unmarshal([]byte(r.Body), &cc); err != nil {
 			t.Fatalf("%d %v\n%s", r.StatusCode, err, r.Body)
 		}
-		in, out := cc.Provider.Incoming, cc.Provider.Outgoing
+		if len(cc.Provider.Incoming) != 1 {
+			t.Fatalf("incoming servers %+v, want IMAP only", cc.Provider.Incoming)
+		}
+		in, out := cc.Provider.Incoming[0], cc.Provider.Outgoing
 		if in.Hostname != "127.0.0.1" || in.Port != 1143 || in.SocketType != "plain" ||
 			out.Hostname != "127.0.0.1" || out.Port != 587 || out.SocketType != "plain" {
 			t.Errorf("incoming %+v\noutgoing %+v", in, out)
@@ -159,4 +165,52 @@ func parseADAccount(t *testing.T, body string) adAccount {
 		t.Fatalf("%v\n%s", err, body)
 	}
 	return resp.Account
+}
+
+// TestPOP3Listed: with POP3 on, autoconfig and Autodiscover list it after
+// IMAP (which clients prefer), and the result page shows its settings;
+// with POP3 off none of them mentions it.
+func TestPOP3Listed(t *testing.T) {
+	const req = `<Autodiscover><Request><EMailAddress>bob@example.org</EMailAddress></Request></Autodiscover>`
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pop3=%v", on), func(t *testing.T) {
+			f := newFixture(t, func(s *Server) {
+				s.Mail = MailSettings{IMAPHost: "mail.example.org", POP3: on, POP3Host: "pop.example.org",
+					POP3Security: SecuritySTARTTLS}
+			})
+			b := f.browser()
+			var cc clientConfig
+			if err := xml.Unmarshal([]byte(b.get("/mail/config-v1.1.xml?emailaddress=bob@example.org").Body), &cc); err != nil {
+				t.Fatal(err)
+			}
+			hr, err := http.NewRequest("POST", b.base+"/autodiscover/autodiscover.xml", strings.NewReader(req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := parseADAccount(t, b.do(hr).Body)
+			f.account("bob@example.org", bobPW, false)
+			b.signIn("bob@example.org", bobPW, "/app-passwords")
+			page := b.post("/app-passwords", url.Values{"name": {"Phone"}, "scope": {"pop3", "smtp"}})
+			expectStatus(t, page, http.StatusOK, "Your new app password")
+			if shown := strings.Contains(page.Body, "pop.example.org"); shown != on {
+				t.Errorf("the result page shows the POP3 server: %v, want %v", shown, on)
+			}
+			if !on {
+				if len(cc.Provider.Incoming) != 1 || len(a.Protocols) != 2 {
+					t.Errorf("POP3 off, yet listed: autoconfig %+v, Autodiscover %+v", cc.Provider.Incoming, a.Protocols)
+				}
+				return
+			}
+			wantAC := acServer{Type: "pop3", Hostname: "pop.example.org", Port: 110, SocketType: "STARTTLS",
+				Authentication: "password-cleartext", Username: "%EMAILADDRESS%"}
+			if len(cc.Provider.Incoming) != 2 || cc.Provider.Incoming[0].Type != "imap" || cc.Provider.Incoming[1] != wantAC {
+				t.Errorf("autoconfig incoming %+v, want IMAP then %+v", cc.Provider.Incoming, wantAC)
+			}
+			wantAD := adProtocol{Type: "POP3", Server: "pop.example.org", Port: 110, LoginName: "bob@example.org",
+				DomainRequired: "off", SPA: "off", SSL: "on", Encryption: "TLS", AuthRequired: "on"}
+			if len(a.Protocols) != 3 || a.Protocols[2] != wantAD {
+				t.Errorf("Autodiscover %+v, want IMAP, SMTP, then %+v", a.Protocols, wantAD)
+			}
+		})
+	}
 }

@@ -30,6 +30,7 @@ func newPortal(cfg *config.Config, c *core, log *slog.Logger) *portal.Server {
 		Mail: portal.MailSettings{
 			IMAPHost: p.IMAPHost, IMAPPort: p.IMAPPort, IMAPSecurity: portal.Security(p.IMAPSecurity),
 			SMTPHost: p.SMTPHost, SMTPPort: p.SMTPPort, SMTPSecurity: portal.Security(p.SMTPSecurity),
+			POP3: cfg.POP3.Enabled(), POP3Host: p.POP3Host, POP3Port: p.POP3Port, POP3Security: portal.Security(p.POP3Security),
 		},
 	}
 	s.OIDC = portalOIDC(p.OIDC)
