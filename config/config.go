@@ -33,6 +33,10 @@ import (
 // holds its effective value (paths resolved), except the limits whose zero
 // means a component's default (Limits, GuardLimits, Sessions).
 type Config struct {
+	// File is the absolute path of the file Load read ("" after Parse):
+	// a reload reads it again.
+	File string `toml:"-"`
+
 	IMAP IMAP `toml:"imap"`
 	SMTP SMTP `toml:"smtp"`
 	// POP3 and Sieve (ManageSieve) are optional front-ends (config/pop3.go).
