@@ -36,10 +36,18 @@ type Reloader struct {
 	checked time.Time // last look at the files
 }
 
-// stamp is what tells a changed file apart without reading it.
+// stamp is what tells a changed file apart without reading it: its
+// modification time and size, and which file it is (a file renamed over
+// it, or a symbolic link pointed elsewhere, as certbot does, is another
+// one even within the file system's timestamp granularity).
 type stamp struct {
 	mod  time.Time
 	size int64
+	fi   os.FileInfo
+}
+
+func (s stamp) same(t stamp) bool {
+	return s.mod.Equal(t.mod) && s.size == t.size && s.fi != nil && t.fi != nil && os.SameFile(s.fi, t.fi)
 }
 
 // Load reads the pair, failing if it does not load.
@@ -79,7 +87,7 @@ func (r *Reloader) refresh() {
 		r.logger().Error("tls certificate: files unreadable, keeping the loaded certificate", "err", err)
 		return
 	}
-	if st == r.stamp {
+	if st[0].same(r.stamp[0]) && st[1].same(r.stamp[1]) {
 		return
 	}
 	r.stamp = st
@@ -100,7 +108,7 @@ func (r *Reloader) stamps() ([2]stamp, error) {
 		if err != nil {
 			return st, fmt.Errorf("tls certificate: %w", err)
 		}
-		st[i] = stamp{fi.ModTime(), fi.Size()}
+		st[i] = stamp{fi.ModTime(), fi.Size(), fi}
 	}
 	return st, nil
 }
