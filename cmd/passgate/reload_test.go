@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -189,5 +190,27 @@ tarpit_max = "20ms"
 	}
 	if _, _, c := startTLSIMAP(t, addr); !bytes.Equal(c, newCert) {
 		t.Error("after a refused reload the certificate changed")
+	}
+}
+
+// TestChangedKeysNamesKeys: a reload reports changed settings by their
+// TOML keys, including embedded tables and secrets (by name only), and
+// ignores what the load derives.
+func TestChangedKeysNamesKeys(t *testing.T) {
+	a, err := loadConfig(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	if got := changedKeys("", reflect.ValueOf(*a), reflect.ValueOf(b)); len(got) != 0 {
+		t.Fatalf("unchanged config: %v", got)
+	}
+	b.IMAP.Upstream.MasterSecret = "another-secret"
+	b.IMAP.Upstream.TLSConfig = &tls.Config{}
+	b.Limits.MaxConnections = 7 // in the embedded GuardLimits
+	b.File = "/elsewhere.toml"
+	got := strings.Join(changedKeys("", reflect.ValueOf(*a), reflect.ValueOf(b)), " ")
+	if got != "imap.upstream.master_secret limits.max_connections" {
+		t.Errorf("changed keys = %q", got)
 	}
 }
