@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -72,7 +73,9 @@ type Guard struct {
 	// Audit records every attempt. If nil, nothing is recorded.
 	Audit *Auditor
 	// Limits are the thresholds and delays; zero fields take defaults.
-	Limits Limits
+	// SetLimits replaces them while the Guard is in use.
+	Limits   Limits
+	reloaded atomic.Pointer[Limits] // the last SetLimits
 	// Cache reuses recent OK decisions. If nil, every login runs argon2id.
 	Cache *Cache
 	// Now is the clock. If nil, time.Now.
@@ -161,7 +164,7 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 	keys := keysFor(user, sourceOf(a.RemoteIP))
 	var r *reservation
 	blocked := false
-	if !g.Limits.trusted(a.RemoteIP) {
+	if !g.limits().trusted(a.RemoteIP) {
 		var err error
 		if r, err = g.reserve(ctx, keys, true, false); err != nil {
 			return outcome{}, err
@@ -225,7 +228,7 @@ func (g *Guard) refuse(ctx context.Context, r *reservation, a Attempt, user, lim
 	}
 	g.logger().DebugContext(ctx, "login refused by rate limit", "limit", limit,
 		"user", user, "remote", a.RemoteIP.String(), "session", a.SessionID)
-	return outcome{d: Decision{Result: RateLimited, Username: user}, delay: g.Limits.tarpitMax()}
+	return outcome{d: Decision{Result: RateLimited, Username: user}, delay: g.limits().tarpitMax()}
 }
 
 // cached returns a live cached OK for a, confirmed against the store.
@@ -346,4 +349,16 @@ func (g *Guard) recheck(ctx context.Context, a Attempt, d Decision) (bool, error
 		return true, nil
 	}
 	return r.Recheck(ctx, a, d)
+}
+
+// SetLimits replaces Limits for the logins that follow (a configuration
+// reload); the failure counts already made stay.
+func (g *Guard) SetLimits(l Limits) { g.reloaded.Store(&l) }
+
+// limits is the last SetLimits, or Limits before any.
+func (g *Guard) limits() *Limits {
+	if p := g.reloaded.Load(); p != nil {
+		return p
+	}
+	return &g.Limits
 }

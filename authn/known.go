@@ -106,7 +106,7 @@ func (g *Guard) knownRefusal(ctx context.Context, a Attempt, user string) (Decis
 
 // remember records a refusal decided by the Verifier.
 func (g *Guard) remember(a Attempt, user string, d Decision) {
-	g.known.add(g.now(), g.Limits.window(), g.mac("known", user, a.Secret), d)
+	g.known.add(g.now(), g.limits().window(), g.mac("known", user, a.Secret), d)
 }
 
 // prober is implemented by *Verifier: the store reads of a login, without

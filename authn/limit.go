@@ -198,7 +198,8 @@ type reservation struct {
 // reserve counts an attempt with keys k: a login (hashes: the hash
 // budgets too) or a second factor.
 func (g *Guard) reserve(ctx context.Context, k limitKeys, hashes, secondFactor bool) (*reservation, error) {
-	l, w := &g.Limits, g.Limits.window()
+	l := g.limits()
+	w := l.window()
 	checks := []counted{
 		{k.addr, "address", int64(orDefault(l.MaxPerAddress, DefaultMaxPerAddress)), w},
 		{k.net, "network", int64(orDefault(l.MaxPerNetwork, DefaultMaxPerNetwork)), w},
@@ -310,7 +311,7 @@ func (r *reservation) succeeded(ctx context.Context, hashed bool) {
 		}
 	}
 	if r.k.ok != "" {
-		ttl := orDefault(r.g.Limits.KnownAddressTTL, DefaultKnownAddressTTL)
+		ttl := orDefault(r.g.limits().KnownAddressTTL, DefaultKnownAddressTTL)
 		incrs = append(incrs, store.Incr{Key: r.k.ok, N: 1, TTL: ttl, Reset: true})
 	}
 	r.settle(ctx, incrs)
@@ -349,7 +350,7 @@ func (r *reservation) delay(kept bool) time.Duration {
 			n--
 		}
 	}
-	return r.g.Limits.tarpit(max(n, 1))
+	return r.g.limits().tarpit(max(n, 1))
 }
 
 // takeToken reports whether the account refused by MaxPerAccount may have
@@ -359,7 +360,7 @@ func (g *Guard) takeToken(ctx context.Context, k limitKeys) bool {
 	if k.token == "" {
 		return false
 	}
-	ttl := orDefault(g.Limits.BlockedVerifyInterval, DefaultBlockedVerifyInterval)
+	ttl := orDefault(g.limits().BlockedVerifyInterval, DefaultBlockedVerifyInterval)
 	v, err := g.Counters.IncrMany(ctx, []store.Incr{{Key: k.token, N: 1, TTL: ttl}})
 	if err != nil {
 		g.logger().WarnContext(ctx, "rate limit: blocked-account token failed", "err", err)

@@ -51,7 +51,7 @@ func (g *Guard) SecondFactor(ctx context.Context, a Attempt, check func(context.
 
 func (g *Guard) secondFactor(ctx context.Context, a Attempt, user string, check func(context.Context) (bool, error)) (Result, time.Duration, error) {
 	keys := keysFor(user, sourceOf(a.RemoteIP))
-	trusted := g.Limits.trusted(a.RemoteIP)
+	trusted := g.limits().trusted(a.RemoteIP)
 	if trusted {
 		keys = limitKeys{secondFactor: keys.secondFactor}
 	}

@@ -77,3 +77,35 @@ func TestAuditExistingLogger(t *testing.T) {
 		t.Errorf("file holds %q", data)
 	}
 }
+
+// TestAuditReopen: after logrotate renames the file, Reopen makes the
+// records go to a new file at the configured path.
+func TestAuditReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.json")
+	l, err := (Audit{File: path}).Open(slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Info("before")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	l.Info("rotated, not reopened")
+	if err := l.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	l.Info("after")
+	old, _ := os.ReadFile(path + ".1")
+	cur, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(old), `"before"`) || !strings.Contains(string(old), `"rotated, not reopened"`) ||
+		strings.Contains(string(cur), "before") || !strings.Contains(string(cur), `"msg":"after"`) {
+		t.Errorf("rotated file %q, new file %q", old, cur)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("reopened file mode %v, want 0600", fi.Mode().Perm())
+	}
+}

@@ -23,6 +23,7 @@ package config
 import (
 	"crypto/tls"
 
+	"github.com/passgate/passgate/internal/certfile"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/proxy/upstream/oauth"
@@ -32,6 +33,10 @@ import (
 // holds its effective value (paths resolved), except the limits whose zero
 // means a component's default (Limits, GuardLimits, Sessions).
 type Config struct {
+	// File is the absolute path of the file Load read ("" after Parse):
+	// a reload reads it again.
+	File string `toml:"-"`
+
 	IMAP IMAP `toml:"imap"`
 	SMTP SMTP `toml:"smtp"`
 	// POP3 and Sieve (ManageSieve) are optional front-ends (config/pop3.go).
@@ -155,9 +160,12 @@ type TLS struct {
 	CertFile string `toml:"cert_file"`
 	// KeyFile is the PEM private key of CertFile. Required with CertFile.
 	KeyFile string `toml:"key_file"`
-	// Config is built at load: the key pair, MinVersion TLS 1.2. Nil when
-	// no certificate is configured.
+	// Config is built at load: the key pair through Reloader, MinVersion
+	// TLS 1.2. Nil when no certificate is configured.
 	Config *tls.Config `toml:"-"`
+	// Reloader serves Config's certificate and re-reads the files when
+	// they change on disk (certbot). Nil when Config is.
+	Reloader *certfile.Reloader `toml:"-"`
 }
 
 // Store locates passgate's database.

@@ -85,10 +85,14 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("upstream TLSConfig = %+v", u.TLSConfig)
 	}
 
-	if c.TLS.Config == nil || len(c.TLS.Config.Certificates) != 1 || c.TLS.Config.MinVersion != tls.VersionTLS12 {
+	if c.TLS.Config == nil || c.TLS.Config.GetCertificate == nil || c.TLS.Config.MinVersion != tls.VersionTLS12 {
 		t.Fatalf("tls.Config = %+v", c.TLS.Config)
 	}
-	if leaf := c.TLS.Config.Certificates[0].Leaf; leaf == nil || leaf.Subject.CommonName != "localhost" {
+	cert, err := c.TLS.Config.GetCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf := cert.Leaf; leaf == nil || leaf.Subject.CommonName != "localhost" {
 		t.Errorf("certificate leaf = %v", leaf)
 	}
 	if c.TLS.CertFile != filepath.Join(dir, "cert.pem") || c.TLS.KeyFile != filepath.Join(dir, "key.pem") {

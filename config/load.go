@@ -25,7 +25,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
-	return parse(path, data, filepath.Dir(abs), os.Getenv)
+	c, err := parse(path, data, filepath.Dir(abs), os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	c.File = abs
+	return c, nil
 }
 
 // Parse parses and validates a configuration file's content. dir is the

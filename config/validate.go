@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passgate/passgate/internal/certfile"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
@@ -75,12 +76,17 @@ func (l *loader) serverTLS(t *TLS) {
 	if err != nil || kerr != nil {
 		return
 	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		l.fail("tls.cert_file", err, "key pair %s + %s does not load: %v", t.CertFile, t.KeyFile, err)
 		return
 	}
-	t.Config = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	r, err := certfile.Load(t.CertFile, t.KeyFile)
+	if err != nil {
+		l.fail("tls.cert_file", err, "%v", err)
+		return
+	}
+	t.Reloader = r
+	t.Config = &tls.Config{GetCertificate: r.GetCertificate, MinVersion: tls.VersionTLS12}
 }
 
 // imap checks the listeners, then the upstream they lead to. The section is

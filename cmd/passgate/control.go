@@ -21,8 +21,9 @@ import (
 // connection per CLI command. Whoever can open it can manage every account,
 // exactly like whoever can open the store file.
 //
-// It has one method, Accounts.Call, which runs any account.Service
-// operation by name (account.Service.Call). The actor of the changes is the
+// It has two methods. Accounts.Call runs any account.Service operation by
+// name (account.Service.Call). Server.Reload reloads the configuration
+// (reload.go), as SIGHUP does, and answers why it was refused. The actor of the changes is the
 // socket's peer as the kernel reports it (SO_PEERCRED), looked up to a Unix
 // user name: "control:<user>". Nothing the client sends can name another.
 
@@ -55,7 +56,7 @@ func (c *control) Call(a CtlCall, r *CtlReply) (err error) {
 
 // listenControl removes a stale socket (one nobody answers on), listens on
 // path with mode 0600 and serves svc until ln is closed.
-func listenControl(path string, svc *account.Service, log *slog.Logger) (net.Listener, error) {
+func listenControl(path string, svc *account.Service, lv *live, log *slog.Logger) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s: another passgate is serving on it", path)
@@ -69,11 +70,11 @@ func listenControl(path string, svc *account.Service, log *slog.Logger) (net.Lis
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	go serveControl(ln, svc, log)
+	go serveControl(ln, svc, lv, log)
 	return ln, nil
 }
 
-func serveControl(ln net.Listener, svc *account.Service, log *slog.Logger) {
+func serveControl(ln net.Listener, svc *account.Service, lv *live, log *slog.Logger) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -82,12 +83,12 @@ func serveControl(ln net.Listener, svc *account.Service, log *slog.Logger) {
 			}
 			return
 		}
-		go serveControlConn(c, svc, log)
+		go serveControlConn(c, svc, lv, log)
 	}
 }
 
 // serveControlConn serves one CLI command's connection as its peer.
-func serveControlConn(c net.Conn, svc *account.Service, log *slog.Logger) {
+func serveControlConn(c net.Conn, svc *account.Service, lv *live, log *slog.Logger) {
 	uid, err := peerUID(c)
 	if err != nil {
 		log.Warn("control socket: peer unknown, connection refused", "err", err)
@@ -97,12 +98,45 @@ func serveControlConn(c net.Conn, svc *account.Service, log *slog.Logger) {
 	_ = c.SetDeadline(time.Now().Add(ctlTimeout + 5*time.Second))
 	srv := rpc.NewServer()
 	who := account.Actor{Door: account.DoorControl, Name: uidName(uid)}
-	if err := srv.RegisterName("Accounts", &control{svc: svc, who: who}); err != nil {
+	err = srv.RegisterName("Accounts", &control{svc: svc, who: who})
+	if err == nil {
+		err = srv.RegisterName("Server", &serverControl{lv: lv, who: who})
+	}
+	if err != nil {
 		log.Error("control socket", "err", err) // a bug: control has the method
 		c.Close()
 		return
 	}
 	srv.ServeCodec(jsonrpc.NewServerCodec(c))
+}
+
+// ReloadReply is the result of Server.Reload: the changed keys that need a
+// restart and were not applied.
+type ReloadReply struct{ NotApplied []string }
+
+// serverControl is the RPC receiver of the server's own operations.
+type serverControl struct {
+	lv  *live
+	who account.Actor
+}
+
+// Reload reloads the configuration file (see live.reload).
+func (s *serverControl) Reload(_ struct{}, r *ReloadReply) (err error) {
+	s.lv.log.Info("reload requested on the control socket", "by", s.who.Name)
+	r.NotApplied, err = s.lv.reload()
+	return err
+}
+
+// reload asks the server to reload its configuration.
+func (r *remoteAccounts) reload() (notApplied []string, err error) {
+	var reply ReloadReply
+	if err := r.c.Call("Server.Reload", struct{}{}, &reply); err != nil {
+		if se, ok := err.(rpc.ServerError); ok {
+			return nil, errors.New(string(se))
+		}
+		return nil, err
+	}
+	return reply.NotApplied, nil
 }
 
 // remoteAccounts reaches the account service of a running server.

@@ -25,6 +25,7 @@ type core struct {
 	cache    *authn.Cache
 	sessions *sessions.Registry
 	metrics  *metrics.Metrics // nil without metrics.listen
+	audit    *config.AuditLog
 
 	// accounts changes accounts for the portal and the control socket.
 	accounts *account.Service
@@ -48,15 +49,15 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 	c.st, c.closers = queuedAudit{c.st, q}, append(c.closers, q.Close)
 
 	c.v = newVerifier(cfg, c.st, log)
-	auditLog, closeAudit, err := cfg.Audit.Logger(log, stdout)
+	audit, err := cfg.Audit.Open(log, stdout)
 	if err != nil {
 		c.close()
 		return nil, err
 	}
-	c.closers = append(c.closers, closeAudit)
+	c.audit, c.closers = audit, append(c.closers, audit.Close)
+	auditLog := audit.Logger
 	c.accounts = newAccounts(cfg, c.st, c.v, auditLog, log)
-	g := cfg.Limits.GuardLimits
-	if !g.AuthCacheTTL.Off() {
+	if g := cfg.Limits.GuardLimits; !g.AuthCacheTTL.Off() {
 		c.cache = &authn.Cache{TTL: time.Duration(g.AuthCacheTTL), MaxEntries: g.AuthCacheEntries}
 	}
 	c.guard = &authn.Guard{
@@ -65,22 +66,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		Audit:    &authn.Auditor{Log: auditLog, Store: c.st, Logger: log},
 		Cache:    c.cache,
 		Logger:   log,
-		Limits: authn.Limits{
-			Window:                  g.FailWindow.Duration,
-			MaxPerAddress:           g.MaxFailuresPerIP,
-			MaxPerNetwork:           g.MaxFailuresPerNetwork,
-			MaxPerAccount:           g.MaxFailuresPerAccount,
-			MaxPerAccountAddress:    g.MaxFailuresPerAccountIP,
-			MaxHashesPerAddress:     g.MaxHashesPerIP,
-			MaxHashesPerNetwork:     g.MaxHashesPerNetwork,
-			MaxHashesPerAccount:     g.MaxHashesPerAccount,
-			MaxSecondFactorFailures: g.MaxSecondFactorFailures,
-			SecondFactorWindow:      g.SecondFactorWindow.Duration,
-			TarpitBase:              g.TarpitBase.Duration,
-			TarpitMax:               g.TarpitMax.Duration,
-			KnownAddressTTL:         g.KnownAddressTTL.Duration,
-			Trusted:                 g.TrustedNetworks,
-		},
+		Limits:   guardLimits(cfg),
 	}
 	c.sessions = &sessions.Registry{
 		Store:           c.st,
@@ -153,4 +139,25 @@ func newAccounts(cfg *config.Config, st account.Store, v *authn.Verifier, auditL
 	return &account.Service{Store: st, Verifier: v, AuditLog: auditLog, Logger: log,
 		MaxAppPasswords: cfg.Authn.MaxAppPasswords,
 		Retire:          account.Retirement{After: cfg.Authn.UnusedAfter.Duration, WarnBefore: cfg.Authn.UnusedWarnBefore.Duration}}
+}
+
+// guardLimits are the guard's limits of cfg.
+func guardLimits(cfg *config.Config) authn.Limits {
+	g := cfg.Limits.GuardLimits
+	return authn.Limits{
+		Window:                  g.FailWindow.Duration,
+		MaxPerAddress:           g.MaxFailuresPerIP,
+		MaxPerNetwork:           g.MaxFailuresPerNetwork,
+		MaxPerAccount:           g.MaxFailuresPerAccount,
+		MaxPerAccountAddress:    g.MaxFailuresPerAccountIP,
+		MaxHashesPerAddress:     g.MaxHashesPerIP,
+		MaxHashesPerNetwork:     g.MaxHashesPerNetwork,
+		MaxHashesPerAccount:     g.MaxHashesPerAccount,
+		MaxSecondFactorFailures: g.MaxSecondFactorFailures,
+		SecondFactorWindow:      g.SecondFactorWindow.Duration,
+		TarpitBase:              g.TarpitBase.Duration,
+		TarpitMax:               g.TarpitMax.Duration,
+		KnownAddressTTL:         g.KnownAddressTTL.Duration,
+		Trusted:                 g.TrustedNetworks,
+	}
 }

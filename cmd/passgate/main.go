@@ -10,6 +10,7 @@
 //	passgate serve        [--config FILE]
 //	passgate demo         [--listen-imap ADDR] [--listen-smtp ADDR] [--listen-portal ADDR] [--listen-metrics ADDR]
 //	passgate check-config [--config FILE | FILE]
+//	passgate reload       [--config FILE]
 //	passgate health       [--live] [--timeout 5s]
 //	passgate user add USER [--mfa] [--password-stdin]
 //	passgate user mfa USER on|off
@@ -92,6 +93,7 @@ const usage = `passgate: app passwords for IMAP/SMTP clients, in front of your m
   passgate demo         [--listen-imap ADDR] [--listen-smtp ADDR]
                         [--listen-portal ADDR] [--listen-metrics ADDR]
   passgate check-config [--config FILE | FILE]
+  passgate reload       [--config FILE]   (the server re-reads it, as on SIGHUP)
   passgate health       [--live] [--timeout 5s]   (exit 0: ready; needs metrics.listen)
   passgate user add USER [--mfa] [--password-stdin]
   passgate user mfa USER on|off
@@ -132,6 +134,8 @@ func run(ctx context.Context, e env, args []string) error {
 		return cmdDemo(ctx, e, rest)
 	case "check-config":
 		return cmdCheckConfig(ctx, e, rest)
+	case "reload":
+		return cmdReload(ctx, e, rest)
 	case "health":
 		return cmdHealth(ctx, e, rest)
 	case "user":

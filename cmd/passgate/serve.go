@@ -89,12 +89,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	go func() { defer close(retired); account.RunRetirement(ctx, c.accounts, 0) }()
 	defer func() { cancel(); <-retired }()
 
+	lv := &live{log: log, started: cfg, guard: c.guard, audit: c.audit}
+	cfg.TLS.Config = lv.serverTLS()
+	stopHUP := reloadOnHUP(lv)
+	defer stopHUP()
+
 	var l listening
 	var servers []frontEnd
 	var specs []listener
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := newIMAPServer(cfg, c.guard, c.sessions, tokens, log)
 		c.instrumentFrontEnd(srv)
+		lv.fronts = append(lv.fronts, liveFrontEnd{srv, srv.Limits.Conns})
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"imap.listen", cfg.IMAP.Listen, srv, false, &l.IMAP},
@@ -103,6 +109,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if cfg.SMTP.Enabled() {
 		srv := newSMTPServer(cfg, c.guard, c.st, c.sessions, tokens, log)
 		c.instrumentFrontEnd(srv)
+		lv.fronts = append(lv.fronts, liveFrontEnd{srv, srv.Limits.Conns})
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"smtp.listen", cfg.SMTP.Listen, srv, false, &l.SMTP},
@@ -147,7 +154,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		}
 		go runListener(sp, ln, errc)
 	}
-	ctl, err := listenControl(cfg.Control.Socket, c.accounts, log)
+	ctl, err := listenControl(cfg.Control.Socket, c.accounts, lv, log)
 	if err != nil {
 		return err
 	}

@@ -109,6 +109,9 @@ type Server struct {
 	Hostname string
 	// Metrics, if not nil, counts the bytes of relayed sessions.
 	Metrics proxy.RelayMetrics
+	// Reloadable's SetLimits and SetMFAMessage replace Limits and
+	// MFAMessage while the server runs (a configuration reload).
+	proxy.Reloadable
 
 	capsOnce     sync.Once
 	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce
@@ -122,12 +125,12 @@ type Server struct {
 	cancel    context.CancelFunc
 }
 
-// limits is Limits with the defaults applied.
-func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
+// limits is Limits, or the last SetLimits, with the defaults applied.
+func (s *Server) limits() proxy.Limits { return s.LimitsOr(s.Limits).WithDefaults() }
 
 func (s *Server) mfaMessage() string {
-	if s.MFAMessage != "" {
-		return oneLine(s.MFAMessage)
+	if m := s.MFAMessageOr(s.MFAMessage); m != "" {
+		return oneLine(m)
 	}
 	return proxy.MFAText("", "")
 }

@@ -98,6 +98,9 @@ type Server struct {
 	Logger *slog.Logger
 	// Metrics, if not nil, counts the message bytes relayed upstream.
 	Metrics proxy.RelayMetrics
+	// Reloadable's SetLimits and SetMFAMessage replace Limits and
+	// MFAMessage while the server runs (a configuration reload).
+	proxy.Reloadable
 
 	setupOnce sync.Once
 	srv       *gosmtp.Server
@@ -127,14 +130,15 @@ func (s *Server) relinkMessage() string {
 }
 
 func (s *Server) mfaMessage() string {
-	if s.MFAMessage == "" {
+	m := s.MFAMessageOr(s.MFAMessage)
+	if m == "" {
 		return proxy.MFAText("", "")
 	}
-	return s.MFAMessage
+	return m
 }
 
-// limits is Limits with the defaults applied.
-func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
+// limits is Limits, or the last SetLimits, with the defaults applied.
+func (s *Server) limits() proxy.Limits { return s.LimitsOr(s.Limits).WithDefaults() }
 
 func (s *Server) readTimeout() time.Duration {
 	if s.ReadTimeout <= 0 {

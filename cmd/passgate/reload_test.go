@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/passgate/passgate/internal/testcert"
+)
+
+// startTLSIMAP opens an IMAP connection, runs STARTTLS and returns it with
+// the certificate the server presented.
+func startTLSIMAP(t *testing.T, addr string) (*tls.Conn, *bufio.Reader, []byte) {
+	t.Helper()
+	c, r := dialIMAP(t, addr)
+	if reply := imapCmd(t, c, r, "s", "STARTTLS"); !strings.HasPrefix(reply, "s OK") {
+		t.Fatalf("STARTTLS: %q", reply)
+	}
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	return tc, bufio.NewReader(tc), tc.ConnectionState().PeerCertificates[0].Raw
+}
+
+// survivesFailedLogin reports whether a new connection stays open after
+// one failed login (limits.max_failed_logins > 1).
+func survivesFailedLogin(t *testing.T, addr string) bool {
+	t.Helper()
+	c, r := dialIMAP(t, addr)
+	defer c.Close()
+	if reply := imapCmd(t, c, r, "a", `LOGIN "nobody@example.org" "wrong-password"`); !strings.HasPrefix(reply, "a NO") {
+		t.Fatalf("bad login: %q", reply)
+	}
+	fmt.Fprintf(c, "n NOOP\r\n")
+	line, err := r.ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "n OK")
+}
+
+func setLine(t *testing.T, path, old, new string) {
+	t.Helper()
+	text := readFile(t, path)
+	if !strings.Contains(text, old) {
+		t.Fatalf("%s has no %q", path, old)
+	}
+	writeFile(t, path, strings.Replace(text, old, new, 1))
+}
+
+// TestReloadUnderLoad: a session idles, another fetches in a loop and a
+// third sits on TLS while the certificate files are replaced and `passgate
+// reload` runs; all go on. New connections get the new certificate and the
+// new limits.max_failed_logins; a changed limits.max_connections is
+// reported as needing a restart. An invalid file is refused with its error
+// printed, by the CLI and by the server itself, and the settings stay.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := testcert.Write(t, dir, "")
+	w := startMetricsWorld(t, fmt.Sprintf(`[tls]
+cert_file = %q
+key_file = %q
+[limits]
+max_failed_logins = 3
+max_connections = 100
+tarpit_base = "10ms"
+tarpit_max = "20ms"
+`, certFile, keyFile))
+	addr := w.l.IMAP.String()
+	login := fmt.Sprintf("LOGIN %q %q", mUser, w.password)
+
+	idler, idleR := dialIMAP(t, addr)
+	defer idler.Close()
+	if reply := imapCmd(t, idler, idleR, "a", login); !strings.HasPrefix(reply, "a OK") {
+		t.Fatalf("idler login: %q", reply)
+	}
+	imapCmd(t, idler, idleR, "b", "SELECT INBOX")
+	fmt.Fprintf(idler, "i IDLE\r\n")
+	if line, err := idleR.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+") {
+		t.Fatalf("IDLE: %q, %v", line, err)
+	}
+	tlsSess, tlsR, oldCert := startTLSIMAP(t, addr)
+	if reply := imapCmd(t, tlsSess, tlsR, "a", login); !strings.HasPrefix(reply, "a OK") {
+		t.Fatalf("TLS session login: %q", reply)
+	}
+	if !survivesFailedLogin(t, addr) {
+		t.Fatal("with max_failed_logins = 3 one failure closed the connection")
+	}
+
+	// The fetcher runs until the reload is done.
+	stop := make(chan struct{})
+	var fetches int
+	var fetchErr error
+	var wg sync.WaitGroup
+	fetcher, fetchR := dialIMAP(t, addr)
+	defer fetcher.Close()
+	if reply := imapCmd(t, fetcher, fetchR, "a", login); !strings.HasPrefix(reply, "a OK") {
+		t.Fatalf("fetcher login: %q", reply)
+	}
+	imapCmd(t, fetcher, fetchR, "b", "SELECT INBOX")
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tag := fmt.Sprintf("f%d", i)
+			fmt.Fprintf(fetcher, "%s FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n", tag)
+			for {
+				line, err := fetchR.ReadString('\n')
+				if err != nil {
+					fetchErr = fmt.Errorf("fetch %d: %w", i, err)
+					return
+				}
+				if strings.HasPrefix(line, tag+" ") {
+					if !strings.HasPrefix(line, tag+" OK") {
+						fetchErr = fmt.Errorf("fetch %d: %q", i, line)
+						return
+					}
+					break
+				}
+			}
+			fetches++
+		}
+	})
+
+	// certbot renews: new files over the old names.
+	nc, nk := testcert.Write(t, dir, "new-")
+	for _, m := range [][2]string{{nc, certFile}, {nk, keyFile}} {
+		if err := os.Rename(m[0], m[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLine(t, w.path, "max_failed_logins = 3", "max_failed_logins = 1")
+	setLine(t, w.path, "max_connections = 100", "max_connections = 200")
+	out := mustCLI(t, "", "reload", "--config", w.path)
+	close(stop)
+	wg.Wait()
+	if fetchErr != nil || fetches == 0 {
+		t.Fatalf("the fetching session during the reload: %d fetches, %v", fetches, fetchErr)
+	}
+	t.Logf("%d FETCH round trips while the files changed and the reload ran", fetches)
+	if reply := imapCmd(t, fetcher, fetchR, "c", "FETCH 1 (FLAGS)"); !strings.HasPrefix(reply, "c OK") {
+		t.Errorf("fetching session after the reload: %q", reply)
+	}
+	if !strings.Contains(out, "configuration reloaded") || !strings.Contains(out, "limits.max_connections") ||
+		strings.Contains(out, "max_failed_logins") {
+		t.Errorf("passgate reload printed %q, want it reloaded with limits.max_connections (only) not applied", out)
+	}
+
+	_, _, newCert := startTLSIMAP(t, addr)
+	if bytes.Equal(newCert, oldCert) {
+		t.Error("a new connection after the reload got the old certificate")
+	}
+	if survivesFailedLogin(t, addr) {
+		t.Error("after reloading max_failed_logins = 1, a new connection survived a failed login")
+	}
+	fmt.Fprintf(idler, "DONE\r\n")
+	if reply := imapCmd(t, idler, idleR, "c", "NOOP"); !strings.HasPrefix(reply, "c OK") {
+		t.Errorf("idling session after the reload: %q", reply)
+	}
+	if reply := imapCmd(t, tlsSess, tlsR, "b", "SELECT INBOX"); !strings.HasPrefix(reply, "b OK") {
+		t.Errorf("TLS session after the reload: %q", reply)
+	}
+
+	// An invalid file: refused, printed, and nothing changes.
+	setLine(t, w.path, "max_failed_logins = 1", `max_failed_logins = "three"`)
+	_, _, err := cli(t, "", "reload", "--config", w.path)
+	if err == nil || !strings.Contains(err.Error(), "max_failed_logins") || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("passgate reload of an invalid file: %v, want a refusal naming limits.max_failed_logins", err)
+	}
+	cfgSocket := filepath.Join(filepath.Dir(w.path), "passgate.sock")
+	r, err := dialControl(cfgSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.reload(); err == nil || !strings.Contains(err.Error(), "max_failed_logins") {
+		t.Errorf("the server's own reload of an invalid file: %v, want a refusal naming the key", err)
+	}
+	if survivesFailedLogin(t, addr) {
+		t.Error("after a refused reload the limit is no longer the last good one (1)")
+	}
+	if _, _, c := startTLSIMAP(t, addr); !bytes.Equal(c, newCert) {
+		t.Error("after a refused reload the certificate changed")
+	}
+}
+
+// TestChangedKeysNamesKeys: a reload reports changed settings by their
+// TOML keys, including embedded tables and secrets (by name only), and
+// ignores what the load derives.
+func TestChangedKeysNamesKeys(t *testing.T) {
+	a, err := loadConfig(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	if got := changedKeys("", reflect.ValueOf(*a), reflect.ValueOf(b)); len(got) != 0 {
+		t.Fatalf("unchanged config: %v", got)
+	}
+	b.IMAP.Upstream.MasterSecret = "another-secret"
+	b.IMAP.Upstream.TLSConfig = &tls.Config{}
+	b.Limits.MaxConnections = 7 // in the embedded GuardLimits
+	b.File = "/elsewhere.toml"
+	got := strings.Join(changedKeys("", reflect.ValueOf(*a), reflect.ValueOf(b)), " ")
+	if got != "imap.upstream.master_secret limits.max_connections" {
+		t.Errorf("changed keys = %q", got)
+	}
+}
