@@ -1,8 +1,6 @@
 package imap
 
 import (
-	"bytes"
-	"encoding/base64"
 	"strings"
 
 	"github.com/passgate/passgate/proxy"
@@ -80,15 +78,13 @@ func (c *conn) authPlain(tag string, resp []byte, hasIR bool) error {
 	return c.login(tag, "PLAIN", authcid, secret)
 }
 
-// decodePlain splits a PLAIN response: [authzid] NUL authcid NUL passwd
-// (RFC 4616 §2). Empty fields are passed on: the Authenticator refuses
-// them like any wrong credential.
+// decodePlain splits a PLAIN response (proxy.DecodePlain).
 func decodePlain(resp []byte) (authzid, authcid, passwd string, err error) {
-	parts := bytes.Split(resp, []byte{0})
-	if len(parts) != 3 {
+	authzid, authcid, passwd, err = proxy.DecodePlain(resp)
+	if err != nil {
 		return "", "", "", errBadPLAIN
 	}
-	return string(parts[0]), string(parts[1]), string(parts[2]), nil
+	return authzid, authcid, passwd, nil
 }
 
 // authLogin runs the LOGIN mechanism: "Username:" and "Password:" prompts;
@@ -96,11 +92,11 @@ func decodePlain(resp []byte) (authzid, authcid, passwd string, err error) {
 func (c *conn) authLogin(tag string, user []byte, hasIR bool) error {
 	var err error
 	if !hasIR {
-		if user, err = c.saslStep("VXNlcm5hbWU6"); err != nil { // "Username:"
+		if user, err = c.saslStep(proxy.LoginPromptUser); err != nil {
 			return err
 		}
 	}
-	secret, err := c.saslStep("UGFzc3dvcmQ6") // "Password:"
+	secret, err := c.saslStep(proxy.LoginPromptPass)
 	if err != nil {
 		return err
 	}
@@ -110,31 +106,22 @@ func (c *conn) authLogin(tag string, user []byte, hasIR bool) error {
 // saslStep sends a continuation request with a base64 challenge and reads
 // the client's base64 response; "*" cancels (RFC 3501 §6.2.2: tagged BAD).
 func (c *conn) saslStep(challenge string) ([]byte, error) {
-	if err := c.write("+ " + challenge); err != nil {
-		return nil, err
-	}
-	line, err := c.readLine()
-	if err != nil {
-		return nil, err
-	}
-	if string(line) == "*" {
-		return nil, errAuthCanceled
-	}
-	if len(line) == 0 {
-		return nil, nil
-	}
-	return decodeResponse(string(line))
+	resp, err := c.SASLStep("+ "+challenge, c.readResponse)
+	return resp, saslError(err)
 }
+
+// readResponse reads a SASL response line.
+func (c *conn) readResponse() (string, error) {
+	line, err := c.readLine()
+	return string(line), err
+}
+
+// saslError is the reply to a SASL step's or decoding's error.
+func saslError(err error) error { return proxy.SASLReply(err, errAuthCanceled, errBadBase64) }
 
 // decodeResponse decodes a base64 SASL response; "=" is an empty one
 // (RFC 4959 §3).
 func decodeResponse(s string) ([]byte, error) {
-	if s == "=" {
-		return nil, nil
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, errBadBase64
-	}
-	return b, nil
+	b, err := proxy.DecodeSASL(s)
+	return b, saslError(err)
 }

@@ -133,8 +133,8 @@ func (b *byeConn) goodbye(line string) bool {
 // now and keeps it for Shutdown's goodbye.
 func (c *conn) wrapRelayed(nc net.Conn) *byeConn {
 	bc := newByeConn(nc)
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.byeMu.Lock()
+	defer c.byeMu.Unlock()
 	c.bye = bc
 	return bc
 }
@@ -146,11 +146,11 @@ func (s *Server) goodbye() {
 	var relayed []*byeConn
 	s.mu.Lock()
 	for c := range s.conns {
-		c.mu.Lock()
+		c.byeMu.Lock()
 		if c.bye != nil {
 			relayed = append(relayed, c.bye)
 		}
-		c.mu.Unlock()
+		c.byeMu.Unlock()
 	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup

@@ -111,7 +111,7 @@ func (c *conn) cmdCapability(cmd *command) error {
 	if err := cmd.end(); err != nil {
 		return err
 	}
-	return c.write("* CAPABILITY "+c.capabilities(), cmd.tag+" OK CAPABILITY completed")
+	return c.Write("* CAPABILITY "+c.capabilities(), cmd.tag+" OK CAPABILITY completed")
 }
 
 // cmdNoop answers NOOP (RFC 3501 §6.1.2).
@@ -119,7 +119,7 @@ func (c *conn) cmdNoop(cmd *command) error {
 	if err := cmd.end(); err != nil {
 		return err
 	}
-	return c.write(cmd.tag + " OK NOOP completed")
+	return c.Write(cmd.tag + " OK NOOP completed")
 }
 
 // cmdLogout answers LOGOUT (RFC 3501 §6.1.3): BYE, tagged OK, close.
@@ -127,7 +127,7 @@ func (c *conn) cmdLogout(cmd *command) error {
 	if err := cmd.end(); err != nil {
 		return err
 	}
-	if err := c.write("* BYE Logging out", cmd.tag+" OK LOGOUT completed"); err != nil {
+	if err := c.Write("* BYE Logging out", cmd.tag+" OK LOGOUT completed"); err != nil {
 		return err
 	}
 	return errDone

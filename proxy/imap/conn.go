@@ -6,25 +6,24 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/passgate/passgate/proxy"
 )
 
 // errDone ends a connection without a further reply (LOGOUT, end of relay).
-var errDone = errors.New("imap: connection done")
+var errDone = proxy.ErrDone
 
 // conn is one client connection in the pre-auth phase. Its goroutine
-// (serve) owns netConn and r until relay hands them to proxy.Splice.
+// (serve) owns the client connection and r until relay hands them to
+// proxy.Splice.
 type conn struct {
+	*proxy.PreauthConn // the client, and what Shutdown and Close use
+
 	srv    *Server
 	id     string // session id, random
 	remote netip.AddrPort
@@ -38,24 +37,20 @@ type conn struct {
 	commands int    // commands read so far (MaxPreauthCommands)
 	clientID string // "name/version" from IMAP ID, sanitised
 
-	mu          sync.Mutex // guards the fields below (Shutdown/Close use them)
-	netConn     net.Conn   // the client; a *tls.Conn after STARTTLS
-	up          net.Conn   // the upstream, once relaying
-	bye         *byeConn   // the client side of the relay, once relaying
-	relaying    bool
-	interrupted bool // Shutdown asked the pre-auth phase to end
+	byeMu sync.Mutex // guards bye (Shutdown's goodbye reads it)
+	bye   *byeConn   // the client side of the relay, once relaying
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
-		srv:     s,
-		id:      proxy.NewSessionID(),
-		remote:  proxy.RemoteAddrPort(nc.RemoteAddr()),
-		netConn: nc,
-		tls:     implicitTLS,
-		r:       bufio.NewReaderSize(nc, s.limits().MaxLine),
+		srv:    s,
+		id:     proxy.NewSessionID(),
+		remote: proxy.RemoteAddrPort(nc.RemoteAddr()),
+		tls:    implicitTLS,
+		r:      bufio.NewReaderSize(nc, s.limits().MaxLine),
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
+	c.PreauthConn = proxy.NewPreauthConn(nc, "imap", c.log, s.limits().PreauthTimeout)
 	return c
 }
 
@@ -63,39 +58,39 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 // relay after a successful login.
 func (c *conn) serve() {
 	defer c.srv.trackConn(c, false)
-	defer c.closeNet()
+	defer c.Close()
 	defer c.cancel()
-	defer c.recoverPanic()
+	defer c.RecoverPanic("* BYE Internal error")
 	release, limit := c.srv.Limits.Conns.Admit(c.remote.Addr())
 	admitted := limit == ""
 	if admitted {
 		defer release()
 	}
 
-	if tc, ok := c.netConn.(*tls.Conn); ok {
-		if err := c.handshake(tc); err != nil {
+	if tc, ok := c.Client().(*tls.Conn); ok {
+		if err := c.Handshake(c.ctx, tc); err != nil {
 			c.log.Debug("imap tls handshake failed", "err", err)
 			return
 		}
 	}
 	if !admitted {
 		c.log.Info("imap connection refused: too many connections", "limit", limit)
-		c.write("* BYE Too many connections")
+		c.Write("* BYE Too many connections")
 		return
 	}
 	// RFC 3501 §7.1.1: the greeting may carry the capabilities.
-	if err := c.write("* OK [CAPABILITY " + c.capabilities() + "] " + c.srv.hostname() + " ready"); err != nil {
+	if err := c.Write("* OK [CAPABILITY " + c.capabilities() + "] " + c.srv.hostname() + " ready"); err != nil {
 		return
 	}
 	for {
-		if c.isInterrupted() {
-			c.write("* BYE Server shutting down")
+		if c.IsInterrupted() {
+			c.Write("* BYE Server shutting down")
 			return
 		}
 		cmd, err := c.readCommand()
 		if c.tooManyCommands(err) {
 			c.log.Info("imap too many commands before login", "limit", c.srv.limits().MaxPreauthCommands)
-			c.write("* BYE Too many commands before login")
+			c.Write("* BYE Too many commands before login")
 			return
 		}
 		if err == nil {
@@ -215,130 +210,16 @@ func (c *conn) reply(tag string, re *respError) (end bool) {
 			end = true
 		}
 	}
-	if err := c.write(lines...); err != nil {
+	if err := c.Write(lines...); err != nil {
 		return true
 	}
 	return end
 }
 
 // endOnError says goodbye after a read or write error, if a goodbye is
-// still possible.
+// still possible (RFC 3501 §5.4: autologout timer).
 func (c *conn) endOnError(err error) {
-	switch {
-	case errors.Is(err, errDone), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// RFC 3501 §5.4: autologout timer.
-		if c.isInterrupted() {
-			c.write("* BYE Server shutting down")
-		} else {
-			c.write("* BYE Autologout; idle for too long")
-		}
-	default:
-		c.log.Debug("imap connection error", "err", err)
-	}
-}
-
-// recoverPanic turns a panic into "* BYE Internal error". Only runtime
-// errors are logged with their text: other panic values could carry data.
-func (c *conn) recoverPanic() {
-	v := recover()
-	if v == nil {
-		return
-	}
-	c.log.Error("imap connection panicked", "panic", proxy.PanicText(v), "stack", string(debug.Stack()))
-	c.mu.Lock()
-	relaying := c.relaying
-	c.mu.Unlock()
-	if !relaying {
-		c.write("* BYE Internal error")
-	}
-}
-
-// handshake runs a TLS handshake with the read timeout.
-func (c *conn) handshake(tc *tls.Conn) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.limits().PreauthTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("tls handshake: %w", err)
-	}
-	return nil
-}
-
-// write sends lines, each followed by CRLF, with a write deadline.
-func (c *conn) write(lines ...string) error {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteString("\r\n")
-	}
-	nc := c.client()
-	if err := nc.SetWriteDeadline(time.Now().Add(c.srv.limits().PreauthTimeout)); err != nil {
-		return fmt.Errorf("set write deadline: %w", err)
-	}
-	if _, err := io.WriteString(nc, b.String()); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	return nil
-}
-
-// setReadDeadline arms the deadline of the next command (readCommand is its
-// only caller); after Shutdown's interrupt the deadline is in the past so
-// the read ends at once.
-func (c *conn) setReadDeadline() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := time.Now().Add(c.srv.limits().PreauthTimeout)
-	if c.interrupted {
-		d = time.Unix(1, 0)
-	}
-	if err := c.netConn.SetReadDeadline(d); err != nil {
-		return fmt.Errorf("set read deadline: %w", err)
-	}
-	return nil
-}
-
-func (c *conn) client() net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.netConn
-}
-
-func (c *conn) isInterrupted() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.interrupted
-}
-
-// interrupt ends the pre-auth phase (Shutdown): a blocked read returns at
-// once. A relayed session is left alone.
-func (c *conn) interrupt() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.interrupted = true
-	if !c.relaying {
-		c.netConn.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
-// takeOver marks the connection as relayed to up and returns the client
-// connection with its deadlines cleared.
-func (c *conn) takeOver(up net.Conn) net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.relaying = true
-	c.up = up
-	c.netConn.SetDeadline(time.Time{})
-	return c.netConn
-}
-
-// closeNet closes the client and, when relaying, the upstream connection.
-func (c *conn) closeNet() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.netConn.Close()
-	if c.up != nil {
-		c.up.Close()
-	}
+	c.EndOnError(err, "* BYE Server shutting down", "* BYE Autologout; idle for too long")
 }
 
 // oneLine removes CR and LF so that a configured or upstream text cannot

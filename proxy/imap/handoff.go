@@ -38,9 +38,9 @@ func (c *conn) relay(tag string, dec authn.Decision, up *upstream.Conn) error {
 	if text == "" {
 		text = "Logged in"
 	}
-	client := c.takeOver(up.Conn)
+	client := c.TakeOver(up.Conn)
 	// The OK is written before the splice so it precedes upstream bytes.
-	if err := c.write(ok + text); err != nil {
+	if err := c.Write(ok + text); err != nil {
 		return err
 	}
 	client.SetDeadline(time.Time{})
@@ -72,9 +72,9 @@ const revokedBye = "* BYE Access revoked, log in again"
 // which ends the splice.
 func (c *conn) revoked(cancel func()) {
 	defer cancel()
-	c.mu.Lock()
+	c.byeMu.Lock()
 	bc := c.bye
-	c.mu.Unlock()
+	c.byeMu.Unlock()
 	if bc != nil {
 		bc.goodbye(revokedBye)
 	}

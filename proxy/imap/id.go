@@ -31,7 +31,7 @@ func (c *conn) cmdID(cmd *command) error {
 	if fields != nil {
 		c.clientID = clientID(fields["name"], fields["version"])
 	}
-	return c.write(`* ID ("name" "passgate")`, cmd.tag+" OK ID completed")
+	return c.Write(`* ID ("name" "passgate")`, cmd.tag+" OK ID completed")
 }
 
 // idParams parses the ID list; keys are lower-cased. NIL gives nil.

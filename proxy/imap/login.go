@@ -82,7 +82,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		RemoteIP:  c.remote.Addr(),
 		Client:    c.clientID,
 		Mechanism: mech,
-		TLS:       proxy.TLSVersion(c.client()),
+		TLS:       proxy.TLSVersion(c.Client()),
 		SessionID: c.id,
 	}
 	dec, err := c.srv.Auth.Verify(c.ctx, a)

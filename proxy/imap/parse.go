@@ -57,7 +57,7 @@ func (c *conn) readLine() ([]byte, error) {
 // PreauthTimeout, never two.
 func (c *conn) readCommand() (*command, error) {
 	cmd := &command{c: c}
-	if err := c.setReadDeadline(); err != nil {
+	if err := c.SetReadDeadline(); err != nil {
 		return cmd, err
 	}
 	if !c.tls {
@@ -271,7 +271,7 @@ func (cmd *command) literal() (string, error) {
 		return "", &respError{status: "BAD", code: "TOOBIG", text: "Literal too large", close: nonSync}
 	}
 	if !nonSync {
-		if err := cmd.c.write("+ Ready for literal data"); err != nil {
+		if err := cmd.c.Write("+ Ready for literal data"); err != nil {
 			return "", err
 		}
 	}

@@ -298,7 +298,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	for c := range s.conns {
-		c.interrupt()
+		c.Interrupt()
 	}
 	s.mu.Unlock()
 
@@ -327,7 +327,7 @@ func (s *Server) Close() error {
 	}
 	for c := range s.conns {
 		c.cancel()
-		c.closeNet()
+		c.Close()
 	}
 	return errors.Join(errs...)
 }

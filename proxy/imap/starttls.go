@@ -1,9 +1,6 @@
 package imap
 
-import (
-	"crypto/tls"
-	"errors"
-)
+import "errors"
 
 // cmdStartTLS answers STARTTLS (RFC 3501 §6.2.1) and runs the handshake.
 // Bytes the client sent after the STARTTLS line, before the handshake,
@@ -24,17 +21,14 @@ func (c *conn) cmdStartTLS(cmd *command) error {
 	case c.r.Buffered() > 0:
 		return &respError{status: "BAD", text: "Data pipelined after STARTTLS", close: true}
 	}
-	if err := c.write(cmd.tag + " OK Begin TLS negotiation now"); err != nil {
+	if err := c.Write(cmd.tag + " OK Begin TLS negotiation now"); err != nil {
 		return err
 	}
-	tc := tls.Server(c.client(), c.srv.TLSConfig)
-	if err := c.handshake(tc); err != nil {
+	tc, err := c.StartTLS(c.ctx, c.srv.TLSConfig)
+	if err != nil {
 		c.log.Debug("imap starttls handshake failed", "err", err)
 		return errors.Join(errDone, err)
 	}
-	c.mu.Lock()
-	c.netConn = tc
-	c.mu.Unlock()
 	c.r.Reset(tc) // empty (checked above); keeps the MaxLine buffer
 	c.tls = true
 	return nil

@@ -2,7 +2,6 @@ package pop3
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"strings"
 	"time"
@@ -37,7 +36,7 @@ func (c *conn) cmdCapa(string) error {
 		lines = append(lines, "STLS")
 	}
 	lines = append(lines, "IMPLEMENTATION passgate", ".")
-	return c.write(lines...)
+	return c.Write(lines...)
 }
 
 // cleartextOK reports whether a login may be sent on this connection.
@@ -57,17 +56,14 @@ func (c *conn) cmdSTLS(arg string) error {
 	case c.r.Buffered() > 0:
 		return &replyError{text: "Data pipelined after STLS", close: true}
 	}
-	if err := c.write("+OK Begin TLS negotiation now"); err != nil {
+	if err := c.Write("+OK Begin TLS negotiation now"); err != nil {
 		return err
 	}
-	tc := tls.Server(c.client(), c.srv.TLSConfig)
-	if err := c.handshake(tc); err != nil {
+	tc, err := c.StartTLS(c.ctx, c.srv.TLSConfig)
+	if err != nil {
 		c.log.Debug("pop3 stls handshake failed", "err", err)
 		return errors.Join(errDone, err)
 	}
-	c.mu.Lock()
-	c.netConn = tc
-	c.mu.Unlock()
 	c.r.Reset(tc)
 	c.tls = true
 	c.user = "" // RFC 2595 §4: forget what came before TLS
@@ -83,7 +79,7 @@ func (c *conn) cmdUser(arg string) error {
 		return errf("USER needs a name")
 	}
 	c.user = arg
-	return c.write("+OK Send your password")
+	return c.Write("+OK Send your password")
 }
 
 // cmdPass answers PASS secret (RFC 1939 §7): the rest of the line is the
@@ -108,7 +104,7 @@ func (c *conn) cmdAuth(arg string) error {
 		return errPrivacyRequired
 	}
 	if arg == "" {
-		return c.write("+OK", "PLAIN", "LOGIN", ".")
+		return c.Write("+OK", "PLAIN", "LOGIN", ".")
 	}
 	mech, irText, hasIR := strings.Cut(arg, " ")
 	var ir []byte
@@ -155,25 +151,22 @@ func (c *conn) cmdAuth(arg string) error {
 // saslStep sends "+ challenge" and reads the client's base64 response
 // under the command's deadline; "*" cancels (RFC 5034 §4).
 func (c *conn) saslStep(challenge string) ([]byte, error) {
-	if err := c.write("+ " + challenge); err != nil {
-		return nil, err
-	}
-	line, err := c.readLine()
-	if err != nil {
-		return nil, err
-	}
-	if string(line) == "*" {
-		return nil, errAuthCanceled
-	}
-	return decode(string(line))
+	resp, err := c.SASLStep("+ "+challenge, c.readResponse)
+	return resp, saslError(err)
 }
+
+// readResponse reads a SASL response line.
+func (c *conn) readResponse() (string, error) {
+	line, err := c.readLine()
+	return string(line), err
+}
+
+// saslError is the reply to a SASL step's or decoding's error.
+func saslError(err error) error { return proxy.SASLReply(err, errAuthCanceled, errBadBase64) }
 
 func decode(s string) ([]byte, error) {
 	b, err := proxy.DecodeSASL(s)
-	if err != nil {
-		return nil, errBadBase64
-	}
-	return b, nil
+	return b, saslError(err)
 }
 
 // login decides the login and, on success only, relays the connection.
@@ -185,7 +178,7 @@ func (c *conn) login(mech, user, secret string) error {
 		Protocol:  store.ScopePOP3,
 		RemoteIP:  c.remote.Addr(),
 		Mechanism: mech,
-		TLS:       proxy.TLSVersion(c.client()),
+		TLS:       proxy.TLSVersion(c.Client()),
 		SessionID: c.id,
 	}
 	r, outcome := flow.LogIn(c.ctx, a, c.remote)
@@ -214,8 +207,8 @@ func (c *conn) relay(r *proxy.Relayed) error {
 	if text == "" {
 		text = "Logged in"
 	}
-	client := c.takeOver(r.Up.Conn)
-	if err := c.write("+OK " + text); err != nil {
+	client := c.TakeOver(r.Up.Conn)
+	if err := c.Write("+OK " + text); err != nil {
 		return err
 	}
 	client.SetDeadline(time.Time{})

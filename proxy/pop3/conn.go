@@ -7,25 +7,22 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"runtime/debug"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/passgate/passgate/proxy"
 )
 
 // errDone ends a connection without a further reply (QUIT, end of relay).
-var errDone = errors.New("pop3: connection done")
+var errDone = proxy.ErrDone
 
 // conn is one client connection in the AUTHORIZATION state. Its goroutine
 // (serve) owns netConn and r until the relay hands them to proxy.Splice.
 type conn struct {
+	*proxy.PreauthConn // the client, and what Shutdown and Close use
+
 	srv    *Server
 	id     string
 	remote netip.AddrPort
@@ -37,24 +34,18 @@ type conn struct {
 	user     string // from USER, for PASS
 	failures int
 	commands int
-
-	mu          sync.Mutex // guards the fields below (Shutdown/Close use them)
-	netConn     net.Conn
-	up          net.Conn
-	relaying    bool
-	interrupted bool
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
-		srv:     s,
-		id:      proxy.NewSessionID(),
-		remote:  proxy.RemoteAddrPort(nc.RemoteAddr()),
-		netConn: nc,
-		tls:     implicitTLS,
-		r:       bufio.NewReaderSize(nc, s.limits().MaxLine),
+		srv:    s,
+		id:     proxy.NewSessionID(),
+		remote: proxy.RemoteAddrPort(nc.RemoteAddr()),
+		tls:    implicitTLS,
+		r:      bufio.NewReaderSize(nc, s.limits().MaxLine),
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
+	c.PreauthConn = proxy.NewPreauthConn(nc, "pop3", c.log, s.limits().PreauthTimeout)
 	return c
 }
 
@@ -83,24 +74,24 @@ func (c *conn) serve(ctx context.Context) {
 	c.ctx, cancel = context.WithCancel(ctx)
 	defer c.Close()
 	defer cancel()
-	defer c.recoverPanic()
+	defer c.RecoverPanic("-ERR [SYS/TEMP] Internal error")
 	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
 	if admitted {
 		defer release()
 	}
-	if tc, ok := c.netConn.(*tls.Conn); ok {
-		if err := c.handshake(tc); err != nil {
+	if tc, ok := c.Client().(*tls.Conn); ok {
+		if err := c.Handshake(c.ctx, tc); err != nil {
 			c.log.Debug("pop3 tls handshake failed", "err", err)
 			return
 		}
 	}
 	if !admitted {
 		c.log.Info("pop3 connection refused: too many connections")
-		c.write("-ERR [SYS/TEMP] Too many connections")
+		c.Write("-ERR [SYS/TEMP] Too many connections")
 		return
 	}
 	// RFC 1939 §4: no APOP timestamp in the greeting, so APOP is off.
-	if c.write("+OK "+c.srv.hostname()+" ready") != nil {
+	if c.Write("+OK "+c.srv.hostname()+" ready") != nil {
 		return
 	}
 	for {
@@ -140,7 +131,7 @@ func (c *conn) dispatch(line []byte) error {
 	case "APOP":
 		return &replyError{code: "AUTH", text: "APOP is not supported: use USER and PASS or AUTH with an app password"}
 	case "QUIT":
-		c.write("+OK Bye")
+		c.Write("+OK Bye")
 		return errDone
 	case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "LAST":
 		return errf("Log in first")
@@ -151,10 +142,10 @@ func (c *conn) dispatch(line []byte) error {
 // readCommand arms the deadline of a new command, counts it and reads its
 // line.
 func (c *conn) readCommand() ([]byte, error) {
-	if c.isInterrupted() {
+	if c.IsInterrupted() {
 		return nil, &replyError{code: "SYS/TEMP", text: "Server shutting down", close: true}
 	}
-	if err := c.setReadDeadline(); err != nil {
+	if err := c.SetReadDeadline(); err != nil {
 		return nil, err
 	}
 	if !c.tls {
@@ -207,121 +198,12 @@ func (c *conn) reply(re *replyError) (end bool) {
 			end = true
 		}
 	}
-	if c.write("-ERR "+re.line()) != nil {
+	if c.Write("-ERR "+re.line()) != nil {
 		return true
 	}
 	return end
 }
 
 func (c *conn) endOnError(err error) {
-	switch {
-	case errors.Is(err, errDone), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		if c.isInterrupted() {
-			c.write("-ERR [SYS/TEMP] Server shutting down")
-		} else {
-			c.write("-ERR Disconnected for inactivity")
-		}
-	default:
-		c.log.Debug("pop3 connection error", "err", err)
-	}
-}
-
-// recoverPanic turns a panic into "-ERR [SYS/TEMP] Internal error"; only
-// runtime errors are logged with their text.
-func (c *conn) recoverPanic() {
-	v := recover()
-	if v == nil {
-		return
-	}
-	c.log.Error("pop3 connection panicked", "panic", proxy.PanicText(v), "stack", string(debug.Stack()))
-	c.mu.Lock()
-	relaying := c.relaying
-	c.mu.Unlock()
-	if !relaying {
-		c.write("-ERR [SYS/TEMP] Internal error")
-	}
-}
-
-func (c *conn) handshake(tc *tls.Conn) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.limits().PreauthTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("tls handshake: %w", err)
-	}
-	return nil
-}
-
-// write sends lines, each followed by CRLF, with a write deadline.
-func (c *conn) write(lines ...string) error {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteString("\r\n")
-	}
-	nc := c.client()
-	if err := nc.SetWriteDeadline(time.Now().Add(c.srv.limits().PreauthTimeout)); err != nil {
-		return fmt.Errorf("set write deadline: %w", err)
-	}
-	if _, err := io.WriteString(nc, b.String()); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	return nil
-}
-
-func (c *conn) setReadDeadline() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := time.Now().Add(c.srv.limits().PreauthTimeout)
-	if c.interrupted {
-		d = time.Unix(1, 0)
-	}
-	if err := c.netConn.SetReadDeadline(d); err != nil {
-		return fmt.Errorf("set read deadline: %w", err)
-	}
-	return nil
-}
-
-func (c *conn) client() net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.netConn
-}
-
-func (c *conn) isInterrupted() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.interrupted
-}
-
-// Interrupt ends the AUTHORIZATION state (Shutdown); a relayed session is
-// left alone.
-func (c *conn) Interrupt() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.interrupted = true
-	if !c.relaying {
-		c.netConn.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
-// takeOver marks the connection as relayed to up and returns the client
-// connection with its deadlines cleared.
-func (c *conn) takeOver(up net.Conn) net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.relaying = true
-	c.up = up
-	c.netConn.SetDeadline(time.Time{})
-	return c.netConn
-}
-
-// Close closes the client and, when relaying, the upstream connection.
-func (c *conn) Close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.netConn.Close()
-	if c.up != nil {
-		c.up.Close()
-	}
+	c.EndOnError(err, "-ERR [SYS/TEMP] Server shutting down", "-ERR Disconnected for inactivity")
 }

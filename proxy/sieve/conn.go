@@ -4,17 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/passgate/passgate/authn"
@@ -22,11 +19,13 @@ import (
 	"github.com/passgate/passgate/store"
 )
 
-var errDone = errors.New("sieve: connection done")
+var errDone = proxy.ErrDone
 
 // conn is one client before login; its goroutine owns netConn and r until
 // the splice.
 type conn struct {
+	*proxy.PreauthConn // the client, and what Shutdown and Close use
+
 	srv      *Server
 	id       string
 	remote   netip.AddrPort
@@ -36,18 +35,13 @@ type conn struct {
 	tls      bool
 	failures int
 	commands int
-
-	mu          sync.Mutex
-	netConn     net.Conn
-	up          net.Conn
-	relaying    bool
-	interrupted bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, id: proxy.NewSessionID(), remote: proxy.RemoteAddrPort(nc.RemoteAddr()), netConn: nc,
+	c := &conn{srv: s, id: proxy.NewSessionID(), remote: proxy.RemoteAddrPort(nc.RemoteAddr()),
 		r: bufio.NewReaderSize(nc, s.limits().MaxLine)}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
+	c.PreauthConn = proxy.NewPreauthConn(nc, "sieve", c.log, s.limits().PreauthTimeout)
 	return c
 }
 
@@ -90,7 +84,7 @@ func (c *conn) serve(ctx context.Context) {
 	defer cancel()
 	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
 	if !admitted {
-		c.write(`BYE "Too many connections"`)
+		c.Write(`BYE "Too many connections"`)
 		return
 	}
 	defer release()
@@ -107,9 +101,7 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		var ne *noError
 		if !errors.As(err, &ne) {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.write(`BYE "Disconnected for inactivity"`)
-			}
+			c.EndOnError(err, `BYE "Disconnected for inactivity"`, `BYE "Disconnected for inactivity"`)
 			return
 		}
 		if c.reply(ne) {
@@ -132,7 +124,7 @@ func (c *conn) reply(ne *noError) (end bool) {
 	if ne.code != "" {
 		line += "(" + ne.code + ") "
 	}
-	return c.write(line+quoted(ne.text)) != nil || end
+	return c.Write(line+quoted(ne.text)) != nil || end
 }
 
 // dispatch runs a command of the non-authenticated state (RFC 5804 §2).
@@ -144,11 +136,11 @@ func (c *conn) dispatch(args []string) error {
 		// RFC 5804 §2.13: a tag argument is echoed in a TAG code
 		// (sieve-connect resynchronises after STARTTLS with it).
 		if len(args) == 2 {
-			return c.write(`OK (TAG ` + quoted(args[1]) + `) "Done"`)
+			return c.Write(`OK (TAG ` + quoted(args[1]) + `) "Done"`)
 		}
-		return c.write(`OK "Done"`)
+		return c.Write(`OK "Done"`)
 	case "LOGOUT":
-		c.write(`OK "Bye"`)
+		c.Write(`OK "Bye"`)
 		return errDone
 	case "STARTTLS":
 		return c.startTLS()
@@ -171,7 +163,7 @@ func (c *conn) capability() error {
 		lines = append(lines, `"STARTTLS"`)
 	}
 	lines = append(lines, `"VERSION" "1.0"`, `OK "passgate ready"`)
-	return c.write(lines...)
+	return c.Write(lines...)
 }
 
 func (c *conn) startTLS() error {
@@ -181,18 +173,13 @@ func (c *conn) startTLS() error {
 	case c.r.Buffered() > 0:
 		return &noError{text: "Data pipelined after STARTTLS", close: true}
 	}
-	if err := c.write(`OK "Begin TLS negotiation now"`); err != nil {
+	if err := c.Write(`OK "Begin TLS negotiation now"`); err != nil {
 		return err
 	}
-	tc := tls.Server(c.client(), c.srv.TLSConfig)
-	hctx, cancel := context.WithTimeout(c.ctx, c.srv.limits().PreauthTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
+	tc, err := c.StartTLS(c.ctx, c.srv.TLSConfig)
+	if err != nil {
 		return errors.Join(errDone, err)
 	}
-	c.mu.Lock()
-	c.netConn = tc
-	c.mu.Unlock()
 	c.r.Reset(tc)
 	c.tls = true
 	return c.capability() // RFC 5804 §2.2
@@ -253,37 +240,37 @@ func (c *conn) authenticate(args []string) error {
 // saslStep sends a challenge as a quoted string and reads the response, a
 // string; "*" cancels (RFC 5804 §2.1).
 func (c *conn) saslStep(challenge string) ([]byte, error) {
-	if err := c.write(quoted(challenge)); err != nil {
-		return nil, err
-	}
+	resp, err := c.SASLStep(quoted(challenge), c.readResponse)
+	return resp, saslError(err)
+}
+
+// readResponse reads a SASL response: one string.
+func (c *conn) readResponse() (string, error) {
 	args, err := c.readArgs()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if len(args) != 1 {
-		return nil, errSyntax
+		return "", errSyntax
 	}
-	if args[0] == "*" {
-		return nil, errCanceled
-	}
-	return decode(args[0])
+	return args[0], nil
 }
+
+// saslError is the reply to a SASL step's or decoding's error.
+func saslError(err error) error { return proxy.SASLReply(err, errCanceled, errBadBase64) }
 
 func decode(s string) ([]byte, error) {
 	if s == "" {
 		return nil, nil
 	}
 	b, err := proxy.DecodeSASL(s)
-	if err != nil {
-		return nil, errBadBase64
-	}
-	return b, nil
+	return b, saslError(err)
 }
 
 func (c *conn) login(mech, user, secret string) error {
 	flow := proxy.LoginFlow{Auth: c.srv.Auth, Upstream: c.srv.Upstream, Sessions: c.srv.Sessions, Log: c.log}
 	a := authn.Attempt{Username: user, Secret: secret, Protocol: store.ScopeSieve, RemoteIP: c.remote.Addr(),
-		Mechanism: mech, TLS: proxy.TLSVersion(c.client()), SessionID: c.id}
+		Mechanism: mech, TLS: proxy.TLSVersion(c.Client()), SessionID: c.id}
 	r, outcome := flow.LogIn(c.ctx, a, c.remote)
 	switch outcome {
 	case proxy.LoginOK:
@@ -302,11 +289,8 @@ func (c *conn) login(mech, user, secret string) error {
 
 func (c *conn) relay(r *proxy.Relayed) error {
 	defer r.Done()
-	c.mu.Lock()
-	c.relaying, c.up = true, r.Up.Conn
-	client := c.netConn
-	c.mu.Unlock()
-	if err := c.write(`OK "Logged in"`); err != nil {
+	client := c.TakeOver(r.Up.Conn)
+	if err := c.Write(`OK "Logged in"`); err != nil {
 		return err
 	}
 	client.SetDeadline(time.Time{})
@@ -320,14 +304,7 @@ func (c *conn) relay(r *proxy.Relayed) error {
 // readCommand arms the command's deadline, counts it and reads its
 // arguments (the first is the command name, an atom).
 func (c *conn) readCommand() ([]string, error) {
-	c.mu.Lock()
-	d := time.Now().Add(c.srv.limits().PreauthTimeout)
-	if c.interrupted {
-		d = time.Unix(1, 0)
-	}
-	err := c.netConn.SetReadDeadline(d)
-	c.mu.Unlock()
-	if err != nil {
+	if err := c.SetReadDeadline(); err != nil {
 		return nil, err
 	}
 	args, err := c.readArgs()
@@ -416,41 +393,4 @@ func unquote(s string) (v, rest string, ok bool) {
 		}
 	}
 	return "", "", false
-}
-
-func (c *conn) write(lines ...string) error {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l + "\r\n")
-	}
-	nc := c.client()
-	nc.SetWriteDeadline(time.Now().Add(c.srv.limits().PreauthTimeout))
-	_, err := io.WriteString(nc, b.String())
-	return err
-}
-
-func (c *conn) client() net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.netConn
-}
-
-// Interrupt ends the pre-login state (Shutdown).
-func (c *conn) Interrupt() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.interrupted = true
-	if !c.relaying {
-		c.netConn.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
-// Close closes the client and, when relaying, the upstream.
-func (c *conn) Close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.netConn.Close()
-	if c.up != nil {
-		c.up.Close()
-	}
 }
