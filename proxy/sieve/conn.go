@@ -82,6 +82,7 @@ func (c *conn) serve(ctx context.Context) {
 	c.ctx, cancel = context.WithCancel(ctx)
 	defer c.Close()
 	defer cancel()
+	defer c.RecoverPanic(`BYE "Internal error"`)
 	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
 	if !admitted {
 		c.Write(`BYE "Too many connections"`)
