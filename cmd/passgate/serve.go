@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	if cfg.POP3.Enabled() {
 		srv := newPOP3Server(cfg, c.guard, c.sessions, log)
+		lv.fronts = append(lv.fronts, liveFrontEnd{srv, srv.Limits.Conns})
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"pop3.listen", cfg.POP3.Listen, srv, false, &l.POP3},
@@ -128,6 +129,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		srv := &sieve.Server{Auth: c.guard, Upstream: up.Sieve(), Sessions: c.sessions, TLSConfig: cfg.TLS.Config,
 			AllowCleartext: cfg.Sieve.AllowCleartext, MFAMessage: cfg.MFAText(), Limits: frontEndLimits(cfg),
 			IdleTimeout: cfg.Limits.IdleTimeout.Duration, Logger: log}
+		lv.fronts = append(lv.fronts, liveFrontEnd{srv, srv.Limits.Conns})
 		servers = append(servers, srv)
 		specs = append(specs, listener{"sieve.listen", cfg.Sieve.Listen, srv, false, &l.Sieve})
 	}

@@ -80,10 +80,14 @@ type Server struct {
 	// Hostname is the greeting text. "" = "passgate".
 	Hostname string
 
+	// Reloadable's SetLimits and SetMFAMessage replace Limits and
+	// MFAMessage while the server runs (a configuration reload).
+	proxy.Reloadable
+
 	life proxy.Lifecycle
 }
 
-func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
+func (s *Server) limits() proxy.Limits { return s.LimitsOr(s.Limits).WithDefaults() }
 
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
@@ -93,8 +97,8 @@ func (s *Server) logger() *slog.Logger {
 }
 
 func (s *Server) mfaMessage() string {
-	if s.MFAMessage != "" {
-		return oneLine(s.MFAMessage)
+	if m := s.MFAMessageOr(s.MFAMessage); m != "" {
+		return oneLine(m)
 	}
 	return proxy.MFAText("", "")
 }

@@ -49,6 +49,10 @@ type Server struct {
 	IdleTimeout time.Duration
 	Logger      *slog.Logger // nil = slog.Default()
 
+	// Reloadable's SetLimits and SetMFAMessage replace Limits and
+	// MFAMessage while the server runs (a configuration reload).
+	proxy.Reloadable
+
 	capsOnce     sync.Once
 	upstreamCaps []string // capability lines repeated from the upstream
 	life         proxy.Lifecycle
@@ -62,7 +66,7 @@ type capabilityProber interface {
 // defaultCapabilities stand for the upstream's when they cannot be learnt.
 var defaultCapabilities = []string{`"SIEVE" "fileinto reject envelope vacation"`}
 
-func (s *Server) limits() proxy.Limits { return s.Limits.WithDefaults() }
+func (s *Server) limits() proxy.Limits { return s.LimitsOr(s.Limits).WithDefaults() }
 
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
@@ -72,8 +76,8 @@ func (s *Server) logger() *slog.Logger {
 }
 
 func (s *Server) mfaMessage() string {
-	if s.MFAMessage != "" {
-		return s.MFAMessage
+	if m := s.MFAMessageOr(s.MFAMessage); m != "" {
+		return m
 	}
 	return proxy.MFAText("", "")
 }
