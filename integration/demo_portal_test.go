@@ -77,6 +77,11 @@ func startDemo(t *testing.T, ctx context.Context) demoBanner {
 			break
 		}
 	}
+	// The README's first command starts without a warning or an error (a
+	// newcomer reads one as "something is wrong with my machine").
+	if logs := stderr.String(); strings.Contains(logs, "level=WARN") || strings.Contains(logs, "level=ERROR") {
+		t.Errorf("the demo logged a warning at start:\n%s", logs)
+	}
 	b := demoBanner{text: text.String()}
 	field := func(what, re string) string { return b.field(t, what, re) }
 	b.user = field("the user", `(?m)^\s+user:\s+(\S+)`)

@@ -120,6 +120,9 @@ smtp_host = "127.0.0.1"
 # Quick feedback when trying wrong passwords in the demo.
 tarpit_base = "100ms"
 tarpit_max = "1s"
+# One person tries it: no need for the production default of 10000
+# connections per protocol (nor the open files it needs).
+max_connections = 1000
 
 [metrics]
 listen = %[9]q

@@ -12,18 +12,22 @@ import (
 // limits.max_connections on each mail protocol, plus a margin for the
 // listeners, the store, the portal and the control socket.
 func fdsNeeded(cfg *config.Config) uint64 {
-	perProtocol := uint64(cfg.Limits.MaxConnections)
-	if perProtocol == 0 {
-		perProtocol = proxy.DefaultMaxConnections
-	}
 	protocols := uint64(0)
-	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		protocols++
+	for _, on := range []bool{cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "", cfg.SMTP.Enabled(),
+		cfg.POP3.Enabled(), cfg.Sieve.Enabled()} {
+		if on {
+			protocols++
+		}
 	}
-	if cfg.SMTP.Enabled() {
-		protocols++
+	return 2*maxConnections(cfg)*protocols + 64
+}
+
+// maxConnections is limits.max_connections, or its default.
+func maxConnections(cfg *config.Config) uint64 {
+	if n := cfg.Limits.MaxConnections; n > 0 {
+		return uint64(n)
 	}
-	return 2*perProtocol*protocols + 64
+	return proxy.DefaultMaxConnections
 }
 
 // warnOpenFiles logs a warning when the soft open-file limit (ulimit -n,
@@ -34,6 +38,6 @@ func warnOpenFiles(cfg *config.Config, log *slog.Logger) {
 	soft, ok := openFileLimit()
 	if need := fdsNeeded(cfg); ok && soft < need {
 		log.Warn("open-file limit below what limits.max_connections needs: raise it (ulimit -n, systemd LimitNOFILE=) or lower max_connections",
-			"nofile", soft, "needed", need, "max_connections", cfg.Limits.MaxConnections)
+			"nofile", soft, "needed", need, "max_connections", maxConnections(cfg))
 	}
 }
