@@ -41,18 +41,21 @@ func primaryPassword(user string) string { return "primary-" + strings.SplitN(us
 
 // Dovecot is a private Dovecot instance listening on 127.0.0.1.
 type Dovecot struct {
-	Dir        string
-	ConfFile   string
-	LogFile    string
-	CertFile   string // self-signed, SAN localhost and 127.0.0.1
-	IMAPAddr   string // plain IMAP with STARTTLS
-	IMAPSAddr  string // implicit TLS
-	LMTPAddr   string
-	SubmitAddr string // submission (STARTTLS)
-	RelayAddr  string // where submission relays to; nothing listens unless a test does
-	POP3Addr   string // POP3 with STLS; "" without dovecot-pop3d
-	POP3SAddr  string // POP3 over implicit TLS; "" without dovecot-pop3d
-	SieveAddr  string // ManageSieve; "" without dovecot-managesieved
+	Dir       string
+	ConfFile  string
+	LogFile   string
+	CertFile  string // self-signed, SAN localhost and 127.0.0.1
+	IMAPAddr  string // plain IMAP with STARTTLS
+	IMAPSAddr string // implicit TLS
+	// IMAPProxyAddr is plain IMAP that needs a PROXY header from 127.0.0.1
+	// (haproxy = yes) and takes the client's address from it.
+	IMAPProxyAddr string
+	LMTPAddr      string
+	SubmitAddr    string // submission (STARTTLS)
+	RelayAddr     string // where submission relays to; nothing listens unless a test does
+	POP3Addr      string // POP3 with STLS; "" without dovecot-pop3d
+	POP3SAddr     string // POP3 over implicit TLS; "" without dovecot-pop3d
+	SieveAddr     string // ManageSieve; "" without dovecot-managesieved
 
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -83,6 +86,7 @@ auth_master_user_separator = *
 auth_verbose = yes
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
+haproxy_trusted_networks = 127.0.0.1
 mail_location = maildir:~/Maildir
 
 passdb {
@@ -109,6 +113,11 @@ service imap-login {
     address = 127.0.0.1
     port = {{.IMAPSPort}}
     ssl = yes
+  }
+  inet_listener imap_haproxy {
+    address = 127.0.0.1
+    port = {{.IMAPProxyPort}}
+    haproxy = yes
   }
   service_count = 0
   client_limit = 1000
@@ -188,11 +197,12 @@ func launchDovecot() (d *Dovecot, err error) {
 		return nil, fmt.Errorf("dovecot dir: %w", err)
 	}
 	d = &Dovecot{Dir: dir, ConfFile: filepath.Join(dir, "dovecot.conf"), LogFile: filepath.Join(dir, "dovecot.log"), exited: make(chan struct{})}
-	ports, err := testtool.FreePorts(8)
+	ports, err := testtool.FreePorts(9)
 	if err != nil {
 		return d, err
 	}
 	d.IMAPAddr, d.IMAPSAddr, d.LMTPAddr, d.SubmitAddr, d.RelayAddr = addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3]), addr(ports[4])
+	d.IMAPProxyAddr = addr(ports[8])
 	// POP3 and ManageSieve only where their Debian packages are installed
 	// (dovecot-pop3d, dovecot-managesieved with dovecot-sieve).
 	_, pop3Err := os.Stat("/usr/lib/dovecot/pop3")
@@ -220,6 +230,7 @@ func launchDovecot() (d *Dovecot, err error) {
 		"Dir":      dir, "CertFile": d.CertFile, "KeyFile": keyFile,
 		"IMAPPort": ports[0], "IMAPSPort": ports[1], "LMTPPort": ports[2], "SubmitPort": ports[3], "RelayPort": ports[4],
 		"POP3": hasPOP3, "POP3Port": ports[5], "POP3SPort": ports[6], "Sieve": hasSieve, "SievePort": ports[7],
+		"IMAPProxyPort": ports[8],
 	})
 	if cerr := conf.Close(); err == nil {
 		err = cerr

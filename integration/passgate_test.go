@@ -90,6 +90,12 @@ type passgateOpts struct {
 	// Portal runs the portal on a free port of 127.0.0.1 (Passgate.Portal
 	// is its URL, which the MFA message then names).
 	Portal bool
+	// ProxyProtocol makes imap.listen take PROXY protocol headers from
+	// 127.0.0.1/32 (a load balancer there, such as HAProxy).
+	ProxyProtocol bool
+	// SendProxy is imap.upstream's send_proxy ("v1", "v2"); with it, passgate
+	// sends no IMAP ID, so only the header can carry the client's address.
+	SendProxy string
 }
 
 // portalURL is what passgate tells MFA users to visit.
@@ -115,8 +121,17 @@ master_secret = "{{.MasterSecret}}"
 {{- else if eq .SecretVia "file"}}
 master_secret_file = "{{.SecretFile}}"
 {{- end}}
+{{- if .SendProxy}}
+send_proxy = "{{.SendProxy}}"
+send_id = false
+{{- else}}
 send_id = true
-
+{{- end}}
+{{if .ProxyProtocol}}
+[proxy_protocol]
+listeners = ["imap.listen"]
+trusted_proxies = ["127.0.0.1/32"]
+{{end}}
 [tls]
 cert_file = "{{.CertFile}}"
 key_file = "{{.KeyFile}}"
@@ -157,6 +172,9 @@ type Passgate struct {
 	IMAPAddr  string // plain + STARTTLS
 	IMAPSAddr string // implicit TLS
 	Portal    string // the portal's URL; with passgateOpts.Portal, it runs there
+	// Proxied says IMAPAddr takes PROXY headers from 127.0.0.1 (and needs
+	// one there).
+	Proxied bool
 
 	bin   string
 	env   []string
@@ -174,7 +192,7 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 	pg := &Passgate{
 		Dir: dir, ConfFile: filepath.Join(dir, "passgate.toml"),
 		IMAPAddr: addr(freePort(t)), IMAPSAddr: addr(freePort(t)),
-		bin: bin, out: new(testlog.Buffer),
+		bin: bin, out: new(testlog.Buffer), Proxied: o.ProxyProtocol,
 	}
 	certFile, keyFile := testcert.Write(t, dir, "passgate-")
 	pg.CertFile = certFile
@@ -220,6 +238,7 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 		"DefaultArgon": o.DefaultArgon, "Portal": pg.Portal, "PortalAddr": portalAddr, "PortalKey": portalKey,
 		"MaxFailedLogins": o.MaxFailedLogins,
 		"NoAuthCache":     o.NoAuthCache,
+		"ProxyProtocol":   o.ProxyProtocol, "SendProxy": o.SendProxy,
 	})
 	if err != nil {
 		t.Fatalf("passgate config: %v", err)
@@ -264,7 +283,13 @@ func (pg *Passgate) serve(t testing.TB) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitGreeting(ctx, pg.IMAPAddr, "* OK", done); err != nil {
+	// From 127.0.0.1, a PROXY-enabled listener needs a header: a LOCAL one,
+	// like a balancer's health check.
+	var preamble []byte
+	if pg.Proxied {
+		preamble = proxyLocalHeader(t)
+	}
+	if err := waitGreetingAfter(ctx, pg.IMAPAddr, preamble, "* OK", done); err != nil {
 		t.Fatalf("passgate serve: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ var aptPackages = map[string]string{
 	"postfix":          "postfix",
 	"fetchmail":        "fetchmail",
 	"sieve-connect":    "sieve-connect",
+	"haproxy":          "haproxy",
 }
 
 // onCI reports whether missing components must fail the run instead of
@@ -97,9 +98,22 @@ func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p
 // prefix (an IMAP "* OK" greeting), or the deadline passes. exited, if not
 // nil, aborts the wait when the server process ends.
 func waitGreeting(ctx context.Context, address, prefix string, exited <-chan struct{}) error {
+	return waitGreetingAfter(ctx, address, nil, prefix, exited)
+}
+
+// waitGreetingAfter is waitGreeting that sends preamble (a PROXY protocol
+// header) first on each connection.
+func waitGreetingAfter(ctx context.Context, address string, preamble []byte, prefix string, exited <-chan struct{}) error {
 	var last error
 	for {
 		conn, err := net.DialTimeout("tcp", address, time.Second)
+		if err == nil && len(preamble) > 0 {
+			conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, werr := conn.Write(preamble); werr != nil {
+				conn.Close()
+				conn, err = nil, werr
+			}
+		}
 		if err == nil {
 			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			buf := make([]byte, 512)

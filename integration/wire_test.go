@@ -27,7 +27,17 @@ type rawIMAP struct {
 // greeting line.
 func dialRaw(t testing.TB, address string) (*rawIMAP, string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", address, ioTimeout)
+	return dialRawFrom(t, address, nil)
+}
+
+// dialRawFrom is dialRaw from a chosen loopback source address (nil: any).
+func dialRawFrom(t testing.TB, address string, src net.IP) (*rawIMAP, string) {
+	t.Helper()
+	d := &net.Dialer{Timeout: ioTimeout}
+	if src != nil {
+		d.LocalAddr = &net.TCPAddr{IP: src}
+	}
+	conn, err := d.Dial("tcp", address)
 	if err != nil {
 		t.Fatalf("dial %s: %v", address, err)
 	}
