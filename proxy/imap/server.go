@@ -20,8 +20,8 @@ package imap
 
 // Implementation notes (invariants every change must keep):
 //
-//   - No upstream dial before the Authenticator said OK: Upstream.Login is
-//     called from one place, finishLogin, after an authn.OK decision.
+//   - No upstream dial before the Authenticator said OK: proxy.LoginFlow
+//     is called from one place, conn.login.
 //   - Never log a secret: the secret lives in an authn.Attempt and in
 //     upstream.Login (only if Upstream.NeedsClientSecret); neither is
 //     logged, formatted into an error, or kept after the login. Panic values
@@ -55,12 +55,8 @@ import (
 )
 
 // Upstream logs in to the real server as the user (upstream.IMAP implements
-// it). On success the caller owns the returned connection. The client's
-// secret goes into upstream.Login only if NeedsClientSecret says so.
-type Upstream interface {
-	Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error)
-	NeedsClientSecret() bool
-}
+// it), as for every line-based front-end.
+type Upstream = proxy.Upstream
 
 var _ Upstream = (*upstream.IMAP)(nil)
 
