@@ -19,8 +19,16 @@ type Handle interface {
 	Close()
 }
 
+// ShutdownNotifier is implemented by a Handle that has something to say to
+// its client when Shutdown's grace period ends, before Close closes it
+// (proxy/imap: "* BYE" to a relayed client). ShutdownExpired must return
+// within a bounded time; those of all live handles run at once.
+type ShutdownNotifier interface {
+	ShutdownExpired()
+}
+
 // Lifecycle is the net/http-style lifecycle of a hand-written front-end
-// (proxy/pop3, proxy/sieve): the accept loop, the set of live connections,
+// (proxy/imap, proxy/pop3, proxy/sieve): the accept loop, the set of live connections,
 // Shutdown and Close. The zero value is ready; Name prefixes its errors.
 type Lifecycle struct {
 	Name string
@@ -74,8 +82,8 @@ func (l *Lifecycle) Serve(ln net.Listener, log *slog.Logger, accept func(net.Con
 }
 
 // Shutdown stops accepting, interrupts the connections still before login
-// and waits for all to end until ctx is done; then it closes what is left
-// and returns ctx's error.
+// and waits for all to end until ctx is done; then it lets each live
+// ShutdownNotifier speak, closes what is left and returns ctx's error.
 func (l *Lifecycle) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	l.shutdown = true
@@ -87,11 +95,33 @@ func (l *Lifecycle) Shutdown(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	if err := Wait(ctx, &l.wg); err != nil {
+		l.notifyShutdown()
 		l.Close()
 		return fmt.Errorf("%s: shutdown: %w", l.Name, err)
 	}
 	return nil
 }
+
+// notifyShutdown runs ShutdownExpired of every live handle that has one,
+// at once, and waits for all.
+func (l *Lifecycle) notifyShutdown() {
+	var notifiers []ShutdownNotifier
+	l.mu.Lock()
+	for h := range l.conns {
+		if n, ok := h.(ShutdownNotifier); ok {
+			notifiers = append(notifiers, n)
+		}
+	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range notifiers {
+		wg.Go(n.ShutdownExpired)
+	}
+	wg.Wait()
+}
+
+// Wait waits until every connection goroutine has ended.
+func (l *Lifecycle) Wait() { l.wg.Wait() }
 
 // Close stops accepting and closes every connection at once, relayed
 // sessions included. It does not wait for them.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -139,23 +138,14 @@ func (c *conn) wrapRelayed(nc net.Conn) *byeConn {
 	return bc
 }
 
-// goodbye says "* BYE Server shutting down" to every relayed client for
-// which that is safe (see byeConn), at once, and waits until each write is
-// done or timed out. The sessions are not closed.
-func (s *Server) goodbye() {
-	var relayed []*byeConn
-	s.mu.Lock()
-	for c := range s.conns {
-		c.byeMu.Lock()
-		if c.bye != nil {
-			relayed = append(relayed, c.bye)
-		}
-		c.byeMu.Unlock()
+// ShutdownExpired says "* BYE Server shutting down" to the client of a
+// relayed session if that is safe (see byeConn) when Shutdown's grace
+// period ends (proxy.ShutdownNotifier). The session is not closed.
+func (c *conn) ShutdownExpired() {
+	c.byeMu.Lock()
+	bc := c.bye
+	c.byeMu.Unlock()
+	if bc != nil {
+		bc.goodbye("* BYE Server shutting down")
 	}
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, bc := range relayed {
-		wg.Go(func() { bc.goodbye("* BYE Server shutting down") })
-	}
-	wg.Wait()
 }

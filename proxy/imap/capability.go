@@ -31,10 +31,7 @@ func (s *Server) learnCapabilities() {
 		s.upstreamCaps = defaultUpstreamCapabilities
 		return
 	}
-	s.mu.Lock()
-	ctx := s.baseContext() // Close cancels it
-	s.mu.Unlock()
-	caps, err := p.Capabilities(ctx)
+	caps, err := p.Capabilities(s.life.Context()) // Close cancels it
 	if err != nil {
 		s.logger().Warn("imap upstream capability probe failed; announcing defaults before login",
 			"err", err, "defaults", strings.Join(defaultUpstreamCapabilities, " "))

@@ -29,7 +29,6 @@ type conn struct {
 	remote netip.AddrPort
 	log    *slog.Logger // carries session and remote
 	ctx    context.Context
-	cancel context.CancelFunc
 
 	r        *bufio.Reader
 	tls      bool   // the connection is TLS (implicit or after STARTTLS)
@@ -55,11 +54,12 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 }
 
 // serve runs the connection to its end: greeting, command loop, and the
-// relay after a successful login.
-func (c *conn) serve() {
-	defer c.srv.trackConn(c, false)
+// relay after a successful login. ctx is the server's (Close cancels it).
+func (c *conn) serve(ctx context.Context) {
+	var cancel context.CancelFunc
+	c.ctx, cancel = context.WithCancel(ctx)
 	defer c.Close()
-	defer c.cancel()
+	defer cancel()
 	defer c.RecoverPanic("* BYE Internal error")
 	release, limit := c.srv.Limits.Conns.Admit(c.remote.Addr())
 	admitted := limit == ""

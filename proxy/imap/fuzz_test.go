@@ -91,7 +91,7 @@ func fuzzSession(t *testing.T, session []byte) {
 	go func() { served <- srv.Serve(ln) }()
 
 	c := ln.dial()
-	// Once the greeting is read the connection is tracked in srv.wg.
+	// Once the greeting is read the connection is tracked by srv.life.
 	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
 		t.Fatalf("no greeting: %v", err)
 	}
@@ -107,7 +107,7 @@ func fuzzSession(t *testing.T, session []byte) {
 	// before Shutdown would interrupt it.
 	ended := make(chan struct{})
 	go func() {
-		srv.wg.Wait()
+		srv.life.Wait()
 		close(ended)
 	}()
 	select {

@@ -3,7 +3,6 @@ package imap
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/proxy"
@@ -71,10 +70,12 @@ func (c *conn) cmdLogin(cmd *command) error {
 }
 
 // login decides a login with the Authenticator and, on success only, logs
-// in to the upstream and relays the connection. It returns errDone after
-// the relay, or the *respError the client gets. One Info line is logged
-// per outcome; the secret is never logged.
+// in to the upstream and relays the connection (proxy.LoginFlow). It
+// returns errDone after the relay, or the *respError the client gets. One
+// line is logged per outcome; the secret is never logged.
 func (c *conn) login(tag, mech, user, secret string) error {
+	flow := proxy.LoginFlow{Auth: c.srv.Auth, Upstream: c.srv.Upstream, Sessions: c.srv.Sessions, Log: c.log,
+		Ended: func(cancel context.CancelFunc) { go c.revoked(cancel) }}
 	a := authn.Attempt{
 		Username:  user,
 		Secret:    secret,
@@ -85,73 +86,28 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		TLS:       proxy.TLSVersion(c.Client()),
 		SessionID: c.id,
 	}
-	dec, err := c.srv.Auth.Verify(c.ctx, a)
-	if dec.Username == "" {
-		dec.Username = user
-	}
-	switch {
-	case err != nil:
-		c.logLogin(dec, mech, "auth-error", "err", err)
-		return errAuthUnavailable
-	case dec.Result == authn.PrimaryRefusedMFA:
-		c.logLogin(dec, mech, string(dec.Result))
-		return &respError{status: "NO", code: "ALERT", text: c.srv.mfaMessage(), failure: true}
-	case dec.Result == authn.RateLimited:
-		c.logLogin(dec, mech, string(dec.Result))
-		return errRateLimited
-	case dec.Result != authn.OK:
-		c.logLogin(dec, mech, string(dec.Result))
-		return errAuthFailed
-	}
-
-	// The only upstream dial: after an OK decision.
-	l := upstream.Login{Username: dec.Username, ClientIP: c.remote, ClientID: c.clientID, SessionID: c.id}
-	if c.srv.Upstream.NeedsClientSecret() {
-		l.Password = secret
-	}
-	up, err := c.srv.Upstream.Login(c.ctx, l)
+	r, outcome, err := flow.LogIn(c.ctx, a, c.remote)
 	var refused *upstream.RefusedError
-	var relink *upstream.RelinkError
-	switch {
-	case errors.As(err, &relink):
-		c.logLogin(dec, mech, "upstream-relink", "err", err)
-		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
+	switch outcome {
+	case proxy.LoginOK:
+		return c.relay(tag, r)
+	case proxy.LoginMFA:
+		return &respError{status: "NO", code: "ALERT", text: c.srv.mfaMessage(), failure: true}
+	case proxy.LoginRateLimited:
+		return errRateLimited
+	case proxy.LoginAuthUnavailable:
+		return errAuthUnavailable
+	case proxy.LoginRelink:
 		return &respError{status: "NO", code: "ALERT", text: c.srv.relinkMessage(), failure: true}
-	case errors.As(err, &refused) && refused.Action != "":
-		c.logLogin(dec, mech, "upstream-refused", "upstream_code", refused.Code, "action", refused.Action)
-		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
-		return &respError{status: "NO", code: "AUTHORIZATIONFAILED", text: oneLine(proxy.UpstreamRefusedText(refused.Action)), failure: true}
-	case errors.As(err, &refused):
-		c.logLoginAt(slog.LevelError, dec, mech, "upstream-refused", "upstream_code", refused.Code,
-			"upstream_text", refused.Text, "hint", refused.Hint())
-		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
+	case proxy.LoginUpstreamRefused:
+		if errors.As(err, &refused) && refused.Action != "" {
+			return &respError{status: "NO", code: "AUTHORIZATIONFAILED", text: oneLine(proxy.UpstreamRefusedText(refused.Action)), failure: true}
+		}
 		return errUpstreamRefused
-	case err != nil:
-		c.logLogin(dec, mech, "upstream-error", "err", err)
-		proxy.AuditUpstreamError(c.ctx, c.srv.Auth, a, dec)
+	case proxy.LoginUpstreamUnavailable:
 		return errUpstreamUnavailable
+	case proxy.LoginSessionLimit:
+		return errSessionLimit
 	}
-	c.logLogin(dec, mech, string(authn.OK))
-	err = c.relay(tag, dec, up)
-	if err == errSessionLimit {
-		proxy.AuditSessionLimit(c.ctx, c.srv.Auth, a, dec)
-	}
-	return err
-}
-
-// logLogin writes the one Info line of a login outcome.
-func (c *conn) logLogin(dec authn.Decision, mech, result string, attrs ...any) {
-	c.logLoginAt(slog.LevelInfo, dec, mech, result, attrs...)
-}
-
-// logLoginAt writes the one line of a login outcome at level.
-func (c *conn) logLoginAt(level slog.Level, dec authn.Decision, mech, result string, attrs ...any) {
-	attrs = append([]any{"user", proxy.LoggedUsername(dec.Username), "mechanism", mech, "result", result}, attrs...)
-	if c.clientID != "" {
-		attrs = append(attrs, "client", c.clientID)
-	}
-	if dec.AppPasswordID != "" {
-		attrs = append(attrs, "app_password", dec.AppPasswordID)
-	}
-	c.log.Log(context.Background(), level, "imap login", attrs...)
+	return errAuthFailed
 }

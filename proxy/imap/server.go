@@ -20,8 +20,8 @@ package imap
 
 // Implementation notes (invariants every change must keep):
 //
-//   - No upstream dial before the Authenticator said OK: Upstream.Login is
-//     called from one place, finishLogin, after an authn.OK decision.
+//   - No upstream dial before the Authenticator said OK: proxy.LoginFlow
+//     is called from one place, conn.login.
 //   - Never log a secret: the secret lives in an authn.Attempt and in
 //     upstream.Login (only if Upstream.NeedsClientSecret); neither is
 //     logged, formatted into an error, or kept after the login. Panic values
@@ -45,7 +45,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -56,12 +55,8 @@ import (
 )
 
 // Upstream logs in to the real server as the user (upstream.IMAP implements
-// it). On success the caller owns the returned connection. The client's
-// secret goes into upstream.Login only if NeedsClientSecret says so.
-type Upstream interface {
-	Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error)
-	NeedsClientSecret() bool
-}
+// it), as for every line-based front-end.
+type Upstream = proxy.Upstream
 
 var _ Upstream = (*upstream.IMAP)(nil)
 
@@ -116,13 +111,7 @@ type Server struct {
 	capsOnce     sync.Once
 	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	shutdown  bool
-	wg        sync.WaitGroup // one per conn goroutine
-	ctx       context.Context
-	cancel    context.CancelFunc
+	life proxy.Lifecycle
 }
 
 // limits is Limits, or the last SetLimits, with the defaults applied.
@@ -199,135 +188,24 @@ func (s *Server) check() error {
 // The first call learns the upstream's pre-login capabilities; concurrent
 // ones wait for it.
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
-	s.capsOnce.Do(s.learnCapabilities)
-	if !s.trackListener(ln, true) {
-		ln.Close()
-		return proxy.ErrServerClosed
-	}
-	defer s.trackListener(ln, false)
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.closing() {
-				return proxy.ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("imap: accept: %w", err)
-			}
-			// Like net/http: a failed Accept (EMFILE...) is retried with
-			// a growing pause instead of killing the listener.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.logger().Warn("imap accept failed", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
+	s.capsOnce.Do(func() {
+		s.life.Name = "imap"
+		s.learnCapabilities()
+	})
+	return s.life.Serve(ln, s.logger(), func(nc net.Conn) (proxy.Handle, func(context.Context)) {
 		c := newConn(s, nc, implicitTLS)
-		if !s.trackConn(c, true) {
-			nc.Close()
-			return proxy.ErrServerClosed
-		}
-		go c.serve()
-	}
-}
-
-// baseContext returns the context every connection derives from; it is
-// cancelled by Close.
-func (s *Server) baseContext() context.Context {
-	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(context.Background())
-	}
-	return s.ctx
-}
-
-func (s *Server) closing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shutdown
-}
-
-func (s *Server) trackListener(ln net.Listener, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !add {
-		delete(s.listeners, ln)
-		return true
-	}
-	if s.shutdown {
-		return false
-	}
-	if s.listeners == nil {
-		s.listeners = make(map[net.Listener]struct{})
-	}
-	s.listeners[ln] = struct{}{}
-	return true
-}
-
-// trackConn adds or removes c; adding fails once the server is shutting
-// down. Each added conn holds one count of s.wg until it is removed.
-func (s *Server) trackConn(c *conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !add {
-		delete(s.conns, c)
-		s.wg.Done()
-		return true
-	}
-	if s.shutdown {
-		return false
-	}
-	if s.conns == nil {
-		s.conns = make(map[*conn]struct{})
-	}
-	s.conns[c] = struct{}{}
-	c.ctx, c.cancel = context.WithCancel(s.baseContext())
-	s.wg.Add(1)
-	return true
+		return c, c.serve
+	})
 }
 
 // Shutdown stops accepting, tells clients still in the pre-auth phase
 // "* BYE Server shutting down", and waits for relayed sessions to end until
 // ctx is done; then it says the same BYE to the relayed clients for which
-// that is safe (between two upstream responses, see byeConn), closes what is
-// left (relayed sessions included) and returns ctx.Err().
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutdown = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.Interrupt()
-	}
-	s.mu.Unlock()
-
-	if err := proxy.Wait(ctx, &s.wg); err != nil {
-		s.goodbye()
-		s.Close()
-		return fmt.Errorf("imap: shutdown: %w", err)
-	}
-	return nil
-}
+// that is safe (between two upstream responses, see byeConn and
+// conn.ShutdownExpired), closes what is left (relayed sessions included)
+// and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
 
 // Close stops accepting and closes every connection at once, relayed
 // sessions included. It does not wait for the connection goroutines.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.shutdown = true
-	if s.cancel != nil {
-		s.cancel()
-	}
-	var errs []error
-	for ln := range s.listeners {
-		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	for c := range s.conns {
-		c.cancel()
-		c.Close()
-	}
-	return errors.Join(errs...)
-}
+func (s *Server) Close() error { return s.life.Close() }

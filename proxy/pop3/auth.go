@@ -181,7 +181,7 @@ func (c *conn) login(mech, user, secret string) error {
 		TLS:       proxy.TLSVersion(c.Client()),
 		SessionID: c.id,
 	}
-	r, outcome := flow.LogIn(c.ctx, a, c.remote)
+	r, outcome, _ := flow.LogIn(c.ctx, a, c.remote)
 	switch outcome {
 	case proxy.LoginOK:
 		return c.relay(r)
@@ -189,11 +189,11 @@ func (c *conn) login(mech, user, secret string) error {
 		return &replyError{code: "AUTH", text: c.srv.mfaMessage(), failure: true}
 	case proxy.LoginRateLimited:
 		return errRateLimited
-	case proxy.LoginAuthUnavailable:
+	case proxy.LoginAuthUnavailable, proxy.LoginSessionLimit:
 		return errAuthUnavailable
 	case proxy.LoginUpstreamRefused:
 		return errUpstreamRefused
-	case proxy.LoginUpstreamUnavailable:
+	case proxy.LoginUpstreamUnavailable, proxy.LoginRelink:
 		return errUpstreamUnavailable
 	}
 	return errAuthFailed

@@ -272,7 +272,7 @@ func (c *conn) login(mech, user, secret string) error {
 	flow := proxy.LoginFlow{Auth: c.srv.Auth, Upstream: c.srv.Upstream, Sessions: c.srv.Sessions, Log: c.log}
 	a := authn.Attempt{Username: user, Secret: secret, Protocol: store.ScopeSieve, RemoteIP: c.remote.Addr(),
 		Mechanism: mech, TLS: proxy.TLSVersion(c.Client()), SessionID: c.id}
-	r, outcome := flow.LogIn(c.ctx, a, c.remote)
+	r, outcome, _ := flow.LogIn(c.ctx, a, c.remote)
 	switch outcome {
 	case proxy.LoginOK:
 		return c.relay(r)
@@ -280,7 +280,7 @@ func (c *conn) login(mech, user, secret string) error {
 		return &noError{text: c.srv.mfaMessage(), failure: true}
 	case proxy.LoginRateLimited:
 		return errRateLimited
-	case proxy.LoginAuthUnavailable, proxy.LoginUpstreamUnavailable:
+	case proxy.LoginAuthUnavailable, proxy.LoginUpstreamUnavailable, proxy.LoginRelink, proxy.LoginSessionLimit:
 		return errTryLater
 	case proxy.LoginUpstreamRefused:
 		return errUpstreamRefused
