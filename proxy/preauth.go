@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -126,6 +127,29 @@ func (p *PreauthConn) Handshake(ctx context.Context, tc *tls.Conn) error {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
 	return nil
+}
+
+// Open starts a connection: it counts it in conns, finishes an implicit
+// TLS handshake (a *tls.Conn client), and, if a connection limit refused
+// it, logs which one and writes refuse. ok is false when the connection
+// must end there; release (never nil) gives the count back.
+func (p *PreauthConn) Open(ctx context.Context, conns *ConnLimiter, addr netip.Addr, refuse string) (release func(), ok bool) {
+	release, limit := conns.Admit(addr)
+	if limit != "" {
+		release = func() {}
+	}
+	if tc, isTLS := p.Client().(*tls.Conn); isTLS {
+		if err := p.Handshake(ctx, tc); err != nil {
+			p.log.Debug(p.name+" tls handshake failed", "err", err)
+			return release, false
+		}
+	}
+	if limit != "" {
+		p.log.Info(p.name+" connection refused: too many connections", "limit", limit)
+		p.Write(refuse)
+		return release, false
+	}
+	return release, true
 }
 
 // StartTLS runs the server side of a TLS handshake on the client

@@ -3,7 +3,6 @@ package imap
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,21 +60,9 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.Close()
 	defer cancel()
 	defer c.RecoverPanic("* BYE Internal error")
-	release, limit := c.srv.Limits.Conns.Admit(c.remote.Addr())
-	admitted := limit == ""
-	if admitted {
-		defer release()
-	}
-
-	if tc, ok := c.Client().(*tls.Conn); ok {
-		if err := c.Handshake(c.ctx, tc); err != nil {
-			c.log.Debug("imap tls handshake failed", "err", err)
-			return
-		}
-	}
-	if !admitted {
-		c.log.Info("imap connection refused: too many connections", "limit", limit)
-		c.Write("* BYE Too many connections")
+	release, ok := c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), "* BYE Too many connections")
+	defer release()
+	if !ok {
 		return
 	}
 	// RFC 3501 §7.1.1: the greeting may carry the capabilities.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,19 +74,9 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.Close()
 	defer cancel()
 	defer c.RecoverPanic("-ERR [SYS/TEMP] Internal error")
-	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
-	if admitted {
-		defer release()
-	}
-	if tc, ok := c.Client().(*tls.Conn); ok {
-		if err := c.Handshake(c.ctx, tc); err != nil {
-			c.log.Debug("pop3 tls handshake failed", "err", err)
-			return
-		}
-	}
-	if !admitted {
-		c.log.Info("pop3 connection refused: too many connections")
-		c.Write("-ERR [SYS/TEMP] Too many connections")
+	release, ok := c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), "-ERR [SYS/TEMP] Too many connections")
+	defer release()
+	if !ok {
 		return
 	}
 	// RFC 1939 §4: no APOP timestamp in the greeting, so APOP is off.

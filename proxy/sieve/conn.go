@@ -83,12 +83,11 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.Close()
 	defer cancel()
 	defer c.RecoverPanic(`BYE "Internal error"`)
-	release, admitted := c.srv.Limits.Conns.Acquire(c.remote.Addr())
-	if !admitted {
-		c.Write(`BYE "Too many connections"`)
+	release, ok := c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), `BYE "Too many connections"`)
+	defer release()
+	if !ok {
 		return
 	}
-	defer release()
 	if c.capability() != nil {
 		return
 	}
