@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/passgate/passgate/proxy"
@@ -84,7 +85,8 @@ type Server struct {
 	// MFAMessage while the server runs (a configuration reload).
 	proxy.Reloadable
 
-	life proxy.Lifecycle
+	nameOnce sync.Once
+	life     proxy.Lifecycle
 }
 
 func (s *Server) limits() proxy.Limits { return s.LimitsOr(s.Limits).WithDefaults() }
@@ -146,7 +148,7 @@ func (s *Server) check() error {
 }
 
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
-	s.life.Name = "pop3"
+	s.nameOnce.Do(func() { s.life.Name = "pop3" }) // Serve and ServeTLS may start together
 	return s.life.Serve(ln, s.logger(), func(nc net.Conn) (proxy.Handle, func(ctx context.Context)) {
 		c := newConn(s, nc, implicitTLS)
 		return c, c.serve

@@ -120,8 +120,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	case s.TLSConfig == nil && !s.AllowCleartext:
 		return errors.New("sieve: Serve: TLSConfig is nil and AllowCleartext is false, so no client could log in")
 	}
-	s.capsOnce.Do(s.learnCapabilities)
-	s.life.Name = "sieve"
+	// Several listeners may start together: name the lifecycle once.
+	s.capsOnce.Do(func() {
+		s.life.Name = "sieve"
+		s.learnCapabilities()
+	})
 	return s.life.Serve(ln, s.logger(), func(nc net.Conn) (proxy.Handle, func(context.Context)) {
 		c := newConn(s, nc)
 		return c, c.serve
