@@ -37,6 +37,10 @@ type AuditRecord struct {
 	// Actor is who made an account change (authn/account): "portal:USER",
 	// "cli:UNIXUSER" or "control:UNIXUSER"; empty for a login attempt.
 	Actor string `json:"actor,omitempty"`
+	// Device is what the client was seen as, on the records of first-use
+	// binding (first use, drift, a login refused for drift, a device
+	// accepted); nil on others.
+	Device *Device `json:"device,omitempty"`
 }
 
 // failureResults are the results of attempts that did not get in: the

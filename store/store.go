@@ -102,6 +102,21 @@ type LastUse struct {
 	Client   string     `json:"client,omitempty"` // IMAP ID name/version, if sent
 }
 
+// Device is what an app password was used from, as first-use binding
+// compares it (issue 16): the client's own name, a fingerprint of its TLS
+// ClientHello and its network. Two Devices are the same device when every
+// field that both have is equal.
+type Device struct {
+	// Client is the IMAP ID name and version or the SMTP EHLO name, "" if
+	// the client sent none.
+	Client string `json:"client,omitempty"`
+	// TLS is the fingerprint of the TLS ClientHello (cipher suites,
+	// extensions, curves: the JA4 idea), "" for a connection without TLS.
+	TLS string `json:"tls,omitempty"`
+	// Network is the /24 (IPv4) or /48 (IPv6) the client came from.
+	Network netip.Prefix `json:"network,omitzero"`
+}
+
 // AppPassword is one app password of an account. The secret itself is never
 // stored: only its argon2id verifier and a keyed lookup tag.
 type AppPassword struct {
