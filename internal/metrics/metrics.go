@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/notify"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
@@ -44,6 +45,7 @@ type Metrics struct {
 	upstreamLogin  *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	ready          *prometheus.GaugeVec
+	notified       *prometheus.CounterVec
 }
 
 var (
@@ -53,6 +55,7 @@ var (
 	_ sessions.Metrics   = (*Metrics)(nil)
 	_ upstream.Metrics   = (*Metrics)(nil)
 	_ proxy.RelayMetrics = (*Metrics)(nil)
+	_ notify.Metrics     = (*Metrics)(nil)
 )
 
 // New registers passgate's metrics, the Go runtime's and the process's, and
@@ -91,6 +94,9 @@ func New(version string) *Metrics {
 		ready: f.gaugeVec("passgate_ready",
 			"Result of the last readiness probe of each dependency (store, imap_upstream, smtp_upstream): 1 reachable, 0 not.",
 			"check"),
+		notified: f.counterVec("passgate_notifications_total",
+			"Notifications to accounts' owners by event (audit result) and outcome (mail-sent, mail-failed, webhook-sent, webhook-failed, no-address, rate-limited, collapsed, dropped).",
+			"event", "outcome"),
 	}
 	build := f.gaugeVec("passgate_build_info", "passgate's version and the Go version it was built with; always 1.",
 		"version", "goversion")
@@ -106,6 +112,11 @@ func New(version string) *Metrics {
 // Registry is where the metrics live, for collectors of the caller's
 // (OpenSessions).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Notified counts one notification's outcome (notify.Metrics).
+func (m *Metrics) Notified(event, outcome string) {
+	m.notified.WithLabelValues(bounded(event), bounded(outcome)).Inc()
+}
 
 // Audited counts one audit record (authn.AuditMetrics).
 func (m *Metrics) Audited(rec store.AuditRecord) {
