@@ -105,6 +105,7 @@ var outcomes = map[string]string{
 	"alias-removed":                        "sender alias removed",
 	"mailbox-linked":                       "mailbox linked",
 	"mailbox-unlinked":                     "mailbox unlinked",
+	account.ResultLanguageSet:              "notification language set",
 	resultIdPMFAMissing:                    "refused: no two-step verification at the sign-in service",
 }
 
