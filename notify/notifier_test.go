@@ -287,3 +287,31 @@ func TestWebhookSignatureNeedsSecret(t *testing.T) {
 		t.Error("the signature ignores the secret, the timestamp or the body")
 	}
 }
+
+// A receiver that never answers costs one client timeout per attempt,
+// not a hung notifier: Post gives up after Attempts tries.
+func TestWebhookTimeout(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	tries := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tries++
+		mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	w := &Webhook{URL: srv.URL, Secret: []byte("k"), Attempts: 2,
+		Client: &http.Client{Timeout: 50 * time.Millisecond},
+		Sleep:  func(context.Context, time.Duration) error { return nil }}
+	err := w.Post(context.Background(), Payload{ID: "x", Event: "app-password-created"})
+	mu.Lock()
+	defer mu.Unlock()
+	if err == nil || tries != 2 {
+		t.Errorf("Post = %v after %d tries, want a timeout after 2", err, tries)
+	}
+}
