@@ -14,7 +14,7 @@
 // JSON, HMAC-SHA256 signed, retried with backoff).
 //
 //	n := &notify.Notifier{Accounts: st, Counters: counters,
-//		Mail: &notify.Mail{Upstream: cfg.SMTP().(*upstream.SMTP), From: "passgate@example.org"},
+//		Mail:    &notify.Mail{Upstream: upstreamConfig.SMTP(), From: "passgate@example.org"},
 //		Address: smtp.AliasesOf(st).Primary("example.org")}
 //	n.Start()
 //	defer n.Close(ctx)

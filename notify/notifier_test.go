@@ -315,3 +315,21 @@ func TestWebhookTimeout(t *testing.T) {
 		t.Errorf("Post = %v after %d tries, want a timeout after 2", err, tries)
 	}
 }
+
+// BenchmarkNotify is what the hook costs a login: a record that does not
+// notify (the usual "ok"), and one that is queued.
+func BenchmarkNotify(b *testing.B) {
+	n := &Notifier{QueueSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)}
+	login := store.AuditRecord{Username: "alice@example.org", Result: "ok"}
+	created := record(account.ResultAppPasswordCreated)
+	b.Run("login", func(b *testing.B) {
+		for b.Loop() {
+			n.Notify(login)
+		}
+	})
+	b.Run("queued", func(b *testing.B) {
+		for b.Loop() {
+			n.Notify(created)
+		}
+	})
+}
