@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,34 +78,15 @@ type Payload struct {
 	Text     string `json:"text"`
 }
 
-// errPermanent marks an answer that retrying will not change.
-var errPermanent = errors.New("permanent")
-
 // Post sends p, retrying as Attempts and Backoff say.
 func (w *Webhook) Post(ctx context.Context, p Payload) error {
 	body, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
-	attempts := w.Attempts
-	if attempts <= 0 {
-		attempts = DefaultWebhookAttempts
-	}
-	backoff := w.Backoff
-	if backoff <= 0 {
-		backoff = DefaultWebhookBackoff
-	}
-	for i := 1; ; i++ {
-		err = w.post(ctx, p.ID, body)
-		if err == nil || errors.Is(err, errPermanent) || i == attempts {
-			break
-		}
-		if serr := w.sleep(ctx, backoff); serr != nil {
-			break
-		}
-		backoff *= 2
-	}
-	if err != nil {
+	r := retry{attempts: orDefault(w.Attempts, DefaultWebhookAttempts),
+		backoff: orDefault(w.Backoff, DefaultWebhookBackoff), sleep: w.Sleep}
+	if err := r.do(ctx, func() error { return w.post(ctx, p.ID, body) }); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
 	return nil
@@ -163,16 +143,10 @@ func (w *Webhook) now() time.Time {
 	return time.Now()
 }
 
-func (w *Webhook) sleep(ctx context.Context, d time.Duration) error {
-	if w.Sleep != nil {
-		return w.Sleep(ctx, d)
+// orDefault is v, or def if v is not positive.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return def
 }
