@@ -82,6 +82,8 @@ type Notifier struct {
 	closed bool
 	queue  chan store.AuditRecord
 	done   chan struct{}
+	ctx    context.Context // of deliveries; cancelled when Close gives up
+	cancel context.CancelFunc
 }
 
 var _ authn.AuditNotifier = (*Notifier)(nil)
@@ -94,6 +96,7 @@ func (n *Notifier) init() {
 		}
 		n.queue = make(chan store.AuditRecord, size)
 		n.done = make(chan struct{})
+		n.ctx, n.cancel = context.WithCancel(context.Background())
 	})
 }
 
@@ -128,12 +131,17 @@ func (n *Notifier) Start() {
 func (n *Notifier) run() {
 	defer close(n.done)
 	for rec := range n.queue {
-		n.handle(context.Background(), rec)
+		if n.ctx.Err() != nil {
+			n.count(rec.Result, OutcomeDropped) // Close gave up
+			continue
+		}
+		n.handle(n.ctx, rec)
 	}
 }
 
 // Close stops taking records and waits until the queued ones are
-// delivered or ctx ends.
+// delivered or ctx ends; then the delivery under way is cancelled and the
+// rest are left undelivered (logged by the caller with the error).
 func (n *Notifier) Close(ctx context.Context) error {
 	n.init()
 	n.mu.Lock()
@@ -144,9 +152,12 @@ func (n *Notifier) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	select {
 	case <-n.done:
+		n.cancel()
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("notifications: %d not delivered: %w", len(n.queue), ctx.Err())
+		left := len(n.queue)
+		n.cancel()
+		return fmt.Errorf("notifications: %d not delivered: %w", left, ctx.Err())
 	}
 }
 

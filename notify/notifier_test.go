@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -332,4 +333,34 @@ func BenchmarkNotify(b *testing.B) {
 			n.Notify(created)
 		}
 	})
+}
+
+// Close that gives up cancels the delivery under way (a webhook waiting
+// out its backoff) instead of leaving it running past shutdown.
+func TestCloseGivesUp(t *testing.T) {
+	f := newFixture(t, nil)
+	f.rv.fail = 1000
+	waiting := make(chan struct{})
+	var once sync.Once
+	f.n.Webhook.Sleep = func(ctx context.Context, _ time.Duration) error {
+		once.Do(func() { close(waiting) })
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	f.n.Start()
+	f.n.Notify(record(account.ResultAppPasswordCreated))
+	f.n.Notify(record(account.ResultAppPasswordRetired))
+	<-waiting
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.n.Close(ctx); err == nil || !strings.Contains(err.Error(), "1 not delivered") {
+		t.Errorf("Close = %v, want 1 not delivered", err)
+	}
+	<-f.n.done // the worker ended: the sleeping delivery was cancelled
+	if got := f.m.get(account.ResultAppPasswordCreated, OutcomeWebhookFailed); got != 1 {
+		t.Errorf("the cancelled delivery counted %d failed, want 1", got)
+	}
+	if got := f.m.get(account.ResultAppPasswordRetired, OutcomeDropped); got != 1 {
+		t.Errorf("the one left in the queue counted %d dropped, want 1", got)
+	}
 }
