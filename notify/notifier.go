@@ -107,17 +107,23 @@ func (n *Notifier) Notify(rec store.AuditRecord) {
 	if !Notifies(rec) {
 		return
 	}
+	if rec.Device != nil {
+		d := *rec.Device // the writer keeps its own
+		rec.Device = &d
+	}
 	n.init()
 	n.mu.RLock()
 	defer n.mu.RUnlock()
+	why := "stopped"
 	if !n.closed {
 		select {
 		case n.queue <- rec:
 			return
 		default:
+			why = "queue full"
 		}
 	}
-	n.logger().Warn("notification dropped: queue full", "user", rec.Username, "event", rec.Result,
+	n.logger().Warn("notification dropped: "+why, "user", rec.Username, "event", rec.Result,
 		"queue", cap(n.queue))
 	n.count(rec.Result, OutcomeDropped)
 }
