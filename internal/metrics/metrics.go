@@ -44,6 +44,11 @@ type Metrics struct {
 	upstreamLogin  *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	ready          *prometheus.GaugeVec
+
+	storeDuration     *prometheus.HistogramVec
+	storeErrors       *prometheus.CounterVec
+	directoryDuration *prometheus.HistogramVec
+	directoryErrors   *prometheus.CounterVec
 }
 
 var (
@@ -91,6 +96,18 @@ func New(version string) *Metrics {
 		ready: f.gaugeVec("passgate_ready",
 			"Result of the last readiness probe of each dependency (store, imap_upstream, smtp_upstream): 1 reachable, 0 not.",
 			"check"),
+		storeDuration: f.histogramVec("passgate_store_call_duration_seconds",
+			"Duration of each call to the store (bbolt or Redis), answered or failed, by operation.",
+			[]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 2.5}, "operation"),
+		storeErrors: f.counterVec("passgate_store_errors_total",
+			"Store calls that failed (not-found and already-exists answers excluded), by operation.",
+			"operation"),
+		directoryDuration: f.histogramVec("passgate_directory_call_duration_seconds",
+			"Duration of each call to the user directory (LDAP, Dovecot auth, IMAP login), by operation (lookup, authenticate).",
+			[]float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "operation"),
+		directoryErrors: f.counterVec("passgate_directory_errors_total",
+			"Directory calls that failed (unreachable, timeout, unexpected reply; unknown user, wrong password and disabled excluded), by operation.",
+			"operation"),
 	}
 	build := f.gaugeVec("passgate_build_info", "passgate's version and the Go version it was built with; always 1.",
 		"version", "goversion")
