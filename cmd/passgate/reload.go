@@ -36,11 +36,12 @@ var reloadedKeys = []string{
 	"limits.max_failures_per_account_ip", "limits.max_hashes_per_ip", "limits.max_hashes_per_network",
 	"limits.max_hashes_per_account", "limits.max_second_factor_failures",
 	"limits.second_factor_window", "limits.tarpit_base", "limits.tarpit_max", "limits.known_address_ttl",
+	"limits.max_connections", "limits.max_connections_per_ip",
 }
 
 // liveFrontEnd is a front-end whose limits and MFA message a reload
 // replaces (proxy.Reloadable), with its own connection limiter, which
-// stays.
+// stays (its counts are the connections open now) and takes the new caps.
 type liveFrontEnd struct {
 	srv interface {
 		SetLimits(proxy.Limits)
@@ -56,6 +57,8 @@ type live struct {
 	guard   *authn.Guard
 	audit   *config.AuditLog
 	fronts  []liveFrontEnd
+	// portalConns is the portal's connection limiter, if it runs.
+	portalConns *proxy.ConnLimiter
 
 	mu   sync.Mutex                        // one reload at a time
 	cert atomic.Pointer[certfile.Reloader] // nil without TLS
@@ -101,8 +104,12 @@ func (l *live) reload() (restart []string, err error) {
 	for _, f := range l.fronts {
 		lim := frontEndLimits(next)
 		lim.Conns = f.conns
+		f.conns.SetLimits(next.Limits.MaxConnections, next.Limits.MaxConnectionsPerIP)
 		f.srv.SetLimits(lim)
 		f.srv.SetMFAMessage(next.MFAText())
+	}
+	if l.portalConns != nil {
+		l.portalConns.SetLimits(next.Limits.MaxConnections, next.Limits.MaxConnectionsPerIP)
 	}
 	l.guard.SetLimits(guardLimits(next))
 	if err := l.audit.Reopen(); err != nil {
