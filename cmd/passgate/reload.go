@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/config"
@@ -111,6 +112,7 @@ func (l *live) reload() (restart []string, err error) {
 	if l.portalConns != nil {
 		l.portalConns.SetLimits(next.Limits.MaxConnections, next.Limits.MaxConnectionsPerIP)
 	}
+	l.refreshCapabilities()
 	l.guard.SetLimits(guardLimits(next))
 	if err := l.audit.Reopen(); err != nil {
 		l.log.Error("reload: audit log not reopened, still writing to the old file", "err", err)
@@ -128,6 +130,26 @@ func (l *live) reload() (restart []string, err error) {
 	}
 	l.log.Info("configuration reloaded")
 	return restart, nil
+}
+
+// capabilityRefresher is a front-end that announces its upstream's
+// pre-login capabilities, learnt by a probe (imap.Server).
+type capabilityRefresher interface {
+	RefreshCapabilities(ctx context.Context)
+}
+
+// refreshCapabilities probes the upstreams again for the front-ends that
+// announce their capabilities before login: the operator may reload after
+// upgrading or reconfiguring the mail server. A failed probe keeps the
+// list announced so far.
+func (l *live) refreshCapabilities() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, f := range l.fronts {
+		if r, ok := f.srv.(capabilityRefresher); ok {
+			r.RefreshCapabilities(ctx)
+		}
+	}
 }
 
 // changedKeys lists the TOML keys (prefix.key) whose values differ between

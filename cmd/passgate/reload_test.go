@@ -296,3 +296,70 @@ func TestReloadConnectionCaps(t *testing.T) {
 		t.Errorf("a third connection after raising max_connections_per_ip to 4: %q, want * OK", g)
 	}
 }
+
+// capsUpstream is an IMAP server that only greets with the capabilities
+// it is given (set, before login) and answers LOGOUT: what passgate's
+// pre-login capability probe reads.
+type capsUpstream struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	caps string
+}
+
+func startCapsUpstream(t *testing.T, caps string) *capsUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &capsUpstream{ln: ln, caps: caps}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go u.serve(c)
+		}
+	}()
+	return u
+}
+
+func (u *capsUpstream) set(caps string) { u.mu.Lock(); u.caps = caps; u.mu.Unlock() }
+
+func (u *capsUpstream) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	u.mu.Lock()
+	caps := u.caps
+	u.mu.Unlock()
+	fmt.Fprintf(c, "* OK [CAPABILITY %s] test upstream\r\n", caps)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if tag, _, ok := strings.Cut(line, " "); err == nil && ok {
+		fmt.Fprintf(c, "* BYE bye\r\n%s OK LOGOUT completed\r\n", tag)
+	}
+}
+
+// TestReloadReprobesUpstreamCapabilities: IMAP's pre-login capabilities
+// come from a probe of the upstream when serving starts; after the
+// upstream changed (here: an upgrade that adds an extension), a reload
+// probes again and new connections announce the new list.
+func TestReloadReprobesUpstreamCapabilities(t *testing.T) {
+	up := startCapsUpstream(t, "IMAP4rev1 IDLE X-BEFORE")
+	path := testConfig(t)
+	setLine(t, path, `address = "127.0.0.1:9"`, fmt.Sprintf("address = %q", up.ln.Addr().String()))
+	l := startServe(t, path)
+	addr := l.IMAP.String()
+	if g := greeting(t, addr); !strings.Contains(g, " X-BEFORE ") {
+		t.Fatalf("greeting at start: %q, want the upstream's X-BEFORE", g)
+	}
+	up.set("IMAP4rev1 IDLE X-AFTER")
+	if g := greeting(t, addr); !strings.Contains(g, " X-BEFORE ") {
+		t.Fatalf("greeting before the reload: %q, want the list learnt at start", g)
+	}
+	mustCLI(t, "", "reload", "--config", path)
+	if g := greeting(t, addr); !strings.Contains(g, " X-AFTER ") || strings.Contains(g, "X-BEFORE") {
+		t.Errorf("greeting after the reload: %q, want the upstream's new X-AFTER", g)
+	}
+}
