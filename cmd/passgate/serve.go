@@ -137,6 +137,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	if cfg.Portal.Enabled() {
 		srv := newPortalFrontEnd(cfg, c, log)
+		lv.portalConns = srv.conns
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"portal.listen", cfg.Portal.Listen, srv, false, &l.Portal},

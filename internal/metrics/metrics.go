@@ -46,6 +46,11 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	ready          *prometheus.GaugeVec
 	notified       *prometheus.CounterVec
+
+	storeDuration     *prometheus.HistogramVec
+	storeErrors       *prometheus.CounterVec
+	directoryDuration *prometheus.HistogramVec
+	directoryErrors   *prometheus.CounterVec
 }
 
 var (
@@ -97,6 +102,18 @@ func New(version string) *Metrics {
 		notified: f.counterVec("passgate_notifications_total",
 			"Notifications to accounts' owners by event (audit result) and outcome (mail-sent, mail-failed, webhook-sent, webhook-failed, no-address, rate-limited, collapsed, dropped).",
 			"event", "outcome"),
+		storeDuration: f.histogramVec("passgate_store_call_duration_seconds",
+			"Duration of each call to the store (bbolt or Redis), answered or failed, by operation.",
+			[]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 2.5}, "operation"),
+		storeErrors: f.counterVec("passgate_store_errors_total",
+			"Store calls that failed (not-found and already-exists answers excluded), by operation.",
+			"operation"),
+		directoryDuration: f.histogramVec("passgate_directory_call_duration_seconds",
+			"Duration of each call to the user directory (LDAP, Dovecot auth, IMAP login), by operation (lookup, authenticate).",
+			[]float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "operation"),
+		directoryErrors: f.counterVec("passgate_directory_errors_total",
+			"Directory calls that failed (unreachable, timeout, unexpected reply; unknown user, wrong password and disabled excluded), by operation.",
+			"operation"),
 	}
 	build := f.gaugeVec("passgate_build_info", "passgate's version and the Go version it was built with; always 1.",
 		"version", "goversion")
