@@ -3,12 +3,10 @@ package smtp
 import (
 	"errors"
 	"io"
-	"net"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
@@ -34,12 +32,19 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	log := ss.log().With("user", a.decision.Username, "rcpts", ss.rcpts)
 	up := ss.up
-	w, err := up.Client.Data()
+	w, err := up.Data()
 	if err != nil {
 		return ss.upstreamReply(err)
 	}
-	src := &lineEndReader{r: deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}}
-	n, readErr, writeErr := relayBody(w, src, up)
+	var src io.Reader
+	extend := func() { ss.nc.SetReadDeadline(time.Now().Add(ss.srv.readTimeout())) }
+	if body, ok := newDataBody(r, extend); ok {
+		defer body.Discard() // go-smtp reads on from where the body stopped
+		src = body
+	} else {
+		src = &lineEndReader{r: deadlineReader{r: r, extend: extend}}
+	}
+	n, readErr, writeErr := relayBody(w, src)
 	if ss.srv.Metrics != nil && n > 0 {
 		ss.srv.Metrics.Relayed(store.ScopeSMTP, true, n)
 	}
@@ -60,7 +65,7 @@ func (ss *session) Data(r io.Reader) error {
 		log.Warn("smtp message not relayed", "size", n, "err", writeErr)
 		return ss.upstreamReply(writeErr)
 	}
-	resp, err := w.CloseWithResponse()
+	resp, err := w.Close()
 	ss.upTx = false
 	if err != nil {
 		code := 0
@@ -74,16 +79,14 @@ func (ss *session) Data(r io.Reader) error {
 	return acceptedReply(resp.StatusText)
 }
 
-// relayBody copies the body from src to dst through one buffer, extending
-// the upstream write deadline before each write. It reports the bytes read
-// and which side failed.
-func relayBody(dst io.Writer, src io.Reader, up *upstream.SMTPConn) (n int64, readErr, writeErr error) {
+// relayBody copies the body from src to dst through one buffer. It reports
+// the bytes read and which side failed.
+func relayBody(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
 	buf := make([]byte, bodyBufSize)
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			n += int64(nr)
-			up.ExtendWriteDeadline()
 			if _, werr := dst.Write(buf[:nr]); werr != nil {
 				return n, nil, werr
 			}
@@ -100,12 +103,11 @@ func relayBody(dst io.Writer, src io.Reader, up *upstream.SMTPConn) (n int64, re
 // deadlineReader extends the client read deadline before each read, so a
 // long message needs only steady progress, not to fit in one ReadTimeout.
 type deadlineReader struct {
-	r       io.Reader
-	conn    net.Conn
-	timeout time.Duration
+	r      io.Reader
+	extend func()
 }
 
 func (d deadlineReader) Read(p []byte) (int, error) {
-	d.conn.SetReadDeadline(time.Now().Add(d.timeout))
+	d.extend()
 	return d.r.Read(p)
 }
