@@ -36,14 +36,8 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return ss.upstreamReply(err)
 	}
-	var src io.Reader
-	extend := func() { ss.nc.SetReadDeadline(time.Now().Add(ss.srv.readTimeout())) }
-	if body, ok := newDataBody(r, extend); ok {
-		defer body.Discard() // go-smtp reads on from where the body stopped
-		src = body
-	} else {
-		src = &lineEndReader{r: deadlineReader{r: r, extend: extend}}
-	}
+	src, done := messageBody(r, func() { ss.nc.SetReadDeadline(time.Now().Add(ss.srv.readTimeout())) })
+	defer done()
 	n, readErr, writeErr := relayBody(w, src)
 	if ss.srv.Metrics != nil && n > 0 {
 		ss.srv.Metrics.Relayed(store.ScopeSMTP, true, n)
@@ -77,6 +71,18 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	log.Info("smtp message relayed", "size", n, "upstream_code", 250)
 	return acceptedReply(resp.StatusText)
+}
+
+// messageBody is the body go-smtp hands over as r, decoded and with its
+// line ends checked: dataBody for DATA, lineEndReader over r for BDAT (or
+// a go-smtp whose DATA reader dataBody does not know). extend is called
+// before each read from the client that may block. done must be called
+// after the last read: go-smtp reads on from there.
+func messageBody(r io.Reader, extend func()) (body io.Reader, done func()) {
+	if b, ok := newDataBody(r, extend); ok {
+		return b, b.Discard
+	}
+	return &lineEndReader{r: deadlineReader{r: r, extend: extend}}, func() {}
 }
 
 // relayBody copies the body from src to dst through one buffer. It reports

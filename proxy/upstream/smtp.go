@@ -269,6 +269,7 @@ func (d *SMTPData) Write(p []byte) (int, error) {
 		return 0, d.err
 	}
 	if d.conn == nil {
+		d.lastCR = p[len(p)-1] == '\r'
 		d.raw.SetWriteDeadline(time.Now().Add(d.timeout))
 		if _, err := d.cmd.Write(p); err != nil {
 			d.err = fmt.Errorf("upstream data: %w", err)
@@ -279,19 +280,18 @@ func (d *SMTPData) Write(p []byte) (int, error) {
 	out := d.stuff(p)
 	d.lineStart = p[len(p)-1] == '\n'
 	d.lastCR = p[len(p)-1] == '\r'
-	keep := 0 // of out's end, not sent now
-	switch {
-	case bytes.HasSuffix(out, crlf):
-		keep = 2
-	case d.lastCR:
-		keep = 1
-	}
 	if d.held > 0 {
 		// Rare: the last write ended a line (or a CR) exactly.
 		out = append(append(d.scratch[:0:0], crlf[:d.held]...), out...)
 	}
-	d.held = keep
-	if err := d.send(out[:len(out)-keep]); err != nil {
+	d.held = 0 // of out's end, not sent now
+	switch {
+	case bytes.HasSuffix(out, crlf):
+		d.held = 2
+	case d.lastCR:
+		d.held = 1
+	}
+	if err := d.send(out[:len(out)-d.held]); err != nil {
 		return 0, err
 	}
 	return len(p), nil
