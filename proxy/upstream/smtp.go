@@ -41,7 +41,8 @@ func (u *SMTP) Validate() error { return u.config().validate(smtpProtocol) }
 // to the context of its login. The caller owns it and ends it with Quit or
 // Abort.
 type SMTPConn struct {
-	// Client speaks MAIL, RCPT, DATA and RSET; CommandTimeout bounds each
+	// Client speaks MAIL, RCPT and RSET (the body goes through Data);
+	// CommandTimeout bounds each
 	// command and the reply to the final dot.
 	Client  *gosmtp.Client
 	raw     net.Conn // the TCP connection under any TLS: write deadlines and abort
