@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -278,12 +279,18 @@ func (d *SMTPData) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	out := d.stuff(p)
+	out, copied := d.stuff(p)
 	d.lineStart = p[len(p)-1] == '\n'
 	d.lastCR = p[len(p)-1] == '\r'
 	if d.held > 0 {
-		// Rare: the last write ended a line (or a CR) exactly.
-		out = append(append(d.scratch[:0:0], crlf[:d.held]...), out...)
+		// The last write ended in a CRLF (or CR): it goes out first, in
+		// scratch (out may be p, which is not d's to write into).
+		if copied {
+			out = slices.Insert(out, 0, crlf[:d.held]...)
+		} else {
+			out = append(append(d.scratch[:0], crlf[:d.held]...), out...)
+		}
+		d.scratch = out[:0]
 	}
 	d.held = 0 // of out's end, not sent now
 	switch {
@@ -331,14 +338,14 @@ func (d *SMTPData) cleanLineEnds(p []byte) bool {
 }
 
 // stuff returns p with a dot before each dot that starts a line: p itself
-// when there is none.
-func (d *SMTPData) stuff(p []byte) []byte {
+// when there is none, else a copy in scratch.
+func (d *SMTPData) stuff(p []byte) (out []byte, copied bool) {
 	i := bytes.Index(p, lfDot)
 	first := d.lineStart && p[0] == '.'
 	if i < 0 && !first {
-		return p
+		return p, false
 	}
-	out := d.scratch[:0]
+	out = d.scratch[:0]
 	if first {
 		out = append(out, '.')
 	}
@@ -350,7 +357,7 @@ func (d *SMTPData) stuff(p []byte) []byte {
 	}
 	out = append(out, p...)
 	d.scratch = out[:0]
-	return out
+	return out, true
 }
 
 var lfDot = []byte("\n.")
