@@ -3,12 +3,10 @@ package smtp
 import (
 	"errors"
 	"io"
-	"net"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
 )
 
@@ -34,12 +32,13 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	log := ss.log().With("user", a.decision.Username, "rcpts", ss.rcpts)
 	up := ss.up
-	w, err := up.Client.Data()
+	w, err := up.Data()
 	if err != nil {
 		return ss.upstreamReply(err)
 	}
-	src := &lineEndReader{r: deadlineReader{r: r, conn: ss.nc, timeout: ss.srv.readTimeout()}}
-	n, readErr, writeErr := relayBody(w, src, up)
+	src, done := messageBody(r, func() { ss.nc.SetReadDeadline(time.Now().Add(ss.srv.readTimeout())) })
+	defer done()
+	n, readErr, writeErr := relayBody(w, src)
 	if ss.srv.Metrics != nil && n > 0 {
 		ss.srv.Metrics.Relayed(store.ScopeSMTP, true, n)
 	}
@@ -60,7 +59,7 @@ func (ss *session) Data(r io.Reader) error {
 		log.Warn("smtp message not relayed", "size", n, "err", writeErr)
 		return ss.upstreamReply(writeErr)
 	}
-	resp, err := w.CloseWithResponse()
+	resp, err := w.Close()
 	ss.upTx = false
 	if err != nil {
 		code := 0
@@ -74,16 +73,26 @@ func (ss *session) Data(r io.Reader) error {
 	return acceptedReply(resp.StatusText)
 }
 
-// relayBody copies the body from src to dst through one buffer, extending
-// the upstream write deadline before each write. It reports the bytes read
-// and which side failed.
-func relayBody(dst io.Writer, src io.Reader, up *upstream.SMTPConn) (n int64, readErr, writeErr error) {
+// messageBody is the body go-smtp hands over as r, decoded and with its
+// line ends checked: dataBody for DATA, lineEndReader over r for BDAT (or
+// a go-smtp whose DATA reader dataBody does not know). extend is called
+// before each read from the client that may block. done must be called
+// after the last read: go-smtp reads on from there.
+func messageBody(r io.Reader, extend func()) (body io.Reader, done func()) {
+	if b, ok := newDataBody(r, extend); ok {
+		return b, b.Discard
+	}
+	return &lineEndReader{r: deadlineReader{r: r, extend: extend}}, func() {}
+}
+
+// relayBody copies the body from src to dst through one buffer. It reports
+// the bytes read and which side failed.
+func relayBody(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
 	buf := make([]byte, bodyBufSize)
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			n += int64(nr)
-			up.ExtendWriteDeadline()
 			if _, werr := dst.Write(buf[:nr]); werr != nil {
 				return n, nil, werr
 			}
@@ -100,12 +109,11 @@ func relayBody(dst io.Writer, src io.Reader, up *upstream.SMTPConn) (n int64, re
 // deadlineReader extends the client read deadline before each read, so a
 // long message needs only steady progress, not to fit in one ReadTimeout.
 type deadlineReader struct {
-	r       io.Reader
-	conn    net.Conn
-	timeout time.Duration
+	r      io.Reader
+	extend func()
 }
 
 func (d deadlineReader) Read(p []byte) (int, error) {
-	d.conn.SetReadDeadline(time.Now().Add(d.timeout))
+	d.extend()
 	return d.r.Read(p)
 }

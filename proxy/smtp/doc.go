@@ -33,10 +33,14 @@ package smtp
 //     middle of DATA closes the upstream connection without the final dot, so
 //     the upstream discards the partial message (RFC 5321 §4.1.1.4).
 //   - The body is streamed: one fixed buffer per message, never the whole
-//     message in memory.
+//     message in memory. A DATA body is read from go-smtp's buffered
+//     connection reader in chunks (dataBody), not a byte at a time, and
+//     written upstream in chunks (upstream.SMTPData).
 //   - No bare CR or LF reaches the upstream in a message (SMTP smuggling):
-//     lineEndReader stops the body before the first one, and the message is
-//     refused (550 5.5.2) and aborted upstream.
+//     dataBody (DATA) or lineEndReader (BDAT) stops the body before the
+//     first one, and the message is refused (550 5.5.2) and aborted
+//     upstream; upstream.SMTPData refuses one again. dataBody ends a
+//     message exactly where go-smtp's own reader does (FuzzDataBody).
 //   - Every client read has a deadline (ReadTimeout, extended per read during
 //     DATA), capped at Limits.PreauthTimeout until AUTH succeeds (clientConn's
 //     SetReadDeadline and SetWriteDeadline); every upstream command has one

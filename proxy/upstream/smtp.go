@@ -1,11 +1,14 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,10 +42,12 @@ func (u *SMTP) Validate() error { return u.config().validate(smtpProtocol) }
 // to the context of its login. The caller owns it and ends it with Quit or
 // Abort.
 type SMTPConn struct {
-	// Client speaks MAIL, RCPT, DATA and RSET; CommandTimeout bounds each
+	// Client speaks MAIL, RCPT and RSET (the body goes through Data);
+	// CommandTimeout bounds each
 	// command and the reply to the final dot.
 	Client  *gosmtp.Client
 	raw     net.Conn // the TCP connection under any TLS: write deadlines and abort
+	conn    net.Conn // what Client writes to (raw or TLS); nil after go-smtp's own STARTTLS
 	timeout time.Duration
 }
 
@@ -52,15 +57,21 @@ func (c *SMTPConn) Has(ext string) bool {
 	return ok
 }
 
-// ExtendWriteDeadline gives the next write CommandTimeout: call it before
-// each write of a message body, which go-smtp does not bound.
-func (c *SMTPConn) ExtendWriteDeadline() {
-	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
-}
-
 // Abort closes the connection at once, without QUIT: an unfinished message
 // is discarded by the upstream (RFC 5321 §4.1.1.4).
 func (c *SMTPConn) Abort() { c.raw.Close() }
+
+// Data sends DATA and, after the upstream's 354, returns the writer of the
+// message body. Write the body as go-smtp's server hands it over (dot
+// decoded, lines ending in CRLF) and end it with Close, which returns the
+// upstream's reply to the final dot.
+func (c *SMTPConn) Data() (*SMTPData, error) {
+	dc, err := c.Client.Data()
+	if err != nil {
+		return nil, err
+	}
+	return &SMTPData{cmd: dc, conn: c.conn, raw: c.raw, timeout: c.timeout, lineStart: true}, nil
+}
 
 // Quit ends the session politely, waiting at most timeout for the reply.
 func (c *SMTPConn) Quit(timeout time.Duration) {
@@ -81,7 +92,14 @@ func (u *SMTP) Login(ctx context.Context, l Login) (*SMTPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SMTPConn{Client: c, raw: k.raw, timeout: u.config().commandTimeout()}, nil
+	up := &SMTPConn{Client: c, raw: k.raw, timeout: u.config().commandTimeout()}
+	// After a STARTTLS of go-smtp's own (TLSStartTLS with AUTH), the TLS
+	// connection is inside c, out of reach; otherwise c writes to k.conn.
+	_, clientTLS := c.TLSConnectionState()
+	if _, linkTLS := k.conn.(*tls.Conn); clientTLS == linkTLS {
+		up.conn = k.conn
+	}
+	return up, nil
 }
 
 // open runs greeting, STARTTLS, EHLO and the login of the mode.
@@ -210,4 +228,166 @@ func (u *SMTP) checkLoginPossible(c *gosmtp.Client) error {
 func (u *SMTP) Check(ctx context.Context) error {
 	_, err := u.Probe(ctx)
 	return err
+}
+
+// ErrBareLineEnd is a message body holding a CR not followed by LF or an
+// LF not preceded by CR: SMTPData refuses to send it.
+var ErrBareLineEnd = errors.New("upstream data: bare CR or LF in the message body")
+
+// SMTPData writes a message body to the upstream, dot-stuffed (RFC 5321
+// §4.5.2: a dot that starts a line is doubled). It sends the same bytes as
+// net/textproto's DotWriter (which go-smtp's DataCommand uses), but each
+// Write goes onto the connection as one chunk, copied only when it holds
+// a line that starts with a dot, instead of byte by byte. Lines must end
+// in CRLF: a bare CR or LF fails the Write before any of it is sent
+// (SMTP smuggling: what ends the data must never be ambiguous upstream).
+//
+// The body's last CRLF is held back until more follows: Close has go-smtp
+// write the end marker (CRLF "." CRLF) and read the reply, so that the
+// client's own state stays right. Each write gets CommandTimeout.
+type SMTPData struct {
+	cmd     *gosmtp.DataCommand
+	conn    net.Conn // where the body goes; nil: through cmd (go-smtp's DotWriter)
+	raw     net.Conn // write deadlines
+	timeout time.Duration
+
+	lineStart bool   // the next byte of the body starts a line
+	lastCR    bool   // the last byte of the body was a CR
+	held      int    // bytes at the end of the body not sent yet: 0, 1 (CR) or 2 (CRLF)
+	scratch   []byte // a chunk with its leading dots doubled
+	err       error  // sticky
+}
+
+// Write sends p, dot-stuffed.
+func (d *SMTPData) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !d.cleanLineEnds(p) {
+		d.err = ErrBareLineEnd
+		return 0, d.err
+	}
+	if d.conn == nil {
+		d.lastCR = p[len(p)-1] == '\r'
+		d.raw.SetWriteDeadline(time.Now().Add(d.timeout))
+		if _, err := d.cmd.Write(p); err != nil {
+			d.err = fmt.Errorf("upstream data: %w", err)
+			return 0, d.err
+		}
+		return len(p), nil
+	}
+	out, copied := d.stuff(p)
+	d.lineStart = p[len(p)-1] == '\n'
+	d.lastCR = p[len(p)-1] == '\r'
+	if d.held > 0 {
+		// The last write ended in a CRLF (or CR): it goes out first, in
+		// scratch (out may be p, which is not d's to write into).
+		if copied {
+			out = slices.Insert(out, 0, crlf[:d.held]...)
+		} else {
+			out = append(append(d.scratch[:0], crlf[:d.held]...), out...)
+		}
+		d.scratch = out[:0]
+	}
+	d.held = 0 // of out's end, not sent now
+	switch {
+	case bytes.HasSuffix(out, crlf):
+		d.held = 2
+	case d.lastCR:
+		d.held = 1
+	}
+	if err := d.send(out[:len(out)-d.held]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// crlf ends every line of a body.
+var crlf = []byte("\r\n")
+
+// cleanLineEnds reports whether every CR in p (with the last byte of the
+// body before it) is followed by LF and every LF preceded by CR; a CR at
+// the end of p waits for the next Write or Close.
+func (d *SMTPData) cleanLineEnds(p []byte) bool {
+	if d.lastCR != (p[0] == '\n') {
+		return false
+	}
+	for i := 1; ; {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			break
+		}
+		if p[i+j-1] != '\r' {
+			return false
+		}
+		i += j + 1
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(p[i:], '\r')
+		if j < 0 {
+			return true
+		}
+		i += j + 1
+		if i < len(p) && p[i] != '\n' {
+			return false
+		}
+	}
+}
+
+// stuff returns p with a dot before each dot that starts a line: p itself
+// when there is none, else a copy in scratch.
+func (d *SMTPData) stuff(p []byte) (out []byte, copied bool) {
+	i := bytes.Index(p, lfDot)
+	first := d.lineStart && p[0] == '.'
+	if i < 0 && !first {
+		return p, false
+	}
+	out = d.scratch[:0]
+	if first {
+		out = append(out, '.')
+	}
+	for i >= 0 {
+		out = append(out, p[:i+2]...) // through "\n."
+		out = append(out, '.')
+		p = p[i+2:]
+		i = bytes.Index(p, lfDot)
+	}
+	out = append(out, p...)
+	d.scratch = out[:0]
+	return out, true
+}
+
+var lfDot = []byte("\n.")
+
+// send writes b to the connection within CommandTimeout.
+func (d *SMTPData) send(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	d.raw.SetWriteDeadline(time.Now().Add(d.timeout))
+	if _, err := d.conn.Write(b); err != nil {
+		d.err = fmt.Errorf("upstream data: %w", err)
+		return d.err
+	}
+	return nil
+}
+
+// Close ends the body (CRLF "." CRLF: a body that does not end in CRLF
+// gets one, as with DotWriter) and returns the upstream's reply; a reply
+// other than 250 is a *gosmtp.SMTPError.
+func (d *SMTPData) Close() (*gosmtp.DataResponse, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	if d.lastCR {
+		d.err = ErrBareLineEnd
+		return nil, d.err
+	}
+	// A CRLF held back is the one go-smtp's end marker starts with: the
+	// DotWriter under cmd has written nothing, so it writes CRLF "." CRLF.
+	d.held = 0
+	return d.cmd.CloseWithResponse()
 }
