@@ -87,15 +87,14 @@ func (m *Mail) send(ctx context.Context, owner, to string, data []byte) error {
 	if err := c.Client.Rcpt(to, nil); err != nil {
 		return fmt.Errorf("notification mail: RCPT TO: %w", permanence(err))
 	}
-	w, err := c.Client.Data()
+	w, err := c.Data()
 	if err != nil {
 		return fmt.Errorf("notification mail: DATA: %w", permanence(err))
 	}
-	c.ExtendWriteDeadline()
 	if _, err := w.Write(data); err != nil {
 		return fmt.Errorf("notification mail: DATA: %w", permanence(err))
 	}
-	if err := w.Close(); err != nil {
+	if _, err := w.Close(); err != nil {
 		return fmt.Errorf("notification mail: DATA: %w", permanence(err))
 	}
 	c.Quit(5 * time.Second)
