@@ -112,12 +112,12 @@ type Server struct {
 	// MFAMessage while the server runs (a configuration reload).
 	proxy.Reloadable
 
-	hellos proxy.LazyHelloWatch // TLS fingerprints of TLSConfig's handshakes
-
 	capsOnce     sync.Once
 	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce
 
 	life proxy.Lifecycle
+
+	hellos proxy.LazyHelloWatch // TLS fingerprints of TLSConfig's handshakes
 }
 
 // limits is Limits, or the last SetLimits, with the defaults applied.
