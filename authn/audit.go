@@ -39,6 +39,17 @@ type Auditor struct {
 	Logger *slog.Logger
 	// Metrics, if not nil, counts every record.
 	Metrics AuditMetrics
+	// Notify, if not nil, is handed every record after it was written, so
+	// that its owner can be told (package notify). It must not block: a
+	// login waits for it.
+	Notify AuditNotifier
+}
+
+// AuditNotifier takes audit records to tell accounts' owners about them
+// (notify.Notifier implements it). Notify must return at once, queueing
+// the record or dropping it visibly; it keeps no reference into rec.
+type AuditNotifier interface {
+	Notify(rec store.AuditRecord)
 }
 
 // AuditMetrics counts audit records (internal/metrics implements it): a
@@ -71,6 +82,9 @@ func (au *Auditor) Record(ctx context.Context, rec store.AuditRecord) {
 			au.logger().WarnContext(ctx, "audit store append failed",
 				"user", rec.Username, "result", rec.Result, "err", err)
 		}
+	}
+	if au.Notify != nil {
+		au.Notify.Notify(rec)
 	}
 }
 
@@ -108,6 +122,9 @@ func auditAttrs(rec store.AuditRecord) []slog.Attr {
 		if f.v != "" {
 			attrs = append(attrs, slog.String(f.k, f.v))
 		}
+	}
+	if !rec.RemovalOn.IsZero() {
+		attrs = append(attrs, slog.String("removal_on", rec.RemovalOn.Format(time.DateOnly)))
 	}
 	return append(attrs, slog.Duration("duration", rec.Duration))
 }

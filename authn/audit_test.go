@@ -189,3 +189,28 @@ func TestGuardAuditUpstreamError(t *testing.T) {
 		t.Error("secret logged")
 	}
 }
+
+// notified is an AuditNotifier that keeps what it is handed.
+type notified struct {
+	mu   sync.Mutex
+	recs []store.AuditRecord
+}
+
+func (n *notified) Notify(rec store.AuditRecord) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.recs = append(n.recs, rec)
+}
+
+// The notifier hook is handed every record, also when the store failed
+// to keep it (the owner is still told).
+func TestAuditorNotifies(t *testing.T) {
+	n := &notified{}
+	au := &Auditor{Store: &memAudit{err: errors.New("store down")}, Notify: n,
+		Logger: slog.New(slog.DiscardHandler)}
+	au.Record(context.Background(), store.AuditRecord{Username: "alice", Result: "ok"})
+	au.Record(context.Background(), store.AuditRecord{Username: "bob", Result: "bad-secret"})
+	if len(n.recs) != 2 || n.recs[0].Username != "alice" || n.recs[1].Result != "bad-secret" {
+		t.Errorf("notified %+v, want alice's ok and bob's bad-secret", n.recs)
+	}
+}

@@ -66,6 +66,9 @@ type Config struct {
 	// ProxyProtocol is which listeners take PROXY protocol headers, and
 	// from where (config/proxyproto.go); zero: none.
 	ProxyProtocol ProxyProtocol `toml:"proxy_protocol"`
+	// Notify is how accounts' owners are told what happened to their
+	// credentials (config/notify.go); zero: not at all.
+	Notify Notify `toml:"notify"`
 }
 
 // IMAP configures the IMAP listeners and the IMAP server behind them.

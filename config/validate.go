@@ -51,6 +51,7 @@ func (l *loader) check(c *Config) {
 	l.log(&c.Log)
 	l.metrics(&c.Metrics)
 	l.proxyProtocol(&c.ProxyProtocol)
+	l.notify(&c.Notify, &c.SMTP)
 }
 
 // serverTLS loads passgate's own key pair.

@@ -51,6 +51,13 @@ backend passgate
 // when the test ends; its output is printed if the test failed.
 func startHAProxy(t *testing.T, backend string) string {
 	t.Helper()
+	return startHAProxyFor(t, backend, "* OK")
+}
+
+// startHAProxyFor is startHAProxy for a backend whose greeting starts with
+// greeting (SMTP: "220 ").
+func startHAProxyFor(t *testing.T, backend, greeting string) string {
+	t.Helper()
 	bin := requireTool(t, "haproxy")
 	dir := t.TempDir()
 	listen := addr(freePort(t))
@@ -82,7 +89,7 @@ func startHAProxy(t *testing.T, backend string) string {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitGreeting(ctx, listen, "* OK", exited); err != nil {
+	if err := waitGreeting(ctx, listen, greeting, exited); err != nil {
 		t.Fatalf("haproxy in front of %s: %v\n%s", backend, err, out)
 	}
 	return listen
@@ -215,4 +222,88 @@ func waitOutput(pg *Passgate, parts ...string) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
+}
+
+// TestHAProxyFailedLoginLimits: the brute-force limit per address counts
+// the client's address that HAProxy's send-proxy-v2 header carries, not
+// HAProxy's own. Wrong passwords from 127.0.0.2 through HAProxy, up to
+// limits.max_failures_per_ip, get that address blocked (even for a right
+// password), while a client from 127.0.0.3 through the same HAProxy (one
+// source address, 127.0.0.1, for passgate's socket) still logs in.
+func TestHAProxyFailedLoginLimits(t *testing.T) {
+	requireTool(t, "haproxy")
+	d := sharedDovecot(t)
+	pg := startPassgate(t, d, passgateOpts{AllowCleartext: true, ProxyProtocol: true})
+	a := newAccount(t, d, pg, false)
+	front := startHAProxy(t, pg.IMAPAddr)
+	attacker, other := net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 3)
+	login := func(src net.IP, user, secret string) string {
+		c, greeting := dialRawFrom(t, front, src)
+		if !strings.HasPrefix(greeting, "* OK") {
+			t.Fatalf("greeting through haproxy from %s: %q", src, greeting)
+		}
+		status, _ := c.transact("LOGIN " + quote(user) + " " + quote(secret))
+		c.transact("LOGOUT")
+		return status
+	}
+
+	// limits.max_failures_per_ip is 10 by default (the harness leaves it);
+	// each guess names another user, so that only the address's count
+	// grows (the per-account ones stay at one).
+	const maxFailuresPerIP = 10
+	for i := range maxFailuresPerIP {
+		if status := login(attacker, fmt.Sprintf("guess-%d@example.org", i), fmt.Sprintf("wrong guess %d", i)); !strings.HasPrefix(status, "NO [AUTHENTICATIONFAILED]") {
+			t.Fatalf("guess %d from 127.0.0.2: %q, want NO [AUTHENTICATIONFAILED]", i+1, status)
+		}
+	}
+	if status := login(attacker, a.User, a.AppPass); !strings.HasPrefix(status, "NO [UNAVAILABLE] Too many failed logins") {
+		t.Fatalf("right password from 127.0.0.2 after %d failures: %q, want NO [UNAVAILABLE] Too many failed logins", maxFailuresPerIP, status)
+	}
+	if status := login(other, a.User, a.AppPass); !strings.HasPrefix(status, "OK") {
+		t.Fatalf("from 127.0.0.3 through the same HAProxy: %q, want OK (only 127.0.0.2 is blocked)", status)
+	}
+	if !waitOutput(pg, "msg=audit", "user="+a.User, "result=rate-limited", "remote=127.0.0.2 ") {
+		t.Errorf("no audit line rate-limited with remote=127.0.0.2 for %s", a.User)
+	}
+	if !waitOutput(pg, "msg=audit", "user="+a.User, "result=ok", "remote=127.0.0.3 ") {
+		t.Errorf("no audit line ok with remote=127.0.0.3 for %s", a.User)
+	}
+	if hasLineWith(pg.Output(), "msg=audit", "remote=127.0.0.1 ") {
+		t.Errorf("passgate audited HAProxy's address 127.0.0.1")
+	}
+}
+
+// TestHAProxySMTPSubmission puts HAProxy with send-proxy-v2 in front of
+// passgate's submission port, in front of Postfix in xclient mode: swaks
+// from 127.0.0.2 sends through HAProxy and passgate, and passgate's audit
+// and Postfix (XCLIENT ADDR=, shown in its Received header) both name
+// 127.0.0.2, not HAProxy's 127.0.0.1.
+func TestHAProxySMTPSubmission(t *testing.T) {
+	requireTool(t, "haproxy")
+	requirePostfix(t)
+	d, sink := sharedSink(t)
+	p := startPostfix(t, sink.Addr)
+	g := startSMTPGate(t, d, smtpOpts{Upstream: p.SMTPAddr, Login: "xclient",
+		Passgate: passgateOpts{ProxyProtocol: true, ProxySMTP: true}})
+	a := newAccount(t, d, g.Passgate, true)
+	front := *g
+	front.SubmitAddr = startHAProxyFor(t, g.SubmitAddr, "220 ")
+
+	rcpt := uniqueRcpt("haproxy")
+	msg := smtpMessage(a.User, rcpt, "through HAProxy and passgate")
+	r := runSwaks(t, &front, sendOpts{Via: viaStartTLS, Mech: "PLAIN", User: a.User, Secret: a.AppPass,
+		From: a.User, To: []string{rcpt}, File: writeMessage(t, msg), Src: "127.0.0.2"})
+	if r.Exit != 0 {
+		t.Fatalf("swaks through haproxy: exit %d:\n%s", r.Exit, r.Transcript)
+	}
+	received := checkRelayed(t, sink.take(t, rcpt), msg, a.User, rcpt)
+	if !strings.Contains(received, "[127.0.0.2]") || strings.Contains(received, "[127.0.0.1]") {
+		t.Errorf("Postfix's Received header does not name the client 127.0.0.2 (XCLIENT ADDR=):\n%s", received)
+	}
+	if !waitOutput(g.Passgate, "msg=audit", "protocol=smtp", "user="+a.User, "result=ok", "remote=127.0.0.2 ") {
+		t.Errorf("no smtp audit line with remote=127.0.0.2 for %s", a.User)
+	}
+	if hasLineWith(g.Output(), "msg=audit", "remote=127.0.0.1 ") {
+		t.Errorf("passgate audited HAProxy's address 127.0.0.1")
+	}
 }

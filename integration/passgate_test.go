@@ -93,6 +93,9 @@ type passgateOpts struct {
 	// ProxyProtocol makes imap.listen take PROXY protocol headers from
 	// 127.0.0.1/32 (a load balancer there, such as HAProxy).
 	ProxyProtocol bool
+	// ProxySMTP makes smtp.listen take PROXY headers too (with
+	// ProxyProtocol; only for an smtpGate, which has that listener).
+	ProxySMTP bool
 	// SendProxy is imap.upstream's send_proxy ("v1", "v2"); with it, passgate
 	// sends no IMAP ID, so only the header can carry the client's address.
 	SendProxy string
@@ -129,7 +132,7 @@ send_id = true
 {{- end}}
 {{if .ProxyProtocol}}
 [proxy_protocol]
-listeners = ["imap.listen"]
+listeners = ["imap.listen"{{if .ProxySMTP}}, "smtp.listen"{{end}}]
 trusted_proxies = ["127.0.0.1/32"]
 {{end}}
 [tls]
@@ -173,8 +176,8 @@ type Passgate struct {
 	IMAPSAddr string // implicit TLS
 	Portal    string // the portal's URL; with passgateOpts.Portal, it runs there
 	// Proxied says IMAPAddr takes PROXY headers from 127.0.0.1 (and needs
-	// one there).
-	Proxied bool
+	// one there); ProxiedSMTP says the same of an smtpGate's SubmitAddr.
+	Proxied, ProxiedSMTP bool
 
 	bin   string
 	env   []string
@@ -192,7 +195,7 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 	pg := &Passgate{
 		Dir: dir, ConfFile: filepath.Join(dir, "passgate.toml"),
 		IMAPAddr: addr(freePort(t)), IMAPSAddr: addr(freePort(t)),
-		bin: bin, out: new(testlog.Buffer), Proxied: o.ProxyProtocol,
+		bin: bin, out: new(testlog.Buffer), Proxied: o.ProxyProtocol, ProxiedSMTP: o.ProxyProtocol && o.ProxySMTP,
 	}
 	certFile, keyFile := testcert.Write(t, dir, "passgate-")
 	pg.CertFile = certFile
@@ -238,7 +241,7 @@ func newPassgate(t testing.TB, d *Dovecot, o passgateOpts) *Passgate {
 		"DefaultArgon": o.DefaultArgon, "Portal": pg.Portal, "PortalAddr": portalAddr, "PortalKey": portalKey,
 		"MaxFailedLogins": o.MaxFailedLogins,
 		"NoAuthCache":     o.NoAuthCache,
-		"ProxyProtocol":   o.ProxyProtocol, "SendProxy": o.SendProxy,
+		"ProxyProtocol":   o.ProxyProtocol, "ProxySMTP": o.ProxySMTP, "SendProxy": o.SendProxy,
 	})
 	if err != nil {
 		t.Fatalf("passgate config: %v", err)

@@ -50,8 +50,15 @@ mydestination =
 local_recipient_maps =
 alias_maps =
 alias_database =
+{{- if .LMTPPort}}
+# Every message goes into Dovecot's mailboxes over LMTP; loopback clients
+# (Dovecot submission's relay) may send without XCLIENT.
+default_transport = lmtp:inet:127.0.0.1:{{.LMTPPort}}
+mynetworks = 127.0.0.0/8
+{{- else}}
 mynetworks =
 relayhost = [127.0.0.1]:{{.RelayPort}}
+{{- end}}
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
 # XCLIENT LOGIN= sets the SASL login of the session; Postfix honours
@@ -59,8 +66,8 @@ smtpd_tls_security_level = none
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_authenticated_header = yes
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_relay_restrictions = permit_sasl_authenticated, reject
-smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
 message_size_limit = 62914560
 `
 
@@ -78,6 +85,7 @@ flush     unix  n       -       n       1000?   0       flush
 proxymap  unix  -       -       n       -       -       proxymap
 smtp      unix  -       -       n       -       -       smtp
 relay     unix  -       -       n       -       -       smtp
+lmtp      unix  -       -       n       -       -       lmtp
 showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
@@ -105,6 +113,22 @@ func requirePostfix(t testing.TB) string {
 // the test ends; its log is printed if the test failed.
 func startPostfix(t testing.TB, relayAddr string) *Postfix {
 	t.Helper()
+	return startPostfixWith(t, postfixOpts{Relay: relayAddr})
+}
+
+// postfixOpts say where a private Postfix listens and delivers.
+type postfixOpts struct {
+	// Listen is smtpd's address; "" a free port of 127.0.0.1.
+	Listen string
+	// Relay is the SMTP server every message is relayed to, unless LMTP
+	// is set: then every message goes into Dovecot's mailboxes through
+	// its LMTP service at that address.
+	Relay, LMTP string
+}
+
+// startPostfixWith starts a private Postfix as o says.
+func startPostfixWith(t testing.TB, o postfixOpts) *Postfix {
+	t.Helper()
 	postfix := requirePostfix(t)
 	dir, err := os.MkdirTemp("", "pg-postfix-")
 	if err != nil {
@@ -115,11 +139,19 @@ func startPostfix(t testing.TB, relayAddr string) *Postfix {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatalf("postfix dir: %v", err)
 	}
-	p := &Postfix{Dir: dir, SMTPAddr: addr(freePort(t)), LogFile: filepath.Join(dir, "maillog"),
+	listen := o.Listen
+	if listen == "" {
+		listen = addr(freePort(t))
+	}
+	p := &Postfix{Dir: dir, SMTPAddr: listen, LogFile: filepath.Join(dir, "maillog"),
 		exited: make(chan struct{}), out: new(testlog.Buffer)}
-	_, relayPort := splitAddr(t, relayAddr)
-	_, smtpPort := splitAddr(t, p.SMTPAddr)
-	vars := map[string]any{"Dir": dir, "RelayPort": relayPort, "SMTPPort": smtpPort}
+	vars := map[string]any{"Dir": dir, "LMTPPort": "", "RelayPort": ""}
+	_, vars["SMTPPort"] = splitAddr(t, p.SMTPAddr)
+	if o.LMTP != "" {
+		_, vars["LMTPPort"] = splitAddr(t, o.LMTP)
+	} else {
+		_, vars["RelayPort"] = splitAddr(t, o.Relay)
+	}
 	for name, text := range map[string]string{"main.cf": postfixMain, "master.cf": postfixMaster} {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {

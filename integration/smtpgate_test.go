@@ -125,7 +125,11 @@ func (g *smtpGate) start(t testing.TB) {
 	g.serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitGreeting(ctx, g.SubmitAddr, "220 ", g.done); err != nil {
+	var preamble []byte
+	if g.ProxiedSMTP {
+		preamble = proxyLocalHeader(t)
+	}
+	if err := waitGreetingAfter(ctx, g.SubmitAddr, preamble, "220 ", g.done); err != nil {
 		t.Fatalf("passgate smtp: %v", err)
 	}
 	c := dialSMTPTLS(t, g.SubmitsAddr, g.tlsConfig(t))

@@ -26,6 +26,8 @@ type accountData struct {
 	// Directory: the primary password is the directory's, not passgate's
 	// to change.
 	Directory bool
+	// Languages are the notification languages, the account's selected.
+	Languages []languageChoice
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -43,7 +45,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, rc *reqCt
 	p.Error = errMsg
 	p.Data = accountData{Username: rc.acct.Username, MFA: rc.acct.MFA, TOTP: rc.acct.TOTP, Activity: ok, Failures: failed,
 		RevokesOnPasswordChange: !s.Verifier.KeepAppPasswordsOnPasswordChange, MinPassword: account.MinPrimaryPasswordLen,
-		Directory: rc.acct.Directory != ""}
+		Directory: rc.acct.Directory != "", Languages: languageChoices(rc.acct.Language)}
 	s.render(w, r, status, "account.html", p)
 }
 

@@ -62,6 +62,9 @@ var funcs = template.FuncMap{
 		if rec.Protocol == string(ProtocolPortal) && rec.Result == "primary-refused-mfa" {
 			return "password ok, code asked"
 		}
+		if rec.Result == account.ResultAppPasswordRetireWarning && !rec.RemovalOn.IsZero() {
+			return "unused: will be removed on " + rec.RemovalOn.Format(time.DateOnly) + " unless used"
+		}
 		if text, ok := outcomes[rec.Result]; ok {
 			return text
 		}
@@ -102,6 +105,7 @@ var outcomes = map[string]string{
 	"alias-removed":                        "sender alias removed",
 	"mailbox-linked":                       "mailbox linked",
 	"mailbox-unlinked":                     "mailbox unlinked",
+	account.ResultLanguageSet:              "notification language set",
 	resultIdPMFAMissing:                    "refused: no two-step verification at the sign-in service",
 }
 

@@ -310,6 +310,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	mux.HandleFunc("GET /account", s.need(stageFull, s.accountPage))
 	mux.HandleFunc("POST /account/password", s.need(stageFull, s.changePassword))
+	mux.HandleFunc("POST /account/language", s.need(stageFull, s.setLanguage))
 
 	mux.HandleFunc("GET /admin", s.needAdmin(s.adminUsers))
 	mux.HandleFunc("GET /admin/users/{user...}", s.needAdmin(s.adminUser))

@@ -136,6 +136,9 @@ func (s *Server) startSessionAs(ctx context.Context, w http.ResponseWriter, r *h
 	if err := s.saveSession(ctx, key, sess); err != nil {
 		return "", err
 	}
+	if st == stageFull {
+		s.rememberLanguage(ctx, r, acct)
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.cookieName(),
 		Value:    token,

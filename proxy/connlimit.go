@@ -17,7 +17,8 @@ const (
 // nothing. It is safe for concurrent use and may be shared by several
 // servers.
 type ConnLimiter struct {
-	// Max is the total. If zero, DefaultMaxConnections.
+	// Max is the total. If zero, DefaultMaxConnections. Set Max and PerIP
+	// before first use; later, only with SetLimits.
 	Max int
 	// PerIP is the limit per source address. If zero,
 	// DefaultMaxConnectionsPerIP.
@@ -54,6 +55,9 @@ func (l *ConnLimiter) Admit(addr netip.Addr) (release func(), limit string) {
 		return func() {}, ""
 	}
 	key := addrKey(addr)
+	shared := l.Shared != nil && l.Shared(addr.Unmap())
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	maxTotal, perIP := l.Max, l.PerIP
 	if maxTotal <= 0 {
 		maxTotal = DefaultMaxConnections
@@ -61,11 +65,9 @@ func (l *ConnLimiter) Admit(addr netip.Addr) (release func(), limit string) {
 	if perIP <= 0 {
 		perIP = DefaultMaxConnectionsPerIP
 	}
-	if l.Shared != nil && l.Shared(addr.Unmap()) {
+	if shared {
 		perIP = maxTotal
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	switch {
 	case l.total >= maxTotal:
 		return nil, LimitTotal
@@ -79,6 +81,15 @@ func (l *ConnLimiter) Admit(addr netip.Addr) (release func(), limit string) {
 	l.byIP[key]++
 	var once sync.Once
 	return func() { once.Do(func() { l.release(key) }) }, ""
+}
+
+// SetLimits replaces Max and PerIP (zero: the defaults) while the limiter
+// is in use, as a configuration reload does: the next Admit applies them;
+// connections counted already stay counted, and are not closed.
+func (l *ConnLimiter) SetLimits(maxTotal, perIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.Max, l.PerIP = maxTotal, perIP
 }
 
 func (l *ConnLimiter) release(key netip.Prefix) {

@@ -103,3 +103,49 @@ func TestNilConnLimiter(t *testing.T) {
 		release()
 	}
 }
+
+// TestConnLimiterSetLimits: new limits set while connections are counted
+// (a reload) apply to the next Admit; connections already counted stay.
+// Run with -race: SetLimits races no Admit.
+func TestConnLimiterSetLimits(t *testing.T) {
+	l := &ConnLimiter{Max: 100, PerIP: 100}
+	addr := netip.MustParseAddr("198.51.100.1")
+	var held []func()
+	for range 3 {
+		rel, ok := l.Acquire(addr)
+		if !ok {
+			t.Fatal("refused under the first limits")
+		}
+		held = append(held, rel)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if rel, ok := l.Acquire(netip.MustParseAddr("198.51.100.2")); ok {
+					rel()
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		l.SetLimits(50+i%3, 10+i%3)
+	}
+	wg.Wait()
+	l.SetLimits(10, 2)
+	if _, limit := l.Admit(addr); limit != LimitPerIP {
+		t.Errorf("a 4th connection from the address after PerIP became 2: %q, want %q", limit, LimitPerIP)
+	}
+	if total, from := l.Open(addr); total != 3 || from != 3 {
+		t.Errorf("open after SetLimits: %d total, %d from the address; want the 3 held", total, from)
+	}
+	l.SetLimits(0, 0) // the defaults
+	if rel, limit := l.Admit(addr); limit != "" {
+		t.Errorf("with the defaults: refused by %q", limit)
+	} else {
+		rel()
+	}
+	for _, rel := range held {
+		rel()
+	}
+}

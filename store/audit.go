@@ -41,6 +41,10 @@ type AuditRecord struct {
 	// binding (first use, drift, a login refused for drift, a device
 	// accepted); nil on others.
 	Device *Device `json:"device,omitempty"`
+	// RemovalOn is the day an unused app password will be removed, on the
+	// record that announces it ("app-password-retire-warning"); zero on
+	// others.
+	RemovalOn time.Time `json:"removal_on,omitzero"`
 }
 
 // failureResults are the results of attempts that did not get in: the

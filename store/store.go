@@ -65,6 +65,9 @@ type Account struct {
 	// OAuth is the user's linked mailbox (OAuth 2.0 delegated access to
 	// the upstream), nil if the user never linked one (oauthlink.go).
 	OAuth *OAuthLink `json:"oauth,omitempty"`
+	// Language is the language the owner reads notifications in (a tag
+	// such as "fr"), set by the portal; empty: the installation's.
+	Language string `json:"language,omitempty"`
 }
 
 // TOTP is an account's enrolled authenticator (RFC 6238).

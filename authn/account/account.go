@@ -47,6 +47,9 @@ type Service struct {
 	// AuditLog receives one "audit" record per change (the audit stream).
 	// If nil, changes are recorded in Store only.
 	AuditLog *slog.Logger
+	// Notify, if not nil, is handed every change's audit record, to tell
+	// the account's owner (authn.Auditor.Notify).
+	Notify authn.AuditNotifier
 	// Logger receives one Info line per change and audit store failures.
 	// If nil, slog.Default().
 	Logger *slog.Logger
@@ -166,7 +169,7 @@ func (s *Service) audit(ctx context.Context, who Actor, username, result string,
 
 // recordAudit stores rec and writes it to the audit stream.
 func (s *Service) recordAudit(ctx context.Context, rec store.AuditRecord) {
-	au := authn.Auditor{Log: s.AuditLog, Store: s.Store, Logger: s.logger()}
+	au := authn.Auditor{Log: s.AuditLog, Store: s.Store, Logger: s.logger(), Notify: s.Notify}
 	au.Record(ctx, rec)
 }
 

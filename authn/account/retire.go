@@ -21,7 +21,7 @@ const DefaultStaleAge = 60 * 24 * time.Hour
 // Audit results of the retirement of unused app passwords.
 const (
 	// ResultAppPasswordRetireWarning: the password will be removed on
-	// the date in the record's Client field unless it is used before.
+	// the record's RemovalOn unless it is used before.
 	ResultAppPasswordRetireWarning = "app-password-retire-warning"
 	// ResultAppPasswordRetired: the password was removed, unused.
 	ResultAppPasswordRetired = "app-password-retired"
@@ -185,7 +185,7 @@ func (s *Service) RetireUnused(ctx context.Context, who Actor, dryRun bool) (Ret
 
 // firstWarning reports whether p has not been announced in its current
 // idle period, and (unless dryRun) announces it: an audit record the owner
-// sees in their activity, whose Client is the removal date. Announcements
+// sees in their activity, whose RemovalOn is the removal date. Announcements
 // are kept as short-lived values if the store keeps them (store.KV),
 // atomically across instances; without, every run warns again.
 func (s *Service) firstWarning(ctx context.Context, p store.AppPassword, dryRun bool) (bool, error) {
@@ -220,6 +220,6 @@ func (s *Service) auditWarning(ctx context.Context, p store.AppPassword, at time
 		"app_password_id", p.ID, "on", at.Format(time.DateOnly))
 	rec := store.AuditRecord{Time: s.now(), Protocol: who.protocol(p.Username), Username: p.Username,
 		Result: ResultAppPasswordRetireWarning, Actor: who.String(), AppPasswordID: p.ID,
-		AppPasswordName: p.Name, Client: "removal on " + at.UTC().Format(time.DateOnly)}
+		AppPasswordName: p.Name, RemovalOn: at.UTC()}
 	s.recordAudit(ctx, rec)
 }

@@ -67,7 +67,7 @@ func TestRetireUnused(t *testing.T) {
 	for _, r := range f.records(t, alice) {
 		if r.Result == ResultAppPasswordRetireWarning {
 			warnings++
-			if r.AppPasswordID != old.ID || r.Actor != "system:retire" || !strings.Contains(r.Client, "2025-05-30") {
+			if r.AppPasswordID != old.ID || r.Actor != "system:retire" || r.RemovalOn.Format(time.DateOnly) != "2025-05-30" || r.Client != "" {
 				t.Errorf("warning record %+v, want app password %s, actor system:retire, removal on 2025-05-30", r, old.ID)
 			}
 		}

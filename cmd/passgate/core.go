@@ -41,8 +41,12 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 	if err != nil {
 		return nil, err
 	}
-	c.st, c.closers = opened.backend, append(c.closers, opened.Close)
-	counters := opened.counters
+	if cfg.Metrics.Listen != "" {
+		c.metrics = metrics.New(metricsVersion())
+	}
+	// Every store and directory call is timed (nil metrics: none).
+	c.st, c.closers = c.metrics.Store(opened.backend), append(c.closers, opened.Close)
+	counters := c.metrics.Counters(opened.counters)
 	// Audit appends leave the login path (one store write for many
 	// logins); closed, so flushed, before the store.
 	q := authn.NewAuditQueue(c.st, 0, log)
@@ -81,9 +85,7 @@ func openCore(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout 
 		c.close()
 		return nil, err
 	}
-	if cfg.Metrics.Listen != "" {
-		c.instrument(metrics.New(metricsVersion()))
-	}
+	c.instrument(c.metrics)
 	return c, nil
 }
 

@@ -126,6 +126,11 @@ max_connections = 1000
 
 [metrics]
 listen = %[9]q
+
+[notify]
+# Notifications arrive in the demo users' own INBOX, through the demo's
+# submission server.
+from = "passgate@example.org"
 `, a.imap, a.smtp, a.imapUp, a.smtpUp, demoMaster, masterSecret, a.portal, a.portalKey, a.metrics)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("demo: write config: %w", err)

@@ -132,7 +132,7 @@ func (c *core) useDirectory(cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	c.closers = append(c.closers, d.close)
-	c.v.Directory = &authn.Directory{Dir: d.dir, Kind: string(cfg.Directory.Kind), Admin: d.admin,
+	c.v.Directory = &authn.Directory{Dir: c.metrics.Directory(d.dir), Kind: string(cfg.Directory.Kind), Admin: d.admin,
 		CacheTTL: time.Duration(cfg.Directory.Cache)}
 	c.sessions.Directory = c.v
 	interval := c.sessions.RecheckInterval

@@ -200,6 +200,18 @@ tarpit_max = "20ms"
 			t.Errorf("%s = %v, want %v", c.series, got, c.want)
 		}
 	}
+	// The store is asked for the account's app passwords, and the guard's
+	// counters are reserved, at every attempt that is not blocked; no call
+	// fails.
+	for _, op := range []string{"find_app_password", "counter_incr_many", "get_account"} {
+		if got := sample(t, text, `passgate_store_call_duration_seconds_count{operation="`+op+`"}`); got <= 0 {
+			t.Errorf("no store calls %s counted", op)
+		}
+	}
+	if strings.Contains(text, "\npassgate_store_errors_total{") {
+		t.Errorf("store errors counted:\n%s", grepLines(text, "passgate_store_errors_total"))
+	}
+	t.Logf("store calls:\n%s", grepLines(text, "passgate_store_call_duration_seconds_count"))
 	if got := sample(t, text, `passgate_relayed_bytes_total{direction="upstream_to_client",protocol="imap"}`); got <= 0 {
 		t.Errorf("no bytes counted from the upstream (the BYE and OK of 3 LOGOUTs)")
 	}
@@ -230,6 +242,17 @@ listen = "127.0.0.1:0"`, fmt.Sprintf("[metrics]\nlisten = %q", w.l.Metrics.Strin
 	if out := mustCLI(t, "", "health", "--config", hpath); strings.TrimSpace(out) != "ready" {
 		t.Errorf("passgate health printed %q", out)
 	}
+}
+
+// grepLines returns the lines of text that contain s.
+func grepLines(text, s string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, s) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 func goVersion(t *testing.T, text string) string {

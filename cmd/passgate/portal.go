@@ -48,7 +48,8 @@ func newPortal(cfg *config.Config, c *core, log *slog.Logger) *portal.Server {
 // newPortalFrontEnd is the portal of cfg.Portal as serve runs it.
 func newPortalFrontEnd(cfg *config.Config, c *core, log *slog.Logger) portalFrontEnd {
 	s := newPortal(cfg, c, log)
-	return portalFrontEnd{srv: s.HTTPServer(cfg.TLS.Config), listener: s.Listener}
+	conns, _ := s.ConnLimit.(*proxy.ConnLimiter)
+	return portalFrontEnd{srv: s.HTTPServer(cfg.TLS.Config), listener: s.Listener, conns: conns}
 }
 
 // portalFrontEnd adapts the portal's http.Server to the frontEnd that
@@ -56,6 +57,7 @@ func newPortalFrontEnd(cfg *config.Config, c *core, log *slog.Logger) portalFron
 type portalFrontEnd struct {
 	srv      *http.Server
 	listener func(net.Listener) net.Listener // applies the connection limits
+	conns    *proxy.ConnLimiter              // whose caps a reload sets
 }
 
 func (p portalFrontEnd) Serve(ln net.Listener) error { return httpErr(p.srv.Serve(p.listener(ln))) }

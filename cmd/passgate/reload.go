@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/config"
@@ -36,11 +37,12 @@ var reloadedKeys = []string{
 	"limits.max_failures_per_account_ip", "limits.max_hashes_per_ip", "limits.max_hashes_per_network",
 	"limits.max_hashes_per_account", "limits.max_second_factor_failures",
 	"limits.second_factor_window", "limits.tarpit_base", "limits.tarpit_max", "limits.known_address_ttl",
+	"limits.max_connections", "limits.max_connections_per_ip",
 }
 
 // liveFrontEnd is a front-end whose limits and MFA message a reload
 // replaces (proxy.Reloadable), with its own connection limiter, which
-// stays.
+// stays (its counts are the connections open now) and takes the new caps.
 type liveFrontEnd struct {
 	srv interface {
 		SetLimits(proxy.Limits)
@@ -56,6 +58,8 @@ type live struct {
 	guard   *authn.Guard
 	audit   *config.AuditLog
 	fronts  []liveFrontEnd
+	// portalConns is the portal's connection limiter, if it runs.
+	portalConns *proxy.ConnLimiter
 
 	mu   sync.Mutex                        // one reload at a time
 	cert atomic.Pointer[certfile.Reloader] // nil without TLS
@@ -101,9 +105,14 @@ func (l *live) reload() (restart []string, err error) {
 	for _, f := range l.fronts {
 		lim := frontEndLimits(next)
 		lim.Conns = f.conns
+		f.conns.SetLimits(next.Limits.MaxConnections, next.Limits.MaxConnectionsPerIP)
 		f.srv.SetLimits(lim)
 		f.srv.SetMFAMessage(next.MFAText())
 	}
+	if l.portalConns != nil {
+		l.portalConns.SetLimits(next.Limits.MaxConnections, next.Limits.MaxConnectionsPerIP)
+	}
+	l.refreshCapabilities()
 	l.guard.SetLimits(guardLimits(next))
 	if err := l.audit.Reopen(); err != nil {
 		l.log.Error("reload: audit log not reopened, still writing to the old file", "err", err)
@@ -121,6 +130,26 @@ func (l *live) reload() (restart []string, err error) {
 	}
 	l.log.Info("configuration reloaded")
 	return restart, nil
+}
+
+// capabilityRefresher is a front-end that announces its upstream's
+// pre-login capabilities, learnt by a probe (imap.Server).
+type capabilityRefresher interface {
+	RefreshCapabilities(ctx context.Context)
+}
+
+// refreshCapabilities probes the upstreams again for the front-ends that
+// announce their capabilities before login: the operator may reload after
+// upgrading or reconfiguring the mail server. A failed probe keeps the
+// list announced so far.
+func (l *live) refreshCapabilities() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, f := range l.fronts {
+		if r, ok := f.srv.(capabilityRefresher); ok {
+			r.RefreshCapabilities(ctx)
+		}
+	}
 }
 
 // changedKeys lists the TOML keys (prefix.key) whose values differ between

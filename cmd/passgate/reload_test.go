@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/passgate/passgate/internal/testcert"
 )
@@ -57,7 +59,7 @@ func setLine(t *testing.T, path, old, new string) {
 // TestReloadUnderLoad: a session idles, another fetches in a loop and a
 // third sits on TLS while the certificate files are replaced and `passgate
 // reload` runs; all go on. New connections get the new certificate and the
-// new limits.max_failed_logins; a changed limits.max_connections is
+// new limits.max_failed_logins; a changed limits.idle_timeout is
 // reported as needing a restart. An invalid file is refused with its error
 // printed, by the CLI and by the server itself, and the settings stay.
 func TestReloadUnderLoad(t *testing.T) {
@@ -68,7 +70,7 @@ cert_file = %q
 key_file = %q
 [limits]
 max_failed_logins = 3
-max_connections = 100
+idle_timeout = "35m"
 tarpit_base = "10ms"
 tarpit_max = "20ms"
 `, certFile, keyFile))
@@ -139,7 +141,7 @@ tarpit_max = "20ms"
 		}
 	}
 	setLine(t, w.path, "max_failed_logins = 3", "max_failed_logins = 1")
-	setLine(t, w.path, "max_connections = 100", "max_connections = 200")
+	setLine(t, w.path, `idle_timeout = "35m"`, `idle_timeout = "36m"`)
 	out := mustCLI(t, "", "reload", "--config", w.path)
 	close(stop)
 	wg.Wait()
@@ -150,9 +152,9 @@ tarpit_max = "20ms"
 	if reply := imapCmd(t, fetcher, fetchR, "c", "FETCH 1 (FLAGS)"); !strings.HasPrefix(reply, "c OK") {
 		t.Errorf("fetching session after the reload: %q", reply)
 	}
-	if !strings.Contains(out, "configuration reloaded") || !strings.Contains(out, "limits.max_connections") ||
+	if !strings.Contains(out, "configuration reloaded") || !strings.Contains(out, "limits.idle_timeout") ||
 		strings.Contains(out, "max_failed_logins") {
-		t.Errorf("passgate reload printed %q, want it reloaded with limits.max_connections (only) not applied", out)
+		t.Errorf("passgate reload printed %q, want it reloaded with limits.idle_timeout (only) not applied", out)
 	}
 
 	_, _, newCert := startTLSIMAP(t, addr)
@@ -212,5 +214,152 @@ func TestChangedKeysNamesKeys(t *testing.T) {
 	got := strings.Join(changedKeys("", reflect.ValueOf(*a), reflect.ValueOf(b)), " ")
 	if got != "imap.upstream.master_secret limits.max_connections" {
 		t.Errorf("changed keys = %q", got)
+	}
+}
+
+// greeting dials addr and returns the server's first line.
+func greeting(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return line
+}
+
+// TestReloadConnectionCaps: a reload that lowers
+// limits.max_connections_per_ip refuses the new connections past it while
+// the open ones go on, and one that raises it admits them again. Clients
+// connect and leave all through the reload (under -race, the limiter's
+// settings change while connections are counted).
+func TestReloadConnectionCaps(t *testing.T) {
+	w := startMetricsWorld(t, "[limits]\nmax_connections_per_ip = 3\n")
+	addr := w.l.IMAP.String()
+	var held []net.Conn
+	var heldR []*bufio.Reader
+	for range 2 {
+		c, r := dialIMAP(t, addr)
+		defer c.Close()
+		held, heldR = append(held, c), append(heldR, r)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	churned := 0
+	wg.Go(func() {
+		for ; churned < 2000; churned++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			bufio.NewReader(c).ReadString('\n')
+			c.Close()
+		}
+	})
+	setLine(t, w.path, "max_connections_per_ip = 3", "max_connections_per_ip = 2")
+	out := mustCLI(t, "", "reload", "--config", w.path)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d connections came and went during the reload", churned)
+	if strings.Contains(out, "max_connections_per_ip") {
+		t.Errorf("passgate reload printed %q: max_connections_per_ip not applied", out)
+	}
+	if g := greeting(t, addr); !strings.HasPrefix(g, "* BYE") {
+		t.Errorf("a third connection after lowering max_connections_per_ip to 2: %q, want * BYE", g)
+	}
+	for i, c := range held {
+		if reply := imapCmd(t, c, heldR[i], "n", "NOOP"); !strings.HasPrefix(reply, "n OK") {
+			t.Errorf("open connection %d after the reload: %q", i, reply)
+		}
+	}
+
+	setLine(t, w.path, "max_connections_per_ip = 2", "max_connections_per_ip = 4")
+	mustCLI(t, "", "reload", "--config", w.path)
+	// The churning clients' connections end on the server a moment after
+	// they closed; wait for their places to come free.
+	deadline := time.Now().Add(10 * time.Second)
+	g := greeting(t, addr)
+	for !strings.HasPrefix(g, "* OK") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		g = greeting(t, addr)
+	}
+	if !strings.HasPrefix(g, "* OK") {
+		t.Errorf("a third connection after raising max_connections_per_ip to 4: %q, want * OK", g)
+	}
+}
+
+// capsUpstream is an IMAP server that only greets with the capabilities
+// it is given (set, before login) and answers LOGOUT: what passgate's
+// pre-login capability probe reads.
+type capsUpstream struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	caps string
+}
+
+func startCapsUpstream(t *testing.T, caps string) *capsUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &capsUpstream{ln: ln, caps: caps}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go u.serve(c)
+		}
+	}()
+	return u
+}
+
+func (u *capsUpstream) set(caps string) { u.mu.Lock(); u.caps = caps; u.mu.Unlock() }
+
+func (u *capsUpstream) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	u.mu.Lock()
+	caps := u.caps
+	u.mu.Unlock()
+	fmt.Fprintf(c, "* OK [CAPABILITY %s] test upstream\r\n", caps)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if tag, _, ok := strings.Cut(line, " "); err == nil && ok {
+		fmt.Fprintf(c, "* BYE bye\r\n%s OK LOGOUT completed\r\n", tag)
+	}
+}
+
+// TestReloadReprobesUpstreamCapabilities: IMAP's pre-login capabilities
+// come from a probe of the upstream when serving starts; after the
+// upstream changed (here: an upgrade that adds an extension), a reload
+// probes again and new connections announce the new list.
+func TestReloadReprobesUpstreamCapabilities(t *testing.T) {
+	up := startCapsUpstream(t, "IMAP4rev1 IDLE X-BEFORE")
+	path := testConfig(t)
+	setLine(t, path, `address = "127.0.0.1:9"`, fmt.Sprintf("address = %q", up.ln.Addr().String()))
+	l := startServe(t, path)
+	addr := l.IMAP.String()
+	if g := greeting(t, addr); !strings.Contains(g, " X-BEFORE ") {
+		t.Fatalf("greeting at start: %q, want the upstream's X-BEFORE", g)
+	}
+	up.set("IMAP4rev1 IDLE X-AFTER")
+	if g := greeting(t, addr); !strings.Contains(g, " X-BEFORE ") {
+		t.Fatalf("greeting before the reload: %q, want the list learnt at start", g)
+	}
+	mustCLI(t, "", "reload", "--config", path)
+	if g := greeting(t, addr); !strings.Contains(g, " X-AFTER ") || strings.Contains(g, "X-BEFORE") {
+		t.Errorf("greeting after the reload: %q, want the upstream's new X-AFTER", g)
 	}
 }

@@ -78,6 +78,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	stopNotifier := startNotifier(cfg, c, tokens, log)
+	defer stopNotifier()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watched, err := c.sessions.Watch(ctx)
@@ -136,6 +138,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	if cfg.Portal.Enabled() {
 		srv := newPortalFrontEnd(cfg, c, log)
+		lv.portalConns = srv.conns
 		servers = append(servers, srv)
 		specs = append(specs,
 			listener{"portal.listen", cfg.Portal.Listen, srv, false, &l.Portal},

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/directory/dovecotauth"
 	"github.com/passgate/passgate/internal/metrics"
 	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/store"
+	"github.com/passgate/passgate/store/bolt"
 )
 
 // TestSystemdUnitVerifies: packaging/passgate.service passes
@@ -74,6 +76,19 @@ func TestGrafanaDashboardNamesRealMetrics(t *testing.T) {
 	m.Blocked("address")
 	m.SessionEnded(store.ScopeIMAP, "event")
 	m.Audited(store.AuditRecord{Protocol: "imap", Mechanism: "PLAIN", Result: "ok"})
+	// A call and a failure of the store (closed) and the directory (no
+	// socket), so that their series exist.
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "d.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	m.Store(db).GetAccount(context.Background(), "nobody")
+	dir, err := dovecotauth.New(dovecotauth.Config{AuthSocket: filepath.Join(t.TempDir(), "none"), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Directory(dir).Authenticate(context.Background(), "alice", "x")
 	ready := &metrics.Ready{Checks: []metrics.Check{{Name: "store", Run: func(context.Context) error { return nil }}}}
 	ready.Probe(context.Background(), m)
 	families, err := m.Registry().Gather()

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/notify"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
@@ -44,6 +45,12 @@ type Metrics struct {
 	upstreamLogin  *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	ready          *prometheus.GaugeVec
+	notified       *prometheus.CounterVec
+
+	storeDuration     *prometheus.HistogramVec
+	storeErrors       *prometheus.CounterVec
+	directoryDuration *prometheus.HistogramVec
+	directoryErrors   *prometheus.CounterVec
 }
 
 var (
@@ -53,6 +60,7 @@ var (
 	_ sessions.Metrics   = (*Metrics)(nil)
 	_ upstream.Metrics   = (*Metrics)(nil)
 	_ proxy.RelayMetrics = (*Metrics)(nil)
+	_ notify.Metrics     = (*Metrics)(nil)
 )
 
 // New registers passgate's metrics, the Go runtime's and the process's, and
@@ -91,6 +99,21 @@ func New(version string) *Metrics {
 		ready: f.gaugeVec("passgate_ready",
 			"Result of the last readiness probe of each dependency (store, imap_upstream, smtp_upstream): 1 reachable, 0 not.",
 			"check"),
+		notified: f.counterVec("passgate_notifications_total",
+			"Notifications to accounts' owners by event (audit result) and outcome (mail-sent, mail-failed, webhook-sent, webhook-failed, no-address, rate-limited, collapsed, dropped).",
+			"event", "outcome"),
+		storeDuration: f.histogramVec("passgate_store_call_duration_seconds",
+			"Duration of each call to the store (bbolt or Redis), answered or failed, by operation.",
+			[]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 2.5}, "operation"),
+		storeErrors: f.counterVec("passgate_store_errors_total",
+			"Store calls that failed (not-found and already-exists answers excluded), by operation.",
+			"operation"),
+		directoryDuration: f.histogramVec("passgate_directory_call_duration_seconds",
+			"Duration of each call to the user directory (LDAP, Dovecot auth, IMAP login), by operation (lookup, authenticate).",
+			[]float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "operation"),
+		directoryErrors: f.counterVec("passgate_directory_errors_total",
+			"Directory calls that failed (unreachable, timeout, unexpected reply; unknown user, wrong password and disabled excluded), by operation.",
+			"operation"),
 	}
 	build := f.gaugeVec("passgate_build_info", "passgate's version and the Go version it was built with; always 1.",
 		"version", "goversion")
@@ -106,6 +129,11 @@ func New(version string) *Metrics {
 // Registry is where the metrics live, for collectors of the caller's
 // (OpenSessions).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Notified counts one notification's outcome (notify.Metrics).
+func (m *Metrics) Notified(event, outcome string) {
+	m.notified.WithLabelValues(bounded(event), bounded(outcome)).Inc()
+}
 
 // Audited counts one audit record (authn.AuditMetrics).
 func (m *Metrics) Audited(rec store.AuditRecord) {

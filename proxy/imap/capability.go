@@ -26,21 +26,41 @@ type capabilityProber interface {
 // Upstream cannot be probed or the probe fails. Serve runs it once, before
 // the first connection.
 func (s *Server) learnCapabilities() {
+	caps, ok := s.probeCapabilities(s.life.Context()) // Close cancels it
+	if !ok {
+		caps = defaultUpstreamCapabilities
+	}
+	s.upstreamCaps.Store(&caps)
+}
+
+// RefreshCapabilities probes the upstream's pre-login capabilities again,
+// for the connections that start afterwards: a configuration reload calls
+// it, since the upstream may have changed (upgraded, reconfigured) since
+// Serve learnt them. If the probe fails, the list announced so far stays.
+func (s *Server) RefreshCapabilities(ctx context.Context) {
+	if caps, ok := s.probeCapabilities(ctx); ok {
+		s.upstreamCaps.Store(&caps)
+	}
+}
+
+// probeCapabilities asks the Upstream for its pre-login capabilities and
+// returns those passgate repeats; ok is false when it cannot be probed or
+// the probe failed (logged).
+func (s *Server) probeCapabilities(ctx context.Context) (caps []string, ok bool) {
 	p, ok := s.Upstream.(capabilityProber)
 	if !ok {
-		s.upstreamCaps = defaultUpstreamCapabilities
-		return
+		return nil, false
 	}
-	caps, err := p.Capabilities(s.life.Context()) // Close cancels it
+	all, err := p.Capabilities(ctx)
 	if err != nil {
-		s.logger().Warn("imap upstream capability probe failed; announcing defaults before login",
+		s.logger().Warn("imap upstream capability probe failed; announcing defaults or the last list learnt before login",
 			"err", err, "defaults", strings.Join(defaultUpstreamCapabilities, " "))
-		s.upstreamCaps = defaultUpstreamCapabilities
-		return
+		return nil, false
 	}
-	s.upstreamCaps = announced(caps)
-	s.logger().Info("imap upstream capabilities before login", "capabilities", strings.Join(caps, " "),
-		"announced", strings.Join(s.upstreamCaps, " "))
+	caps = announced(all)
+	s.logger().Info("imap upstream capabilities before login", "capabilities", strings.Join(all, " "),
+		"announced", strings.Join(caps, " "))
+	return caps, true
 }
 
 // announced is the part of an upstream's pre-login list passgate repeats:
@@ -83,7 +103,11 @@ func ownedCapability(c string) bool {
 // mechanisms, or LOGINDISABLED before TLS when cleartext logins are not
 // allowed (§6.2.3).
 func (c *conn) capabilities() string {
-	caps := append(append([]string{}, ownCapabilities...), c.srv.upstreamCaps...)
+	upstream := defaultUpstreamCapabilities
+	if p := c.srv.upstreamCaps.Load(); p != nil {
+		upstream = *p
+	}
+	caps := append(append([]string{}, ownCapabilities...), upstream...)
 	if !c.tls && c.srv.TLSConfig != nil {
 		caps = append(caps, "STARTTLS")
 	}

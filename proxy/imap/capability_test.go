@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -78,4 +80,54 @@ func TestPreloginCapabilities(t *testing.T) {
 		}
 		e.up.peer(t)
 	})
+}
+
+// TestRefreshCapabilities: after the upstream changed (a reload calls
+// RefreshCapabilities), new connections announce its new pre-login list;
+// a probe that fails then keeps the last list learnt, not the defaults.
+// Clients connect throughout (under -race, the list changes while
+// connections read it).
+func TestRefreshCapabilities(t *testing.T) {
+	e := newEnv(t, cleartext, withUpstreamCaps([]string{"IMAP4rev1", "IDLE"}, nil))
+	own := "IMAP4rev1 SASL-IR LITERAL+ ID "
+	if got, want := greetingAndCapability(t, e.connected()), strings.Fields(own+"IDLE AUTH=PLAIN AUTH=LOGIN"); !slices.Equal(got, want) {
+		t.Fatalf("before the refresh: %q, want %q", got, want)
+	}
+
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for ; n < 500; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				return
+			}
+			bufio.NewReader(c).ReadString('\n')
+			c.Close()
+		}
+	}()
+	e.up.caps = []string{"IMAP4rev1", "IDLE", "MOVE", "X-UPGRADED"}
+	e.srv.RefreshCapabilities(t.Context())
+	close(stop)
+	t.Logf("%d connections during the refresh", <-done)
+	upgraded := strings.Fields(own + "IDLE MOVE X-UPGRADED AUTH=PLAIN AUTH=LOGIN")
+	if got := greetingAndCapability(t, e.connected()); !slices.Equal(got, upgraded) {
+		t.Errorf("after the refresh: %q, want %q", got, upgraded)
+	}
+
+	e.up.caps, e.up.capsErr = nil, fmt.Errorf("dial: %w", upstream.ErrUnavailable)
+	e.srv.RefreshCapabilities(t.Context())
+	if got := greetingAndCapability(t, e.connected()); !slices.Equal(got, upgraded) {
+		t.Errorf("after a failed refresh: %q, want the last list learnt %q", got, upgraded)
+	}
+	if n := e.up.probes.Load(); n != 3 {
+		t.Errorf("upstream probed %d times, want 3 (start and two refreshes)", n)
+	}
 }

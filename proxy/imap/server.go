@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/passgate/passgate/proxy"
@@ -112,8 +113,10 @@ type Server struct {
 	// MFAMessage while the server runs (a configuration reload).
 	proxy.Reloadable
 
-	capsOnce     sync.Once
-	upstreamCaps []string // announced before login besides passgate's own; set by capsOnce
+	capsOnce sync.Once
+	// upstreamCaps is announced before login besides passgate's own: set
+	// by capsOnce at the first Serve, replaced by RefreshCapabilities.
+	upstreamCaps atomic.Pointer[[]string]
 
 	life proxy.Lifecycle
 

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,4 +221,27 @@ func FuzzUpstreamPath(f *testing.F) {
 			t.Fatalf("upstreamPath(%q) = %q, which parses as %q (ok %v)", mailbox, out, got, ok)
 		}
 	})
+}
+
+// An account's own mail goes where the sender check says it may send
+// from: its name if an address, else name@default_domain, else its first
+// alias.
+func TestPrimaryAddress(t *testing.T) {
+	aliases := Senders(func(_ context.Context, user string) ([]string, error) {
+		if user == "carol" {
+			return []string{"not-an-address", "carol@example.net"}, nil
+		}
+		return nil, nil
+	})
+	for _, c := range []struct{ user, domain, want string }{
+		{"alice@example.org", "example.com", "alice@example.org"},
+		{"bob", "example.com", "bob@example.com"},
+		{"carol", "", "carol@example.net"},
+		{"dave", "", ""},
+	} {
+		got, err := aliases.Primary(c.domain)(context.Background(), c.user)
+		if err != nil || got != c.want {
+			t.Errorf("Primary(%q)(%q) = %q, %v; want %q", c.domain, c.user, got, err, c.want)
+		}
+	}
 }

@@ -148,10 +148,7 @@ func (ss *session) checkSender(username, from string) error {
 	if from == "" {
 		return errSenderNotOwned
 	}
-	if strings.EqualFold(from, username) {
-		return nil
-	}
-	if d := ss.srv.DefaultDomain; d != "" && !strings.Contains(username, "@") && strings.EqualFold(from, username+"@"+d) {
+	if own := OwnAddress(username, ss.srv.DefaultDomain); strings.EqualFold(from, username) || (own != "" && strings.EqualFold(from, own)) {
 		return nil
 	}
 	if ss.srv.Senders == nil {

@@ -1,0 +1,86 @@
+package notify
+
+import (
+	"slices"
+
+	"github.com/passgate/passgate/authn/account"
+	"github.com/passgate/passgate/store"
+)
+
+// Audit results of first-use binding (issue 16, item 1) that notify.
+// They are written by authn; until it names them, they are named here.
+const (
+	// ResultDeviceFirstUse: an app password's first successful login;
+	// the record's Device is what it was bound to.
+	ResultDeviceFirstUse = "device-first-use"
+	// ResultDeviceDrift: a login allowed from a device that differs.
+	ResultDeviceDrift = "device-drift"
+	// ResultDeviceRefused: a login refused because the device differs.
+	ResultDeviceRefused = "device-refused"
+)
+
+// event is how one kind of audit record is told.
+type event struct {
+	// byAdmin: told only when someone other than the owner did it.
+	byAdmin bool
+	// collapse: repeats of the same password and device within
+	// CollapseWindow are told once.
+	collapse bool
+}
+
+// events are the audit results that are told to the account's owner.
+var events = map[string]event{
+	account.ResultAppPasswordCreated:       {},
+	ResultDeviceFirstUse:                   {},
+	ResultDeviceDrift:                      {collapse: true},
+	ResultDeviceRefused:                    {collapse: true},
+	account.ResultMFAReset:                 {byAdmin: true},
+	account.ResultAppPasswordsDeleted:      {byAdmin: true},
+	account.ResultAppPasswordRetireWarning: {},
+	account.ResultAppPasswordRetired:       {},
+}
+
+// Events lists the audit results that notify, sorted.
+func Events() []string {
+	out := make([]string, 0, len(events))
+	for r := range events {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Notifies reports whether rec is told to its owner: its result is one
+// of Events, and an administrator's action was not the owner's own.
+func Notifies(rec store.AuditRecord) bool {
+	ev, ok := events[rec.Result]
+	if !ok || rec.Username == "" {
+		return false
+	}
+	return !ev.byAdmin || rec.Protocol == account.ProtocolAdmin
+}
+
+// dataOf is what the templates of rec show.
+func dataOf(rec store.AuditRecord, portalURL string) Data {
+	d := Data{Event: rec.Result, Username: rec.Username, PasswordName: rec.AppPasswordName,
+		Time: rec.Time, RemovalOn: rec.RemovalOn, Protocol: rec.Protocol, PortalURL: portalURL}
+	if rec.Remote.Addr().IsValid() {
+		d.Remote = rec.Remote.Addr().String()
+	}
+	if dev := rec.Device; dev != nil {
+		d.Device = true
+		d.Client = dev.Client
+		if dev.Network.IsValid() {
+			d.Network = dev.Network.String()
+		}
+	}
+	if d.Client == "" {
+		d.Client = rec.Client
+	}
+	if !d.Device {
+		// Only the device events show where; the protocol of an account
+		// change is "admin" or "portal", not a door the owner used.
+		d.Protocol = ""
+	}
+	return d
+}
