@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/memcount"
 )
 
@@ -15,7 +16,16 @@ import (
 // bookkeeping, and no argon2id.
 //
 //	go test -run '^$' -bench CacheHit ./authn
-func BenchmarkCacheHit(b *testing.B) {
+func BenchmarkCacheHit(b *testing.B) { benchCacheHit(b, store.Device{}) }
+
+// BenchmarkCacheHitDevice is BenchmarkCacheHit from the password's bound
+// device: the first-use binding check on every hit (a comparison, no
+// store write).
+//
+//	go test -run '^$' -bench 'CacheHit' ./authn
+func BenchmarkCacheHitDevice(b *testing.B) { benchCacheHit(b, thunderbird) }
+
+func benchCacheHit(b *testing.B, dev store.Device) {
 	ctx := context.Background()
 	v := &Verifier{Store: newMemStore()}
 	if err := createAccount(ctx, v, alice, "", false); err != nil {
@@ -27,6 +37,7 @@ func BenchmarkCacheHit(b *testing.B) {
 	}
 	g := &Guard{Verifier: v, Counters: &memcount.Counters{}, Cache: &Cache{}, Logger: slog.New(slog.DiscardHandler)}
 	a := attempt(alice, np.Password)
+	a.Device = dev
 	if d, err := g.Verify(ctx, a); err != nil || d.Result != OK {
 		b.Fatalf("first Verify = %+v, %v", d, err)
 	}

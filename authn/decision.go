@@ -17,6 +17,10 @@ type Attempt struct {
 	Mechanism string // "LOGIN", "PLAIN", ... for audit
 	TLS       string // negotiated TLS version ("TLS 1.3"), "" without TLS; for audit
 	SessionID string // the proxy's session id, for audit
+	// Device is what the client was seen as (TLS fingerprint, client
+	// name, network), for first-use binding (device.go); zero: not
+	// checked.
+	Device store.Device
 }
 
 // Result is the outcome of a login attempt. Only OK lets the session through.
@@ -64,6 +68,12 @@ type Decision struct {
 	// uncached: the Guard must not reuse this OK from its cache (a primary
 	// password verified by a Directory: the directory decides each one).
 	uncached bool
+	// app is the app password's record as the decision read it, for the
+	// Guard's device check; nil once checked (never cached, never kept
+	// with a session).
+	app *store.AppPassword
+	// device is the device a DeviceRefused refused, for its audit record.
+	device *store.Device
 }
 
 // restriction is the policy of an app password that can turn an OK into a

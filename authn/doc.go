@@ -31,4 +31,7 @@
 //     is one of its app passwords (80 bits, not guessable) is verified.
 //   - Secrets never appear in errors or log lines; caches and memories
 //     keep keyed MACs of them only.
+//   - First-use binding (device.go) is decided only after the secret
+//     verified (or a cached verification was re-checked), costs no hash,
+//     and a device refusal counts in the limits like a wrong secret.
 package authn

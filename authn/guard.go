@@ -46,14 +46,20 @@ import (
 //  5. Hash budgets: an attempt about to cost argon2id is refused if its
 //     address, network or account has had too many this window.
 //  6. Verifier: one argon2id.
-//  7. Settle: a success (step 3 or 6) gives its reservation back, resets
+//  7. Device: an OK with an app password (step 3 or 6) is checked against
+//     the password's bound device (device.go, no hash): a first use binds
+//     it, a drift is recorded, and under the block policy refused as
+//     DeviceRefused, which then settles as a failure (not remembered in
+//     step 4: it depends on the device, not on the secret).
+//  8. Settle: a success (step 3 or 6) gives its reservation back, resets
 //     the account+address failures and marks the address as known; a
 //     failure stays counted (except against the account from a known
 //     address), is remembered (step 4) and waits TarpitBase × 2^(n-1), n
 //     the address's failures, at most TarpitMax; a known refusal (step 4)
 //     gives the reservation back (a repeat is not a new guess) and waits
 //     as the address's last failure did.
-//  8. Audit: one record per attempt, whatever the outcome.
+//  9. Audit: one record per attempt, whatever the outcome, and one more
+//     for a device's first use or drift (once per flight).
 //
 // SecondFactor counts second-factor attempts in the same limits.
 //
@@ -141,7 +147,9 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	if err != nil {
 		result = AuditAuthError
 	}
-	g.Audit.Record(ctx, auditRecord(a, o.d, result, start, g.now().Sub(start)))
+	rec := auditRecord(a, o.d, result, start, g.now().Sub(start))
+	rec.Device = o.d.device
+	g.Audit.Record(ctx, rec)
 	return o.d, err
 }
 
@@ -185,6 +193,14 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 		if g.Metrics != nil {
 			g.Metrics.CacheHit()
 		}
+		if d, err = g.checkDevice(ctx, a, d); err != nil {
+			r.giveBack(ctx)
+			return outcome{}, err
+		}
+		if d.Result == DeviceRefused {
+			r.failed(ctx)
+			return outcome{d: d, delay: r.delay(true)}, nil
+		}
 		r.succeeded(ctx, false)
 		return outcome{d: d}, nil
 	}
@@ -209,10 +225,22 @@ func (g *Guard) decide(ctx context.Context, a Attempt, user string) (outcome, er
 	}
 	if d.Result == OK {
 		if g.Cache != nil && user != "" && !d.uncached {
-			g.Cache.put(gen, user, a, d, g.now())
+			cd := d
+			cd.app = nil
+			g.Cache.put(gen, user, a, cd, g.now())
 		}
+		if d, err = g.checkDevice(ctx, a, d); err != nil {
+			r.giveBack(ctx)
+			return outcome{}, err
+		}
+	}
+	if d.Result == OK {
 		r.succeeded(ctx, true)
 		return outcome{d: d}, nil
+	}
+	if d.Result == DeviceRefused {
+		r.failed(ctx)
+		return outcome{d: d, delay: r.delay(true)}, nil
 	}
 	g.remember(a, user, d)
 	r.failed(ctx)
@@ -240,7 +268,8 @@ func (g *Guard) cached(ctx context.Context, a Attempt, user string) (Decision, b
 	if !ok {
 		return Decision{}, false, nil
 	}
-	ok, err := g.recheck(ctx, a, d)
+	ok, app, err := g.recheck(ctx, a, d)
+	d.app = app
 	if err != nil || !ok {
 		if err == nil {
 			g.Cache.Drop(store.Event{Kind: store.EventAppPasswordRevoked, Username: user, AppPasswordID: d.AppPasswordID})
@@ -276,7 +305,8 @@ func (g *Guard) mac(parts ...string) [16]byte {
 
 // flightKey names the attempts that share one decision.
 func (g *Guard) flightKey(user string, a Attempt) string {
-	m := g.mac("flight", user, string(a.Protocol), a.Secret, a.RemoteIP.Unmap().String())
+	m := g.mac("flight", user, string(a.Protocol), a.Secret, a.RemoteIP.Unmap().String(),
+		a.Device.TLS, a.Device.Client, a.Device.Network.String())
 	return string(m[:])
 }
 
@@ -342,13 +372,45 @@ type rechecker interface {
 	Recheck(ctx context.Context, a Attempt, d Decision) (bool, error)
 }
 
-// recheck asks the Verifier, if it can, whether a cached OK still holds.
-func (g *Guard) recheck(ctx context.Context, a Attempt, d Decision) (bool, error) {
+// recheck asks the Verifier, if it can, whether a cached OK still holds,
+// and returns the app password's record it read, if any.
+func (g *Guard) recheck(ctx context.Context, a Attempt, d Decision) (bool, *store.AppPassword, error) {
+	if v, ok := g.Verifier.(*Verifier); ok {
+		return v.recheck(ctx, a, d)
+	}
 	r, ok := g.Verifier.(rechecker)
 	if !ok {
-		return true, nil
+		return true, nil, nil
 	}
-	return r.Recheck(ctx, a, d)
+	ok, err := r.Recheck(ctx, a, d)
+	return ok, nil, err
+}
+
+// checkDevice applies first-use binding (step 7) to an OK decision whose
+// Verifier is a *Verifier, and audits a first use or a drift. The
+// returned decision no longer holds the app password's record.
+func (g *Guard) checkDevice(ctx context.Context, a Attempt, d Decision) (Decision, error) {
+	p := d.app
+	d.app = nil
+	v, ok := g.Verifier.(*Verifier)
+	if !ok || p == nil {
+		return d, nil
+	}
+	d, note, err := v.checkDevice(ctx, a, d, p)
+	if err != nil {
+		return Decision{}, err
+	}
+	if note == noteFirstUse || note == noteDrift {
+		rec := auditRecord(a, d, string(note), g.now(), 0)
+		dev := a.Device
+		rec.Device = &dev
+		g.Audit.Record(ctx, rec)
+	}
+	if d.Result == DeviceRefused {
+		dev := a.Device
+		d.device = &dev
+	}
+	return d, nil
 }
 
 // SetLimits replaces Limits for the logins that follow (a configuration

@@ -177,6 +177,25 @@ func (m *memStore) TouchAppPassword(_ context.Context, username, id string, use 
 	return store.ErrNotFound
 }
 
+func (m *memStore) UpdateAppPassword(_ context.Context, username, id string, fn func(*store.AppPassword) error) (store.AppPassword, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, p := range m.apps[username] {
+		if p.ID == id {
+			after := p
+			if err := fn(&after); err != nil {
+				return store.AppPassword{}, err
+			}
+			if err := store.CheckAppPasswordUpdate(&p, &after); err != nil {
+				return store.AppPassword{}, err
+			}
+			m.apps[username][i] = after
+			return after, nil
+		}
+	}
+	return store.AppPassword{}, store.ErrNotFound
+}
+
 func (m *memStore) LookupKey(context.Context) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -24,42 +24,49 @@ import (
 // was missed (a Redis reconnect, a failover) can never be outlived by a
 // cached login.
 func (v *Verifier) Recheck(ctx context.Context, a Attempt, d Decision) (bool, error) {
+	ok, _, err := v.recheck(ctx, a, d)
+	return ok, err
+}
+
+// recheck is Recheck that also returns the app password's record it read
+// (nil for a primary-password login), for the Guard's device check.
+func (v *Verifier) recheck(ctx context.Context, a Attempt, d Decision) (bool, *store.AppPassword, error) {
 	if d.Result != OK {
-		return false, nil
+		return false, nil, nil
 	}
 	acct, err := v.Store.GetAccount(ctx, d.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return false, nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("recheck: get account: %w", err)
+		return false, nil, fmt.Errorf("recheck: get account: %w", err)
 	}
 	if acct.Disabled {
-		return false, nil
+		return false, nil, nil
 	}
 	cur := store.SessionState{Account: &acct}
 	if d.AppPasswordID == "" {
 		return v.Directory == nil && d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) == OK &&
-			!v.AppPasswordsOnly && !v.mfaRequired(directory.Entry{}, acct), nil
+			!v.AppPasswordsOnly && !v.mfaRequired(directory.Entry{}, acct), nil, nil
 	}
 	key, err := v.lookupKey(ctx)
 	if err != nil {
-		return false, fmt.Errorf("recheck: %w", err)
+		return false, nil, fmt.Errorf("recheck: %w", err)
 	}
 	p, err := v.Store.FindAppPassword(ctx, d.Username, Tag(key, d.Username, NormalizeSecret(a.Secret)))
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return false, nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("recheck: find app password: %w", err)
+		return false, nil, fmt.Errorf("recheck: find app password: %w", err)
 	}
 	cur.AppPassword = &p
 	if d.Revalidate(cur, a.Protocol, a.RemoteIP, v.now()) != OK {
-		return false, nil
+		return false, nil, nil
 	}
 	res, err := v.directoryAdmits(ctx, acct)
 	if err != nil {
-		return false, fmt.Errorf("recheck: %w", err)
+		return false, nil, fmt.Errorf("recheck: %w", err)
 	}
-	return res == OK, nil
+	return res == OK, &p, nil
 }

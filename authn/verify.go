@@ -67,6 +67,11 @@ type Verifier struct {
 	MaxConcurrentHashes int
 	// Metrics, if not nil, observes each argon2id evaluation.
 	Metrics HashMetrics
+	// DevicePolicy is what a login with an app password from another
+	// device than its bound one does (device.go), for passwords without
+	// a policy of their own: store.DevicePolicyNotify, Block or Off. If
+	// empty, DefaultDevicePolicy (notify). The Guard applies it.
+	DevicePolicy string
 
 	keyMu sync.Mutex
 	key   []byte // lookup key, cached after the first successful load
@@ -376,6 +381,7 @@ func (v *Verifier) verifyAppPassword(ctx context.Context, a Attempt, acct store.
 	if !p.Expires.IsZero() || len(p.AllowFrom) > 0 {
 		d.restrict = &restriction{expires: p.Expires, allowFrom: p.AllowFrom}
 	}
+	d.app = &p
 	use := store.LastUse{Time: now, IP: a.RemoteIP, Protocol: string(a.Protocol), Client: a.Client}
 	err = v.Store.TouchAppPassword(ctx, acct.Username, p.ID, use)
 	switch {

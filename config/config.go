@@ -218,6 +218,12 @@ type Authn struct {
 	// is announced in its owner's activity and the portal. Zero:
 	// account.DefaultUnusedWarnBefore, 14 days. Below unused_after.
 	UnusedWarnBefore Age `toml:"unused_warn_before"`
+	// DevicePolicy is what a login with an app password from another
+	// device than the one it was first used from does, for passwords
+	// without a policy of their own: "notify" (let in, record, audit),
+	// "block" (refuse with an alert naming portal.url) or "off". Empty:
+	// authn.DefaultDevicePolicy, notify.
+	DevicePolicy string `toml:"device_policy"`
 }
 
 // Portal describes the self-service web portal.

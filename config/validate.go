@@ -12,6 +12,7 @@ import (
 	"github.com/passgate/passgate/internal/certfile"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
+	"github.com/passgate/passgate/store"
 )
 
 // Defaults; each field's doc comment in config.go states the same.
@@ -172,6 +173,12 @@ func (l *loader) authn(a *Authn, p *Portal) {
 	case a.UnusedAfter.Duration > 0 && a.UnusedWarnBefore.Duration >= a.UnusedAfter.Duration:
 		l.fail("authn.unused_warn_before", nil, "%s is not below authn.unused_after (%s)",
 			a.UnusedWarnBefore.Duration, a.UnusedAfter.Duration)
+	}
+
+	switch a.DevicePolicy {
+	case "", store.DevicePolicyNotify, store.DevicePolicyBlock, store.DevicePolicyOff:
+	default:
+		l.fail("authn.device_policy", nil, "%q is not notify, block or off", a.DevicePolicy)
 	}
 
 	urlOK := true

@@ -25,6 +25,7 @@ type sendOpts struct {
 	File         string // the message, exactly as sent (CRLF line ends)
 	Src          string // swaks only: the loopback address to connect from
 	CAFile       string // swaks only: the CA to verify passgate with, if not its own certificate
+	QuitAfter    string // swaks only: --quit-after (e.g. "AUTH": log in, send nothing)
 }
 
 // address is the passgate port for the way of connecting.
@@ -64,6 +65,9 @@ func runSwaks(t testing.TB, g *smtpGate, o sendOpts) swaksResult {
 		"--from", o.From, "--to", strings.Join(o.To, ","), "--data", "@" + data, "--suppress-data"}
 	if o.Src != "" {
 		args = append(args, "--local-interface", o.Src)
+	}
+	if o.QuitAfter != "" {
+		args = append(args, "--quit-after", o.QuitAfter)
 	}
 	ca := g.CertFile
 	if o.CAFile != "" {

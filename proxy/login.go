@@ -32,6 +32,9 @@ const (
 	LoginFailed Outcome = "failed"
 	// LoginMFA: a primary password refused because the account uses MFA.
 	LoginMFA Outcome = "mfa"
+	// LoginDeviceRefused: a right app password from another device than
+	// its bound one, under the block policy (authn.DeviceRefused).
+	LoginDeviceRefused Outcome = "device-refused"
 	// LoginRateLimited: the Authenticator refused before verifying.
 	LoginRateLimited Outcome = "rate-limited"
 	// LoginAuthUnavailable: the Authenticator or the session check failed.
@@ -100,6 +103,9 @@ func (f *LoginFlow) LogIn(ctx context.Context, a authn.Attempt, remote netip.Add
 	case dec.Result == authn.RateLimited:
 		f.logLogin(a, dec, string(dec.Result))
 		return nil, LoginRateLimited, nil
+	case dec.Result == authn.DeviceRefused:
+		f.logLogin(a, dec, string(dec.Result), "tls_fingerprint", a.Device.TLS)
+		return nil, LoginDeviceRefused, nil
 	case dec.Result != authn.OK:
 		f.logLogin(a, dec, string(dec.Result))
 		return nil, LoginFailed, nil

@@ -37,6 +37,18 @@ func RelinkText(portalURL string) string {
 	return "Your mailbox must be linked again: sign in to " + portalURL + " and choose Link again"
 }
 
+// DeviceRefusedText is a front-end's answer to a login refused because
+// the app password was used from another device than the one it is bound
+// to and its policy is block (authn.DeviceRefused): IMAP "NO [ALERT]
+// text", SMTP "535 5.7.8 text". It names the portal, where the owner can
+// accept the new device.
+func DeviceRefusedText(portalURL string) string {
+	if portalURL == "" {
+		return "This app password is bound to another device: if this device is yours, accept it in the app-passwords portal"
+	}
+	return "This app password is bound to another device: if this device is yours, accept it at " + portalURL
+}
+
 // UpstreamRefusedText is the client's text for a login the upstream
 // refused with an action for an admin (upstream.RefusedError.Action).
 func UpstreamRefusedText(action string) string {

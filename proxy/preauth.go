@@ -44,6 +44,37 @@ type PreauthConn struct {
 	up          net.Conn // the upstream, once relaying
 	relaying    bool
 	interrupted bool // Shutdown asked the pre-auth phase to end
+
+	hellos *HelloWatch // nil: TLS fingerprints are not taken
+	tlsFP  string      // the TLSFingerprint of the client's ClientHello
+}
+
+// WatchHellos makes the TLS handshakes of Open and StartTLS record the
+// client's TLSFingerprint through w, which must serve the implicit-TLS
+// connection's config (w.Config()). Call it before Open.
+func (p *PreauthConn) WatchHellos(w *HelloWatch) { p.hellos = w }
+
+// TLSFingerprint is the TLSFingerprint of the client's ClientHello, ""
+// before a TLS handshake or without WatchHellos.
+func (p *PreauthConn) TLSFingerprint() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tlsFP
+}
+
+func (p *PreauthConn) setTLSFingerprint(fp string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tlsFP = fp
+}
+
+// watch records the fingerprint of a ClientHello arriving on nc until
+// stop is called.
+func (p *PreauthConn) watch(nc net.Conn) (stop func()) {
+	if p.hellos == nil {
+		return func() {}
+	}
+	return p.hellos.Watch(nc, p.setTLSFingerprint)
 }
 
 // NewPreauthConn wraps the client nc of a front-end called name, whose
@@ -139,7 +170,10 @@ func (p *PreauthConn) Open(ctx context.Context, conns *ConnLimiter, addr netip.A
 		release = func() {}
 	}
 	if tc, isTLS := p.Client().(*tls.Conn); isTLS {
-		if err := p.Handshake(ctx, tc); err != nil {
+		stop := p.watch(tc.NetConn())
+		err := p.Handshake(ctx, tc)
+		stop()
+		if err != nil {
 			p.log.Debug(p.name+" tls handshake failed", "err", err)
 			return release, false
 		}
@@ -153,11 +187,19 @@ func (p *PreauthConn) Open(ctx context.Context, conns *ConnLimiter, addr netip.A
 }
 
 // StartTLS runs the server side of a TLS handshake on the client
-// connection (STARTTLS, STLS) and, once it succeeded, makes the TLS
+// connection (STARTTLS, STLS) with cfg (with WatchHellos: the watch's
+// config, which serves as cfg does) and, once it succeeded, makes the TLS
 // connection the client. The caller resets its reader onto the result.
 func (p *PreauthConn) StartTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
-	tc := tls.Server(p.Client(), cfg)
-	if err := p.Handshake(ctx, tc); err != nil {
+	raw := p.Client()
+	if p.hellos != nil {
+		cfg = p.hellos.Config()
+	}
+	tc := tls.Server(raw, cfg)
+	stop := p.watch(raw)
+	err := p.Handshake(ctx, tc)
+	stop()
+	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()

@@ -54,6 +54,7 @@ var failureResults = map[string]bool{
 	"bad-secret": true, "unknown-user": true, "disabled": true, "primary-refused-mfa": true,
 	"scope-denied": true, "expired": true, "address-denied": true, "rate-limited": true,
 	"bad-code": true, "auth-error": true, "upstream-error": true,
+	"device-refused":  true, // a right app password from another device, policy block
 	"idp-mfa-missing": true, // portal OIDC sign-in without the required MFA
 }
 

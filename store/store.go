@@ -110,8 +110,9 @@ type LastUse struct {
 // ClientHello and its network. Two Devices are the same device when every
 // field that both have is equal.
 type Device struct {
-	// Client is the IMAP ID name and version or the SMTP EHLO name, "" if
-	// the client sent none.
+	// Client is the IMAP ID name (not its version: an upgrade is not a
+	// new device) or the SMTP EHLO name, "" if the client sent none (an
+	// address literal is no name).
 	Client string `json:"client,omitempty"`
 	// TLS is the fingerprint of the TLS ClientHello (cipher suites,
 	// extensions, curves: the JA4 idea), "" for a connection without TLS.
@@ -139,6 +140,15 @@ type AppPassword struct {
 	// AllowFrom is empty for "any address".
 	AllowFrom []netip.Prefix `json:"allow_from,omitempty"`
 	LastUsed  LastUse        `json:"last_used,omitzero"`
+	// Bound is the device of first-use binding (device.go), nil until
+	// the first successful login (or for records older than binding).
+	Bound *DeviceBinding `json:"bound,omitempty"`
+	// Drift are the recent logins from other devices, oldest first, at
+	// most MaxDriftEvents.
+	Drift []DriftEvent `json:"drift,omitempty"`
+	// DevicePolicy overrides the installation's device policy for this
+	// password: one of the DevicePolicy constants, "" for the default.
+	DevicePolicy string `json:"device_policy,omitempty"`
 }
 
 // HasScope reports whether p may be used with scope s.
@@ -269,6 +279,17 @@ type Store interface {
 	// TouchAppPassword records a successful use; ErrNotFound if the password
 	// is gone (revoked meanwhile).
 	TouchAppPassword(ctx context.Context, username, id string, use LastUse) error
+	// UpdateAppPassword applies fn to app password id of username inside
+	// one transaction and stores and returns the result; ErrNotFound if
+	// there is no such password. An error from fn aborts without change.
+	// fn may run more than once (optimistic backends retry) and must not
+	// call the Store. fn may change Name, Scopes, Expires, AllowFrom and
+	// the device fields (Bound, Drift, DevicePolicy); changing ID,
+	// Username, Verifier, Tag or LastUsed (TouchAppPassword's) aborts.
+	// Two concurrent updates never lose each other's change (first-use
+	// binding relies on it: one of two first logins binds, the other
+	// sees the binding).
+	UpdateAppPassword(ctx context.Context, username, id string, fn func(*AppPassword) error) (AppPassword, error)
 
 	// LookupKey returns the installation's random 32-byte key for lookup
 	// tags, creating it on first use (atomically: every caller gets the same

@@ -52,11 +52,20 @@ type AppPasswordInfo struct {
 	Expires   time.Time      `json:"expires,omitzero"`
 	AllowFrom []netip.Prefix `json:"allow_from,omitempty"`
 	LastUsed  store.LastUse  `json:"last_used,omitzero"`
+	// Bound is the device the password is bound to (first-use binding),
+	// nil before its first login.
+	Bound *store.DeviceBinding `json:"bound,omitempty"`
+	// Drift are the recent logins from other devices, oldest first.
+	Drift []store.DriftEvent `json:"drift,omitempty"`
+	// DevicePolicy is the password's own device policy, "" for the
+	// installation's.
+	DevicePolicy string `json:"device_policy,omitempty"`
 }
 
 func appPasswordInfo(p store.AppPassword) AppPasswordInfo {
 	return AppPasswordInfo{ID: p.ID, Name: p.Name, Scopes: p.Scopes, Created: p.Created,
-		Expires: p.Expires, AllowFrom: p.AllowFrom, LastUsed: p.LastUsed}
+		Expires: p.Expires, AllowFrom: p.AllowFrom, LastUsed: p.LastUsed,
+		Bound: p.Bound, Drift: p.Drift, DevicePolicy: p.DevicePolicy}
 }
 
 // CreateAppPassword generates, stores and returns a new app password for
@@ -163,18 +172,10 @@ func (s *Service) RevokeAppPassword(ctx context.Context, who Actor, username, id
 	if err != nil {
 		return AppPasswordInfo{}, err
 	}
-	pws, err := s.Store.ListAppPasswords(ctx, user)
+	p, err := s.findAppPassword(ctx, "revoke app password", user, idOrName)
 	if err != nil {
-		return AppPasswordInfo{}, storeErr("revoke app password", user, err)
+		return AppPasswordInfo{}, err
 	}
-	i := slices.IndexFunc(pws, func(p store.AppPassword) bool { return p.ID == idOrName })
-	if i < 0 {
-		i = slices.IndexFunc(pws, func(p store.AppPassword) bool { return strings.EqualFold(p.Name, idOrName) })
-	}
-	if i < 0 {
-		return AppPasswordInfo{}, fieldErr("id", store.ErrNotFound, "%s has no app password with ID or name %q", user, idOrName)
-	}
-	p := pws[i]
 	if err := s.Store.RevokeAppPassword(ctx, user, p.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) { // revoked meanwhile
 			return AppPasswordInfo{}, fieldErr("id", err, "%s has no app password with ID or name %q", user, idOrName)

@@ -17,7 +17,7 @@ import (
 // another one is an error that names it.
 func cmdAppPass(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("apppass: want create, list, revoke, revoke-all, stale or retire")
+		return usagef("apppass: want create, list, revoke, revoke-all, accept-device, policy, stale or retire")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -29,6 +29,10 @@ func cmdAppPass(ctx context.Context, e env, args []string) error {
 		return appPassRevoke(ctx, e, rest)
 	case "revoke-all":
 		return appPassRevokeAll(ctx, e, rest)
+	case "accept-device":
+		return appPassAcceptDevice(ctx, e, rest)
+	case "policy":
+		return appPassPolicy(ctx, e, rest)
 	case "stale":
 		return appPassStale(ctx, e, rest)
 	case "retire":
@@ -89,10 +93,10 @@ func appPassList(ctx context.Context, e env, args []string) error {
 			return printJSON(e.stdout, pws)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tFROM\tCLIENT")
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tFROM\tCLIENT\tDEVICE\tPOLICY\tDRIFT")
 		for _, p := range pws {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
-				p.Created.Format(time.DateTime), dateOrNever(p.Expires), lastUsed(p.LastUsed))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, joinScopes(p.Scopes),
+				p.Created.Format(time.DateTime), dateOrNever(p.Expires), lastUsed(p.LastUsed), deviceColumns(p))
 		}
 		return tw.Flush()
 	})

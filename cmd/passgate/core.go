@@ -97,6 +97,7 @@ func newVerifier(cfg *config.Config, st store.Store, log *slog.Logger) *authn.Ve
 		Logger:                           log,
 		AppPasswordsOnly:                 cfg.Authn.AppPasswordsOnly,
 		KeepAppPasswordsOnPasswordChange: cfg.Authn.KeepAppPasswordsOnPasswordChange,
+		DevicePolicy:                     cfg.Authn.DevicePolicy,
 		MasterSeparators:                 masterSeparators(cfg),
 	}
 	directoryPolicy(cfg, v)

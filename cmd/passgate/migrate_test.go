@@ -79,6 +79,7 @@ func newBoltSource(t *testing.T) *boltSource {
 		return nil
 	}))
 	office := netip.MustParsePrefix("192.0.2.0/24")
+	here0 := netip.MustParseAddr("203.0.113.9")
 	outlook, err := svc.CreateAppPassword(ctx, seeder, alice, "Outlook", account.AppPasswordOptions{
 		Expires: time.Now().Add(90 * 24 * time.Hour), AllowFrom: []netip.Prefix{office}})
 	must(err)
@@ -88,6 +89,16 @@ func newBoltSource(t *testing.T) *boltSource {
 	must(err)
 	must(db.TouchAppPassword(ctx, alice, phone.ID, store.LastUse{
 		Time: time.Now().Add(-time.Minute), IP: netip.MustParseAddr("198.51.100.7"), Protocol: "imap", Client: "K-9"}))
+	// First-use binding's fields travel with the password.
+	k9 := store.Device{Client: "K-9 Mail", TLS: "t13i310800_e8f1e7e78f70_075226722802", Network: netip.MustParsePrefix("198.51.100.0/24")}
+	_, err = db.UpdateAppPassword(ctx, alice, phone.ID, func(p *store.AppPassword) error {
+		p.Bound = &store.DeviceBinding{Device: k9, Protocol: "imap", Time: time.Now().Add(-time.Hour).UTC()}
+		p.AddDrift(store.DriftEvent{Time: time.Now().UTC(), Protocol: "imap", IP: here0,
+			Device: store.Device{TLS: "t13d1313ip_f57a46bbacb6_9c9c7ee8ce66"}, Refused: true})
+		p.DevicePolicy = store.DevicePolicyBlock
+		return nil
+	})
+	must(err)
 	for i, u := range []string{alice, alice, bob, alice, bob} {
 		must(db.AppendAudit(ctx, store.AuditRecord{Time: time.Now().Add(time.Duration(i) * time.Second),
 			Protocol: "imap", Username: u, Result: "ok", SessionID: fmt.Sprintf("s%d", i)}))

@@ -130,7 +130,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		up.Logger = log
 		srv := &sieve.Server{Auth: c.guard, Upstream: up.Sieve(), Sessions: c.sessions, TLSConfig: cfg.TLS.Config,
 			AllowCleartext: cfg.Sieve.AllowCleartext, MFAMessage: cfg.MFAText(), Limits: frontEndLimits(cfg),
-			IdleTimeout: cfg.Limits.IdleTimeout.Duration, Logger: log}
+			DeviceMessage: proxy.DeviceRefusedText(cfg.Portal.URL),
+			IdleTimeout:   cfg.Limits.IdleTimeout.Duration, Logger: log}
 		lv.fronts = append(lv.fronts, liveFrontEnd{srv, srv.Limits.Conns})
 		servers = append(servers, srv)
 		specs = append(specs, listener{"sieve.listen", cfg.Sieve.Listen, srv, false, &l.Sieve})
@@ -241,6 +242,7 @@ func newIMAPServer(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		AllowCleartext: cfg.IMAP.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
 		RelinkMessage:  proxy.RelinkText(cfg.Portal.URL),
+		DeviceMessage:  proxy.DeviceRefusedText(cfg.Portal.URL),
 		Limits:         frontEndLimits(cfg),
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		Logger:         log,
@@ -257,6 +259,7 @@ func newPOP3Server(cfg *config.Config, auth proxy.Authenticator, reg proxy.Sessi
 		TLSConfig:      cfg.TLS.Config,
 		AllowCleartext: cfg.POP3.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
+		DeviceMessage:  proxy.DeviceRefusedText(cfg.Portal.URL),
 		Limits:         frontEndLimits(cfg),
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		Logger:         log,

@@ -28,6 +28,7 @@ func newSMTPServer(cfg *config.Config, auth proxy.Authenticator, st store.Store,
 		AllowCleartext: cfg.SMTP.AllowCleartext,
 		MFAMessage:     cfg.MFAText(),
 		RelinkMessage:  proxy.RelinkText(cfg.Portal.URL),
+		DeviceMessage:  proxy.DeviceRefusedText(cfg.Portal.URL),
 		Limits:         frontEndLimits(cfg),
 		Logger:         log,
 	}

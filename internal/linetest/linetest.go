@@ -37,6 +37,7 @@ const (
 	MFASecret  = "primary-pw-7f3a"
 	DownUser   = "down@example.org"   // AppSecret is right, the upstream is down
 	BrokenUser = "broken@example.org" // Verify fails
+	DeviceUser = "device@example.org" // AppSecret is right, from another device, policy block
 )
 
 // Auth decides logins from the accounts above and records each attempt.
@@ -54,6 +55,8 @@ func (f *Auth) Verify(_ context.Context, a authn.Attempt) (authn.Decision, error
 	switch {
 	case user == BrokenUser:
 		return authn.Decision{}, errors.New("store: connection refused")
+	case user == DeviceUser && a.Secret == AppSecret:
+		return authn.Decision{Result: authn.DeviceRefused, Username: user, AppPasswordID: "ap-2"}, nil
 	case user == MFAUser && a.Secret == MFASecret:
 		return authn.Decision{Result: authn.PrimaryRefusedMFA, Username: user}, nil
 	case (user == AppUser || user == DownUser) && a.Secret == AppSecret:

@@ -105,6 +105,11 @@ func (s *timedStore) TouchAppPassword(ctx context.Context, username, id string, 
 	return s.b.TouchAppPassword(ctx, username, id, use)
 }
 
+func (s *timedStore) UpdateAppPassword(ctx context.Context, username, id string, fn func(*store.AppPassword) error) (p store.AppPassword, err error) {
+	defer func(t time.Time) { s.m.storeCall("update_app_password", t, err) }(time.Now())
+	return s.b.UpdateAppPassword(ctx, username, id, fn)
+}
+
 func (s *timedStore) LookupKey(ctx context.Context) (k []byte, err error) {
 	defer func(t time.Time) { s.m.storeCall("lookup_key", t, err) }(time.Now())
 	return s.b.LookupKey(ctx)

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"encoding/base64"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -111,6 +112,7 @@ func TestAuthenticate(t *testing.T) {
 			}
 			want := *tt.attempt
 			want.Protocol, want.RemoteIP = store.ScopeIMAP, loopback
+			want.Device = store.Device{Network: netip.MustParsePrefix("127.0.0.0/24")} // no ID, no TLS
 			if len(attempts) == 1 {
 				want.SessionID = attempts[0].SessionID // random; guard_test.go checks it
 			}

@@ -34,6 +34,9 @@ type conn struct {
 	failures int    // failed logins so far
 	commands int    // commands read so far (MaxPreauthCommands)
 	clientID string // "name/version" from IMAP ID, sanitised
+	// clientName is the name alone: what first-use binding compares (a
+	// new version is not a new device).
+	clientName string
 
 	byeMu sync.Mutex // guards bye (Shutdown's goodbye reads it)
 	bye   *byeConn   // the client side of the relay, once relaying
@@ -49,6 +52,9 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	c.PreauthConn = proxy.NewPreauthConn(nc, "imap", c.log, s.limits().PreauthTimeout)
+	if w := s.helloWatch(); w != nil {
+		c.WatchHellos(w)
+	}
 	return c
 }
 

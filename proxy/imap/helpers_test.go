@@ -44,6 +44,7 @@ const (
 	panicUser   = "panicky@example.org" // Verify panics
 	downUser    = "down@example.org"    // upstream unavailable
 	refusedUser = "refused@example.org" // upstream refuses
+	deviceUser  = "device@example.org"  // right secret, another device, policy block
 )
 
 // fakeAuth decides logins from a table and records every attempt.
@@ -62,6 +63,10 @@ func (f *fakeAuth) Verify(_ context.Context, a authn.Attempt) (authn.Decision, e
 		return authn.Decision{}, errors.New("store: connection refused")
 	case panicUser:
 		panic("boom with " + a.Secret)
+	case deviceUser:
+		if a.Secret == appSecret {
+			return authn.Decision{Result: authn.DeviceRefused, Username: user, AppPasswordID: appID}, nil
+		}
 	case mfaUser:
 		if a.Secret == mfaSecret {
 			return authn.Decision{Result: authn.PrimaryRefusedMFA, Username: user}, nil

@@ -30,6 +30,7 @@ func (c *conn) cmdID(cmd *command) error {
 	}
 	if fields != nil {
 		c.clientID = clientID(fields["name"], fields["version"])
+		c.clientName = clientID(fields["name"], "")
 	}
 	return c.Write(`* ID ("name" "passgate")`, cmd.tag+" OK ID completed")
 }

@@ -85,6 +85,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		Mechanism: mech,
 		TLS:       proxy.TLSVersion(c.Client()),
 		SessionID: c.id,
+		Device:    proxy.NewDevice(c.clientName, c.TLSFingerprint(), c.remote.Addr()),
 	}
 	r, outcome, err := flow.LogIn(c.ctx, a, c.remote)
 	var refused *upstream.RefusedError
@@ -93,6 +94,8 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		return c.relay(tag, r)
 	case proxy.LoginMFA:
 		return &respError{status: "NO", code: "ALERT", text: c.srv.mfaMessage(), failure: true}
+	case proxy.LoginDeviceRefused:
+		return &respError{status: "NO", code: "ALERT", text: c.srv.deviceMessage(), failure: true}
 	case proxy.LoginRateLimited:
 		return errRateLimited
 	case proxy.LoginAuthUnavailable:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -64,7 +65,8 @@ func TestLogin(t *testing.T) {
 			}
 			a := e.auth.last(t)
 			want := authn.Attempt{Username: tt.user, Secret: tt.secret, Protocol: store.ScopeIMAP, RemoteIP: loopback, Mechanism: "LOGIN",
-				SessionID: a.SessionID} // random; guard_test.go checks it
+				SessionID: a.SessionID,                                                  // random; guard_test.go checks it
+				Device:    store.Device{Network: netip.MustParsePrefix("127.0.0.0/24")}} // no ID, no TLS
 			if a != want {
 				t.Errorf("Attempt = %+v, want %+v", a, want)
 			}

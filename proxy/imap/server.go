@@ -96,6 +96,10 @@ type Server struct {
 	// link the mailbox again in the portal (upstream.RelinkError). "" =
 	// proxy.RelinkText("").
 	RelinkMessage string
+	// DeviceMessage is the text after "NO [ALERT] " when a login is
+	// refused because its app password is bound to another device
+	// (authn.DeviceRefused). "" = proxy.DeviceRefusedText("").
+	DeviceMessage string
 	// IdleTimeout is passed to proxy.Splice (0 means whatever Splice does
 	// with 0).
 	IdleTimeout time.Duration
@@ -115,6 +119,8 @@ type Server struct {
 	upstreamCaps atomic.Pointer[[]string]
 
 	life proxy.Lifecycle
+
+	hellos proxy.LazyHelloWatch // TLS fingerprints of TLSConfig's handshakes
 }
 
 // limits is Limits, or the last SetLimits, with the defaults applied.
@@ -126,6 +132,17 @@ func (s *Server) mfaMessage() string {
 	}
 	return proxy.MFAText("", "")
 }
+
+func (s *Server) deviceMessage() string {
+	if s.DeviceMessage != "" {
+		return oneLine(s.DeviceMessage)
+	}
+	return proxy.DeviceRefusedText("")
+}
+
+// helloWatch serves TLSConfig and records each client's TLS fingerprint;
+// nil without TLSConfig.
+func (s *Server) helloWatch() *proxy.HelloWatch { return s.hellos.Get(s.TLSConfig) }
 
 func (s *Server) relinkMessage() string {
 	if s.RelinkMessage != "" {
@@ -174,7 +191,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.TLSConfig == nil {
 		return errors.New("imap: ServeTLS: TLSConfig is nil")
 	}
-	return s.serve(tls.NewListener(ln, s.TLSConfig), true)
+	return s.serve(tls.NewListener(ln, s.helloWatch().Config()), true)
 }
 
 func (s *Server) check() error {

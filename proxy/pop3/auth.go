@@ -180,6 +180,7 @@ func (c *conn) login(mech, user, secret string) error {
 		Mechanism: mech,
 		TLS:       proxy.TLSVersion(c.Client()),
 		SessionID: c.id,
+		Device:    proxy.NewDevice("", c.TLSFingerprint(), c.remote.Addr()),
 	}
 	r, outcome, _ := flow.LogIn(c.ctx, a, c.remote)
 	switch outcome {
@@ -187,6 +188,8 @@ func (c *conn) login(mech, user, secret string) error {
 		return c.relay(r)
 	case proxy.LoginMFA:
 		return &replyError{code: "AUTH", text: c.srv.mfaMessage(), failure: true}
+	case proxy.LoginDeviceRefused:
+		return &replyError{code: "AUTH", text: c.srv.deviceMessage(), failure: true}
 	case proxy.LoginRateLimited:
 		return errRateLimited
 	case proxy.LoginAuthUnavailable, proxy.LoginSessionLimit:

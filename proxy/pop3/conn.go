@@ -45,6 +45,9 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	c.PreauthConn = proxy.NewPreauthConn(nc, "pop3", c.log, s.limits().PreauthTimeout)
+	if w := s.helloWatch(); w != nil {
+		c.WatchHellos(w)
+	}
 	return c
 }
 

@@ -74,6 +74,10 @@ type Server struct {
 	// is refused because the account uses MFA (see proxy.MFAText). "" =
 	// proxy.MFAText("", "").
 	MFAMessage string
+	// DeviceMessage is the text after "-ERR [AUTH] " when a login is
+	// refused because its app password is bound to another device
+	// (authn.DeviceRefused). "" = proxy.DeviceRefusedText("").
+	DeviceMessage string
 	// IdleTimeout is passed to proxy.Splice.
 	IdleTimeout time.Duration
 	// Logger receives one Info line per login outcome. nil = slog.Default().
@@ -86,6 +90,7 @@ type Server struct {
 	proxy.Reloadable
 
 	nameOnce sync.Once
+	hellos   proxy.LazyHelloWatch // TLS fingerprints of TLSConfig's handshakes
 	life     proxy.Lifecycle
 }
 
@@ -103,6 +108,17 @@ func (s *Server) mfaMessage() string {
 		return oneLine(m)
 	}
 	return proxy.MFAText("", "")
+}
+
+// helloWatch serves TLSConfig and records each client's TLS fingerprint;
+// nil without TLSConfig.
+func (s *Server) helloWatch() *proxy.HelloWatch { return s.hellos.Get(s.TLSConfig) }
+
+func (s *Server) deviceMessage() string {
+	if s.DeviceMessage != "" {
+		return oneLine(s.DeviceMessage)
+	}
+	return proxy.DeviceRefusedText("")
 }
 
 func (s *Server) hostname() string {
@@ -134,7 +150,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.TLSConfig == nil {
 		return errors.New("pop3: ServeTLS: TLSConfig is nil")
 	}
-	return s.serve(tls.NewListener(ln, s.TLSConfig), true)
+	return s.serve(tls.NewListener(ln, s.helloWatch().Config()), true)
 }
 
 func (s *Server) check() error {

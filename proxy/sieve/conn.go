@@ -42,6 +42,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		r: bufio.NewReaderSize(nc, s.limits().MaxLine)}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	c.PreauthConn = proxy.NewPreauthConn(nc, "sieve", c.log, s.limits().PreauthTimeout)
+	if w := s.helloWatch(); w != nil {
+		c.WatchHellos(w)
+	}
 	return c
 }
 
@@ -270,13 +273,16 @@ func decode(s string) ([]byte, error) {
 func (c *conn) login(mech, user, secret string) error {
 	flow := proxy.LoginFlow{Auth: c.srv.Auth, Upstream: c.srv.Upstream, Sessions: c.srv.Sessions, Log: c.log}
 	a := authn.Attempt{Username: user, Secret: secret, Protocol: store.ScopeSieve, RemoteIP: c.remote.Addr(),
-		Mechanism: mech, TLS: proxy.TLSVersion(c.Client()), SessionID: c.id}
+		Mechanism: mech, TLS: proxy.TLSVersion(c.Client()), SessionID: c.id,
+		Device: proxy.NewDevice("", c.TLSFingerprint(), c.remote.Addr())}
 	r, outcome, _ := flow.LogIn(c.ctx, a, c.remote)
 	switch outcome {
 	case proxy.LoginOK:
 		return c.relay(r)
 	case proxy.LoginMFA:
 		return &noError{text: c.srv.mfaMessage(), failure: true}
+	case proxy.LoginDeviceRefused:
+		return &noError{text: c.srv.deviceMessage(), failure: true}
 	case proxy.LoginRateLimited:
 		return errRateLimited
 	case proxy.LoginAuthUnavailable, proxy.LoginUpstreamUnavailable, proxy.LoginRelink, proxy.LoginSessionLimit:

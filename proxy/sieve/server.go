@@ -45,14 +45,19 @@ type Server struct {
 	AllowCleartext bool
 	// MFAMessage is the text of the NO refusing a primary password of an
 	// MFA account (see proxy.MFAText). "" = proxy.MFAText("", "").
-	MFAMessage  string
-	IdleTimeout time.Duration
-	Logger      *slog.Logger // nil = slog.Default()
+	MFAMessage string
+	// DeviceMessage is the text of the NO refusing a login whose app
+	// password is bound to another device (authn.DeviceRefused). "" =
+	// proxy.DeviceRefusedText("").
+	DeviceMessage string
+	IdleTimeout   time.Duration
+	Logger        *slog.Logger // nil = slog.Default()
 
 	// Reloadable's SetLimits and SetMFAMessage replace Limits and
 	// MFAMessage while the server runs (a configuration reload).
 	proxy.Reloadable
 
+	hellos       proxy.LazyHelloWatch // TLS fingerprints of STARTTLS handshakes
 	capsOnce     sync.Once
 	upstreamCaps []string // capability lines repeated from the upstream
 	life         proxy.Lifecycle
@@ -73,6 +78,17 @@ func (s *Server) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.Default()
+}
+
+// helloWatch serves TLSConfig and records each client's TLS fingerprint;
+// nil without TLSConfig.
+func (s *Server) helloWatch() *proxy.HelloWatch { return s.hellos.Get(s.TLSConfig) }
+
+func (s *Server) deviceMessage() string {
+	if s.DeviceMessage != "" {
+		return s.DeviceMessage
+	}
+	return proxy.DeviceRefusedText("")
 }
 
 func (s *Server) mfaMessage() string {

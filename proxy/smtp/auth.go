@@ -44,7 +44,8 @@ const maxLoggedHelo = 255
 // the EHLO name is a host name the client machine claims (often its
 // personal name, "localhost" or an address literal), not the mail client's
 // name and version that IMAP ID gives and the audit shows as "client". It
-// is logged with the attempt instead ("helo").
+// is logged with the attempt instead ("helo"), and first-use binding
+// compares it (Device.Client; an address literal is no name).
 func (ss *session) attempt(mech, username, secret string) authn.Attempt {
 	return authn.Attempt{
 		Username:  username,
@@ -54,6 +55,7 @@ func (ss *session) attempt(mech, username, secret string) authn.Attempt {
 		Mechanism: mech,
 		TLS:       proxy.TLSVersion(ss.nc),
 		SessionID: ss.id,
+		Device:    proxy.NewDevice(proxy.HeloName(ss.conn.Hostname()), ss.tlsFingerprint(), ss.remote.Addr()),
 	}
 }
 
@@ -92,6 +94,9 @@ func (ss *session) authenticate(mech, authzid, username, secret string) error {
 	case authn.PrimaryRefusedMFA:
 		log.Info("smtp auth", "result", d.Result)
 		return ss.failed(errMFA(ss.srv.mfaMessage()))
+	case authn.DeviceRefused:
+		log.Info("smtp auth", "result", d.Result, "app_password_id", d.AppPasswordID, "tls_fingerprint", a.Device.TLS)
+		return ss.failed(errDeviceRefused(ss.srv.deviceMessage()))
 	case authn.RateLimited:
 		// Nothing was verified: a temporary failure (RFC 4954 §6), so that
 		// a blocked owner's client says "try again later" rather than

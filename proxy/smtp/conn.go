@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/passgate/passgate/proxy"
 )
 
 // clientConn is an accepted client connection with the state that must
@@ -43,6 +45,8 @@ type clientConn struct {
 	timedOut atomic.Bool  // a read hit its deadline: the next one fails at once
 	replyTo  atomic.Pointer[net.Conn]
 	sniffTLS bool // plain listener, nothing read yet: refuse a ClientHello
+
+	tlsFP atomic.Pointer[string] // TLSFingerprint of the ClientHello, once one came
 }
 
 // Write writes p and, after the reply that ends the connection, closes it.
@@ -219,6 +223,7 @@ func (s *Server) startTLSConfig() *tls.Config {
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if cc := clientConnOf(hello.Conn); cc != nil {
 			cc.setReplyTo(nil)
+			cc.noteHello(hello)
 		}
 		if next != nil {
 			return next(hello)
@@ -226,6 +231,43 @@ func (s *Server) startTLSConfig() *tls.Config {
 		return nil, nil
 	}
 	return cfg
+}
+
+// implicitTLSConfig is the TLS config of the implicit-TLS listener:
+// TLSConfig, noting each client's TLS fingerprint. Made once per listener:
+// its session tickets must resume on the next connection.
+func (s *Server) implicitTLSConfig() *tls.Config {
+	cfg := s.TLSConfig.Clone()
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if cc := clientConnOf(hello.Conn); cc != nil {
+			cc.noteHello(hello)
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
+	}
+	return cfg
+}
+
+// noteHello records the fingerprint of the client's ClientHello
+// (first-use binding compares it).
+func (c *clientConn) noteHello(hello *tls.ClientHelloInfo) {
+	fp := proxy.TLSFingerprint(hello)
+	c.tlsFP.Store(&fp)
+}
+
+// tlsFingerprint is the TLS fingerprint of the session's client, "" before
+// TLS.
+func (ss *session) tlsFingerprint() string {
+	if ss.cc == nil {
+		return ""
+	}
+	if fp := ss.cc.tlsFP.Load(); fp != nil {
+		return *fp
+	}
+	return ""
 }
 
 // connSet tracks the open client connections, so that Close and an expired

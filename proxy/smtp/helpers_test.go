@@ -45,6 +45,7 @@ const (
 	scopeSecret  = "scope-secret-9q8w"
 	brokenUser   = "broken@example.org" // Verify fails
 	panicUser    = "panicky@example.org"
+	deviceUser   = "device@example.org" // right secret, another device, policy block
 	masterUser   = "proxy"
 	masterSecret = "master-secret-xyz"
 )
@@ -68,6 +69,10 @@ func (f *fakeAuth) Verify(_ context.Context, a authn.Attempt) (authn.Decision, e
 	case mfaUser:
 		if a.Secret == mfaSecret {
 			return authn.Decision{Result: authn.PrimaryRefusedMFA, Username: user}, nil
+		}
+	case deviceUser:
+		if a.Secret == appSecret {
+			return authn.Decision{Result: authn.DeviceRefused, Username: user, AppPasswordID: appID}, nil
 		}
 	case scopeUser:
 		if a.Secret == scopeSecret {

@@ -65,6 +65,11 @@ func errMFA(msg string) error {
 	return &gosmtp.SMTPError{Code: 534, EnhancedCode: gosmtp.EnhancedCode{5, 7, 9}, Message: msg}
 }
 
+// errDeviceRefused is RFC 4954 §6's 535 5.7.8 (the credentials are
+// refused) with msg naming the portal where the owner can accept the new
+// device.
+func errDeviceRefused(msg string) error { return errUpstreamRefused(msg) }
+
 // errUpstreamRefused is RFC 4954 §6's 535 5.7.8 with msg, cut to fit one
 // reply line (RFC 5321 §4.5.3.1.5: 512 octets).
 func errUpstreamRefused(msg string) error {

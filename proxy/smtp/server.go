@@ -69,6 +69,10 @@ type Server struct {
 	// mailbox again in the portal (upstream.RelinkError). If empty,
 	// proxy.RelinkText("").
 	RelinkMessage string
+	// DeviceMessage is the text of "535 5.7.8" when a login is refused
+	// because its app password is bound to another device
+	// (authn.DeviceRefused). "" = proxy.DeviceRefusedText("").
+	DeviceMessage string
 	// Hostname is the name in the greeting. If empty, os.Hostname().
 	Hostname string
 	// Limits bound what a client costs before AUTH succeeds. Every read
@@ -120,6 +124,13 @@ func (s *Server) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return s.Logger
+}
+
+func (s *Server) deviceMessage() string {
+	if s.DeviceMessage == "" {
+		return proxy.DeviceRefusedText("")
+	}
+	return s.DeviceMessage
 }
 
 func (s *Server) relinkMessage() string {
@@ -256,7 +267,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	return s.serve(listener{Listener: ln, srv: s, tlsConfig: s.TLSConfig})
+	return s.serve(listener{Listener: ln, srv: s, tlsConfig: s.implicitTLSConfig()})
 }
 
 // serve runs go-smtp on ln unless the server is closed; Close closes ln

@@ -234,3 +234,27 @@ func (db *DB) TouchAppPassword(ctx context.Context, username, id string, use sto
 		return putAppPassword(tx, p)
 	})
 }
+
+// UpdateAppPassword applies fn to app password id of username and stores
+// the result in one transaction (bbolt has one writer at a time, so two
+// updates never interleave); store.ErrNotFound if there is no such
+// password.
+func (db *DB) UpdateAppPassword(ctx context.Context, username, id string, fn func(*store.AppPassword) error) (store.AppPassword, error) {
+	var after store.AppPassword
+	err := db.update(ctx, "update app password", func(tx *bbolt.Tx) error {
+		before, err := getAppPassword(tx, username, id)
+		if err != nil {
+			return err
+		}
+		after = before
+		after.Tag = bytes.Clone(before.Tag)
+		if err := fn(&after); err != nil {
+			return txError{err}
+		}
+		if err := store.CheckAppPasswordUpdate(&before, &after); err != nil {
+			return fail("app password %q of %q: %w", id, username, err)
+		}
+		return putAppPassword(tx, after)
+	})
+	return after, err
+}

@@ -268,3 +268,66 @@ func decodeAppPassword(username, id, rec string, last *string) (store.AppPasswor
 	}
 	return p, nil
 }
+
+// UpdateAppPassword applies fn to app password id of username and stores
+// the result with WATCH and MULTI/EXEC on the account's app-password hash:
+// if another writer changed it in between (another update, a revocation),
+// it reads again and calls fn again, at most 16 times, as UpdateAccount.
+// store.ErrNotFound if there is no such password.
+func (s *Store) UpdateAppPassword(ctx context.Context, username, id string, fn func(*store.AppPassword) error) (store.AppPassword, error) {
+	keys := s.userKeys(username)
+	var after store.AppPassword
+	err := s.do(ctx, "update app password", func(ctx context.Context) error {
+		for i := range maxUpdateAttempts {
+			err := s.rdb.Watch(ctx, func(tx *goredis.Tx) error {
+				var err error
+				after, err = s.updateAppPasswordTx(ctx, tx, keys, username, id, fn)
+				return err
+			}, keys[1])
+			if !errors.Is(err, goredis.TxFailedErr) {
+				return err
+			}
+			if err := conflictBackoff(ctx, i); err != nil {
+				return err
+			}
+		}
+		return fmt.Errorf("app password %q of %q changed concurrently %d times in a row", id, username, maxUpdateAttempts)
+	})
+	return after, err
+}
+
+// updateAppPasswordTx is one attempt of UpdateAppPassword on the watched
+// app-password hash (keys as userKeys).
+func (s *Store) updateAppPasswordTx(ctx context.Context, tx *goredis.Tx, keys []string, username, id string, fn func(*store.AppPassword) error) (store.AppPassword, error) {
+	rec, err := tx.HGet(ctx, keys[1], id).Result()
+	if err != nil {
+		return store.AppPassword{}, notFound(err, "app password %q of %q", id, username)
+	}
+	var last *string
+	if u, err := tx.HGet(ctx, keys[3], id).Result(); err == nil {
+		last = &u
+	} else if !errors.Is(err, goredis.Nil) {
+		return store.AppPassword{}, err
+	}
+	before, err := decodeAppPassword(username, id, rec, last)
+	if err != nil {
+		return store.AppPassword{}, err
+	}
+	after := before
+	after.Tag = bytes.Clone(before.Tag)
+	if err := fn(&after); err != nil {
+		return store.AppPassword{}, logicError{err}
+	}
+	if err := store.CheckAppPasswordUpdate(&before, &after); err != nil {
+		return store.AppPassword{}, fail("app password %q of %q: %w", id, username, err)
+	}
+	v, err := json.Marshal(after)
+	if err != nil {
+		return store.AppPassword{}, fail("encode app password %q: %w", id, err)
+	}
+	_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, keys[1], id, v)
+		return nil
+	})
+	return after, err
+}

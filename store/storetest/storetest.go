@@ -51,6 +51,7 @@ func Run(t *testing.T, o Opener) {
 		{"EventsLost", testEventsLost},
 		{"CheckSessions", testCheckSessions},
 		{"Concurrency", testConcurrency},
+		{"Devices", testDevices},
 		{"Reopen", testReopen},
 	}
 	for _, s := range suites {
