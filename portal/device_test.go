@@ -46,6 +46,10 @@ func seedDevice(t *testing.T, st store.Store, svc *account.Service, user, name s
 	if err != nil {
 		t.Fatal(err)
 	}
+	use := store.LastUse{Time: now.Add(-10 * time.Minute), IP: netip.MustParseAddr("198.51.100.23"), Protocol: "imap", Client: "Thunderbird/128.3"}
+	if err := st.TouchAppPassword(ctx, user, np.ID, use); err != nil {
+		t.Fatal(err)
+	}
 	return np.ID
 }
 
