@@ -22,6 +22,7 @@ type appPasswordRow struct {
 	RetireSoon bool
 	// Stale marks it for administrators (account.Retirement.Stale).
 	Stale bool
+	deviceFacts
 }
 
 // appPasswordRows are list as the app-password tables show them.
@@ -30,7 +31,7 @@ func (s *Server) appPasswordRows(list []store.AppPassword) []appPasswordRow {
 	rows := make([]appPasswordRow, 0, len(list))
 	for _, p := range list {
 		rows = append(rows, appPasswordRow{AppPassword: p, Expired: !p.Expires.IsZero() && !p.Expires.After(now),
-			RetireAt: ret.At(p), RetireSoon: ret.Warned(p, now), Stale: ret.Stale(p, now)})
+			RetireAt: ret.At(p), RetireSoon: ret.Warned(p, now), Stale: ret.Stale(p, now), deviceFacts: devicesOf(p)})
 	}
 	return rows
 }

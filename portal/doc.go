@@ -2,7 +2,9 @@
 // their primary password and a TOTP code (RFC 6238), or with the
 // organisation's OpenID Connect provider (oidc.go), enrol an authenticator,
 // link their mailbox for the OAuth 2.0 upstream login (link.go),
-// create, download and revoke app passwords and change their password;
+// create, download and revoke app passwords, see the device each was first
+// used from and its sign-ins from other devices (accepting a new device,
+// setting its policy: device.go), and change their password;
 // admins list users, delete all app passwords of selected users, require or
 // reset MFA and disable accounts. It also answers the mail clients'
 // autoconfiguration requests (Thunderbird autoconfig, Outlook Autodiscover).

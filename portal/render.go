@@ -56,8 +56,11 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(names, ", ")
 	},
-	"groups": func(s string) []string { return strings.Fields(s) },
-	"path":   url.PathEscape,
+	"groups":      func(s string) []string { return strings.Fields(s) },
+	"fingerprint": fingerprint,
+	"policy":      policyLabel,
+	"policies":    func() any { return policyLabels },
+	"path":        url.PathEscape,
 	"outcome": func(rec store.AuditRecord) string {
 		if rec.Protocol == string(ProtocolPortal) && rec.Result == "primary-refused-mfa" {
 			return "password ok, code asked"
@@ -107,6 +110,11 @@ var outcomes = map[string]string{
 	"mailbox-unlinked":                     "mailbox unlinked",
 	account.ResultLanguageSet:              "notification language set",
 	resultIdPMFAMissing:                    "refused: no two-step verification at the sign-in service",
+	"device-first-use":                     "first use: device recorded",
+	"device-drift":                         "used from another device",
+	"device-refused":                       "refused: another device",
+	account.ResultDeviceAccepted:           "new device accepted",
+	account.ResultDevicePolicy:             "device setting changed",
 }
 
 // pages are the parsed templates, by file name.

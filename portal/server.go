@@ -307,6 +307,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /app-passwords/profile", s.need(stageFull, s.downloadProfile))
 	mux.HandleFunc("GET /app-passwords/{id}/revoke", s.need(stageFull, s.revokePage))
 	mux.HandleFunc("POST /app-passwords/{id}/revoke", s.need(stageFull, s.revoke))
+	mux.HandleFunc("GET /app-passwords/{id}/devices", s.need(stageFull, s.devicesPage))
+	mux.HandleFunc("POST /app-passwords/{id}/devices/accept", s.need(stageFull, s.acceptDevice))
+	mux.HandleFunc("POST /app-passwords/{id}/policy", s.need(stageFull, s.setDevicePolicy))
 
 	mux.HandleFunc("GET /account", s.need(stageFull, s.accountPage))
 	mux.HandleFunc("POST /account/password", s.need(stageFull, s.changePassword))

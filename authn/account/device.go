@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/passgate/passgate/store"
 )
@@ -27,6 +28,12 @@ const (
 // stay, as history. A FieldError "id" if there is no such password or it
 // has no drift event.
 func (s *Service) AcceptDevice(ctx context.Context, who Actor, username, id string) (AppPasswordInfo, error) {
+	return s.acceptDevice(ctx, who, username, id, time.Time{})
+}
+
+// acceptDevice is AcceptDevice; a non-zero seen must be the time of the
+// newest drift event (AcceptSeenDevice).
+func (s *Service) acceptDevice(ctx context.Context, who Actor, username, id string, seen time.Time) (AppPasswordInfo, error) {
 	if err := who.check(); err != nil {
 		return AppPasswordInfo{}, err
 	}
@@ -40,6 +47,9 @@ func (s *Service) AcceptDevice(ctx context.Context, who Actor, username, id stri
 			return errNoDrift
 		}
 		last := p.Drift[len(p.Drift)-1]
+		if !seen.IsZero() && !last.Time.Equal(seen) {
+			return errNewerDrift(user, id)
+		}
 		p.Bound = &store.DeviceBinding{Device: last.Device, Protocol: last.Protocol, Time: s.now()}
 		return nil
 	})
