@@ -3,20 +3,21 @@ package notify
 import (
 	"slices"
 
+	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/store"
 )
 
-// Audit results of first-use binding (issue 16, item 1) that notify.
-// They are written by authn; until it names them, they are named here.
+// Audit results of first-use binding (issue 16, item 1) that notify, as
+// authn writes them.
 const (
 	// ResultDeviceFirstUse: an app password's first successful login;
 	// the record's Device is what it was bound to.
-	ResultDeviceFirstUse = "device-first-use"
+	ResultDeviceFirstUse = authn.AuditDeviceFirstUse
 	// ResultDeviceDrift: a login allowed from a device that differs.
-	ResultDeviceDrift = "device-drift"
+	ResultDeviceDrift = authn.AuditDeviceDrift
 	// ResultDeviceRefused: a login refused because the device differs.
-	ResultDeviceRefused = "device-refused"
+	ResultDeviceRefused = string(authn.DeviceRefused)
 )
 
 // event is how one kind of audit record is told.

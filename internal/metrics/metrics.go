@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/notify"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
@@ -46,6 +47,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	ready          *prometheus.GaugeVec
 	notified       *prometheus.CounterVec
+	devices        *prometheus.CounterVec
 
 	storeDuration     *prometheus.HistogramVec
 	storeErrors       *prometheus.CounterVec
@@ -96,6 +98,9 @@ func New(version string) *Metrics {
 		upstreamErrors: f.counterVec("passgate_upstream_login_errors_total",
 			"Failed upstream logins by protocol and kind (refused, timeout, unavailable, other).",
 			"protocol", "kind"),
+		devices: f.counterVec("passgate_device_events_total",
+			"First-use binding records written next to a login's own (first use, drift allowed by the notify policy), and devices accepted by their owner; refusals for drift are logins with result device-refused.",
+			"event"),
 		ready: f.gaugeVec("passgate_ready",
 			"Result of the last readiness probe of each dependency (store, imap_upstream, smtp_upstream): 1 reachable, 0 not.",
 			"check"),
@@ -137,7 +142,17 @@ func (m *Metrics) Notified(event, outcome string) {
 
 // Audited counts one audit record (authn.AuditMetrics).
 func (m *Metrics) Audited(rec store.AuditRecord) {
+	if deviceEvents[rec.Result] {
+		m.devices.WithLabelValues(rec.Result).Inc()
+		return
+	}
 	m.logins.WithLabelValues(bounded(rec.Protocol), bounded(rec.Mechanism), bounded(rec.Result)).Inc()
+}
+
+// deviceEvents are the audit results that annotate a login already counted
+// (or an owner's decision), not attempts of their own.
+var deviceEvents = map[string]bool{
+	authn.AuditDeviceFirstUse: true, authn.AuditDeviceDrift: true, account.ResultDeviceAccepted: true,
 }
 
 // Hashed observes one argon2id evaluation (authn.HashMetrics).
