@@ -37,6 +37,19 @@ type Leg struct {
 	// this leg and written to the other, after each write (at most one
 	// chunk at a time, so that a long session is counted as it goes).
 	Count func(n int64)
+	// NoHalfClose: an EOF from the other leg closes the session instead
+	// of half-closing this leg (IMAP: a server that closes has ended the
+	// session, RFC 3501 §3.4, and a client left half-closed would hold the
+	// session until the idle timeout).
+	NoHalfClose bool
+}
+
+// SpliceSource is a connection wrapper whose reads Splice may hand to
+// splice(2) on the TCP connection underneath while SpliceSource returns
+// it, and takes through the wrapper's own Read once it returns nil. Writes
+// to the wrapper always go through its Write.
+type SpliceSource interface {
+	SpliceSource() *net.TCPConn
 }
 
 // RelayMetrics counts relayed bytes (internal/metrics implements it); a
@@ -69,7 +82,7 @@ type closeWriter interface{ CloseWrite() error }
 //     fails, so a timeout loses no bytes and the next call continues the
 //     stream. Splice keeps calling until remain bytes moved, EOF or an error,
 //     so one call returns after a full chunk or at the deadline. Any other
-//     leg (TLS, the IMAP relay's byeConn) goes through copyBuffered, which
+//     leg (TLS, a SpliceSource that declines) goes through copyBuffered, which
 //     parks in a 512-byte read and takes a pooled 32 KiB buffer only while
 //     bytes stream (crypto/tls treats a read timeout as temporary, so the
 //     connection stays usable).
@@ -93,8 +106,10 @@ func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error
 	}
 	s := &splice{idle: idle, client: client.Conn, upstream: upstream.Conn}
 	start := time.Now().UnixNano()
-	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered, count: client.Count}
-	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered, count: upstream.Count}
+	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered,
+		count: client.Count, noHalfClose: upstream.NoHalfClose}
+	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered,
+		count: upstream.Count, noHalfClose: client.NoHalfClose}
 	up.other, down.other = down, up
 	up.lastByte.Store(start)
 	down.lastByte.Store(start)
@@ -155,6 +170,8 @@ type direction struct {
 	src, dst net.Conn
 	pending  []byte
 	count    func(int64) // nil: not counted
+	// noHalfClose: EOF from src closes both instead of half-closing dst.
+	noHalfClose bool
 	probe    [512]byte   // see copyBuffered
 	other    *direction
 	lastByte atomic.Int64 // unix nanoseconds when bytes were last seen moving
@@ -182,7 +199,7 @@ func runDirection(s *splice, d *direction, done chan<- struct{}) {
 		return
 	}
 	// EOF from src: pass it on and let the other direction finish.
-	if cw, ok := d.dst.(closeWriter); ok && cw.CloseWrite() == nil {
+	if cw, ok := d.dst.(closeWriter); ok && !d.noHalfClose && cw.CloseWrite() == nil {
 		return
 	}
 	s.closeBoth()
@@ -236,9 +253,9 @@ func (d *direction) counted(n int64) {
 // copyChunk copies up to chunk bytes from d.src to d.dst; it returns nil
 // after a full chunk, io.EOF at the end of src, or the first error.
 func (d *direction) copyChunk() (int64, error) {
-	if canSplice(d.src, d.dst) {
-		lr := &io.LimitedReader{R: d.src, N: chunk}
-		n, err := io.Copy(d.dst, lr)
+	if src, dst := spliceable(d.src, d.dst); src != nil {
+		lr := &io.LimitedReader{R: src, N: chunk}
+		n, err := io.Copy(dst, lr)
 		if err == nil && lr.N > 0 {
 			err = io.EOF
 		}
@@ -247,12 +264,22 @@ func (d *direction) copyChunk() (int64, error) {
 	return d.copyBuffered()
 }
 
-// canSplice reports whether io.Copy moves src's bytes to dst with
-// splice(2), holding no user-space buffer.
-func canSplice(src, dst net.Conn) bool {
-	_, s := src.(*net.TCPConn)
-	_, d := dst.(*net.TCPConn)
-	return s && d
+// spliceable returns the TCP connections between which io.Copy moves
+// src's bytes to dst with splice(2), holding no user-space buffer, or nils.
+func spliceable(src, dst net.Conn) (*net.TCPConn, *net.TCPConn) {
+	d, ok := dst.(*net.TCPConn)
+	if !ok {
+		return nil, nil
+	}
+	switch s := src.(type) {
+	case *net.TCPConn:
+		return s, d
+	case SpliceSource:
+		if tc := s.SpliceSource(); tc != nil {
+			return tc, d
+		}
+	}
+	return nil, nil
 }
 
 // relayBufs holds the copy buffers of busy directions.

@@ -35,8 +35,9 @@ type conn struct {
 	commands int    // commands read so far (MaxPreauthCommands)
 	clientID string // "name/version" from IMAP ID, sanitised
 
-	byeMu sync.Mutex // guards bye (Shutdown's goodbye reads it)
-	bye   *byeConn   // the client side of the relay, once relaying
+	byeMu      sync.Mutex    // guards up and relayEnded (goodbye reads them)
+	up         *upstreamConn // the upstream side of the relay, once relaying
+	relayEnded chan struct{} // closed when the relay has ended
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {

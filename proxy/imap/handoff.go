@@ -30,7 +30,9 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 		return err
 	}
 	client.SetDeadline(time.Time{})
-	relayed := c.wrapRelayed(client)
+	ended := make(chan struct{})
+	defer close(ended)
+	up := c.relaying(r.Up.Conn, ended)
 
 	// Bytes the client pipelined after its login command belong to the
 	// upstream.
@@ -38,8 +40,8 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 	pipelined := bytes.Clone(buffered)
 	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
 	err := proxy.Splice(r.Ctx,
-		proxy.Leg{Conn: relayed, Buffered: pipelined, Count: c.srv.relayCount(true)},
-		proxy.Leg{Conn: r.Up.Conn, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
+		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
+		proxy.Leg{Conn: up, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout)
 	attrs := []any{"user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond)}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -54,16 +56,10 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 const revokedBye = "* BYE Access revoked, log in again"
 
 // revoked ends a session the registry ended: "* BYE" to the client when
-// that is safe (between two upstream responses, see byeConn), then cancel,
-// which ends the splice.
+// it can (see goodbye), then cancel, which ends the splice.
 func (c *conn) revoked(cancel func()) {
 	defer cancel()
-	c.byeMu.Lock()
-	bc := c.bye
-	c.byeMu.Unlock()
-	if bc != nil {
-		bc.goodbye(revokedBye)
-	}
+	c.goodbye(revokedBye)
 }
 
 // relayCount is the byte counter of one direction of a relayed session,
