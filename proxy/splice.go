@@ -172,9 +172,9 @@ type direction struct {
 	count    func(int64) // nil: not counted
 	// noHalfClose: EOF from src closes both instead of half-closing dst.
 	noHalfClose bool
-	probe    [512]byte   // see copyBuffered
-	other    *direction
-	lastByte atomic.Int64 // unix nanoseconds when bytes were last seen moving
+	probe       [512]byte // see copyBuffered
+	other       *direction
+	lastByte    atomic.Int64 // unix nanoseconds when bytes were last seen moving
 
 	mu     sync.Mutex // guards kicked, done and the read deadline of src
 	kicked bool       // the other direction asks for an idle verdict
