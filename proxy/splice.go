@@ -72,16 +72,17 @@ type closeWriter interface{ CloseWrite() error }
 // first I/O error otherwise.
 //
 // Implementation notes:
-//   - Zero-copy: each direction calls io.Copy(dst, &io.LimitedReader{R: src,
-//     N: chunk}). When dst is a *net.TCPConn, io.Copy calls its ReadFrom, which
-//     (net/splice_linux.go spliceFrom) unwraps the LimitedReader and, if src is
-//     a *net.TCPConn too, moves the bytes with splice(2) through a pooled pipe
-//     (internal/poll.Splice). The read deadline still applies there:
-//     spliceDrain waits for readability through the poller, which returns
-//     os.ErrDeadlineExceeded; the pipe is always empty when the drain step
-//     fails, so a timeout loses no bytes and the next call continues the
-//     stream. Splice keeps calling until remain bytes moved, EOF or an error,
-//     so one call returns after a full chunk or at the deadline. Any other
+//   - Zero-copy: when both ends are TCP, a direction first waits, through
+//     the runtime poller and holding nothing (queued: SIOCINQ, or a peek for
+//     EOF), until src is readable and learns how many bytes it holds, then
+//     calls io.Copy(dst, &io.LimitedReader{R: src, N: those bytes}). io.Copy
+//     calls dst's ReadFrom, which (net/splice_linux.go spliceFrom) unwraps
+//     the LimitedReader and moves the bytes with splice(2) through a pooled
+//     pipe (internal/poll.Splice). Asking for exactly what is queued makes
+//     that call return without waiting: a splice that waits for more holds
+//     its pipe (two file descriptors) for as long as the session idles. The
+//     read deadline applies to the wait, which returns
+//     os.ErrDeadlineExceeded having moved nothing. Any other
 //     leg (TLS, a SpliceSource that declines) goes through copyBuffered, which
 //     parks in a 512-byte read and takes a pooled 32 KiB buffer only while
 //     bytes stream (crypto/tls treats a read timeout as temporary, so the
@@ -254,7 +255,14 @@ func (d *direction) counted(n int64) {
 // after a full chunk, io.EOF at the end of src, or the first error.
 func (d *direction) copyChunk() (int64, error) {
 	if src, dst := spliceable(d.src, d.dst); src != nil {
-		lr := &io.LimitedReader{R: src, N: chunk}
+		ready, err := queued(src)
+		if err != nil {
+			return 0, err
+		}
+		if ready == 0 {
+			return 0, io.EOF
+		}
+		lr := &io.LimitedReader{R: src, N: min(ready, chunk)}
 		n, err := io.Copy(dst, lr)
 		if err == nil && lr.N > 0 {
 			err = io.EOF
