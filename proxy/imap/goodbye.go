@@ -2,8 +2,10 @@ package imap
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -218,6 +220,10 @@ func (t *byeTail) read(src io.Reader, p []byte) (int, error) {
 		}
 		n, err := src.Read(p)
 		t.held = append(t.held, p[:n]...)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Splice's idle check, or logout's own kick: not the end.
+			return 0, err
+		}
 		if err != nil {
 			t.out, t.held, t.err = t.finish(), nil, err
 			if len(t.out) == 0 {

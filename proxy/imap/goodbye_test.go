@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -128,34 +129,42 @@ func TestByeTail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, size := range []int{1, 7, 512, 32 << 10} {
-			tail := byeTail{tag: []byte(tag + " "), bye: "* BYE ours", lineStart: true}
-			src := &chunkReader{b: []byte(tt.upstream), size: size}
-			var got bytes.Buffer
-			p := make([]byte, size)
-			for {
-				n, err := tail.read(src, p)
-				got.Write(p[:n])
-				if err == io.EOF {
-					break
+			for _, kicked := range []bool{false, true} {
+				tail := byeTail{tag: []byte(tag + " "), bye: "* BYE ours", lineStart: true}
+				src := &chunkReader{b: []byte(tt.upstream), size: size, kicked: kicked}
+				var got bytes.Buffer
+				p := make([]byte, size)
+				for {
+					n, err := tail.read(src, p)
+					got.Write(p[:n])
+					if err == io.EOF {
+						break
+					}
+					if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatal(err)
+					}
 				}
-				if err != nil {
-					t.Fatal(err)
+				if got.String() != tt.client {
+					t.Errorf("%s, reads of %d, kicked %v: client got %q, want %q", tt.name, size, kicked, got.String(), tt.client)
 				}
-			}
-			if got.String() != tt.client {
-				t.Errorf("%s, reads of %d: client got %q, want %q", tt.name, size, got.String(), tt.client)
 			}
 		}
 	}
 }
 
-// chunkReader returns b in reads of at most size bytes.
+// chunkReader returns b in reads of at most size bytes; if kicked, every
+// other read times out instead (Splice's idle check, logout's kick).
 type chunkReader struct {
-	b    []byte
-	size int
+	b      []byte
+	size   int
+	kicked bool
+	reads  int
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.reads++; r.kicked && r.reads%2 == 1 {
+		return 0, os.ErrDeadlineExceeded
+	}
 	if len(r.b) == 0 {
 		return 0, io.EOF
 	}

@@ -10,11 +10,19 @@ import (
 	"github.com/passgate/passgate/store"
 )
 
+// loggedIn is a session logged in upstream, which serve relays.
+type loggedIn struct {
+	tag string // the client's login command's
+	r   *proxy.Relayed
+}
+
 // relay sends the client the upstream's tagged OK under the client's tag,
 // and splices client and upstream until either side ends or the session is
 // ended (the registry's end cancels r.Ctx; Close closes both connections).
-// It owns r from the call on and returns errDone or a write error.
-func (c *conn) relay(tag string, r *proxy.Relayed) error {
+// It owns c.loggedIn from the call on.
+func (c *conn) relay() {
+	tag, r := c.loggedIn.tag, c.loggedIn.r
+	c.loggedIn = nil
 	defer r.Done()
 	ok := tag + " OK "
 	if caps := oneLine(r.Up.Capability); caps != "" {
@@ -27,7 +35,7 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 	client := c.TakeOver(r.Up.Conn)
 	// The OK is written before the splice so it precedes upstream bytes.
 	if err := c.Write(ok + text); err != nil {
-		return err
+		return
 	}
 	client.SetDeadline(time.Time{})
 	ended := make(chan struct{})
@@ -48,7 +56,6 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 		attrs = append(attrs, "err", err)
 	}
 	c.log.Info("imap session ended", attrs...)
-	return errDone
 }
 
 // revokedBye is what a relayed client hears when its session is ended by
