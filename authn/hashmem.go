@@ -18,6 +18,14 @@ var hashMemory = &memReleaser{free: debug.FreeOSMemory, now: time.Now, afterFunc
 
 func afterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 
+// Busy notes work that leaves much garbage behind (a login: its hash, its
+// TLS handshake, its upstream login); the returned func notes its end.
+// When no such work is left, memory is returned to the OS as after a burst
+// of hashes, so that a server idling after a burst of logins holds what its
+// sessions use, not the garbage of their logins (at the price of one
+// forced GC, at most once a second, when logins are sparse).
+func Busy() (done func()) { return hashMemory.begin() }
+
 // memReleaser counts hashes in progress and, when the last one ends, runs
 // free (a GC that returns free memory to the OS) in its own goroutine, at
 // most once per releaseGap: a release due sooner is deferred to the end of
