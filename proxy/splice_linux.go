@@ -21,13 +21,23 @@ func queued(src *net.TCPConn) (int64, error) {
 	var ioErr error
 	var peek [1]byte
 	err = rc.Read(func(fd uintptr) bool {
-		n, ioErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if ioErr != nil || n > 0 {
+		for {
+			n, ioErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			if ioErr != nil || n > 0 {
+				return true
+			}
+			// Nothing queued: not yet (wait), EOF (a zero-byte peek),
+			// or bytes that arrived since the ioctl (count them again).
+			var m int
+			m, _, ioErr = unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			switch {
+			case ioErr == unix.EAGAIN:
+				return false
+			case ioErr == unix.EINTR, ioErr == nil && m > 0:
+				continue
+			}
 			return true
 		}
-		// Nothing queued: not yet (wait), or EOF (a zero-byte peek).
-		_, _, ioErr = unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return ioErr != unix.EAGAIN
 	})
 	if err == nil && ioErr != nil {
 		err = fmt.Errorf("poll %s: %w", src.RemoteAddr(), ioErr)
