@@ -78,11 +78,13 @@ type closeWriter interface{ CloseWrite() error }
 //     calls io.Copy(dst, &io.LimitedReader{R: src, N: those bytes}). io.Copy
 //     calls dst's ReadFrom, which (net/splice_linux.go spliceFrom) unwraps
 //     the LimitedReader and moves the bytes with splice(2) through a pooled
-//     pipe (internal/poll.Splice). Asking for exactly what is queued makes
-//     that call return without waiting: a splice that waits for more holds
-//     its pipe (two file descriptors) for as long as the session idles. The
-//     read deadline applies to the wait, which returns
-//     os.ErrDeadlineExceeded having moved nothing. Any other
+//     pipe (internal/poll.Splice). That call runs with a read deadline
+//     spliceLinger away, so that it moves a flowing stream a pipe-full at a
+//     time but returns soon after the stream pauses: a splice that waits for
+//     more holds its pipe (two file descriptors) for as long as it waits, and
+//     an idle session must hold none. The idle deadline applies to the wait
+//     for readability, which returns os.ErrDeadlineExceeded having moved
+//     nothing. Any other
 //     leg (TLS, a SpliceSource that declines) goes through copyBuffered, which
 //     parks in a 512-byte read and takes a pooled 32 KiB buffer only while
 //     bytes stream (crypto/tls treats a read timeout as temporary, so the
@@ -255,6 +257,7 @@ func (d *direction) counted(n int64) {
 // after a full chunk, io.EOF at the end of src, or the first error.
 func (d *direction) copyChunk() (int64, error) {
 	if src, dst := spliceable(d.src, d.dst); src != nil {
+		// Wait holding nothing, then splice.
 		ready, err := queued(src)
 		if err != nil {
 			return 0, err
@@ -262,7 +265,10 @@ func (d *direction) copyChunk() (int64, error) {
 		if ready == 0 {
 			return 0, io.EOF
 		}
-		lr := &io.LimitedReader{R: src, N: min(ready, chunk)}
+		if err := d.linger(); err != nil {
+			return 0, err
+		}
+		lr := &io.LimitedReader{R: src, N: chunk}
 		n, err := io.Copy(dst, lr)
 		if err == nil && lr.N > 0 {
 			err = io.EOF
@@ -362,6 +368,23 @@ func (d *direction) arm(idle time.Duration) error {
 		t = aLongTimeAgo
 	}
 	return d.src.SetReadDeadline(t)
+}
+
+// spliceLinger is how long one splice(2) call goes on, holding its pipe,
+// once bytes arrived: a stream keeps flowing through one call (a syscall
+// pair per pipe-full), and a pipe is back in the pool at most spliceLinger
+// after the stream pauses.
+const spliceLinger = 20 * time.Millisecond
+
+// linger bounds the splice call about to start to spliceLinger, unless an
+// idle verdict was requested (the deadline is then in the past already).
+func (d *direction) linger() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.kicked {
+		return nil
+	}
+	return d.src.SetReadDeadline(time.Now().Add(spliceLinger))
 }
 
 // kick asks d for an idle verdict by ending its current read; it reports

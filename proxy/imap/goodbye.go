@@ -50,8 +50,9 @@ type upstreamConn struct {
 	cmds      cmdTracker
 	loggedOut bool // LOGOUT sent or given up: the client's bytes are dropped
 
-	ending atomic.Bool // LOGOUT is about to be sent: reads go through tail
-	tail   byeTail     // set before ending; then used by the reading side only
+	ending  atomic.Bool   // LOGOUT is about to be sent: reads go through tail
+	tail    byeTail       // set before ending; then used by the reading side only
+	reading chan struct{} // made before ending; closed by the first Read after it
 }
 
 func newUpstreamConn(c net.Conn) *upstreamConn {
@@ -71,6 +72,10 @@ func (u *upstreamConn) SpliceSource() *net.TCPConn {
 // Read reads the upstream's bytes; after logout, with the goodbye rewritten.
 func (u *upstreamConn) Read(p []byte) (int, error) {
 	if u.ending.Load() {
+		if u.reading != nil {
+			close(u.reading)
+			u.reading = nil
+		}
 		return u.tail.read(u.Conn, p)
 	}
 	return u.Conn.Read(p)
@@ -110,11 +115,19 @@ func (u *upstreamConn) logout(bye string) bool {
 	}
 	tag := "pg" + proxy.NewSessionID()
 	u.tail = byeTail{tag: []byte(tag + " "), bye: bye, lineStart: true}
+	reading := make(chan struct{})
+	u.reading = reading
 	u.ending.Store(true)
 	// A read in progress (splice(2) or not) returns, and the next goes
-	// through Read; one that brings bytes before the LOGOUT's answer only
-	// passes them on.
+	// through Read. LOGOUT goes only once it has, so that no splice call
+	// still running can pass the upstream's answer on untouched; a client
+	// that does not read what is on its way gets no goodbye.
 	u.Conn.SetReadDeadline(aLongTimeAgo)
+	select {
+	case <-reading:
+	case <-wait.C:
+		return false
+	}
 	cmd := tag + " LOGOUT\r\n"
 	if u.cmds.idling {
 		cmd = "DONE\r\n" + cmd

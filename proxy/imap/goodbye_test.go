@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ func (s *sinkConn) Write(p []byte) (int, error) {
 	return s.got.Write(p)
 }
 
+func (s *sinkConn) Read([]byte) (int, error)         { return 0, io.EOF }
 func (s *sinkConn) SetWriteDeadline(time.Time) error { return nil }
 func (s *sinkConn) SetReadDeadline(time.Time) error  { return nil }
 
@@ -83,6 +85,21 @@ func TestLogoutOnlyBetweenCommands(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				// Splice's reading side: after logout's kick, it reads
+				// again, now through the goodbye.
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					for !u.ending.Load() {
+						select {
+						case <-stop:
+							return
+						default:
+							runtime.Gosched()
+						}
+					}
+					u.Read(make([]byte, 16))
+				}()
 				if got := u.logout("* BYE x"); got != tt.safe {
 					t.Fatalf("logout after %q = %v, want %v", tt.stream, got, tt.safe)
 				}
