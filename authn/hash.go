@@ -66,7 +66,9 @@ func (p Params) Hash(secret []byte) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash: salt: %w", err)
 	}
+	end := hashMemory.begin()
 	key := argon2.IDKey(secret, salt, p.Time, p.MemoryKiB, p.Threads, keyLen)
+	end()
 	return formatPHC(p, salt, key), nil
 }
 
@@ -85,7 +87,9 @@ func VerifyHash(phc string, secret []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	end := hashMemory.begin()
 	key := argon2.IDKey(secret, h.salt, h.params.Time, h.params.MemoryKiB, h.params.Threads, uint32(len(h.key)))
+	end()
 	return subtle.ConstantTimeCompare(key, h.key) == 1, nil
 }
 

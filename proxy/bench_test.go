@@ -32,14 +32,31 @@ func drain(b *testing.B, c net.Conn) int64 {
 // BenchmarkSplice moves 64 MiB from a client through Splice to an upstream
 // over loopback TCP, and the same 64 MiB over one direct loopback
 // connection in the same iteration; it reports both rates and their ratio.
-func BenchmarkSplice(b *testing.B) { benchSplice(b, false) }
+func BenchmarkSplice(b *testing.B) { benchSplice(b, plainLeg) }
 
 // BenchmarkSpliceUserSpace is BenchmarkSplice with the client leg hidden
-// behind a wrapper (as the IMAP relay's byeConn is), so that the bytes go
-// through user space.
-func BenchmarkSpliceUserSpace(b *testing.B) { benchSplice(b, true) }
+// behind a wrapper (as the IMAP relay's former byeConn was), so that the
+// bytes go through user space.
+func BenchmarkSpliceUserSpace(b *testing.B) { benchSplice(b, wrappedLeg) }
 
-func benchSplice(b *testing.B, wrap bool) {
+// BenchmarkSpliceSource is BenchmarkSplice with the sending leg behind a
+// SpliceSource, as the IMAP relay's upstream connection is for FETCH.
+func BenchmarkSpliceSource(b *testing.B) { benchSplice(b, sourceLeg) }
+
+type legKind int
+
+const (
+	plainLeg   legKind = iota
+	wrappedLeg         // user space
+	sourceLeg          // a SpliceSource
+)
+
+// source is a SpliceSource that always allows splice(2).
+type source struct{ *net.TCPConn }
+
+func (s source) SpliceSource() *net.TCPConn { return s.TCPConn }
+
+func benchSplice(b *testing.B, kind legKind) {
 	buf := make([]byte, 1<<20)
 	var direct, spliced time.Duration
 	iters := 0
@@ -61,8 +78,11 @@ func benchSplice(b *testing.B, wrap bool) {
 		// Through Splice: client -> proxy -> upstream.
 		ca, pc, pu, ua := legs(b)
 		var client net.Conn = pc
-		if wrap {
+		switch kind {
+		case wrappedLeg:
 			client = wrappedConn{pc}
+		case sourceLeg:
+			client = source{pc}
 		}
 		s := start(b, ca, Leg{Conn: client}, Leg{Conn: pu}, ua, 0)
 		t0 = time.Now()

@@ -89,6 +89,7 @@ func (r *Relayed) Done() {
 // returns the session only with LoginOK, and the upstream's error with the
 // upstream outcomes (for LoginUpstreamRefused, its Action).
 func (f *LoginFlow) LogIn(ctx context.Context, a authn.Attempt, remote netip.AddrPort) (*Relayed, Outcome, error) {
+	defer authn.Busy()()
 	dec, err := f.Auth.Verify(ctx, a)
 	if dec.Username == "" {
 		dec.Username = a.Username

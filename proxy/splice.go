@@ -37,6 +37,19 @@ type Leg struct {
 	// this leg and written to the other, after each write (at most one
 	// chunk at a time, so that a long session is counted as it goes).
 	Count func(n int64)
+	// NoHalfClose: an EOF from the other leg closes the session instead
+	// of half-closing this leg (IMAP: a server that closes has ended the
+	// session, RFC 3501 §3.4, and a client left half-closed would hold the
+	// session until the idle timeout).
+	NoHalfClose bool
+}
+
+// SpliceSource is a connection wrapper whose reads Splice may hand to
+// splice(2) on the TCP connection underneath while SpliceSource returns
+// it, and takes through the wrapper's own Read once it returns nil. Writes
+// to the wrapper always go through its Write.
+type SpliceSource interface {
+	SpliceSource() *net.TCPConn
 }
 
 // RelayMetrics counts relayed bytes (internal/metrics implements it); a
@@ -59,17 +72,20 @@ type closeWriter interface{ CloseWrite() error }
 // first I/O error otherwise.
 //
 // Implementation notes:
-//   - Zero-copy: each direction calls io.Copy(dst, &io.LimitedReader{R: src,
-//     N: chunk}). When dst is a *net.TCPConn, io.Copy calls its ReadFrom, which
-//     (net/splice_linux.go spliceFrom) unwraps the LimitedReader and, if src is
-//     a *net.TCPConn too, moves the bytes with splice(2) through a pooled pipe
-//     (internal/poll.Splice). The read deadline still applies there:
-//     spliceDrain waits for readability through the poller, which returns
-//     os.ErrDeadlineExceeded; the pipe is always empty when the drain step
-//     fails, so a timeout loses no bytes and the next call continues the
-//     stream. Splice keeps calling until remain bytes moved, EOF or an error,
-//     so one call returns after a full chunk or at the deadline. Any other
-//     leg (TLS, the IMAP relay's byeConn) goes through copyBuffered, which
+//   - Zero-copy: when both ends are TCP, a direction first waits, through
+//     the runtime poller and holding nothing (queued: SIOCINQ, or a peek for
+//     EOF), until src is readable and learns how many bytes it holds, then
+//     calls io.Copy(dst, &io.LimitedReader{R: src, N: those bytes}). io.Copy
+//     calls dst's ReadFrom, which (net/splice_linux.go spliceFrom) unwraps
+//     the LimitedReader and moves the bytes with splice(2) through a pooled
+//     pipe (internal/poll.Splice). That call runs with a read deadline
+//     spliceLinger away, so that it moves a flowing stream a pipe-full at a
+//     time but returns soon after the stream pauses: a splice that waits for
+//     more holds its pipe (two file descriptors) for as long as it waits, and
+//     an idle session must hold none. The idle deadline applies to the wait
+//     for readability, which returns os.ErrDeadlineExceeded having moved
+//     nothing. Any other
+//     leg (TLS, a SpliceSource that declines) goes through copyBuffered, which
 //     parks in a 512-byte read and takes a pooled 32 KiB buffer only while
 //     bytes stream (crypto/tls treats a read timeout as temporary, so the
 //     connection stays usable).
@@ -93,8 +109,10 @@ func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error
 	}
 	s := &splice{idle: idle, client: client.Conn, upstream: upstream.Conn}
 	start := time.Now().UnixNano()
-	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered, count: client.Count}
-	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered, count: upstream.Count}
+	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered,
+		count: client.Count, noHalfClose: upstream.NoHalfClose}
+	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered,
+		count: upstream.Count, noHalfClose: client.NoHalfClose}
 	up.other, down.other = down, up
 	up.lastByte.Store(start)
 	down.lastByte.Store(start)
@@ -155,9 +173,11 @@ type direction struct {
 	src, dst net.Conn
 	pending  []byte
 	count    func(int64) // nil: not counted
-	probe    [512]byte   // see copyBuffered
-	other    *direction
-	lastByte atomic.Int64 // unix nanoseconds when bytes were last seen moving
+	// noHalfClose: EOF from src closes both instead of half-closing dst.
+	noHalfClose bool
+	probe       [512]byte // see copyBuffered
+	other       *direction
+	lastByte    atomic.Int64 // unix nanoseconds when bytes were last seen moving
 
 	mu     sync.Mutex // guards kicked, done and the read deadline of src
 	kicked bool       // the other direction asks for an idle verdict
@@ -182,7 +202,7 @@ func runDirection(s *splice, d *direction, done chan<- struct{}) {
 		return
 	}
 	// EOF from src: pass it on and let the other direction finish.
-	if cw, ok := d.dst.(closeWriter); ok && cw.CloseWrite() == nil {
+	if cw, ok := d.dst.(closeWriter); ok && !d.noHalfClose && cw.CloseWrite() == nil {
 		return
 	}
 	s.closeBoth()
@@ -236,9 +256,20 @@ func (d *direction) counted(n int64) {
 // copyChunk copies up to chunk bytes from d.src to d.dst; it returns nil
 // after a full chunk, io.EOF at the end of src, or the first error.
 func (d *direction) copyChunk() (int64, error) {
-	if canSplice(d.src, d.dst) {
-		lr := &io.LimitedReader{R: d.src, N: chunk}
-		n, err := io.Copy(d.dst, lr)
+	if src, dst := spliceable(d.src, d.dst); src != nil {
+		// Wait holding nothing, then splice.
+		ready, err := queued(src)
+		if err != nil {
+			return 0, err
+		}
+		if ready == 0 {
+			return 0, io.EOF
+		}
+		if err := d.linger(); err != nil {
+			return 0, err
+		}
+		lr := &io.LimitedReader{R: src, N: chunk}
+		n, err := io.Copy(dst, lr)
 		if err == nil && lr.N > 0 {
 			err = io.EOF
 		}
@@ -247,12 +278,22 @@ func (d *direction) copyChunk() (int64, error) {
 	return d.copyBuffered()
 }
 
-// canSplice reports whether io.Copy moves src's bytes to dst with
-// splice(2), holding no user-space buffer.
-func canSplice(src, dst net.Conn) bool {
-	_, s := src.(*net.TCPConn)
-	_, d := dst.(*net.TCPConn)
-	return s && d
+// spliceable returns the TCP connections between which io.Copy moves
+// src's bytes to dst with splice(2), holding no user-space buffer, or nils.
+func spliceable(src, dst net.Conn) (*net.TCPConn, *net.TCPConn) {
+	d, ok := dst.(*net.TCPConn)
+	if !ok {
+		return nil, nil
+	}
+	switch s := src.(type) {
+	case *net.TCPConn:
+		return s, d
+	case SpliceSource:
+		if tc := s.SpliceSource(); tc != nil {
+			return tc, d
+		}
+	}
+	return nil, nil
 }
 
 // relayBufs holds the copy buffers of busy directions.
@@ -327,6 +368,23 @@ func (d *direction) arm(idle time.Duration) error {
 		t = aLongTimeAgo
 	}
 	return d.src.SetReadDeadline(t)
+}
+
+// spliceLinger is how long one splice(2) call goes on, holding its pipe,
+// once bytes arrived: a stream keeps flowing through one call (a syscall
+// pair per pipe-full), and a pipe is back in the pool at most spliceLinger
+// after the stream pauses.
+const spliceLinger = 20 * time.Millisecond
+
+// linger bounds the splice call about to start to spliceLinger, unless an
+// idle verdict was requested (the deadline is then in the past already).
+func (d *direction) linger() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.kicked {
+		return nil
+	}
+	return d.src.SetReadDeadline(time.Now().Add(spliceLinger))
 }
 
 // kick asks d for an idle verdict by ending its current read; it reports

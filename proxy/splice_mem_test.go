@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -63,4 +64,73 @@ func memNow() runtime.MemStats {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m
+}
+
+// openFiles counts this process's open file descriptors, after letting the
+// garbage collector close pooled splice pipes nobody holds.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	n := -1
+	for range 5 { // pooled pipes close in finalizers, after a GC or two
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("cannot count open files: %v", err)
+		}
+		if n >= 0 && len(fds) >= n {
+			break
+		}
+		n = len(fds)
+	}
+	return n
+}
+
+// TestSpliceIdleHoldsNoPipe: a parked session whose legs are both TCP (so
+// its bytes go by splice(2)) holds no pipe while it waits. A splice call
+// that waited for bytes held a pipe, two more file descriptors per
+// direction, so idle sessions reached the open-file limit at a third of
+// the sessions.
+func TestSpliceIdleHoldsNoPipe(t *testing.T) {
+	const k = 50
+	type pair struct{ client, upstream net.Conn }
+	pairs := make([]pair, k)
+	sessions := make([]*session, k)
+	legsOf := make([][2]Leg, k)
+	for i := range pairs {
+		ca, pc, pu, ua := legs(t)
+		pairs[i] = pair{ca, ua}
+		legsOf[i] = [2]Leg{{Conn: pc}, {Conn: pu}}
+	}
+	before := openFiles(t)
+	for i, p := range pairs {
+		sessions[i] = start(t, p.client, legsOf[i][0], legsOf[i][1], p.upstream, time.Hour)
+	}
+	line := []byte("a1 NOOP\r\n")
+	got := make([]byte, len(line))
+	for _, p := range pairs {
+		for _, d := range [][2]net.Conn{{p.client, p.upstream}, {p.upstream, p.client}} {
+			if _, err := d[0].Write(line); err != nil {
+				t.Fatal(err)
+			}
+			d[1].SetReadDeadline(time.Now().Add(time.Minute))
+			if _, err := io.ReadFull(d[1], got); err != nil || string(got) != string(line) {
+				t.Fatalf("relayed %q, %v", got, err)
+			}
+		}
+	}
+	// A splice call lingers spliceLinger after its last byte; wait for
+	// that (a bound, not a timing assertion).
+	extra := openFiles(t) - before
+	for end := time.Now().Add(10 * time.Second); extra >= k && time.Now().Before(end); {
+		extra = openFiles(t) - before
+	}
+	if extra >= k {
+		t.Errorf("%d parked sessions hold %d more open files than their sockets, want none (a pipe is 2)", k, extra)
+	}
+	for i, s := range sessions {
+		pairs[i].client.Close()
+		pairs[i].upstream.Close()
+		s.wait(t)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -280,4 +282,82 @@ func TestSpliceTLSLeg(t *testing.T) {
 	if err := s.wait(t); err != nil {
 		t.Fatalf("Splice = %v, want nil", err)
 	}
+}
+
+// TestSpliceNoHalfClose: a leg marked NoHalfClose is closed, not
+// half-closed, when the other leg ends (IMAP: the upstream closing ends
+// the session even though the client's TCP could be half-closed).
+func TestSpliceNoHalfClose(t *testing.T) {
+	ca, pc, pu, ua := legs(t)
+	s := start(t, ca, Leg{Conn: pc, NoHalfClose: true}, Leg{Conn: pu}, ua, 0)
+	if _, err := ua.Write([]byte("* BYE\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	ua.CloseWrite()
+	if got := readToEOF(t, ca); string(got) != "* BYE\r\n" {
+		t.Fatalf("client read %q", got)
+	}
+	if got := readToEOF(t, ua); len(got) != 0 {
+		t.Fatalf("upstream read %q, want EOF", got)
+	}
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Splice = %v, want nil", err)
+	}
+}
+
+// switchSource is a SpliceSource that lets Splice splice its reads until
+// stopped, then upper-cases what it reads, and counts its Read calls.
+type switchSource struct {
+	*net.TCPConn
+	stopped atomic.Bool
+	reads   atomic.Int64
+}
+
+func (s *switchSource) SpliceSource() *net.TCPConn {
+	if s.stopped.Load() {
+		return nil
+	}
+	return s.TCPConn
+}
+
+func (s *switchSource) Read(p []byte) (int, error) {
+	s.reads.Add(1)
+	n, err := s.TCPConn.Read(p)
+	copy(p, bytes.ToUpper(p[:n]))
+	return n, err
+}
+
+// TestSpliceSource: the upstream's bytes bypass a SpliceSource's Read (they
+// go by splice(2)) until it declines; a read deadline in the past then ends
+// the splice in progress, and the next bytes go through its Read.
+func TestSpliceSource(t *testing.T) {
+	ca, pc, pu, ua := legs(t)
+	src := &switchSource{TCPConn: pu}
+	s := start(t, ca, Leg{Conn: pc}, Leg{Conn: src}, ua, 0)
+	big := bytes.Repeat([]byte("spliced "), 1<<17) // 1 MiB
+	if _, err := ua.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, ca, len(big)); !bytes.Equal(got, big) {
+		t.Fatalf("client got %.40q...", got)
+	}
+	if n := src.reads.Load(); n != 0 {
+		t.Errorf("%d Read calls while splicing, want 0", n)
+	}
+	src.stopped.Store(true)
+	src.SetReadDeadline(time.Unix(1, 0))
+	// A splice call still running passes on what arrives; once Splice
+	// reads through the source, the next bytes are its Read's.
+	for src.reads.Load() == 0 {
+		runtime.Gosched()
+	}
+	if _, err := ua.Write([]byte("read\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, ca, 6); string(got) != "READ\r\n" {
+		t.Errorf("client got %q after the switch, want the source's Read %q", got, "READ\r\n")
+	}
+	ca.Close()
+	ua.Close()
+	s.wait(t)
 }

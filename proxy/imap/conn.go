@@ -38,8 +38,11 @@ type conn struct {
 	// new version is not a new device).
 	clientName string
 
-	byeMu sync.Mutex // guards bye (Shutdown's goodbye reads it)
-	bye   *byeConn   // the client side of the relay, once relaying
+	loggedIn *loggedIn // set by a successful login, for relay
+
+	byeMu      sync.Mutex    // guards up and relayEnded (goodbye reads them)
+	up         *upstreamConn // the upstream side of the relay, once relaying
+	relayEnded chan struct{} // closed when the relay has ended
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
@@ -71,20 +74,35 @@ func (c *conn) serve(ctx context.Context) {
 	if !ok {
 		return
 	}
+	if c.preauth() {
+		// Called here, not from the login command, so that while the
+		// session is relayed the goroutine's stack holds no pre-auth frame,
+		// and no command (whose reader is MaxLine bytes).
+		c.relay()
+	}
+}
+
+// errLoggedIn is what a successful login returns: preauth ends, and serve
+// relays c.loggedIn.
+var errLoggedIn = errors.New("imap: logged in")
+
+// preauth greets the client and runs its commands until one logs it in
+// (it reports true, with c.loggedIn set) or the connection must end.
+func (c *conn) preauth() bool {
 	// RFC 3501 §7.1.1: the greeting may carry the capabilities.
 	if err := c.Write("* OK [CAPABILITY " + c.capabilities() + "] " + c.srv.hostname() + " ready"); err != nil {
-		return
+		return false
 	}
 	for {
 		if c.IsInterrupted() {
 			c.Write("* BYE Server shutting down")
-			return
+			return false
 		}
 		cmd, err := c.readCommand()
 		if c.tooManyCommands(err) {
 			c.log.Info("imap too many commands before login", "limit", c.srv.limits().MaxPreauthCommands)
 			c.Write("* BYE Too many commands before login")
-			return
+			return false
 		}
 		if err == nil {
 			err = c.dispatch(cmd)
@@ -92,10 +110,13 @@ func (c *conn) serve(ctx context.Context) {
 		if err == nil {
 			continue
 		}
+		if errors.Is(err, errLoggedIn) {
+			return true
+		}
 		var re *respError
 		if !errors.As(err, &re) {
 			c.endOnError(err)
-			return
+			return false
 		}
 		if !re.close {
 			// Consume what is left of the refused command, so the next
@@ -103,12 +124,12 @@ func (c *conn) serve(ctx context.Context) {
 			if serr := cmd.skip(); serr != nil {
 				if !errors.As(serr, &re) {
 					c.endOnError(serr)
-					return
+					return false
 				}
 			}
 		}
 		if c.reply(cmd.tag, re) {
-			return
+			return false
 		}
 	}
 }

@@ -10,11 +10,19 @@ import (
 	"github.com/passgate/passgate/store"
 )
 
+// loggedIn is a session logged in upstream, which serve relays.
+type loggedIn struct {
+	tag string // the client's login command's
+	r   *proxy.Relayed
+}
+
 // relay sends the client the upstream's tagged OK under the client's tag,
 // and splices client and upstream until either side ends or the session is
 // ended (the registry's end cancels r.Ctx; Close closes both connections).
-// It owns r from the call on and returns errDone or a write error.
-func (c *conn) relay(tag string, r *proxy.Relayed) error {
+// It owns c.loggedIn from the call on.
+func (c *conn) relay() {
+	tag, r := c.loggedIn.tag, c.loggedIn.r
+	c.loggedIn = nil
 	defer r.Done()
 	ok := tag + " OK "
 	if caps := oneLine(r.Up.Capability); caps != "" {
@@ -27,10 +35,12 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 	client := c.TakeOver(r.Up.Conn)
 	// The OK is written before the splice so it precedes upstream bytes.
 	if err := c.Write(ok + text); err != nil {
-		return err
+		return
 	}
 	client.SetDeadline(time.Time{})
-	relayed := c.wrapRelayed(client)
+	ended := make(chan struct{})
+	defer close(ended)
+	up := c.relaying(r.Up.Conn, ended)
 
 	// Bytes the client pipelined after its login command belong to the
 	// upstream.
@@ -38,15 +48,14 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 	pipelined := bytes.Clone(buffered)
 	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
 	err := proxy.Splice(r.Ctx,
-		proxy.Leg{Conn: relayed, Buffered: pipelined, Count: c.srv.relayCount(true)},
-		proxy.Leg{Conn: r.Up.Conn, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
+		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
+		proxy.Leg{Conn: up, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout)
 	attrs := []any{"user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond)}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		attrs = append(attrs, "err", err)
 	}
 	c.log.Info("imap session ended", attrs...)
-	return errDone
 }
 
 // revokedBye is what a relayed client hears when its session is ended by
@@ -54,16 +63,10 @@ func (c *conn) relay(tag string, r *proxy.Relayed) error {
 const revokedBye = "* BYE Access revoked, log in again"
 
 // revoked ends a session the registry ended: "* BYE" to the client when
-// that is safe (between two upstream responses, see byeConn), then cancel,
-// which ends the splice.
+// it can (see goodbye), then cancel, which ends the splice.
 func (c *conn) revoked(cancel func()) {
 	defer cancel()
-	c.byeMu.Lock()
-	bc := c.bye
-	c.byeMu.Unlock()
-	if bc != nil {
-		bc.goodbye(revokedBye)
-	}
+	c.goodbye(revokedBye)
 }
 
 // relayCount is the byte counter of one direction of a relayed session,

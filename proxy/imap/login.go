@@ -70,8 +70,8 @@ func (c *conn) cmdLogin(cmd *command) error {
 }
 
 // login decides a login with the Authenticator and, on success only, logs
-// in to the upstream and relays the connection (proxy.LoginFlow). It
-// returns errDone after the relay, or the *respError the client gets. One
+// in to the upstream (proxy.LoginFlow). It returns errLoggedIn, with
+// c.loggedIn set for serve to relay, or the *respError the client gets. One
 // line is logged per outcome; the secret is never logged.
 func (c *conn) login(tag, mech, user, secret string) error {
 	flow := proxy.LoginFlow{Auth: c.srv.Auth, Upstream: c.srv.Upstream, Sessions: c.srv.Sessions, Log: c.log,
@@ -91,7 +91,8 @@ func (c *conn) login(tag, mech, user, secret string) error {
 	var refused *upstream.RefusedError
 	switch outcome {
 	case proxy.LoginOK:
-		return c.relay(tag, r)
+		c.loggedIn = &loggedIn{tag: tag, r: r}
+		return errLoggedIn
 	case proxy.LoginMFA:
 		return &respError{status: "NO", code: "ALERT", text: c.srv.mfaMessage(), failure: true}
 	case proxy.LoginDeviceRefused:

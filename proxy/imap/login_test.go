@@ -215,14 +215,23 @@ func TestSessionRegistry(t *testing.T) {
 	}
 	c.send("b NOOP\r\n")
 	peer.expect("b NOOP")
-	// Revoking its app password ends it: the client hears why (the
-	// upstream is between responses), then both sides are closed.
+	peer.send("b OK NOOP completed\r\n")
+	c.expect("b OK NOOP completed")
+	c.send("c IDLE\r\n")
+	peer.expect("c IDLE")
+	peer.send("+ idling\r\n")
+	c.expect("+ idling")
+	// Revoking its app password ends it: the client hears why (it is in
+	// IDLE, between two commands: passgate ends the IDLE and logs out
+	// upstream, and the upstream's goodbye becomes passgate's), then both
+	// sides are closed.
 	if n := reg.End(store.Event{Kind: store.EventAppPasswordRevoked, Username: appUser, AppPasswordID: appID}); n != 1 {
 		t.Fatalf("End ended %d sessions, want 1", n)
 	}
+	answerLogout(t, peer, true, "c OK Idle completed.\r\n")
+	c.expect("c OK Idle completed.")
 	c.expect(revokedBye)
 	c.expectClosed()
-	peer.expectClosed()
 }
 
 func TestSecretsNeverLogged(t *testing.T) {

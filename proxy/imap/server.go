@@ -221,7 +221,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 // Shutdown stops accepting, tells clients still in the pre-auth phase
 // "* BYE Server shutting down", and waits for relayed sessions to end until
 // ctx is done; then it says the same BYE to the relayed clients for which
-// that is safe (between two upstream responses, see byeConn and
+// that is possible (between two client commands, see upstreamConn and
 // conn.ShutdownExpired), closes what is left (relayed sessions included)
 // and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
