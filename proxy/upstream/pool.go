@@ -40,6 +40,7 @@ type pool struct {
 	idle     []pooled // oldest first
 	filling  int
 	lastTake time.Time
+	pauseEnd time.Time   // no dials before: one failed (fillPause)
 	timer    *time.Timer // closes expired connections; nil when idle is empty
 	closed   bool
 }
@@ -93,8 +94,15 @@ func (p *pool) pop() *wire {
 	return w
 }
 
+// fillPause is how long the pool dials nothing after a dial failed: an
+// upstream that is down sees each login's own dial, not size more.
+const fillPause = time.Second
+
 // refillLocked starts one dial per missing connection.
 func (p *pool) refillLocked() {
+	if p.now().Before(p.pauseEnd) {
+		return
+	}
 	for ; len(p.idle)+p.filling < p.size; p.filling++ {
 		p.fills.Add(1)
 		go p.fill()
@@ -112,8 +120,8 @@ func (p *pool) fill() {
 	defer p.mu.Unlock()
 	p.filling--
 	if err != nil {
-		// The next take tries again (and its own dial reports the
-		// failure to the client); no loop of failing dials here.
+		// Logins dial themselves (and report the failure) meanwhile.
+		p.pauseEnd = p.now().Add(fillPause)
 		return
 	}
 	if p.closed {

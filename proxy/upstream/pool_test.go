@@ -19,6 +19,7 @@ type fakeIMAP struct {
 	t           *testing.T
 	ln          net.Listener
 	expectProxy bool // each connection must start with a PROXY header
+	down        bool // close each connection at once, without a greeting
 	wg          sync.WaitGroup
 
 	mu        sync.Mutex
@@ -84,6 +85,15 @@ func (f *fakeIMAP) serve(c net.Conn, n int) {
 		f.mu.Lock()
 		f.proxied = append(f.proxied, h.SourceAddr.String())
 		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		f.mu.Lock()
+		delete(f.preLogin, c)
+		f.mu.Unlock()
+		return
 	}
 	c.Write([]byte("* OK [CAPABILITY IMAP4rev1 SASL-IR ID AUTH=PLAIN] fake ready\r\n"))
 	loggedIn := false
@@ -272,4 +282,38 @@ func TestPoolCloseClosesAll(t *testing.T) {
 	if now, open, _ := f.counts(); now != accepted+1 || open != 0 {
 		t.Errorf("after Close: accepted %d (before %d), %d waiting: want one dial and no refill", now, accepted, open)
 	}
+}
+
+func TestPoolPausesAfterFailedDial(t *testing.T) {
+	f := startFake(t, false)
+	f.mu.Lock()
+	f.down = true
+	f.mu.Unlock()
+	u := pooledIMAP(t, f, 4)
+	now := time.Now()
+	u.pool.mu.Lock()
+	u.pool.now = func() time.Time { return now }
+	u.pool.mu.Unlock()
+	login := func() {
+		if _, err := u.Login(context.Background(), alice); err == nil {
+			t.Fatal("Login succeeded against a server that closes at once")
+		}
+	}
+	login() // its own dial, and the pool's 4, all fail
+	waitFor(t, "the pool's dials", func() bool {
+		u.pool.mu.Lock()
+		defer u.pool.mu.Unlock()
+		return u.pool.filling == 0
+	})
+	before, _, _ := f.counts()
+	login()
+	login()
+	if after, _, _ := f.counts(); after != before+2 {
+		t.Errorf("2 logins against a failing upstream dialled %d times, want 2 (no pool dials within %s)", after-before, fillPause)
+	}
+	u.pool.mu.Lock()
+	now = now.Add(fillPause)
+	u.pool.mu.Unlock()
+	login() // the pause is over: the pool dials again
+	waitFor(t, "the pool's dials after the pause", func() bool { n, _, _ := f.counts(); return n == before+2+1+4 })
 }
