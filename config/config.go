@@ -145,6 +145,16 @@ type Upstream struct {
 	// LoginTimeout bounds greeting, STARTTLS and login up to the tagged
 	// OK. Default 30s.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// Pool (IMAP only) keeps up to this many upstream connections that
+	// have read the greeting and finished TLS or STARTTLS, dialled while
+	// logins come, so that a login costs one round trip upstream. 0 =
+	// off. Default 4 (upstream.DefaultPool), 0 with send_proxy, which
+	// cannot pool: its header names the client.
+	Pool *int `toml:"pool"`
+	// PoolMaxAge is how long a pooled connection may wait for a login:
+	// keep it below the upstream's pre-login timeout (Dovecot: 3 min).
+	// Default 30s.
+	PoolMaxAge Duration `toml:"pool_max_age"`
 
 	// TLSConfig is built at load when TLS != none: RootCAs from CAFile
 	// (nil: system roots), ServerName, MinVersion TLS 1.2. Nil otherwise.

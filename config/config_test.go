@@ -74,11 +74,15 @@ func TestParseFull(t *testing.T) {
 		MasterSeparator: "%", SendID: true,
 		DialTimeout: Duration{3 * time.Second}, LoginTimeout: Duration{90 * time.Second},
 		MasterSecretFrom: "file " + filepath.Join(dir, "master-secret"),
+		PoolMaxAge:       Duration{upstream.DefaultPoolMaxAge},
 	}
 	got := u
-	got.TLSConfig = nil
+	got.TLSConfig, got.Pool = nil, nil
 	if got != want {
 		t.Errorf("upstream =\n%+v\nwant\n%+v", got, want)
+	}
+	if u.Pool == nil || *u.Pool != upstream.DefaultPool {
+		t.Errorf("upstream pool = %v, want the default %d", u.Pool, upstream.DefaultPool)
 	}
 	if u.TLSConfig == nil || u.TLSConfig.ServerName != "localhost" || u.TLSConfig.RootCAs == nil ||
 		u.TLSConfig.MinVersion != tls.VersionTLS12 {
@@ -231,5 +235,27 @@ func TestLoad(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "missing.toml"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: error = %v", err)
+	}
+}
+
+func TestUpstreamPoolDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra string
+		want        int
+	}{
+		{"default", "", upstream.DefaultPool},
+		{"off", "pool = 0", 0},
+		{"set", "pool = 9", 9},
+		{"none with send_proxy", `send_proxy = "v1"`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(base+lines(tc.extra)), fixture(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.IMAP.Upstream.Config().Pool; got != tc.want {
+				t.Errorf("pool = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/passgate/passgate/proxy/upstream"
 )
@@ -22,6 +23,35 @@ func (u *Upstream) Config() upstream.Config {
 		SendProxy:    u.SendProxy,
 		DialTimeout:  u.DialTimeout.Duration,
 		LoginTimeout: u.LoginTimeout.Duration,
+		Pool:         u.pool(),
+		PoolMaxAge:   u.PoolMaxAge.Duration,
+	}
+}
+
+// pool is the Pool setting, 0 when unset.
+func (u *Upstream) pool() int {
+	if u.Pool == nil {
+		return 0
+	}
+	return *u.Pool
+}
+
+// resolvePool applies the pool default of an IMAP upstream (none with
+// send_proxy) and refuses a pool elsewhere.
+func (u *Upstream) resolvePool(l *loader, prefix string) {
+	key := prefix + ".pool"
+	l.duration(prefix+".pool_max_age", &u.PoolMaxAge, upstream.DefaultPoolMaxAge, time.Second)
+	switch {
+	case u.Pool == nil && prefix == "imap.upstream" && u.SendProxy == upstream.ProxyNone:
+		n := upstream.DefaultPool
+		u.Pool = &n
+	case u.Pool == nil || *u.Pool == 0:
+	case *u.Pool < 0:
+		l.fail(key, nil, "%d is negative (0 = off)", *u.Pool)
+	case prefix != "imap.upstream":
+		l.fail(key, nil, "only imap.upstream pools connections")
+	case u.SendProxy != upstream.ProxyNone:
+		l.fail(key, nil, "cannot be used with send_proxy: the PROXY header names the client and must come before the greeting")
 	}
 }
 
@@ -43,6 +73,7 @@ func (u *Upstream) resolve(l *loader, prefix string, validate func(upstream.Conf
 	}
 	l.duration(key("dial_timeout"), &u.DialTimeout, upstream.DefaultDialTimeout, 0)
 	l.duration(key("login_timeout"), &u.LoginTimeout, upstream.DefaultLoginTimeout, 0)
+	u.resolvePool(l, prefix)
 	u.readCA(l, prefix)
 	if u.Login.NeedsMaster() {
 		u.resolveMaster(l, prefix)

@@ -16,6 +16,7 @@ import (
 	"github.com/passgate/passgate/proxy/imap"
 	"github.com/passgate/passgate/proxy/pop3"
 	"github.com/passgate/passgate/proxy/sieve"
+	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/proxy/upstream/oauth"
 )
 
@@ -101,6 +102,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	var specs []listener
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := newIMAPServer(cfg, c.guard, c.sessions, tokens, log)
+		if u, ok := srv.Upstream.(*upstream.IMAP); ok {
+			defer u.Close() // its pool of ready connections
+		}
 		c.instrumentFrontEnd(srv)
 		lv.fronts = append(lv.fronts, liveFrontEnd{srv, srv.Limits.Conns})
 		servers = append(servers, srv)

@@ -72,10 +72,23 @@ type Config struct {
 	// each write of a message body and the reply to its final dot.
 	// 0 = 5m.
 	CommandTimeout time.Duration
+	// Pool (IMAP) keeps up to this many connections that have read the
+	// greeting and finished TLS or STARTTLS, dialled in the background
+	// while logins come, so that a login costs its own round trips only.
+	// 0 = none. Only clients made by Config.IMAP have a pool (Close it);
+	// none with SendProxy, whose header names the client and must come
+	// first.
+	Pool int
+	// PoolMaxAge is how long a pooled connection may wait for a login
+	// before it is closed; it must stay below the upstream's pre-login
+	// timeout. 0 = 30s.
+	PoolMaxAge time.Duration
 	// Logger receives a Debug line per login. nil = no logs.
 	Logger *slog.Logger
 	// Metrics, if not nil, observes every login that dialled.
 	Metrics Metrics
+
+	pool *pool // ready connections (Pool), made by Config.IMAP
 }
 
 // Metrics observes upstream logins (internal/metrics implements it):
@@ -85,8 +98,20 @@ type Metrics interface {
 	UpstreamLogin(protocol string, d time.Duration, err error)
 }
 
-// IMAP returns the IMAP client of the upstream c describes.
-func (c Config) IMAP() *IMAP { u := IMAP(c); return &u }
+// IMAP returns the IMAP client of the upstream c describes, with its own
+// pool of ready connections if c.Pool is set (see Pool): Close it when
+// done. Its TLS configuration is resolved once, so that TLS sessions to
+// the upstream can be resumed.
+func (c Config) IMAP() *IMAP {
+	u := IMAP(c)
+	if conf, err := c.TLSClientConfig(); err == nil && conf != nil {
+		u.TLSConfig = conf
+	}
+	if c.Pool > 0 && c.SendProxy == ProxyNone && canPool {
+		u.pool = newPool(c.Pool, orDefault(c.PoolMaxAge, DefaultPoolMaxAge), u.ready)
+	}
+	return &u
+}
 
 // SMTP returns the submission client of the upstream c describes.
 func (c Config) SMTP() *SMTP { u := SMTP(c); return &u }
@@ -135,8 +160,10 @@ func (c *Config) logger() *slog.Logger {
 
 // TLSClientConfig returns the TLS configuration of the connection to the
 // upstream, nil with TLSNone: TLSConfig (or a new one) with ServerName
-// defaulting to the host of Address (unless InsecureSkipVerify) and
-// MinVersion to TLS 1.2. TLSConfig itself is never changed.
+// defaulting to the host of Address (unless InsecureSkipVerify),
+// MinVersion to TLS 1.2 and ClientSessionCache to a new cache (sessions
+// are resumed when the result is kept, as Config.IMAP does). TLSConfig
+// itself is never changed.
 func (c *Config) TLSClientConfig() (*tls.Config, error) {
 	if c.tlsMode() == TLSNone {
 		return nil, nil
@@ -150,7 +177,7 @@ func (c *Config) TLSClientConfig() (*tls.Config, error) {
 		conf = &tls.Config{}
 	}
 	setName := conf.ServerName == "" && !conf.InsecureSkipVerify
-	if !setName && conf.MinVersion != 0 {
+	if !setName && conf.MinVersion != 0 && conf.ClientSessionCache != nil {
 		return conf, nil
 	}
 	conf = conf.Clone()
@@ -159,6 +186,9 @@ func (c *Config) TLSClientConfig() (*tls.Config, error) {
 	}
 	if conf.MinVersion == 0 {
 		conf.MinVersion = tls.VersionTLS12
+	}
+	if conf.ClientSessionCache == nil {
+		conf.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 	}
 	return conf, nil
 }

@@ -26,6 +26,9 @@ type link struct {
 	conn net.Conn    // what the protocol speaks on: raw, or TLS over it
 	tls  *tls.Config // nil with TLSNone
 	stop func() bool // unties ctx
+	// greeted (IMAP) is the dialogue of a pooled link: greeting read,
+	// STARTTLS done. nil: the protocol starts from the greeting.
+	greeted *wire
 }
 
 // connect is connectFor without a client: a check or probe of passgate's
@@ -47,12 +50,8 @@ func (c *Config) connectFor(ctx context.Context, client netip.AddrPort) (*link, 
 	if err != nil {
 		return nil, fmt.Errorf("upstream dial: %w: %w", ErrUnavailable, err)
 	}
-	deadline := time.Now().Add(c.loginTimeout())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
 	raw := &boundConn{Conn: tcp}
-	raw.limitTo(deadline)
+	raw.limitTo(c.loginDeadline(ctx))
 	l := &link{ctx: ctx, raw: raw, conn: raw, tls: conf}
 	l.stop = context.AfterFunc(ctx, func() { raw.limitTo(time.Unix(1, 0)) })
 	if err := c.sendProxy(raw, client); err != nil {
@@ -66,6 +65,15 @@ func (c *Config) connectFor(ctx context.Context, client netip.AddrPort) (*link, 
 		}
 	}
 	return l, nil
+}
+
+// loginDeadline is LoginTimeout from now, or ctx's deadline if earlier.
+func (c *Config) loginDeadline(ctx context.Context) time.Time {
+	deadline := time.Now().Add(c.loginTimeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
 }
 
 // handshake runs the TLS client handshake (at once with implicit TLS, after

@@ -32,7 +32,14 @@ func (u *IMAP) Validate() error { return u.config().validate(imapProtocol) }
 func (u *IMAP) Login(ctx context.Context, l Login) (*Conn, error) {
 	var c *Conn
 	k, err := u.config().login(ctx, imapProtocol, l, func(k *link, cred credential) (err error) {
-		c, err = u.dialogue(newWire(k), l, cred)
+		w := k.greeted
+		if w == nil {
+			w = newWire(k)
+			if err := u.greet(w); err != nil {
+				return err
+			}
+		}
+		c, err = u.dialogue(w, l, cred)
 		return err
 	})
 	if err != nil {
@@ -42,12 +49,9 @@ func (u *IMAP) Login(ctx context.Context, l Login) (*Conn, error) {
 	return c, nil
 }
 
-// dialogue runs the greeting and STARTTLS (greet), ID, the login itself,
-// and CAPABILITY if the OK did not carry it.
+// dialogue runs, after the greeting and STARTTLS (greet), ID, the login
+// itself, and CAPABILITY if the OK did not carry it.
 func (u *IMAP) dialogue(w *wire, l Login, cred credential) (*Conn, error) {
-	if err := u.greet(w); err != nil {
-		return nil, err
-	}
 	if u.SendID && (w.caps == nil || w.hasCap("ID")) {
 		if err := sendID(w, l); err != nil {
 			return nil, err
@@ -69,6 +73,13 @@ func (u *IMAP) dialogue(w *wire, l Login, cred credential) (*Conn, error) {
 		c.Buffered = append(c.Buffered, rest...)
 	}
 	return c, nil
+}
+
+// Close closes the pool's ready connections (Config.Pool) and ends its
+// dials; Login dials each connection itself afterwards. It returns nil.
+func (u *IMAP) Close() error {
+	u.pool.close()
+	return nil
 }
 
 // Check dials the upstream, reads its greeting (after TLS as configured)
@@ -117,6 +128,28 @@ func (u *IMAP) connect(ctx context.Context) (*wire, error) {
 	}
 	w := newWire(k)
 	if err := u.greet(w); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// ready connects for the pool: connect, and over TLS one NOOP, whose
+// answer comes after whatever the server sent once the handshake was
+// done (TLS 1.3 session tickets), so that the connection then waits with
+// nothing to read: the pool takes any byte that arrives later for a close
+// coming (idle).
+func (u *IMAP) ready(ctx context.Context) (*wire, error) {
+	w, err := u.connect(ctx)
+	if err != nil || u.config().tlsMode() == TLSNone {
+		return w, err
+	}
+	tag := w.nextTag()
+	r, err := w.send("noop", tag, []byte(tag+" NOOP\r\n"))
+	if err == nil && r.status != "OK" {
+		err = w.garbage("noop", r)
+	}
+	if err != nil {
 		w.close()
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -37,23 +38,33 @@ func (c *Config) login(ctx context.Context, p protocol, l Login, dialogue func(*
 	if c.Metrics != nil {
 		c.Metrics.UpstreamLogin(p.name, time.Since(start), err)
 	}
-	log := c.logger().With("upstream", c.Address, "user", l.Username, "client", l.ClientID, "mode", c.mode())
+	if log := c.logger(); log.Enabled(ctx, slog.LevelDebug) {
+		// Only then: the attributes cost allocations on every login.
+		log = log.With("upstream", c.Address, "user", l.Username, "client", l.ClientID, "mode", c.mode())
+		if err != nil {
+			log.Debug("upstream login failed", "err", err)
+		} else {
+			log.Debug("upstream login", "duration", time.Since(start), "pooled", k.greeted != nil)
+		}
+	}
 	if err != nil {
-		log.Debug("upstream login failed", "err", err)
 		return nil, err
 	}
-	log.Debug("upstream login", "duration", time.Since(start))
 	return k, nil
 }
 
-// attempt builds the credential, connects and runs dialogue: one try.
+// attempt builds the credential, takes a ready link from the pool (IMAP)
+// or connects, and runs dialogue: one try.
 func (c *Config) attempt(ctx context.Context, l Login, dialogue func(*link, credential) error) (*link, credential, error) {
 	cred, err := c.authenticator().credential(ctx, l)
 	if err != nil {
 		return nil, cred, err
 	}
-	k, err := c.connectFor(ctx, l.ClientIP)
-	if err != nil {
+	var k *link
+	if w := c.pool.take(ctx, c.loginDeadline(ctx)); w != nil {
+		k = w.link
+		k.greeted = w
+	} else if k, err = c.connectFor(ctx, l.ClientIP); err != nil {
 		return nil, cred, err
 	}
 	if err = dialogue(k, cred); err == nil {

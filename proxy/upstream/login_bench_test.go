@@ -13,8 +13,10 @@ import (
 // BenchmarkIMAPLogin is one upstream login (dial, greeting, TLS as
 // configured, the login, the post-login capabilities) and the close of the
 // handed-over connection: against the in-process demo server, and against
-// a real Dovecot over plain TCP, STARTTLS and implicit TLS. The Dovecot
-// cases need Dovecot and root (skipped without, failed when CI=true).
+// a real Dovecot over plain TCP, STARTTLS and implicit TLS, each without
+// and with a pool of ready connections (-pool: the dial, greeting and TLS
+// run in the background). The Dovecot cases need Dovecot and root
+// (skipped without, failed when CI=true).
 //
 //	go test -run '^$' -bench IMAPLogin -benchtime 2s ./proxy/upstream
 func BenchmarkIMAPLogin(b *testing.B) {
@@ -38,9 +40,17 @@ func BenchmarkIMAPLogin(b *testing.B) {
 		name, addr string
 		mode       TLSMode
 	}{{"dovecot-plain", d.IMAPAddr, TLSNone}, {"dovecot-starttls", d.IMAPAddr, TLSStartTLS}, {"dovecot-tls", d.IMAPSAddr, TLSImplicit}} {
-		b.Run(c.name, func(b *testing.B) {
-			benchLogin(b, &IMAP{Address: c.addr, TLS: c.mode, TLSConfig: conf, Mode: ModePassthrough}, login)
-		})
+		for _, pool := range []int{0, DefaultPool} {
+			name := c.name
+			if pool > 0 {
+				name += "-pool"
+			}
+			b.Run(name, func(b *testing.B) {
+				u := Config{Address: c.addr, TLS: c.mode, TLSConfig: conf, Mode: ModePassthrough, Pool: pool}.IMAP()
+				defer u.Close()
+				benchLogin(b, u, login)
+			})
+		}
 	}
 }
 
