@@ -133,7 +133,7 @@ func (l *live) reload() (restart []string, err error) {
 }
 
 // capabilityRefresher is a front-end that announces its upstream's
-// pre-login capabilities, learnt by a probe (imap.Server).
+// pre-login capabilities, learnt by a probe (imap.Server, sieve.Server).
 type capabilityRefresher interface {
 	RefreshCapabilities(ctx context.Context)
 }

@@ -80,6 +80,7 @@ func (f *Auth) Attempts() []authn.Attempt {
 type Upstream struct {
 	Text     string   // the upstream's OK text
 	Caps     []string // what Capabilities reports (ManageSieve)
+	CapsErr  error    // what Capabilities fails with, if set
 	Buffered string
 	// Discard makes the upstream read and drop what it gets, until EOF,
 	// instead of handing its side to Peer (fuzzing).
@@ -98,7 +99,12 @@ func (u *Upstream) init() { u.once.Do(func() { u.peers = make(chan net.Conn, 16)
 func (u *Upstream) NeedsClientSecret() bool { return false }
 
 // Capabilities answers a ManageSieve front-end's capability probe.
-func (u *Upstream) Capabilities(context.Context) ([]string, error) { return u.Caps, nil }
+func (u *Upstream) Capabilities(context.Context) ([]string, error) {
+	if u.CapsErr != nil {
+		return nil, u.CapsErr
+	}
+	return u.Caps, nil
+}
 
 // Login implements proxy.Upstream.
 func (u *Upstream) Login(_ context.Context, l upstream.Login) (*upstream.Conn, error) {

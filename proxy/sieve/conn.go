@@ -161,7 +161,7 @@ func (c *conn) capability() error {
 	} else {
 		lines = append(lines, `"SASL" ""`)
 	}
-	lines = append(lines, c.srv.upstreamCaps...)
+	lines = append(lines, c.srv.capabilities()...)
 	if !c.tls && c.srv.TLSConfig != nil {
 		lines = append(lines, `"STARTTLS"`)
 	}

@@ -22,6 +22,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/passgate/passgate/proxy"
@@ -59,7 +60,7 @@ type Server struct {
 
 	hellos       proxy.LazyHelloWatch // TLS fingerprints of STARTTLS handshakes
 	capsOnce     sync.Once
-	upstreamCaps []string // capability lines repeated from the upstream
+	upstreamCaps atomic.Pointer[[]string] // capability lines repeated from the upstream
 	life         proxy.Lifecycle
 }
 
@@ -99,19 +100,47 @@ func (s *Server) mfaMessage() string {
 }
 
 // learnCapabilities keeps the upstream's capability lines but those
-// passgate answers for itself.
+// passgate answers for itself, or defaultCapabilities when the upstream
+// cannot be probed. Serve runs it once, before the first connection.
 func (s *Server) learnCapabilities() {
-	s.upstreamCaps = defaultCapabilities
+	caps, ok := s.probeCapabilities(s.life.Context()) // Close cancels it
+	if !ok {
+		caps = defaultCapabilities
+	}
+	s.upstreamCaps.Store(&caps)
+}
+
+// RefreshCapabilities probes the upstream again for the connections that
+// start afterwards (a configuration reload calls it: the upstream may have
+// been upgraded or reconfigured). A failed probe keeps the lines so far.
+func (s *Server) RefreshCapabilities(ctx context.Context) {
+	if caps, ok := s.probeCapabilities(ctx); ok {
+		s.upstreamCaps.Store(&caps)
+	}
+}
+
+// capabilities are the upstream's lines the capability response repeats.
+func (s *Server) capabilities() []string {
+	if p := s.upstreamCaps.Load(); p != nil {
+		return *p
+	}
+	return defaultCapabilities
+}
+
+// probeCapabilities asks the Upstream for its capabilities and returns
+// those passgate repeats; ok is false when it cannot be probed or the
+// probe failed (logged).
+func (s *Server) probeCapabilities(ctx context.Context) (keep []string, ok bool) {
 	p, ok := s.Upstream.(capabilityProber)
 	if !ok {
-		return
+		return nil, false
 	}
-	caps, err := p.Capabilities(s.life.Context())
+	caps, err := p.Capabilities(ctx)
 	if err != nil {
-		s.logger().Warn("sieve upstream capability probe failed; announcing defaults", "err", err)
-		return
+		s.logger().Warn("sieve upstream capability probe failed; announcing defaults or the last lines learnt", "err", err)
+		return nil, false
 	}
-	var keep []string
+	keep = []string{}
 	for _, c := range caps {
 		name, _, _ := strings.Cut(strings.ToUpper(c), " ")
 		switch name {
@@ -122,7 +151,7 @@ func (s *Server) learnCapabilities() {
 			keep = append(keep, c)
 		}
 	}
-	s.upstreamCaps = keep
+	return keep, true
 }
 
 // Serve accepts plain TCP connections on ln (port 4190), offering
