@@ -118,8 +118,25 @@ func waitForMail(t *testing.T, d *Dovecot, user, password, marker string) notifi
 }
 
 // fetchMatching returns the raw message of user's INBOX that contains
-// marker, or nil.
+// marker (in its raw text or decoded subject), or nil.
 func fetchMatching(t *testing.T, d *Dovecot, user, password, marker string) []byte {
+	t.Helper()
+	for _, raw := range fetchAll(t, d, user, password) {
+		if mentions(raw, marker) {
+			return raw
+		}
+	}
+	return nil
+}
+
+// mentions reports whether the raw message holds marker in its raw text
+// or decoded subject.
+func mentions(raw []byte, marker string) bool {
+	return bytes.Contains(raw, []byte(marker)) || strings.Contains(decodedSubject(raw), marker)
+}
+
+// fetchAll returns the raw messages of user's INBOX, oldest first.
+func fetchAll(t *testing.T, d *Dovecot, user, password string) [][]byte {
 	t.Helper()
 	c, err := imapclient.DialStartTLS(d.IMAPAddr, &imapclient.Options{
 		TLSConfig: &tls.Config{RootCAs: testcert.Pool(t, d.CertFile), ServerName: "localhost"}})
@@ -137,19 +154,20 @@ func fetchMatching(t *testing.T, d *Dovecot, user, password, marker string) []by
 	if sel.NumMessages == 0 {
 		return nil
 	}
-	msgs, err := c.Fetch(imap.SeqSetNum(1, sel.NumMessages), &imap.FetchOptions{
+	var all imap.SeqSet // 1:N (SeqSetNum(1, N) would be only the first and the last)
+	all.AddRange(1, sel.NumMessages)
+	msgs, err := c.Fetch(all, &imap.FetchOptions{
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
 	if err != nil {
 		t.Fatalf("FETCH: %v", err)
 	}
+	var out [][]byte
 	for _, m := range msgs {
 		for _, b := range m.BodySection {
-			if bytes.Contains(b.Bytes, []byte(marker)) || strings.Contains(decodedSubject(b.Bytes), marker) {
-				return b.Bytes
-			}
+			out = append(out, b.Bytes)
 		}
 	}
-	return nil
+	return out
 }
 
 func decodedSubject(raw []byte) string {

@@ -31,6 +31,17 @@ type smtpOpts struct {
 	SecretVia string
 	// Passgate are the options of the rest of the configuration.
 	Passgate passgateOpts
+	// Notify is the [notify] section; none when its From is empty.
+	Notify notifyOpts
+}
+
+// notifyOpts are passgate's [notify] keys that a test sets. Mail goes
+// through [smtp.upstream], as in production.
+type notifyOpts struct {
+	From     string
+	Language string // "": passgate's default (English)
+	// MaxPerHour: zero is passgate's default.
+	MaxPerHour int
 }
 
 const smtpConf = `
@@ -56,6 +67,17 @@ master_secret = "{{.MasterSecret}}"
 master_secret_file = "{{.SecretFile}}"
 {{- end}}
 {{- end}}
+{{- with .Notify}}{{if .From}}
+
+[notify]
+from = "{{.From}}"
+{{- with .Language}}
+language = "{{.}}"
+{{- end}}
+{{- with .MaxPerHour}}
+max_per_hour = {{.}}
+{{- end}}
+{{- end}}{{end}}
 `
 
 // smtpGate is a passgate serving SMTP (and IMAP, as every harness passgate
@@ -95,7 +117,7 @@ func newSMTPGate(t testing.TB, d *Dovecot, o smtpOpts) *smtpGate {
 		"Submit": g.SubmitAddr, "Submits": g.SubmitsAddr, "AllowCleartext": o.AllowCleartext,
 		"SenderCheckOff": o.SenderCheckOff, "Upstream": o.Upstream, "UpstreamTLS": o.UpstreamTLS,
 		"CAFile": d.CertFile, "Login": o.Login, "MasterUser": masterUser, "MasterSecret": masterSecret,
-		"SecretVia": o.SecretVia, "SecretFile": secretFile,
+		"SecretVia": o.SecretVia, "SecretFile": secretFile, "Notify": o.Notify,
 	})
 	if err != nil {
 		t.Fatalf("smtp config: %v", err)
