@@ -139,9 +139,14 @@ func testNotifiedEvents(t *testing.T, d *Dovecot, g *smtpGate) {
 	if !strings.Contains(m.parts["text/plain"], "Service: imap") {
 		t.Errorf("first-use mail does not name the service:\n%s", m.parts["text/plain"])
 	}
-	if client := g.listed(t, user)["phone <1>"].Bound.Device.Client; client != "" &&
-		!strings.Contains(m.parts["text/plain"], "Client: "+client) {
-		t.Errorf("first-use mail does not name the bound client %q:\n%s", client, m.parts["text/plain"])
+	bound := g.listed(t, user)["phone <1>"].Bound.Device
+	if bound.Client != "" && !strings.Contains(m.parts["text/plain"], "Client: "+bound.Client) {
+		t.Errorf("first-use mail does not name the bound client %q:\n%s", bound.Client, m.parts["text/plain"])
+	}
+	// curl sends no IMAP ID: the TLS fingerprint, as the portal and
+	// `apppass list` show it, is what tells this device from another.
+	if !strings.Contains(m.parts["text/plain"], "TLS fingerprint: "+bound.TLS) || !strings.Contains(m.parts["text/html"], bound.TLS) {
+		t.Errorf("first-use mail does not show the bound TLS fingerprint %s:\n%s", bound.TLS, m.parts["text/plain"])
 	}
 
 	start = time.Now()
@@ -149,6 +154,10 @@ func testNotifiedEvents(t *testing.T, d *Dovecot, g *smtpGate) {
 	m = mb.wait(t, "used from a new device", start)
 	checkNotification(t, m, `App password "phone <1>" used from a new device`, "differs from the one it was first used on",
 		"The login was allowed", "127.0.0.0/24")
+	if drift := g.listed(t, user)["phone <1>"].Drift; len(drift) != 1 ||
+		!strings.Contains(m.parts["text/plain"], "TLS fingerprint: "+drift[0].Device.TLS) {
+		t.Errorf("drift mail does not show the new device's TLS fingerprint (drift %+v):\n%s", drift, m.parts["text/plain"])
+	}
 
 	// The same second client again and again: authn records its drift
 	// once an hour, so one mail.

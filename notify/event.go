@@ -71,6 +71,7 @@ func dataOf(rec store.AuditRecord, portalURL string) Data {
 	if dev := rec.Device; dev != nil {
 		d.Device = true
 		d.Client = dev.Client
+		d.TLS = dev.TLS
 		if dev.Network.IsValid() {
 			d.Network = dev.Network.String()
 		}

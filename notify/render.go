@@ -36,10 +36,12 @@ type Data struct {
 	Username     string
 	PasswordName string
 	Time         time.Time
-	// Device is set on the device events; Client and Network are what it
-	// was seen as, Remote its address and Protocol the door it used.
+	// Device is set on the device events; Client, TLS (its ClientHello
+	// fingerprint, as the portal shows it) and Network are what it was
+	// seen as, Remote its address and Protocol the door it used.
 	Device    bool
 	Client    string
+	TLS       string
 	Network   string
 	Remote    string
 	Protocol  string

@@ -60,7 +60,7 @@ func TestEveryEventRenders(t *testing.T) {
 					}
 				}
 				if rec.Device != nil {
-					for _, want := range []string{"Thunderbird 115", "192.0.2.0/24", "192.0.2.7"} {
+					for _, want := range []string{"Thunderbird 115", "t13d1516h2", "192.0.2.0/24", "192.0.2.7"} {
 						if !strings.Contains(m.Text, want) || !strings.Contains(m.HTML, want) {
 							t.Errorf("device event without %q:\n%s", want, m.Text)
 						}
