@@ -45,6 +45,7 @@ func TestNotificationsEndToEnd(t *testing.T) {
 	t.Run("french", func(t *testing.T) { testNotifiedInFrench(t, d, g) })
 	t.Run("hourly cap", func(t *testing.T) { testNotifyHourlyCap(t, d, g) })
 	t.Run("retirement", func(t *testing.T) { testRetirementNotified(t, d) })
+	t.Run("retirement through serve", func(t *testing.T) { testRetirementThroughServe(t, d) })
 }
 
 // mailbox is a user's real Dovecot INBOX.
@@ -333,5 +334,64 @@ func testRetirementNotified(t *testing.T, d *Dovecot) {
 	}
 	if got := mb.count(t, "old laptop"); got != 3 {
 		t.Errorf("%d mails about the password, want 3 (created, warning, removed)", got)
+	}
+}
+
+// retireReport is what `apppass retire --json` prints.
+type retireReport struct {
+	Retired, Warned []struct {
+		Username string    `json:"username"`
+		Name     string    `json:"name"`
+		RetireAt time.Time `json:"retire_at"`
+	}
+}
+
+// The same through serve, on the real clock with an idle time of
+// seconds (serve's job has no clock to set, and the config takes Go
+// durations): authn.unused_after reaches the service that the CLI's
+// `apppass retire` runs on, its warning and removal reach the notifier,
+// and the removed password no longer logs in.
+func testRetirementThroughServe(t *testing.T, d *Dovecot) {
+	const after, warnBefore = 4 * time.Second, 3 * time.Second
+	g := newSMTPGate(t, d, smtpOpts{Notify: notifyOpts{From: "passgate@example.org"}})
+	g.editConfig(t, "argon_threads = 1\n", fmt.Sprintf("argon_threads = 1\nunused_after = %q\nunused_warn_before = %q\n",
+		after, warnBefore))
+	g.start(t)
+	user, primary := d.newUser(t)
+	g.addUser(t, user, primary, false)
+	mb := mailbox{d, user, primary}
+	p := g.createAppPassword(t, user, "old laptop")
+	created := time.Now() // after the server's creation time
+	retire := func() retireReport {
+		t.Helper()
+		var rep retireReport
+		if out := g.run(t, "apppass", "retire", "--json"); json.Unmarshal([]byte(out), &rep) != nil {
+			t.Fatalf("apppass retire --json: %q", out)
+		}
+		return rep
+	}
+
+	// In the warning period (from 1 s after creation to 4 s).
+	time.Sleep(time.Until(created.Add(after - warnBefore + 200*time.Millisecond)))
+	start := time.Now()
+	rep := retire()
+	if len(rep.Warned) != 1 || rep.Warned[0].Username != user || len(rep.Retired) != 0 {
+		t.Fatalf("apppass retire in the warning period: %+v, want %s warned", rep, user)
+	}
+	m := mb.wait(t, `Unused app password "old laptop" will be removed`, start)
+	checkNotification(t, m, `Unused app password "old laptop" will be removed`,
+		"It will be removed on "+rep.Warned[0].RetireAt.UTC().Format("Monday 2 January 2006"),
+		"unless it is used before", "unless it is used before")
+
+	time.Sleep(time.Until(created.Add(after + 200*time.Millisecond)))
+	start = time.Now()
+	if rep := retire(); len(rep.Retired) != 1 || rep.Retired[0].Username != user {
+		t.Fatalf("apppass retire after unused_after: %+v, want %s's password retired", rep, user)
+	}
+	m = mb.wait(t, `Unused app password "old laptop" was removed`, start)
+	checkNotification(t, m, `Unused app password "old laptop" was removed`, "because it had not been used for a long time",
+		"Create a new one", "Create a new one")
+	if err := deviceClients(t, g, user)[0].try(t, p.Password); err == nil {
+		t.Errorf("the retired password still logs in")
 	}
 }
