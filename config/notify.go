@@ -35,8 +35,9 @@ type Notify struct {
 	// Language is the language of an account that chose none: "en"
 	// (default) or "fr".
 	Language string `toml:"language"`
-	// MaxPerHour caps the notifications of one account per hour. Zero:
-	// notify.DefaultMaxPerHour (10); negative: no cap.
+	// MaxPerHour caps the notifications of one account per hour, of
+	// device events (first use, drift, refused) and of account changes
+	// each. Zero: notify.DefaultMaxPerHour (10); negative: no cap.
 	MaxPerHour int `toml:"max_per_hour"`
 	// Queue bounds the notifications waiting for delivery. Zero:
 	// notify.DefaultQueueSize.

@@ -25,10 +25,12 @@
 //     full queue drops the record with a warning and a metric (the audit
 //     record itself is already kept; the notification is the only loss).
 //   - Rate limits (limit.go) keep an attacker from flooding a mailbox: at
-//     most MaxPerHour per account, and drift or refusals of one password
-//     from one device told once per CollapseWindow, counted in
-//     store.Counters so that every instance shares them. What is not sent
-//     is logged and counted with its reason.
+//     most MaxPerHour per account for device events and as many for
+//     account changes (so that a flood of logins from new devices cannot
+//     hide a change), and drift or refusals of one password from one
+//     device told once per CollapseWindow, counted in store.Counters so
+//     that every instance shares them. What is not sent is logged and
+//     counted with its reason.
 //   - What an attacker controls (a password's name, a client's ID) is
 //     escaped in the HTML part and cannot break the Subject line.
 package notify

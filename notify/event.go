@@ -27,14 +27,17 @@ type event struct {
 	// collapse: repeats of the same password and device within
 	// CollapseWindow are told once.
 	collapse bool
+	// device: a login makes it, so whoever holds a stolen password can
+	// make many; it counts against the device events' budget (limit.go).
+	device bool
 }
 
 // events are the audit results that are told to the account's owner.
 var events = map[string]event{
 	account.ResultAppPasswordCreated:       {},
-	ResultDeviceFirstUse:                   {},
-	ResultDeviceDrift:                      {collapse: true},
-	ResultDeviceRefused:                    {collapse: true},
+	ResultDeviceFirstUse:                   {device: true},
+	ResultDeviceDrift:                      {collapse: true, device: true},
+	ResultDeviceRefused:                    {collapse: true, device: true},
 	account.ResultMFAReset:                 {byAdmin: true},
 	account.ResultAppPasswordsDeleted:      {byAdmin: true},
 	account.ResultAppPasswordRetireWarning: {},

@@ -28,7 +28,10 @@ const (
 )
 
 // limit decides whether rec may be told now, counting it: "" if yes, else
-// the reason. Counters are shared by every instance on the same store, so
+// the reason. Device events and account changes have a budget of
+// MaxPerHour each: an attacker who logs in with a stolen password from
+// ever new devices uses up the first only, and cannot silence the mail
+// about a change to the account (a new app password, all revoked). Counters are shared by every instance on the same store, so
 // an attacker who spreads logins over instances gains nothing. A counter
 // that cannot be read lets the notification through (the owner had
 // better be told twice than not at all); the error is returned for the
@@ -53,7 +56,11 @@ func (n *Notifier) limit(ctx context.Context, rec store.AuditRecord) (string, er
 	if max < 0 {
 		return "", nil
 	}
-	v, err := n.Counters.Incr(ctx, "notify:acct:"+rec.Username, 1, limitWindow)
+	budget := "notify:acct:"
+	if events[rec.Result].device {
+		budget = "notify:device:"
+	}
+	v, err := n.Counters.Incr(ctx, budget+rec.Username, 1, limitWindow)
 	if err != nil {
 		return "", fmt.Errorf("notification limit: %w", err)
 	}

@@ -58,7 +58,8 @@ type Notifier struct {
 	// Counters keep the rate limits (limit.go), shared by the instances
 	// of one store. If nil, nothing is limited.
 	Counters store.Counters
-	// MaxPerHour caps the notifications of one account per hour. Zero:
+	// MaxPerHour caps the notifications of one account per hour: device
+	// events and account changes each (limit.go). Zero:
 	// DefaultMaxPerHour; negative: no cap.
 	MaxPerHour int
 	// Language is the language of an account that has none (a tag of

@@ -155,6 +155,34 @@ func TestRateLimitPerAccount(t *testing.T) {
 	}
 }
 
+// A flood of device events (anyone holding a stolen password can log in
+// from ever new devices) uses up the device events' budget only: the
+// owner is still told of an account change made right after, such as a
+// new app password or all of them revoked.
+func TestDeviceFloodKeepsAccountChanges(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, &memcount.Counters{})
+	for i := range DefaultMaxPerHour + 5 {
+		rec := record(ResultDeviceDrift)
+		rec.Device.Network = netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(i), 0}), 24)
+		f.n.handle(ctx, rec)
+	}
+	if got := f.m.get(ResultDeviceDrift, OutcomeRateLimited); got != 5 {
+		t.Fatalf("%d drift notifications rate-limited, want 5", got)
+	}
+	for _, ev := range []string{account.ResultAppPasswordCreated, account.ResultAppPasswordsDeleted, account.ResultMFAReset} {
+		rec := record(ev)
+		rec.Protocol = account.ProtocolAdmin
+		f.n.handle(ctx, rec)
+		if got := f.m.get(ev, OutcomeRateLimited); got != 0 {
+			t.Errorf("%s was rate-limited after a flood of drift", ev)
+		}
+	}
+	if got := len(f.rv.payloads()); got != DefaultMaxPerHour+3 {
+		t.Errorf("%d notifications, want %d drift and the 3 account changes", got, DefaultMaxPerHour)
+	}
+}
+
 // Repeated drift or refusals of one password from one device are told
 // once an hour; another device, or the other event, is told again.
 func TestCollapseRepeats(t *testing.T) {
