@@ -350,10 +350,11 @@ type retireReport struct {
 // seconds (serve's job has no clock to set, and the config takes Go
 // durations): authn.unused_after reaches the service that the CLI's
 // `apppass retire` runs on, its warning and removal reach the notifier,
-// and the removed password no longer logs in.
+// and the removed password no longer logs in. This installation writes
+// in French ([notify] language) to accounts that chose no language.
 func testRetirementThroughServe(t *testing.T, d *Dovecot) {
 	const after, warnBefore = 4 * time.Second, 3 * time.Second
-	g := newSMTPGate(t, d, smtpOpts{Notify: notifyOpts{From: "passgate@example.org"}})
+	g := newSMTPGate(t, d, smtpOpts{Notify: notifyOpts{From: "passgate@example.org", Language: "fr"}})
 	g.editConfig(t, "argon_threads = 1\n", fmt.Sprintf("argon_threads = 1\nunused_after = %q\nunused_warn_before = %q\n",
 		after, warnBefore))
 	g.start(t)
@@ -378,19 +379,19 @@ func testRetirementThroughServe(t *testing.T, d *Dovecot) {
 	if len(rep.Warned) != 1 || rep.Warned[0].Username != user || len(rep.Retired) != 0 {
 		t.Fatalf("apppass retire in the warning period: %+v, want %s warned", rep, user)
 	}
-	m := mb.wait(t, `Unused app password "old laptop" will be removed`, start)
-	checkNotification(t, m, `Unused app password "old laptop" will be removed`,
-		"It will be removed on "+rep.Warned[0].RetireAt.UTC().Format("Monday 2 January 2006"),
-		"unless it is used before", "unless it is used before")
+	m := mb.wait(t, "« old laptop » va être supprimé", start)
+	removal := rep.Warned[0].RetireAt.UTC()
+	checkNotification(t, m, "Le mot de passe d'application inutilisé « old laptop » va être supprimé",
+		"Il sera supprimé le", fmt.Sprintf(" %d ", removal.Day()), fmt.Sprintf(" %d ", removal.Year()))
 
 	time.Sleep(time.Until(created.Add(after + 200*time.Millisecond)))
 	start = time.Now()
 	if rep := retire(); len(rep.Retired) != 1 || rep.Retired[0].Username != user {
 		t.Fatalf("apppass retire after unused_after: %+v, want %s's password retired", rep, user)
 	}
-	m = mb.wait(t, `Unused app password "old laptop" was removed`, start)
-	checkNotification(t, m, `Unused app password "old laptop" was removed`, "because it had not been used for a long time",
-		"Create a new one", "Create a new one")
+	m = mb.wait(t, "« old laptop » a été supprimé", start)
+	checkNotification(t, m, "Le mot de passe d'application inutilisé « old laptop » a été supprimé",
+		"depuis longtemps", "Créez-en un nouveau", "Créez-en un nouveau")
 	if err := deviceClients(t, g, user)[0].try(t, p.Password); err == nil {
 		t.Errorf("the retired password still logs in")
 	}
