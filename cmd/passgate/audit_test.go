@@ -24,6 +24,8 @@ func auditedChanges(t *testing.T, cfg string) []string {
 		{"", []string{"user", "add", "alice@example.org"}, "user-created"},
 		{"", []string{"user", "mfa", "alice@example.org", "on"}, "require-mfa"},
 		{"", []string{"user", "mfa", "alice@example.org", "off"}, "mfa-off"},
+		{"", []string{"user", "reset-mfa", "alice@example.org"}, "reset-mfa"},
+		{"", []string{"user", "language", "alice@example.org", "fr"}, "language-set"},
 		{"", []string{"user", "disable", "alice@example.org"}, "disable"},
 		{"", []string{"user", "enable", "alice@example.org"}, "enable"},
 		{"", []string{"user", "admin", "alice@example.org", "on"}, "admin-on"},

@@ -36,7 +36,7 @@ func withAccounts(ctx context.Context, e env, cfgPath string, fn func(accounts) 
 // another one is an error that names it.
 func cmdUser(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("user: want add, mfa, disable, enable, admin, password, alias, activity or list")
+		return usagef("user: want add, mfa, reset-mfa, disable, enable, admin, password, language, alias, activity or list")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -46,6 +46,10 @@ func cmdUser(ctx context.Context, e env, args []string) error {
 		return userOnOff(ctx, e, sub, rest)
 	case "disable", "enable":
 		return userDisable(ctx, e, sub, rest)
+	case "reset-mfa":
+		return userResetMFA(ctx, e, rest)
+	case "language":
+		return userLanguage(ctx, e, rest)
 	case "password":
 		return userPassword(ctx, e, rest)
 	case "alias":
@@ -113,6 +117,41 @@ func userDisable(ctx context.Context, e env, sub string, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "%sd %s\n", sub, pos[0])
+		return nil
+	})
+}
+
+// userResetMFA is `user reset-mfa USER`: the account's authenticator and
+// recovery codes are removed (a lost phone); the owner sets up a new one
+// at their next portal sign-in, and is told by mail if notifications are on.
+func userResetMFA(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("user reset-mfa")
+	pos, err := parseArgs(fs, args, 1, "exactly one USER")
+	if err != nil {
+		return err
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		if err := call(ctx, a, nil, "ResetMFA", pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "second factor of %s reset: they set up a new authenticator at their next portal sign-in\n", pos[0])
+		return nil
+	})
+}
+
+// userLanguage is `user language USER TAG`: the language of the account's
+// notifications (en, fr, ...).
+func userLanguage(ctx context.Context, e env, args []string) error {
+	fs, cfg := newFlags("user language")
+	pos, err := parseArgs(fs, args, 2, "USER LANGUAGE")
+	if err != nil {
+		return err
+	}
+	return withAccounts(ctx, e, *cfg, func(a accounts) error {
+		if err := call(ctx, a, nil, "SetLanguage", pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "language of %s set to %s\n", pos[0], pos[1])
 		return nil
 	})
 }
