@@ -3,7 +3,6 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +46,7 @@ type SMTPConn struct {
 	// command and the reply to the final dot.
 	Client  *gosmtp.Client
 	raw     net.Conn // the TCP connection under any TLS: write deadlines and abort
-	conn    net.Conn // what Client writes to (raw or TLS); nil after go-smtp's own STARTTLS
+	conn    net.Conn // what Client speaks on (raw or TLS): where SMTPData writes
 	timeout time.Duration
 }
 
@@ -92,14 +91,7 @@ func (u *SMTP) Login(ctx context.Context, l Login) (*SMTPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	up := &SMTPConn{Client: c, raw: k.raw, timeout: u.config().commandTimeout()}
-	// After a STARTTLS of go-smtp's own (TLSStartTLS with AUTH), the TLS
-	// connection is inside c, out of reach; otherwise c writes to k.conn.
-	_, clientTLS := c.TLSConnectionState()
-	if _, linkTLS := k.conn.(*tls.Conn); clientTLS == linkTLS {
-		up.conn = k.conn
-	}
-	return up, nil
+	return &SMTPConn{Client: c, raw: k.raw, conn: k.conn, timeout: u.config().commandTimeout()}, nil
 }
 
 // open runs greeting, STARTTLS, EHLO and the login of the mode.
@@ -141,23 +133,20 @@ func smtpOAuthRefusal(sc *oauthsasl.Client, err error) error {
 }
 
 // hello reads the greeting, runs STARTTLS if configured, and says EHLO.
+// go-smtp's client speaks on k.conn itself, TLS or not (never on a TLS
+// connection of its own: see smtpstarttls.go).
 func (u *SMTP) hello(k *link) (*gosmtp.Client, error) {
-	var c *gosmtp.Client
+	conn := k.conn
 	if u.config().tlsMode() == TLSStartTLS {
-		// go-smtp says EHLO localhost before STARTTLS, LocalName after.
-		var err error
-		if c, err = gosmtp.NewClientStartTLS(k.conn, k.tls); err != nil {
-			return nil, fmt.Errorf("upstream starttls: %w", err)
+		greeting, err := u.startTLS(k)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		c = gosmtp.NewClient(k.conn)
+		conn = &replayConn{Conn: k.conn, pending: greeting}
 	}
+	c := gosmtp.NewClient(conn)
 	u.setTimeouts(c)
 	if err := c.Hello(u.config().localName()); err != nil {
-		// go-smtp runs the STARTTLS handshake lazily, on this EHLO.
-		if st, ok := c.TLSConnectionState(); ok && !st.HandshakeComplete {
-			return nil, k.unavailable("tls handshake", tlsHint(err))
-		}
 		return nil, fmt.Errorf("upstream ehlo: %w", err)
 	}
 	return c, nil
@@ -237,8 +226,9 @@ var ErrBareLineEnd = errors.New("upstream data: bare CR or LF in the message bod
 // SMTPData writes a message body to the upstream, dot-stuffed (RFC 5321
 // §4.5.2: a dot that starts a line is doubled). It sends the same bytes as
 // net/textproto's DotWriter (which go-smtp's DataCommand uses), but each
-// Write goes onto the connection as one chunk, copied only when it holds
-// a line that starts with a dot, instead of byte by byte. Lines must end
+// Write goes onto the connection go-smtp's client speaks on (TCP or TLS)
+// as one chunk, copied only when it holds a line that starts with a dot,
+// instead of byte by byte. Lines must end
 // in CRLF: a bare CR or LF fails the Write before any of it is sent
 // (SMTP smuggling: what ends the data must never be ambiguous upstream).
 //
@@ -246,9 +236,9 @@ var ErrBareLineEnd = errors.New("upstream data: bare CR or LF in the message bod
 // write the end marker (CRLF "." CRLF) and read the reply, so that the
 // client's own state stays right. Each write gets CommandTimeout.
 type SMTPData struct {
-	cmd     *gosmtp.DataCommand
-	conn    net.Conn // where the body goes; nil: through cmd (go-smtp's DotWriter)
-	raw     net.Conn // write deadlines
+	cmd     *gosmtp.DataCommand // writes the end marker and reads the reply
+	conn    net.Conn            // where the body goes
+	raw     net.Conn            // write deadlines
 	timeout time.Duration
 
 	lineStart bool   // the next byte of the body starts a line
@@ -269,15 +259,6 @@ func (d *SMTPData) Write(p []byte) (int, error) {
 	if !d.cleanLineEnds(p) {
 		d.err = ErrBareLineEnd
 		return 0, d.err
-	}
-	if d.conn == nil {
-		d.lastCR = p[len(p)-1] == '\r'
-		d.raw.SetWriteDeadline(time.Now().Add(d.timeout))
-		if _, err := d.cmd.Write(p); err != nil {
-			d.err = fmt.Errorf("upstream data: %w", err)
-			return 0, d.err
-		}
-		return len(p), nil
 	}
 	out, copied := d.stuff(p)
 	d.lineStart = p[len(p)-1] == '\n'

@@ -230,7 +230,7 @@ func TestSMTPCheck(t *testing.T) {
 		{"bad tls", Config{Address: down, Mode: ModePassthrough, TLS: "ssl"}, nil, "tls"},
 		{"starttls not offered", Config{Mode: ModePassthrough, TLS: TLSStartTLS}, func(s *script) {
 			s.send("220 up.test ESMTP")
-			s.expect(`EHLO localhost`)
+			s.expect(`EHLO passgate`)
 			s.send(ehloAuth("PLAIN"))
 			s.expectEOF()
 		}, "STARTTLS"},
@@ -259,7 +259,7 @@ func TestSMTPTLS(t *testing.T) {
 	t.Run("starttls", func(t *testing.T) {
 		addr := serve(t, false, func(s *script) {
 			s.send("220 up.test ESMTP")
-			s.expect(`EHLO localhost`)
+			s.expect(`EHLO passgate`)
 			s.send("250-up.test\r\n250 STARTTLS")
 			s.expect(`STARTTLS`)
 			s.send("220 2.0.0 Ready to start TLS")
@@ -276,8 +276,8 @@ func TestSMTPTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Login: %v", err)
 		}
-		if _, ok := c.Client.TLSConnectionState(); !ok {
-			t.Error("session without TLS")
+		if tc, ok := c.conn.(*tls.Conn); !ok || !tc.ConnectionState().HandshakeComplete {
+			t.Errorf("the session speaks on a %T, not TLS", c.conn)
 		}
 		c.Quit(scriptDeadline)
 	})
@@ -294,7 +294,7 @@ func TestSMTPTLS(t *testing.T) {
 	t.Run("starttls untrusted certificate", func(t *testing.T) {
 		addr := serve(t, false, func(s *script) {
 			s.send("220 up.test ESMTP")
-			s.expect(`EHLO localhost`)
+			s.expect(`EHLO passgate`)
 			s.send("250-up.test\r\n250 STARTTLS")
 			s.expect(`STARTTLS`)
 			s.send("220 2.0.0 Ready to start TLS")

@@ -3,6 +3,8 @@ package upstream
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/passgate/passgate/internal/testcert"
 )
 
 // dataWire opens a session with go-smtp's client to a scripted server over
@@ -144,24 +148,105 @@ func FuzzSMTPData(f *testing.F) {
 	})
 }
 
-// TestSMTPDataSlowPath: without the connection (go-smtp's own STARTTLS),
-// the body goes through go-smtp's DotWriter, with the same bytes and the
-// same refusal of bare line ends.
-func TestSMTPDataSlowPath(t *testing.T) {
-	for _, s := range dataSeeds {
-		up, wire := dataWire(t)
-		up.conn = nil
-		err := sendData(t, up, []byte(s), []byte{2})
-		if hasBareLineEnd([]byte(s)) {
-			if !errors.Is(err, ErrBareLineEnd) {
-				t.Errorf("body %q: err %v, want ErrBareLineEnd", s, err)
+// TestSMTPDataTLS: with an upstream over STARTTLS or TLS (AUTH or
+// XCLIENT), go-smtp's client speaks on passgate's own TLS connection, so
+// that SMTPData writes the body onto it in chunks (never through go-smtp's
+// DotWriter, byte by byte), and the upstream gets what DotWriter would
+// send.
+func TestSMTPDataTLS(t *testing.T) {
+	body := []byte(strings.Repeat("a line\r\n.a dot\r\n", 20000))
+	for _, tc := range []struct {
+		name string
+		tls  TLSMode
+		mode Mode
+	}{
+		{"starttls", TLSStartTLS, ModeMaster},
+		{"tls", TLSImplicit, ModeMaster},
+		{"xclient starttls", TLSStartTLS, ModeXCLIENT},
+		{"xclient tls", TLSImplicit, ModeXCLIENT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			wire := make(chan []byte, 1)
+			addr := serve(t, tc.tls == TLSImplicit, func(s *script) {
+				s.send("220-up.test ESMTP", "220 a greeting of two lines")
+				if tc.tls == TLSStartTLS {
+					s.expect(`EHLO \S+`)
+					s.send("250-up.test\r\n250 STARTTLS")
+					s.expect(`STARTTLS`)
+					s.send("220 2.0.0 Ready to start TLS")
+					s.startTLS()
+				}
+				s.expect(`EHLO passgate`)
+				if tc.mode == ModeXCLIENT {
+					s.send("250-up.test\r\n250 XCLIENT NAME ADDR LOGIN")
+					s.expect(`XCLIENT LOGIN=alice .*`)
+					s.send("220 up.test ESMTP")
+					s.expect(`EHLO passgate`)
+					s.send("250 up.test")
+				} else {
+					s.send(ehloAuth("PLAIN"))
+					expectSASL(s, "PLAIN")
+				}
+				s.expect(`MAIL FROM:<a@x\.test>.*`)
+				s.send("250 2.1.0 Ok")
+				s.expect(`RCPT TO:<b@x\.test>`)
+				s.send("250 2.1.5 Ok")
+				s.expect(`DATA`)
+				s.send("354 go")
+				wire <- s.dotBody()
+				s.send("250 2.0.0 queued")
+				s.expect(`QUIT`)
+				s.send("221 2.0.0 Bye")
+			})
+			u := smtpMaster(addr)
+			u.Mode, u.TLS, u.TLSConfig = tc.mode, tc.tls, testcert.ClientConfig("")
+			up, err := u.Login(context.Background(), alice)
+			if err != nil {
+				t.Fatalf("Login: %v", err)
 			}
-			continue
-		}
-		if got, want := <-wire, dotWriter([]byte(s)); err != nil || !bytes.Equal(got, want) {
-			t.Errorf("body %q: err %v, sent %q, want %q", s, err, got, want)
-		}
+			defer up.Quit(scriptDeadline)
+			if err := up.Client.Mail("a@x.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.Client.Rcpt("b@x.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			d, err := up.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, ok := d.conn.(*tls.Conn); !ok || !c.ConnectionState().HandshakeComplete {
+				t.Fatalf("the body goes onto a %T, not the session's TLS connection", d.conn)
+			}
+			for p := body; len(p) > 0; p = p[min(len(p), 64<<10):] {
+				if _, err := d.Write(p[:min(len(p), 64<<10)]); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+			}
+			if _, err := d.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if got := <-wire; !bytes.Equal(got, dotWriter(body)) {
+				t.Errorf("the upstream got %d bytes unlike DotWriter's %d", len(got), len(dotWriter(body)))
+			}
+		})
 	}
+}
+
+// dotBody reads a message body up to and including its end marker
+// CRLF "." CRLF.
+func (s *script) dotBody() []byte {
+	var body []byte
+	for s.err == nil && !bytes.HasSuffix(body, []byte("\r\n.\r\n")) {
+		s.conn.SetReadDeadline(time.Now().Add(scriptDeadline))
+		b, err := s.br.ReadByte()
+		if err != nil {
+			s.fail("body: %v", err)
+		}
+		body = append(body, b)
+	}
+	return body
 }
 
 // BenchmarkSMTPData writes a 10 MiB body with a dot-started line every

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/textproto"
 	"slices"
@@ -22,22 +21,17 @@ func (u *SMTP) xclient(k *link, l Login) (*gosmtp.Client, error) {
 	name := u.config().localName()
 	br := bufio.NewReader(k.conn)
 	r := textproto.NewReader(br)
-	if _, _, err := r.ReadResponse(220); err != nil {
-		return nil, fmt.Errorf("upstream greeting: %w", err)
+	if u.config().tlsMode() == TLSStartTLS {
+		if _, err := u.startTLS(k); err != nil {
+			return nil, err
+		}
+		br.Reset(k.conn) // TLS now
+	} else if _, err := readGreeting(r); err != nil {
+		return nil, err
 	}
 	ext, err := rawEHLO(k.conn, r, name)
 	if err != nil {
 		return nil, err
-	}
-	if u.config().tlsMode() == TLSStartTLS {
-		if err := rawStartTLS(k, br, ext); err != nil {
-			return nil, err
-		}
-		br = bufio.NewReader(k.conn)
-		r = textproto.NewReader(br)
-		if ext, err = rawEHLO(k.conn, r, name); err != nil {
-			return nil, err
-		}
 	}
 	v, ok := ext["XCLIENT"]
 	attrs, err := xclientAttrs(ok, v)
@@ -56,42 +50,6 @@ func (u *SMTP) xclient(k *link, l Login) (*gosmtp.Client, error) {
 		return nil, fmt.Errorf("upstream xclient: %w", err)
 	}
 	return c, nil
-}
-
-// rawEHLO says EHLO and returns the keywords (upper case) and parameters.
-func rawEHLO(conn net.Conn, r *textproto.Reader, name string) (map[string]string, error) {
-	if _, err := fmt.Fprintf(conn, "EHLO %s\r\n", name); err != nil {
-		return nil, fmt.Errorf("upstream ehlo: %w", err)
-	}
-	_, msg, err := r.ReadResponse(250)
-	if err != nil {
-		return nil, fmt.Errorf("upstream ehlo: %w", err)
-	}
-	ext := make(map[string]string)
-	lines := strings.Split(msg, "\n")
-	for _, line := range lines[1:] {
-		k, v, _ := strings.Cut(line, " ")
-		ext[strings.ToUpper(k)] = v
-	}
-	return ext, nil
-}
-
-// rawStartTLS runs STARTTLS (RFC 3207). Bytes buffered after the 220 would
-// be injected plaintext: they refuse the upgrade (RFC 3207 §4.2).
-func rawStartTLS(k *link, br *bufio.Reader, ext map[string]string) error {
-	if _, ok := ext["STARTTLS"]; !ok {
-		return errors.New("upstream starttls: not offered")
-	}
-	if _, err := fmt.Fprintf(k.conn, "STARTTLS\r\n"); err != nil {
-		return fmt.Errorf("upstream starttls: %w", err)
-	}
-	if _, _, err := textproto.NewReader(br).ReadResponse(220); err != nil {
-		return fmt.Errorf("upstream starttls: %w", err)
-	}
-	if br.Buffered() > 0 {
-		return errors.New("upstream starttls: unexpected data after 220")
-	}
-	return k.handshake()
 }
 
 // xclientAttrs checks the XCLIENT keyword's attribute list: LOGIN and ADDR
