@@ -66,19 +66,29 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 func (c *conn) serve(ctx context.Context) {
 	var cancel context.CancelFunc
 	c.ctx, cancel = context.WithCancel(ctx)
-	defer c.Close()
-	defer cancel()
+	release := func() {}
+	end := sync.OnceFunc(func() {
+		release()
+		cancel()
+		c.Close()
+	})
+	relayed := false
+	defer func() {
+		if !relayed {
+			end()
+		}
+	}()
 	defer c.RecoverPanic("* BYE Internal error")
-	release, ok := c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), "* BYE Too many connections")
-	defer release()
+	var ok bool
+	release, ok = c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), "* BYE Too many connections")
 	if !ok {
 		return
 	}
 	if c.preauth() {
-		// Called here, not from the login command, so that while the
-		// session is relayed the goroutine's stack holds no pre-auth frame,
-		// and no command (whose reader is MaxLine bytes).
-		c.relay()
+		// Called here, not from the login command, so that no pre-auth
+		// frame or command (whose reader is MaxLine bytes) outlives the
+		// login. The relay goes on without this goroutine and calls end.
+		relayed = c.relay(end)
 	}
 }
 
