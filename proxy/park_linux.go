@@ -13,12 +13,10 @@ import (
 const parkSupported = true
 
 // parking is a parked direction's registration: its key in the shared
-// epoll instance (0: not parked), the connection registered, and the
-// timer that resumes it for the idle verdict.
+// epoll instance (0: not parked) and the connection registered.
 type parking struct {
-	key   int32
-	tc    *net.TCPConn
-	timer *time.Timer
+	key int32
+	tc  *net.TCPConn
 }
 
 // park registers d's source with the shared epoll instance, one-shot, and
@@ -54,13 +52,28 @@ func (d *direction) park(now time.Time) bool {
 		p.remove(key)
 		return false
 	}
+	d.parked = parking{key: key, tc: tc}
 	// The idle verdict needs a goroutine: resume when the session may
 	// have been silent for idle.
 	last := time.Unix(0, max(d.lastByte.Load(), d.other.lastByte.Load()))
-	wait := max(last.Add(d.s.idle).Sub(now), 0)
-	d.parked = parking{key: key, tc: tc}
-	d.parked.timer = time.AfterFunc(wait, d.wake)
+	d.s.wakeAt(max(last.Add(d.s.idle).Sub(now), 0))
 	return true
+}
+
+// wakeAt (re)arms the session's one idle timer, which wakes both
+// directions (a direction not parked ignores it): whichever parked last
+// sets it, and a later byte only moves the verdict later.
+func (s *splice) wakeAt(wait time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idleTimer == nil {
+		s.idleTimer = time.AfterFunc(wait, func() {
+			s.up.wake()
+			s.down.wake()
+		})
+		return
+	}
+	s.idleTimer.Reset(wait)
 }
 
 // wake resumes d if it is parked: it leaves the epoll set and a new
@@ -76,7 +89,6 @@ func (d *direction) wake() {
 	}
 	p := thePoller()
 	p.remove(pk.key)
-	pk.timer.Stop()
 	if rc, err := pk.tc.SyscallConn(); err == nil {
 		// A closed connection has left the epoll set with its file.
 		rc.Control(func(fd uintptr) {

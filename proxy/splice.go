@@ -164,6 +164,7 @@ type splice struct {
 	done             func(error)  // SpliceAsync's
 	stop             func() bool  // ends the context.AfterFunc
 	running          atomic.Int32 // directions not yet ended
+	idleTimer        *time.Timer  // wakes parked directions for the idle verdict (guarded by mu)
 
 	mu     sync.Mutex
 	err    error // first failure; nil for a normal close
@@ -211,6 +212,11 @@ func (s *splice) ended() {
 	}
 	s.stop()
 	s.closeBoth()
+	s.mu.Lock()
+	if s.idleTimer != nil {
+		s.idleTimer.Stop()
+	}
+	s.mu.Unlock()
 	s.done(s.result())
 }
 

@@ -49,10 +49,14 @@ func (c *conn) relay(end func()) bool {
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	pipelined := bytes.Clone(buffered)
 	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
+	upBuffered := r.Up.Buffered
+	// r lives as long as the session: drop what it no longer needs (the
+	// capability line is most of a parked session's strings).
+	r.Up.Buffered, r.Up.Capability, r.Up.Text = nil, "", ""
 	untrack := c.srv.life.Detach(c)
 	proxy.SpliceAsync(r.Ctx,
 		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
-		proxy.Leg{Conn: up, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
+		proxy.Leg{Conn: up, Buffered: upBuffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout, func(err error) {
 			close(ended)
 			r.Done()
