@@ -103,6 +103,17 @@ type closeWriter interface{ CloseWrite() error }
 //   - There is no write deadline: a peer that stops reading blocks only its
 //     direction, and the idle check of the other direction or TCP's own
 //     retransmission timeout ends it.
+//   - Parking (Linux, park_linux.go): a direction whose source is TCP
+//     underneath (parkSource) waits ParkAfter instead of idle; if nothing
+//     came, it registers the socket one-shot (EPOLLIN|EPOLLRDHUP) in the
+//     process's one epoll instance and its goroutine returns, so a silent
+//     session holds no goroutine and no stack. A wake (readability or
+//     hang-up seen by the poller goroutine, the session's idle timer, a
+//     kick, closeBoth, a Waker) leaves the epoll set and runs the
+//     direction again from the top of its loop; each source wakes only a
+//     parked direction, so a stale or doubled wake costs one loop at most.
+//     Connections must be ended through ctx (or the idle timeout): closing
+//     them behind Splice's back drops them from the epoll set silently.
 func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error {
 	result := make(chan error, 1)
 	SpliceAsync(ctx, client, upstream, idle, func(err error) { result <- err })
