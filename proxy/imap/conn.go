@@ -64,12 +64,13 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 // serve runs the connection to its end: greeting, command loop, and the
 // relay after a successful login. ctx is the server's (Close cancels it).
 func (c *conn) serve(ctx context.Context) {
-	var cancel context.CancelFunc
-	c.ctx, cancel = context.WithCancel(ctx)
+	// ctx itself, not a child: everything that uses c.ctx runs on this
+	// goroutine, and a child would cost a relayed session a context (and
+	// a children map) for its whole life.
+	c.ctx = ctx
 	release := func() {}
 	end := sync.OnceFunc(func() {
 		release()
-		cancel()
 		c.Close()
 	})
 	relayed := false
