@@ -18,6 +18,9 @@
 //		proxy.Leg{Conn: up.Conn, Buffered: up.Buffered}, 0)
 //
 // and proxy/sessions ends a session when its credential is gone (cancel ctx
-// and Splice closes both connections). Session ids (NewSessionID) tie a
+// and Splice closes both connections). SpliceAsync is the same relay
+// without a waiting caller: on Linux a silent session is parked in a
+// shared epoll set and holds no goroutine at all (proxy/imap uses it with
+// Lifecycle.Detach). Session ids (NewSessionID) tie a
 // session's log lines, audit record and registry entry together.
 package proxy

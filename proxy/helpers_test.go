@@ -12,7 +12,7 @@ import (
 	"github.com/passgate/passgate/internal/testcert"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(PollerFunction)) }
 
 // tcpPair returns the two ends of one loopback TCP connection.
 func tcpPair(t testing.TB) (dialed, accepted *net.TCPConn) {

@@ -35,7 +35,7 @@ type Lifecycle struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[Handle]struct{}
+	conns     map[Handle]bool // true: detached (see Detach)
 	shutdown  bool
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -75,7 +75,7 @@ func (l *Lifecycle) Serve(ln net.Listener, log *slog.Logger, accept func(net.Con
 			return ErrServerClosed
 		}
 		go func() {
-			defer l.untrack(h)
+			defer l.untrackAttached(h)
 			run(ctx)
 		}()
 	}
@@ -188,11 +188,32 @@ func (l *Lifecycle) track(h Handle) (context.Context, bool) {
 		return nil, false
 	}
 	if l.conns == nil {
-		l.conns = make(map[Handle]struct{})
+		l.conns = make(map[Handle]bool)
 	}
-	l.conns[h] = struct{}{}
+	l.conns[h] = false
 	l.wg.Add(1)
 	return l.baseContext(), true
+}
+
+// Detach lets the run function of h return while h lives on without a
+// goroutine (a parked relay, see SpliceAsync): h stays live for Shutdown,
+// Close and Wait until the returned function is called, once, when it ends.
+func (l *Lifecycle) Detach(h Handle) (ended func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conns[h] = true
+	return sync.OnceFunc(func() { l.untrack(h) })
+}
+
+// untrackAttached untracks h when its run function returns, unless it
+// was detached.
+func (l *Lifecycle) untrackAttached(h Handle) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if detached, live := l.conns[h]; live && !detached {
+		delete(l.conns, h)
+		l.wg.Done()
+	}
 }
 
 func (l *Lifecycle) untrack(h Handle) {

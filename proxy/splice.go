@@ -103,37 +103,79 @@ type closeWriter interface{ CloseWrite() error }
 //   - There is no write deadline: a peer that stops reading blocks only its
 //     direction, and the idle check of the other direction or TCP's own
 //     retransmission timeout ends it.
+//   - Parking (Linux, park_linux.go): a direction whose source is TCP
+//     underneath (parkSource) waits ParkAfter instead of idle; if nothing
+//     came, it registers the socket one-shot (EPOLLIN|EPOLLRDHUP) in the
+//     process's one epoll instance and its goroutine returns, so a silent
+//     session holds no goroutine and no stack. A wake (readability or
+//     hang-up seen by the poller goroutine, the session's idle timer, a
+//     kick, closeBoth, a Waker) leaves the epoll set and runs the
+//     direction again from the top of its loop; each source wakes only a
+//     parked direction, so a stale or doubled wake costs one loop at most.
+//     Connections must be ended through ctx (or the idle timeout): closing
+//     them behind Splice's back drops them from the epoll set silently.
 func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error {
+	result := make(chan error, 1)
+	SpliceAsync(ctx, client, upstream, idle, func(err error) { result <- err })
+	return <-result
+}
+
+// SpliceAsync is Splice without waiting: it returns at once and calls
+// done with what Splice would return once the session has ended and both
+// connections are closed. While the session is silent (ParkAfter without
+// a byte in either direction) it holds no goroutine where the platform
+// can park it (parkable): a readable or hung-up leg, ctx's end, the idle
+// timeout or a Waker's wake resumes it.
+func SpliceAsync(ctx context.Context, client, upstream Leg, idle time.Duration, done func(error)) {
 	if idle <= 0 {
 		idle = DefaultIdle
 	}
-	s := &splice{idle: idle, client: client.Conn, upstream: upstream.Conn}
+	s := &splice{idle: idle, client: client.Conn, upstream: upstream.Conn, done: done}
 	start := time.Now().UnixNano()
-	up := &direction{name: "client->upstream", src: client.Conn, dst: upstream.Conn, pending: client.Buffered,
+	up := &direction{name: "client->upstream", s: s, src: client.Conn, dst: upstream.Conn, pending: client.Buffered,
 		count: client.Count, noHalfClose: upstream.NoHalfClose}
-	down := &direction{name: "upstream->client", src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered,
+	down := &direction{name: "upstream->client", s: s, src: upstream.Conn, dst: client.Conn, pending: upstream.Buffered,
 		count: upstream.Count, noHalfClose: client.NoHalfClose}
 	up.other, down.other = down, up
 	up.lastByte.Store(start)
 	down.lastByte.Store(start)
-
-	stop := context.AfterFunc(ctx, func() {
+	s.up, s.down = up, down
+	s.running.Store(2)
+	for _, d := range []*direction{up, down} {
+		if w, ok := d.src.(Waker); ok {
+			w.OnPark(d.wake)
+		}
+	}
+	s.stop = context.AfterFunc(ctx, func() {
 		s.fail(fmt.Errorf("splice: %w", context.Cause(ctx)))
 	})
-	defer stop()
-
-	done := make(chan struct{})
-	go runDirection(s, down, done)
-	runDirection(s, up, nil)
-	<-done
-	s.closeBoth()
-	return s.result()
+	go runDirection(s, down)
+	go runDirection(s, up)
 }
+
+// Waker is a connection wrapper that must be able to resume the direction
+// reading from it while the session is parked (proxy/imap: the goodbye
+// switches the upstream's reads to user space). SpliceAsync calls OnPark
+// once with the function that does it; wake may be called at any time and
+// more than once.
+type Waker interface {
+	OnPark(wake func())
+}
+
+// ParkAfter is how long both directions of a session must have been
+// silent before it is parked (see SpliceAsync): a busy session never
+// pays the registration. Set it before the first Splice (tests).
+var ParkAfter = time.Second
 
 // splice is the state shared by the two directions of one session.
 type splice struct {
 	idle             time.Duration
 	client, upstream net.Conn
+	up, down         *direction
+	done             func(error)  // SpliceAsync's
+	stop             func() bool  // ends the context.AfterFunc
+	running          atomic.Int32 // directions not yet ended
+	idleTimer        *time.Timer  // wakes parked directions for the idle verdict (guarded by mu)
 
 	mu     sync.Mutex
 	err    error // first failure; nil for a normal close
@@ -150,15 +192,43 @@ func (s *splice) fail(err error) {
 	s.closeBoth()
 }
 
+// closeBoth closes both connections and resumes a parked direction, which
+// then ends on the closed connection.
 func (s *splice) closeBoth() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return
 	}
 	s.closed = true
 	s.client.Close()
 	s.upstream.Close()
+	s.mu.Unlock()
+	s.up.wake()
+	s.down.wake()
+}
+
+// isClosed reports whether closeBoth ran.
+func (s *splice) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// ended is called by each direction once it has ended; the last one
+// finishes the session.
+func (s *splice) ended() {
+	if s.running.Add(-1) > 0 {
+		return
+	}
+	s.stop()
+	s.closeBoth()
+	s.mu.Lock()
+	if s.idleTimer != nil {
+		s.idleTimer.Stop()
+	}
+	s.mu.Unlock()
+	s.done(s.result())
 }
 
 func (s *splice) result() error {
@@ -170,30 +240,33 @@ func (s *splice) result() error {
 // direction is one copy: src's bytes go to dst.
 type direction struct {
 	name     string
+	s        *splice
 	src, dst net.Conn
 	pending  []byte
 	count    func(int64) // nil: not counted
 	// noHalfClose: EOF from src closes both instead of half-closing dst.
 	noHalfClose bool
-	probe       [512]byte // see copyBuffered
 	other       *direction
 	lastByte    atomic.Int64 // unix nanoseconds when bytes were last seen moving
 
-	mu     sync.Mutex // guards kicked, done and the read deadline of src
+	mu     sync.Mutex // guards kicked, done, parked and the read deadline of src
 	kicked bool       // the other direction asks for an idle verdict
 	done   bool
+	parked parking // while no goroutine runs the direction (park_linux.go)
 }
 
 // aLongTimeAgo is a read deadline that makes a blocked read return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// runDirection copies one direction to its end, then half-closes or closes.
-// done, if not nil, is closed when it returns.
-func runDirection(s *splice, d *direction, done chan<- struct{}) {
-	if done != nil {
-		defer close(done)
-	}
+// runDirection copies one direction to its end, then half-closes or
+// closes, and tells s it has ended; or it parks the direction, which a
+// later wake resumes by running it again.
+func runDirection(s *splice, d *direction) {
 	err := copyDirection(s, d)
+	if err == errParked {
+		return
+	}
+	defer s.ended()
 	d.mu.Lock()
 	d.done = true
 	d.mu.Unlock()
@@ -242,6 +315,8 @@ func copyDirection(s *splice, d *direction) error {
 			continue // busy until the deadline
 		case s.quiet(d, now, kicked):
 			return ErrIdle
+		case d.park(now):
+			return errParked
 		}
 	}
 }
@@ -296,8 +371,12 @@ func spliceable(src, dst net.Conn) (*net.TCPConn, *net.TCPConn) {
 	return nil, nil
 }
 
-// relayBufs holds the copy buffers of busy directions.
-var relayBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+// relayBufs holds the copy buffers of busy directions, probes the small
+// ones they read into first.
+var (
+	relayBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+	probes    = sync.Pool{New: func() any { return new([512]byte) }}
+)
 
 // copyBuffered is copyChunk through user space. A parked direction waits
 // in a Read into its small probe buffer; only when a read fills it (more is
@@ -307,14 +386,16 @@ var relayBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 // per burst.
 func (d *direction) copyBuffered() (int64, error) {
 	var big *[32 << 10]byte
+	probe := probes.Get().(*[512]byte)
 	defer func() {
+		probes.Put(probe)
 		if big != nil {
 			relayBufs.Put(big)
 		}
 	}()
 	var written int64
 	for written < chunk {
-		p := d.probe[:]
+		p := probe[:]
 		if big != nil {
 			p = big[:]
 		}
@@ -364,6 +445,9 @@ func (d *direction) arm(idle time.Duration) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := time.Now().Add(idle)
+	if parkSupported && ParkAfter < idle && parkSource(d.src) != nil {
+		t = time.Now().Add(ParkAfter) // then park (see copyDirection)
+	}
 	if d.kicked {
 		t = aLongTimeAgo
 	}
@@ -397,6 +481,9 @@ func (d *direction) kick() bool {
 	}
 	d.kicked = true
 	d.src.SetReadDeadline(aLongTimeAgo)
+	d.mu.Unlock()
+	d.wake() // a parked direction gives its verdict too
+	d.mu.Lock()
 	return true
 }
 

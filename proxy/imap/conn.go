@@ -64,21 +64,32 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 // serve runs the connection to its end: greeting, command loop, and the
 // relay after a successful login. ctx is the server's (Close cancels it).
 func (c *conn) serve(ctx context.Context) {
-	var cancel context.CancelFunc
-	c.ctx, cancel = context.WithCancel(ctx)
-	defer c.Close()
-	defer cancel()
+	// ctx itself, not a child: everything that uses c.ctx runs on this
+	// goroutine, and a child would cost a relayed session a context (and
+	// a children map) for its whole life.
+	c.ctx = ctx
+	release := func() {}
+	end := sync.OnceFunc(func() {
+		release()
+		c.Close()
+	})
+	relayed := false
+	defer func() {
+		if !relayed {
+			end()
+		}
+	}()
 	defer c.RecoverPanic("* BYE Internal error")
-	release, ok := c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), "* BYE Too many connections")
-	defer release()
+	var ok bool
+	release, ok = c.Open(c.ctx, c.srv.Limits.Conns, c.remote.Addr(), "* BYE Too many connections")
 	if !ok {
 		return
 	}
 	if c.preauth() {
-		// Called here, not from the login command, so that while the
-		// session is relayed the goroutine's stack holds no pre-auth frame,
-		// and no command (whose reader is MaxLine bytes).
-		c.relay()
+		// Called here, not from the login command, so that no pre-auth
+		// frame or command (whose reader is MaxLine bytes) outlives the
+		// login. The relay goes on without this goroutine and calls end.
+		relayed = c.relay(end)
 	}
 }
 

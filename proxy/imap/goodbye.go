@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -53,6 +54,7 @@ type upstreamConn struct {
 	ending  atomic.Bool   // LOGOUT is about to be sent: reads go through tail
 	tail    byeTail       // set before ending; then used by the reading side only
 	reading chan struct{} // made before ending; closed by the first Read after it
+	wake    func()        // resumes the parked reading side (proxy.Waker); guarded by turn
 }
 
 func newUpstreamConn(c net.Conn) *upstreamConn {
@@ -67,6 +69,30 @@ func (u *upstreamConn) SpliceSource() *net.TCPConn {
 		return nil
 	}
 	return u.tcp
+}
+
+// ParkSource lets proxy.SpliceAsync park the reading side until logout
+// (proxy.Parkable): from then on its reads go through tail.
+func (u *upstreamConn) ParkSource() *net.TCPConn {
+	if u.ending.Load() {
+		return nil
+	}
+	if u.tcp != nil {
+		return u.tcp
+	}
+	if tc, ok := u.Conn.(*tls.Conn); ok {
+		t, _ := tc.NetConn().(*net.TCPConn)
+		return t
+	}
+	return nil
+}
+
+// OnPark keeps the function that resumes the parked reading side, which
+// logout calls (proxy.Waker).
+func (u *upstreamConn) OnPark(wake func()) {
+	u.turn <- struct{}{}
+	defer func() { <-u.turn }()
+	u.wake = wake
 }
 
 // Read reads the upstream's bytes; after logout, with the goodbye rewritten.
@@ -123,6 +149,9 @@ func (u *upstreamConn) logout(bye string) bool {
 	// still running can pass the upstream's answer on untouched; a client
 	// that does not read what is on its way gets no goodbye.
 	u.Conn.SetReadDeadline(aLongTimeAgo)
+	if u.wake != nil {
+		u.wake() // a parked reading side reads again, through Read
+	}
 	select {
 	case <-reading:
 	case <-wait.C:

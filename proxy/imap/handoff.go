@@ -17,13 +17,15 @@ type loggedIn struct {
 }
 
 // relay sends the client the upstream's tagged OK under the client's tag,
-// and splices client and upstream until either side ends or the session is
-// ended (the registry's end cancels r.Ctx; Close closes both connections).
-// It owns c.loggedIn from the call on.
-func (c *conn) relay() {
+// and starts splicing client and upstream until either side ends or the
+// session is ended (the registry's end cancels r.Ctx; Close closes both
+// connections). It owns c.loggedIn from the call on. It reports whether
+// the splice started: it then runs on without the caller's goroutine
+// (proxy.SpliceAsync; the connection is detached from the server's
+// lifecycle meanwhile) and calls end when the session has ended.
+func (c *conn) relay(end func()) bool {
 	tag, r := c.loggedIn.tag, c.loggedIn.r
 	c.loggedIn = nil
-	defer r.Done()
 	ok := tag + " OK "
 	if caps := oneLine(r.Up.Capability); caps != "" {
 		ok += "[CAPABILITY " + caps + "] "
@@ -35,11 +37,11 @@ func (c *conn) relay() {
 	client := c.TakeOver(r.Up.Conn)
 	// The OK is written before the splice so it precedes upstream bytes.
 	if err := c.Write(ok + text); err != nil {
-		return
+		r.Done()
+		return false
 	}
 	client.SetDeadline(time.Time{})
 	ended := make(chan struct{})
-	defer close(ended)
 	up := c.relaying(r.Up.Conn, ended)
 
 	// Bytes the client pipelined after its login command belong to the
@@ -47,15 +49,26 @@ func (c *conn) relay() {
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	pipelined := bytes.Clone(buffered)
 	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
-	err := proxy.Splice(r.Ctx,
+	upBuffered := r.Up.Buffered
+	// r lives as long as the session: drop what it no longer needs (the
+	// capability line is most of a parked session's strings).
+	r.Up.Buffered, r.Up.Capability, r.Up.Text = nil, "", ""
+	untrack := c.srv.life.Detach(c)
+	proxy.SpliceAsync(r.Ctx,
 		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
-		proxy.Leg{Conn: up, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
-		c.srv.IdleTimeout)
-	attrs := []any{"user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond)}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		attrs = append(attrs, "err", err)
-	}
-	c.log.Info("imap session ended", attrs...)
+		proxy.Leg{Conn: up, Buffered: upBuffered, Count: c.srv.relayCount(false)},
+		c.srv.IdleTimeout, func(err error) {
+			close(ended)
+			r.Done()
+			attrs := []any{"user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond)}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				attrs = append(attrs, "err", err)
+			}
+			c.log.Info("imap session ended", attrs...)
+			end()
+			untrack()
+		})
+	return true
 }
 
 // revokedBye is what a relayed client hears when its session is ended by

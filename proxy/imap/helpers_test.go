@@ -25,7 +25,7 @@ import (
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction)) }
 
 // ioTimeout bounds every test read so a broken server fails the test
 // instead of hanging it; it is not a performance threshold.

@@ -15,7 +15,7 @@ import (
 	"github.com/passgate/passgate/store"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction)) }
 
 type env struct {
 	srv  *Server
