@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,7 +264,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // closes, and tells s it has ended; or it parks the direction, which a
 // later wake resumes by running it again.
 func runDirection(s *splice, d *direction) {
-	err := copyDirection(s, d)
+	err := copyDirectionRecovered(s, d)
 	if err == errParked {
 		return
 	}
@@ -279,6 +281,20 @@ func runDirection(s *splice, d *direction) {
 		return
 	}
 	s.closeBoth()
+}
+
+// copyDirectionRecovered is copyDirection with a panic turned into the
+// session's error: a direction may run on a goroutine of its own (resumed
+// after parking), where nothing else would stop a panic from ending the
+// process. Only runtime errors are logged with their text.
+func copyDirectionRecovered(s *splice, d *direction) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			slog.Error("relay panicked", "direction", d.name, "panic", PanicText(v), "stack", string(debug.Stack()))
+			err = fmt.Errorf("splice %s: relay panicked", d.name)
+		}
+	}()
+	return copyDirection(s, d)
 }
 
 // copyDirection forwards d.pending, then copies d.src to d.dst one chunk at a

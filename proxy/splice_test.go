@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -360,4 +361,26 @@ func TestSpliceSource(t *testing.T) {
 	ca.Close()
 	ua.Close()
 	s.wait(t)
+}
+
+// A panic while relaying one session (here in its byte counter) ends that
+// session with an error and closes both legs; it does not take the process
+// down, whichever goroutine the direction was resumed on.
+func TestSplicePanicEndsOnlyTheSession(t *testing.T) {
+	ca, pc, pu, ua := legs(t)
+	s := start(t, ca, Leg{Conn: pc, Count: func(int64) { panic("counter broke") }}, Leg{Conn: pu}, ua, 0)
+	if _, err := ca.Write([]byte("a1 NOOP\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	err := s.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("Splice = %v, want an error saying the relay panicked", err)
+	}
+	if _, err := ua.Read(make([]byte, 64)); err == nil {
+		// The bytes may have been written before the counter ran: read
+		// on until the close shows.
+		if _, err := io.ReadAll(ua); err != nil {
+			t.Fatalf("upstream leg after the panic: %v", err)
+		}
+	}
 }
