@@ -51,7 +51,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		id:     proxy.NewSessionID(),
 		remote: proxy.RemoteAddrPort(nc.RemoteAddr()),
 		tls:    implicitTLS,
-		r:      bufio.NewReaderSize(nc, s.limits().MaxLine),
+		r:      getReader(nc, s.limits().MaxLine),
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	c.PreauthConn = proxy.NewPreauthConn(nc, "imap", c.log, s.limits().PreauthTimeout)
@@ -66,6 +66,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 func (c *conn) serve(ctx context.Context) {
 	var cancel context.CancelFunc
 	c.ctx, cancel = context.WithCancel(ctx)
+	defer c.releaseReader()
 	defer c.Close()
 	defer cancel()
 	defer c.RecoverPanic("* BYE Internal error")
@@ -79,6 +80,15 @@ func (c *conn) serve(ctx context.Context) {
 		// session is relayed the goroutine's stack holds no pre-auth frame,
 		// and no command (whose reader is MaxLine bytes).
 		c.relay()
+	}
+}
+
+// releaseReader gives the pre-auth reader back (reader.go); no read of c
+// may follow.
+func (c *conn) releaseReader() {
+	if c.r != nil {
+		putReader(c.r)
+		c.r = nil
 	}
 }
 

@@ -46,7 +46,7 @@ func (c *conn) relay() {
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	pipelined := bytes.Clone(buffered)
-	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
+	c.releaseReader() // the MaxLine buffer serves the next login; no reads follow
 	err := proxy.Splice(r.Ctx,
 		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
 		proxy.Leg{Conn: up, Buffered: r.Up.Buffered, Count: c.srv.relayCount(false)},
