@@ -21,6 +21,11 @@ const (
 	defaultAuditQueueSize  = 4096
 	defaultAuditBatch      = 512
 	auditQueueWriteTimeout = 10 * time.Second
+	// defaultAuditLinger is the least time between two writes: under load
+	// a write (one bbolt fdatasync) carries what arrived in that time, not
+	// just what arrived during the previous write. A lone record is
+	// written at once; Flush and Close never wait for it.
+	defaultAuditLinger = 10 * time.Millisecond
 )
 
 // auditBatcher is implemented by a store that appends many audit records
@@ -32,7 +37,8 @@ type auditBatcher interface {
 // AuditQueue is a store.AuditLog that takes appends off the login path:
 // AppendAudit queues the record and returns at once; one goroutine writes
 // what has queued up, in order, many records per call of the store's
-// AppendAuditBatch (one bbolt fsync, one Redis pipeline). A full queue
+// AppendAuditBatch (one bbolt fsync, one Redis pipeline), at most one
+// call per linger (10 ms) unless a batch fills or a Flush waits. A full queue
 // drops the record, counts it (Dropped), warns (at most once a second) and
 // returns ErrAuditQueueFull (which Auditor does not log again), so
 // that a slow store never holds up a login. RecentAudit first waits for
@@ -44,6 +50,7 @@ type AuditQueue struct {
 	st     store.AuditLog
 	log    *slog.Logger
 	max    int
+	linger time.Duration
 	ch     chan auditItem
 	done   chan struct{}
 	mu     sync.RWMutex // guards closed against sends on a closed ch
@@ -72,7 +79,7 @@ func NewAuditQueue(st store.AuditLog, size int, log *slog.Logger) *AuditQueue {
 	if log == nil {
 		log = slog.Default()
 	}
-	q := &AuditQueue{st: st, log: log, max: defaultAuditBatch,
+	q := &AuditQueue{st: st, log: log, max: defaultAuditBatch, linger: defaultAuditLinger,
 		ch: make(chan auditItem, size), done: make(chan struct{})}
 	go q.drain()
 	return q
@@ -158,30 +165,75 @@ func (q *AuditQueue) Close() error {
 }
 
 // drain is the writer: it takes what has queued up (at most max records)
-// and writes it in one batch, until the queue is closed and empty.
+// and writes it in one batch, until the queue is closed and empty. A
+// batch that follows the previous write within linger waits for the rest
+// of the linger to gather more (see gather).
 func (q *AuditQueue) drain() {
 	defer close(q.done)
 	recs := make([]store.AuditRecord, 0, q.max)
 	var marks []chan struct{}
+	var last time.Time
 	for it := range q.ch {
 		recs, marks = q.add(recs[:0], marks[:0], it)
-	more:
-		for len(recs) < q.max {
-			select {
-			case it, ok := <-q.ch:
-				if !ok {
-					break more
-				}
-				recs, marks = q.add(recs, marks, it)
-			default:
-				break more
-			}
-		}
+		recs, marks = q.gather(recs, marks, last.Add(q.linger))
 		q.write(recs)
+		if len(recs) > 0 {
+			last = time.Now()
+		}
 		for _, m := range marks {
 			close(m)
 		}
 	}
+}
+
+// gather adds to recs what is queued and, until the deadline, what
+// arrives; it stops early when the batch is full, a Flush marker is
+// taken (someone waits) or the queue is closed.
+func (q *AuditQueue) gather(recs []store.AuditRecord, marks []chan struct{}, deadline time.Time) ([]store.AuditRecord, []chan struct{}) {
+	var timeout <-chan time.Time
+	for len(recs) < q.max && len(marks) == 0 {
+		select {
+		case it, ok := <-q.ch:
+			if !ok {
+				return recs, marks
+			}
+			recs, marks = q.add(recs, marks, it)
+			continue
+		default:
+		}
+		if timeout == nil {
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				return recs, marks
+			}
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case it, ok := <-q.ch:
+			if !ok {
+				return recs, marks
+			}
+			recs, marks = q.add(recs, marks, it)
+		case <-timeout:
+			return recs, marks
+		}
+	}
+	// A marker or a full batch ends the wait, not the taking: what is
+	// already queued goes in the same write.
+	for len(recs) < q.max {
+		select {
+		case it, ok := <-q.ch:
+			if !ok {
+				return recs, marks
+			}
+			recs, marks = q.add(recs, marks, it)
+		default:
+			return recs, marks
+		}
+	}
+	return recs, marks
 }
 
 func (q *AuditQueue) add(recs []store.AuditRecord, marks []chan struct{}, it auditItem) ([]store.AuditRecord, []chan struct{}) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
@@ -165,5 +166,59 @@ func BenchmarkAuditRecordBolt(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// batchCount is an audit store that counts the batches written to it.
+type batchCount struct {
+	store.AuditLog
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchCount) AppendAuditBatch(ctx context.Context, recs []store.AuditRecord) error {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(recs))
+	b.mu.Unlock()
+	return b.AuditLog.(auditBatcher).AppendAuditBatch(ctx, recs)
+}
+
+func (b *batchCount) batches() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.sizes...)
+}
+
+// Under load (records arriving within the linger of the last write) the
+// queue gathers them into one write, one fdatasync, instead of writing
+// each as it comes; a Flush does not wait for the linger, and no record
+// is lost.
+func TestAuditQueueGathersWithinLinger(t *testing.T) {
+	db := openAuditBolt(t, "alice")
+	st := &batchCount{AuditLog: db}
+	q := NewAuditQueue(st, 0, nil)
+	q.linger = time.Hour
+	t.Cleanup(func() { q.Close() })
+	if err := q.AppendAudit(t.Context(), queuedRec("alice", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		if err := q.AppendAudit(t.Context(), queuedRec("alice", i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // spaced out, as logins come
+	}
+	got, err := q.RecentAudit(t.Context(), "alice", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 21 {
+		t.Errorf("RecentAudit: %d records, want 21", len(got))
+	}
+	if b := st.batches(); len(b) != 2 || b[0] != 1 || b[1] != 20 {
+		t.Errorf("batches written: %v, want [1 20] (a lone record at once, then the rest in one write at the Flush)", b)
 	}
 }

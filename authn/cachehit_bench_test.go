@@ -25,9 +25,20 @@ func BenchmarkCacheHit(b *testing.B) { benchCacheHit(b, store.Device{}) }
 //	go test -run '^$' -bench 'CacheHit' ./authn
 func BenchmarkCacheHitDevice(b *testing.B) { benchCacheHit(b, thunderbird) }
 
-func benchCacheHit(b *testing.B, dev store.Device) {
+// BenchmarkCacheHitBolt is BenchmarkCacheHit on the bbolt store that
+// passgate serves with: the recheck's reads are bbolt transactions and
+// JSON records.
+//
+//	go test -run '^$' -bench 'CacheHitBolt' -benchmem ./authn
+func BenchmarkCacheHitBolt(b *testing.B) {
+	benchCacheHitOn(b, openAuditBolt(b), store.Device{})
+}
+
+func benchCacheHit(b *testing.B, dev store.Device) { benchCacheHitOn(b, newMemStore(), dev) }
+
+func benchCacheHitOn(b *testing.B, st store.Store, dev store.Device) {
 	ctx := context.Background()
-	v := &Verifier{Store: newMemStore()}
+	v := &Verifier{Store: st}
 	if err := createAccount(ctx, v, alice, "", false); err != nil {
 		b.Fatal(err)
 	}

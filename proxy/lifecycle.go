@@ -40,6 +40,8 @@ type Lifecycle struct {
 	wg        sync.WaitGroup
 	ctx       context.Context
 	cancel    context.CancelFunc
+
+	workers workers
 }
 
 // Serve accepts connections on ln until Shutdown or Close (then it returns
@@ -74,10 +76,10 @@ func (l *Lifecycle) Serve(ln net.Listener, log *slog.Logger, accept func(net.Con
 			nc.Close()
 			return ErrServerClosed
 		}
-		go func() {
+		l.workers.run(func() {
 			defer l.untrackAttached(h)
 			run(ctx)
-		}()
+		})
 	}
 }
 
@@ -87,6 +89,7 @@ func (l *Lifecycle) Serve(ln net.Listener, log *slog.Logger, accept func(net.Con
 func (l *Lifecycle) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	l.shutdown = true
+	l.workers.stop()
 	for ln := range l.listeners {
 		ln.Close()
 	}
@@ -129,6 +132,7 @@ func (l *Lifecycle) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.shutdown = true
+	l.workers.stop()
 	if l.cancel != nil {
 		l.cancel()
 	}
@@ -176,6 +180,7 @@ func (l *Lifecycle) trackListener(ln net.Listener, add bool) bool {
 	}
 	if l.listeners == nil {
 		l.listeners = make(map[net.Listener]struct{})
+		l.workers.init()
 	}
 	l.listeners[ln] = struct{}{}
 	return true

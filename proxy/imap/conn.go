@@ -51,7 +51,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		id:     proxy.NewSessionID(),
 		remote: proxy.RemoteAddrPort(nc.RemoteAddr()),
 		tls:    implicitTLS,
-		r:      bufio.NewReaderSize(nc, s.limits().MaxLine),
+		r:      getReader(nc, s.limits().MaxLine),
 	}
 	c.log = s.logger().With("session", c.id, "remote", c.remote.String())
 	c.PreauthConn = proxy.NewPreauthConn(nc, "imap", c.log, s.limits().PreauthTimeout)
@@ -68,6 +68,7 @@ func (c *conn) serve(ctx context.Context) {
 	// goroutine, and a child would cost a relayed session a context (and
 	// a children map) for its whole life.
 	c.ctx = ctx
+	defer c.releaseReader() // after end: no read follows
 	release := func() {}
 	end := sync.OnceFunc(func() {
 		release()
@@ -90,6 +91,15 @@ func (c *conn) serve(ctx context.Context) {
 		// frame or command (whose reader is MaxLine bytes) outlives the
 		// login. The relay goes on without this goroutine and calls end.
 		relayed = c.relay(end)
+	}
+}
+
+// releaseReader gives the pre-auth reader back (reader.go); no read of c
+// may follow.
+func (c *conn) releaseReader() {
+	if c.r != nil {
+		putReader(c.r)
+		c.r = nil
 	}
 }
 

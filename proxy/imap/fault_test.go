@@ -269,7 +269,8 @@ func TestUpstreamDiesMidSession(t *testing.T) {
 			}
 			// passgate ends the session by itself, whether or not the
 			// client closes its side.
-			if err := goleak.Find(before, goleak.IgnoreAnyFunction(proxy.PollerFunction)); err != nil {
+			if err := goleak.Find(before, goleak.IgnoreAnyFunction(proxy.PollerFunction),
+				goleak.IgnoreTopFunction("github.com/passgate/passgate/proxy.(*workers).work")); err != nil {
 				t.Errorf("the session left goroutines behind: %v", err)
 			}
 			if logs := e.logs.String(); !strings.Contains(logs, tt.log) {

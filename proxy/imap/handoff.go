@@ -48,7 +48,7 @@ func (c *conn) relay(end func()) bool {
 	// upstream.
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	pipelined := bytes.Clone(buffered)
-	c.r = nil // frees the MaxLine buffer for the session's life; no reads follow
+	c.releaseReader() // the MaxLine buffer serves the next login; no reads follow
 	upBuffered := r.Up.Buffered
 	// r lives as long as the session: drop what it no longer needs (the
 	// capability line is most of a parked session's strings).

@@ -13,15 +13,22 @@ import (
 
 // getAccount decodes the account stored under username.
 func getAccount(tx *bbolt.Tx, username string) (store.Account, error) {
-	var a store.Account
+	return memoAccount(nil, tx, username)
+}
+
+// memoAccount is getAccount with the decoding through m (nil: none).
+func memoAccount(m *memo[store.Account], tx *bbolt.Tx, username string) (store.Account, error) {
 	v := tx.Bucket(bucketAccounts).Get([]byte(username))
 	if v == nil {
-		return a, fail("account %q: %w", username, store.ErrNotFound)
+		return store.Account{}, fail("account %q: %w", username, store.ErrNotFound)
 	}
-	if err := json.Unmarshal(v, &a); err != nil {
-		return a, fmt.Errorf("decode account %q: %w", username, err)
-	}
-	return a, nil
+	return m.decode(username, v, func(raw []byte) (store.Account, error) {
+		var a store.Account
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return a, fmt.Errorf("decode account %q: %w", username, err)
+		}
+		return a, nil
+	})
 }
 
 func putAccount(tx *bbolt.Tx, a store.Account) error {
@@ -51,7 +58,7 @@ func (db *DB) GetAccount(ctx context.Context, username string) (store.Account, e
 	var a store.Account
 	err := db.view(ctx, "get account", func(tx *bbolt.Tx) error {
 		var err error
-		a, err = getAccount(tx, username)
+		a, err = memoAccount(&db.accounts, tx, username)
 		return err
 	})
 	return a, err

@@ -31,19 +31,27 @@ func requireAccount(tx *bbolt.Tx, username string) error {
 
 // getAppPassword decodes app password id of username.
 func getAppPassword(tx *bbolt.Tx, username, id string) (store.AppPassword, error) {
-	var p store.AppPassword
+	return memoAppPassword(nil, tx, username, id)
+}
+
+// memoAppPassword is getAppPassword with the decoding through m (nil:
+// none).
+func memoAppPassword(m *memo[store.AppPassword], tx *bbolt.Tx, username, id string) (store.AppPassword, error) {
 	b := tx.Bucket(bucketAppPass).Bucket([]byte(username))
 	if b == nil {
-		return p, fail("app password %q of %q: %w", id, username, store.ErrNotFound)
+		return store.AppPassword{}, fail("app password %q of %q: %w", id, username, store.ErrNotFound)
 	}
 	v := b.Get([]byte(id))
 	if v == nil {
-		return p, fail("app password %q of %q: %w", id, username, store.ErrNotFound)
+		return store.AppPassword{}, fail("app password %q of %q: %w", id, username, store.ErrNotFound)
 	}
-	if err := json.Unmarshal(v, &p); err != nil {
-		return p, fmt.Errorf("decode app password %q of %q: %w", id, username, err)
-	}
-	return p, nil
+	return m.decode(username+"\x00"+id, v, func(raw []byte) (store.AppPassword, error) {
+		var p store.AppPassword
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return p, fmt.Errorf("decode app password %q of %q: %w", id, username, err)
+		}
+		return p, nil
+	})
 }
 
 // putAppPassword stores p, creating its account's bucket if needed. It does
@@ -124,7 +132,7 @@ func (db *DB) FindAppPassword(ctx context.Context, username string, tag []byte) 
 			return fail("app password tag of %q: %w", username, store.ErrNotFound)
 		}
 		var err error
-		if p, err = getAppPassword(tx, username, string(id)); err != nil {
+		if p, err = memoAppPassword(&db.apppasses, tx, username, string(id)); err != nil {
 			return fmt.Errorf("tags index points at a missing app password: %w", err)
 		}
 		if !bytes.Equal(p.Tag, tag) {

@@ -100,6 +100,10 @@ type DB struct {
 	subMu  sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool
+
+	// decoded records of the login path's reads (memo.go)
+	accounts  memo[store.Account]
+	apppasses memo[store.AppPassword]
 }
 
 var _ store.Store = (*DB)(nil)
@@ -136,6 +140,9 @@ func Open(path string, opts Options) (*DB, error) {
 		log:  opts.logger(),
 		now:  now,
 		subs: make(map[*subscriber]struct{}),
+
+		accounts:  memo[store.Account]{clone: cloneAccount},
+		apppasses: memo[store.AppPassword]{clone: cloneAppPassword},
 	}, nil
 }
 

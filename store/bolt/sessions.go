@@ -18,7 +18,7 @@ func (db *DB) CheckSessions(ctx context.Context, refs []store.SessionRef) ([]sto
 		for i, ref := range refs {
 			acct, seen := accounts[ref.Username]
 			if !seen {
-				a, err := getAccount(tx, ref.Username)
+				a, err := memoAccount(&db.accounts, tx, ref.Username)
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 				case err != nil:
@@ -32,7 +32,7 @@ func (db *DB) CheckSessions(ctx context.Context, refs []store.SessionRef) ([]sto
 			if acct == nil || ref.AppPasswordID == "" {
 				continue
 			}
-			p, err := getAppPassword(tx, ref.Username, ref.AppPasswordID)
+			p, err := memoAppPassword(&db.apppasses, tx, ref.Username, ref.AppPasswordID)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 			case err != nil:
