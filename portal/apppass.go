@@ -182,16 +182,27 @@ func (s *Server) findAppPassword(r *http.Request, rc *reqCtx) (store.AppPassword
 	return store.AppPassword{}, false, nil
 }
 
-// revokePage asks for confirmation.
-func (s *Server) revokePage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+// appPasswordOrBack returns the signed-in account's app password the
+// request names; when there is none (revoked meanwhile) or the store
+// fails, it has answered (back to the list with a note, or the
+// unavailable page) and ok is false.
+func (s *Server) appPasswordOrBack(w http.ResponseWriter, r *http.Request, rc *reqCtx) (p store.AppPassword, ok bool) {
 	p, ok, err := s.findAppPassword(r, rc)
 	if err != nil {
 		s.unavailable(w, r, err)
-		return
+		return p, false
 	}
 	if !ok {
 		s.setFlash(r.Context(), rc, "That app password no longer exists.")
 		s.redirect(w, r, "/app-passwords")
+	}
+	return p, ok
+}
+
+// revokePage asks for confirmation.
+func (s *Server) revokePage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	p, ok := s.appPasswordOrBack(w, r, rc)
+	if !ok {
 		return
 	}
 	pg := s.pageFor(r, rc, "Revoke app password", "app-passwords")

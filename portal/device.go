@@ -58,14 +58,8 @@ type devicesData struct {
 
 // devicesPage lists a password's device and its drift events.
 func (s *Server) devicesPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	p, ok, err := s.findAppPassword(r, rc)
-	if err != nil {
-		s.unavailable(w, r, err)
-		return
-	}
+	p, ok := s.appPasswordOrBack(w, r, rc)
 	if !ok {
-		s.setFlash(r.Context(), rc, "That app password no longer exists.")
-		s.redirect(w, r, "/app-passwords")
 		return
 	}
 	d := devicesData{P: s.appPasswordRows([]store.AppPassword{p})[0]}
@@ -89,14 +83,8 @@ func (s *Server) acceptDevice(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		return
 	}
 	ctx := r.Context()
-	p, ok, err := s.findAppPassword(r, rc)
-	if err != nil {
-		s.unavailable(w, r, err)
-		return
-	}
+	p, ok := s.appPasswordOrBack(w, r, rc)
 	if !ok {
-		s.setFlash(ctx, rc, "That app password no longer exists.")
-		s.redirect(w, r, "/app-passwords")
 		return
 	}
 	back := "/app-passwords/" + p.ID + "/devices"
