@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"github.com/passgate/passgate/proxy"
@@ -255,10 +254,4 @@ func (c *conn) reply(tag string, re *respError) (end bool) {
 // still possible (RFC 3501 §5.4: autologout timer).
 func (c *conn) endOnError(err error) {
 	c.EndOnError(err, "* BYE Server shutting down", "* BYE Autologout; idle for too long")
-}
-
-// oneLine removes CR and LF so that a configured or upstream text cannot
-// inject a protocol line.
-func oneLine(s string) string {
-	return strings.TrimSpace(strings.NewReplacer("\r", " ", "\n", " ").Replace(s))
 }

@@ -27,10 +27,10 @@ func (c *conn) relay(end func()) bool {
 	tag, r := c.loggedIn.tag, c.loggedIn.r
 	c.loggedIn = nil
 	ok := tag + " OK "
-	if caps := oneLine(r.Up.Capability); caps != "" {
+	if caps := proxy.OneLine(r.Up.Capability); caps != "" {
 		ok += "[CAPABILITY " + caps + "] "
 	}
-	text := oneLine(r.Up.Text)
+	text := proxy.OneLine(r.Up.Text)
 	if text == "" {
 		text = "Logged in"
 	}

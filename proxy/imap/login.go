@@ -105,7 +105,7 @@ func (c *conn) login(tag, mech, user, secret string) error {
 		return &respError{status: "NO", code: "ALERT", text: c.srv.relinkMessage(), failure: true}
 	case proxy.LoginUpstreamRefused:
 		if errors.As(err, &refused) && refused.Action != "" {
-			return &respError{status: "NO", code: "AUTHORIZATIONFAILED", text: oneLine(proxy.UpstreamRefusedText(refused.Action)), failure: true}
+			return &respError{status: "NO", code: "AUTHORIZATIONFAILED", text: proxy.OneLine(proxy.UpstreamRefusedText(refused.Action)), failure: true}
 		}
 		return errUpstreamRefused
 	case proxy.LoginUpstreamUnavailable:

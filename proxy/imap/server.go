@@ -44,7 +44,6 @@ package imap
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -128,14 +127,14 @@ func (s *Server) limits() proxy.Limits { return s.LimitsOr(s.Limits).WithDefault
 
 func (s *Server) mfaMessage() string {
 	if m := s.MFAMessageOr(s.MFAMessage); m != "" {
-		return oneLine(m)
+		return proxy.OneLine(m)
 	}
 	return proxy.MFAText("", "")
 }
 
 func (s *Server) deviceMessage() string {
 	if s.DeviceMessage != "" {
-		return oneLine(s.DeviceMessage)
+		return proxy.OneLine(s.DeviceMessage)
 	}
 	return proxy.DeviceRefusedText("")
 }
@@ -146,7 +145,7 @@ func (s *Server) helloWatch() *proxy.HelloWatch { return s.hellos.Get(s.TLSConfi
 
 func (s *Server) relinkMessage() string {
 	if s.RelinkMessage != "" {
-		return oneLine(s.RelinkMessage)
+		return proxy.OneLine(s.RelinkMessage)
 	}
 	return proxy.RelinkText("")
 }
@@ -160,7 +159,7 @@ func (s *Server) logger() *slog.Logger {
 
 func (s *Server) hostname() string {
 	if s.Hostname != "" {
-		return oneLine(s.Hostname)
+		return proxy.OneLine(s.Hostname)
 	}
 	return DefaultHostname
 }
@@ -172,11 +171,8 @@ func (s *Server) hostname() string {
 // and AllowCleartext false). It always returns a non-nil error; after
 // Shutdown or Close, proxy.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.check(); err != nil {
+	if err := proxy.CheckServe("imap", s.Auth, s.Upstream, s.TLSConfig, s.AllowCleartext, false); err != nil {
 		return err
-	}
-	if s.TLSConfig == nil && !s.AllowCleartext {
-		return errors.New("imap: Serve: TLSConfig is nil and AllowCleartext is false, so no client could log in")
 	}
 	return s.serve(ln, false)
 }
@@ -185,23 +181,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // TLSConfig. It always returns a non-nil error; after Shutdown or Close,
 // proxy.ErrServerClosed.
 func (s *Server) ServeTLS(ln net.Listener) error {
-	if err := s.check(); err != nil {
+	if err := proxy.CheckServe("imap", s.Auth, s.Upstream, s.TLSConfig, s.AllowCleartext, true); err != nil {
 		return err
 	}
-	if s.TLSConfig == nil {
-		return errors.New("imap: ServeTLS: TLSConfig is nil")
-	}
 	return s.serve(tls.NewListener(ln, s.helloWatch().Config()), true)
-}
-
-func (s *Server) check() error {
-	switch {
-	case s.Auth == nil:
-		return errors.New("imap: Server.Auth is nil")
-	case s.Upstream == nil:
-		return errors.New("imap: Server.Upstream is nil")
-	}
-	return nil
 }
 
 // serve runs the accept loop; implicitTLS says every conn is a *tls.Conn.

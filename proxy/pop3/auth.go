@@ -206,7 +206,7 @@ func (c *conn) login(mech, user, secret string) error {
 // either side ends or revocation cancels r.Ctx.
 func (c *conn) relay(r *proxy.Relayed) error {
 	defer r.Done()
-	text := oneLine(r.Up.Text)
+	text := proxy.OneLine(r.Up.Text)
 	if text == "" {
 		text = "Logged in"
 	}

@@ -35,10 +35,8 @@ package pop3
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -105,7 +103,7 @@ func (s *Server) logger() *slog.Logger {
 
 func (s *Server) mfaMessage() string {
 	if m := s.MFAMessageOr(s.MFAMessage); m != "" {
-		return oneLine(m)
+		return proxy.OneLine(m)
 	}
 	return proxy.MFAText("", "")
 }
@@ -116,14 +114,14 @@ func (s *Server) helloWatch() *proxy.HelloWatch { return s.hellos.Get(s.TLSConfi
 
 func (s *Server) deviceMessage() string {
 	if s.DeviceMessage != "" {
-		return oneLine(s.DeviceMessage)
+		return proxy.OneLine(s.DeviceMessage)
 	}
 	return proxy.DeviceRefusedText("")
 }
 
 func (s *Server) hostname() string {
 	if s.Hostname != "" {
-		return oneLine(s.Hostname)
+		return proxy.OneLine(s.Hostname)
 	}
 	return DefaultHostname
 }
@@ -133,34 +131,18 @@ func (s *Server) hostname() string {
 // and AllowCleartext false). After Shutdown or Close it returns
 // proxy.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.check(); err != nil {
+	if err := proxy.CheckServe("pop3", s.Auth, s.Upstream, s.TLSConfig, s.AllowCleartext, false); err != nil {
 		return err
-	}
-	if s.TLSConfig == nil && !s.AllowCleartext {
-		return errors.New("pop3: Serve: TLSConfig is nil and AllowCleartext is false, so no client could log in")
 	}
 	return s.serve(ln, false)
 }
 
 // ServeTLS accepts implicit-TLS connections on ln (port 995).
 func (s *Server) ServeTLS(ln net.Listener) error {
-	if err := s.check(); err != nil {
+	if err := proxy.CheckServe("pop3", s.Auth, s.Upstream, s.TLSConfig, s.AllowCleartext, true); err != nil {
 		return err
 	}
-	if s.TLSConfig == nil {
-		return errors.New("pop3: ServeTLS: TLSConfig is nil")
-	}
 	return s.serve(tls.NewListener(ln, s.helloWatch().Config()), true)
-}
-
-func (s *Server) check() error {
-	switch {
-	case s.Auth == nil:
-		return errors.New("pop3: Server.Auth is nil")
-	case s.Upstream == nil:
-		return errors.New("pop3: Server.Upstream is nil")
-	}
-	return nil
 }
 
 func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
@@ -178,9 +160,3 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ct
 
 // Close stops accepting and closes every connection at once.
 func (s *Server) Close() error { return s.life.Close() }
-
-// oneLine removes CR and LF so that a configured or upstream text cannot
-// inject a protocol line.
-func oneLine(s string) string {
-	return strings.TrimSpace(strings.NewReplacer("\r", " ", "\n", " ").Replace(s))
-}

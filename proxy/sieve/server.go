@@ -157,13 +157,8 @@ func (s *Server) probeCapabilities(ctx context.Context) (keep []string, ok bool)
 // Serve accepts plain TCP connections on ln (port 4190), offering
 // STARTTLS when TLSConfig is set.
 func (s *Server) Serve(ln net.Listener) error {
-	switch {
-	case s.Auth == nil:
-		return errors.New("sieve: Server.Auth is nil")
-	case s.Upstream == nil:
-		return errors.New("sieve: Server.Upstream is nil")
-	case s.TLSConfig == nil && !s.AllowCleartext:
-		return errors.New("sieve: Serve: TLSConfig is nil and AllowCleartext is false, so no client could log in")
+	if err := proxy.CheckServe("sieve", s.Auth, s.Upstream, s.TLSConfig, s.AllowCleartext, false); err != nil {
+		return err
 	}
 	// Several listeners may start together: name the lifecycle once.
 	s.capsOnce.Do(func() {
