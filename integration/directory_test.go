@@ -219,29 +219,21 @@ func TestDirectoryLDAPEndToEnd(t *testing.T) {
 // state), any other refusal fails the test, as does waiting beyond limit.
 func waitUnavailable(t *testing.T, pg *Passgate, user, secret string, limit time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		c := pg.dial(t, viaTLS, nil)
-		err := c.Login(user, secret).Wait()
-		c.Close()
-		if err != nil {
-			var ierr *imap.Error
-			if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeUnavailable {
-				t.Fatalf("login with the directory down: %v, want NO [UNAVAILABLE]", err)
-			}
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("logins still accepted %v after the directory went away", limit)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return waitRefusedWith(t, pg, user, secret, imap.ResponseCodeUnavailable, limit)
 }
 
 // waitLoginRefused retries an IMAP login every 100 ms until passgate refuses it
 // with AUTHENTICATIONFAILED, and returns how long that took; it fails the
 // test after limit (a bound for a hang, not a performance threshold).
 func waitLoginRefused(t *testing.T, pg *Passgate, user, secret string, limit time.Duration) time.Duration {
+	t.Helper()
+	return waitRefusedWith(t, pg, user, secret, imap.ResponseCodeAuthenticationFailed, limit)
+}
+
+// waitRefusedWith retries an IMAP login every 100 ms until passgate
+// refuses it with code and returns how long that took; a refusal with
+// another code fails the test, as do logins still accepted after limit.
+func waitRefusedWith(t *testing.T, pg *Passgate, user, secret string, code imap.ResponseCode, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -250,13 +242,13 @@ func waitLoginRefused(t *testing.T, pg *Passgate, user, secret string, limit tim
 		c.Close()
 		if err != nil {
 			var ierr *imap.Error
-			if !errors.As(err, &ierr) || ierr.Code != imap.ResponseCodeAuthenticationFailed {
-				t.Fatalf("login refused with %v, want AUTHENTICATIONFAILED", err)
+			if !errors.As(err, &ierr) || ierr.Code != code {
+				t.Fatalf("login refused with %v, want NO [%s]", err, code)
 			}
 			return time.Since(start)
 		}
 		if time.Since(start) > limit {
-			t.Fatalf("logins of a disabled account still accepted after %v", limit)
+			t.Fatalf("logins of %s still accepted %v later, want NO [%s]", user, limit, code)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
