@@ -362,3 +362,21 @@ func TestSMTPRefusedLogin(t *testing.T) {
 		t.Fatalf("Login = %v, want a *RefusedError 535 whose hint names master_secret", err)
 	}
 }
+
+// TestSMTPStartTLSReplyLimit: the greeting and replies read before
+// STARTTLS (plaintext, which anyone on the path can write) are bounded as
+// go-smtp's own client bounds them: an endless greeting line is refused
+// instead of being kept in memory until the login deadline.
+func TestSMTPStartTLSReplyLimit(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+		s.conn.Write([]byte("220 " + strings.Repeat("a", 4<<20) + "\r\n")) // the client may hang up meanwhile
+		s.expectEOF()
+	})
+	u := smtpMaster(addr)
+	u.TLS, u.TLSConfig = TLSStartTLS, testcert.ClientConfig("")
+	_, err := u.Login(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "greeting") || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Login = %v, want an error about a greeting longer than the limit", err)
+	}
+}
