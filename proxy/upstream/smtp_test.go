@@ -380,3 +380,37 @@ func TestSMTPStartTLSReplyLimit(t *testing.T) {
 		t.Fatalf("Login = %v, want an error about a greeting longer than the limit", err)
 	}
 }
+
+// TestSMTPReplyLimit: a reply of endless continuation lines (each short
+// enough for go-smtp's own line limit) is refused instead of being kept in
+// memory until the login deadline.
+func TestSMTPReplyLimit(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		s.send("220 up.test ESMTP")
+		s.expect(`EHLO passgate`)
+		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+		s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + "250 AUTH PLAIN\r\n"))
+		s.expectEOF()
+	})
+	_, err := smtpMaster(addr).Login(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
+	}
+}
+
+// TestXCLIENTReplyLimit: the XCLIENT preamble's EHLO reply is bounded as
+// go-smtp's client's replies are (TestSMTPReplyLimit).
+func TestXCLIENTReplyLimit(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		s.send("220 up.test ESMTP")
+		s.expect(`EHLO passgate`)
+		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+		s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + "250 XCLIENT NAME ADDR LOGIN\r\n"))
+		s.expectEOF()
+	})
+	u := Config{Address: addr, Mode: ModeXCLIENT}.SMTP()
+	_, err := u.Login(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
+	}
+}
