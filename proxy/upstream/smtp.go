@@ -144,7 +144,7 @@ func (u *SMTP) hello(k *link) (*gosmtp.Client, error) {
 		}
 		conn = &replayConn{Conn: k.conn, pending: greeting}
 	}
-	c := gosmtp.NewClient(conn)
+	c := gosmtp.NewClient(&replyLimitConn{Conn: conn})
 	u.setTimeouts(c)
 	if err := c.Hello(u.config().localName()); err != nil {
 		return nil, fmt.Errorf("upstream ehlo: %w", err)

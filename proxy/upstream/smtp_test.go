@@ -362,3 +362,55 @@ func TestSMTPRefusedLogin(t *testing.T) {
 		t.Fatalf("Login = %v, want a *RefusedError 535 whose hint names master_secret", err)
 	}
 }
+
+// TestSMTPStartTLSReplyLimit: the greeting and replies read before
+// STARTTLS (plaintext, which anyone on the path can write) are bounded as
+// go-smtp's own client bounds them: an endless greeting line is refused
+// instead of being kept in memory until the login deadline.
+func TestSMTPStartTLSReplyLimit(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+		s.conn.Write([]byte("220 " + strings.Repeat("a", 4<<20) + "\r\n")) // the client may hang up meanwhile
+		s.expectEOF()
+	})
+	u := smtpMaster(addr)
+	u.TLS, u.TLSConfig = TLSStartTLS, testcert.ClientConfig("")
+	_, err := u.Login(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "greeting") || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Login = %v, want an error about a greeting longer than the limit", err)
+	}
+}
+
+// TestSMTPReplyLimit: a reply of endless continuation lines (each short
+// enough for go-smtp's own line limit) is refused instead of being kept in
+// memory until the login deadline.
+func TestSMTPReplyLimit(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		s.send("220 up.test ESMTP")
+		s.expect(`EHLO passgate`)
+		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+		s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + "250 AUTH PLAIN\r\n"))
+		s.expectEOF()
+	})
+	_, err := smtpMaster(addr).Login(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
+	}
+}
+
+// TestXCLIENTReplyLimit: the XCLIENT preamble's EHLO reply is bounded as
+// go-smtp's client's replies are (TestSMTPReplyLimit).
+func TestXCLIENTReplyLimit(t *testing.T) {
+	addr := serve(t, false, func(s *script) {
+		s.send("220 up.test ESMTP")
+		s.expect(`EHLO passgate`)
+		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+		s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + "250 XCLIENT NAME ADDR LOGIN\r\n"))
+		s.expectEOF()
+	})
+	u := Config{Address: addr, Mode: ModeXCLIENT}.SMTP()
+	_, err := u.Login(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // handshake: k.conn is TLS afterwards. It returns the greeting (for
 // go-smtp's client, which reads one before its own EHLO).
 func (u *SMTP) startTLS(k *link) (greeting []byte, err error) {
-	br := bufio.NewReader(k.conn)
+	br := bufio.NewReader(&cappedReader{r: k.conn, left: maxPreTLSReplies})
 	r := textproto.NewReader(br)
 	if greeting, err = readGreeting(r); err != nil {
 		return nil, err
@@ -86,6 +87,34 @@ func rawStartTLS(k *link, br *bufio.Reader, ext map[string]string) error {
 		return errors.New("upstream starttls: unexpected data after 220")
 	}
 	return k.handshake()
+}
+
+// maxPreTLSReplies bounds what startTLS reads: the greeting, the EHLO
+// reply and the STARTTLS reply, which come in plaintext (anyone on the
+// path can write them) and are a few hundred bytes from a real server.
+// net/textproto has no limit of its own; go-smtp's client, which reads
+// them when there is no STARTTLS, has one.
+const maxPreTLSReplies = 64 << 10
+
+// errRepliesTooLong is what a cappedReader returns past its limit.
+var errRepliesTooLong = fmt.Errorf("replies longer than %d bytes before STARTTLS", maxPreTLSReplies)
+
+// cappedReader reads at most left bytes from r, then errRepliesTooLong.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errRepliesTooLong
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // replayConn is a connection whose first reads return pending, bytes read

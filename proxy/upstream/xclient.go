@@ -19,13 +19,13 @@ import (
 // go-smtp client returned reads as its own greeting before its EHLO.
 func (u *SMTP) xclient(k *link, l Login) (*gosmtp.Client, error) {
 	name := u.config().localName()
-	br := bufio.NewReader(k.conn)
+	br := bufio.NewReader(&replyLimitConn{Conn: k.conn})
 	r := textproto.NewReader(br)
 	if u.config().tlsMode() == TLSStartTLS {
 		if _, err := u.startTLS(k); err != nil {
 			return nil, err
 		}
-		br.Reset(k.conn) // TLS now
+		br.Reset(&replyLimitConn{Conn: k.conn}) // TLS now
 	} else if _, err := readGreeting(r); err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (u *SMTP) xclient(k *link, l Login) (*gosmtp.Client, error) {
 	if _, err := fmt.Fprintf(k.conn, "%s\r\n", xclientCommand(attrs, l)); err != nil {
 		return nil, fmt.Errorf("upstream xclient: %w", err)
 	}
-	c := gosmtp.NewClient(k.conn)
+	c := gosmtp.NewClient(&replyLimitConn{Conn: k.conn})
 	u.setTimeouts(c)
 	if err := c.Hello(name); err != nil {
 		return nil, fmt.Errorf("upstream xclient: %w", err)
