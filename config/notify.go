@@ -75,8 +75,12 @@ func (l *loader) notify(n *Notify, s *SMTP) {
 		l.notifyMail(n, s)
 	}
 	if n.WebhookURL != "" {
-		if u, err := url.Parse(n.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			l.fail("notify.webhook_url", nil, "%q is not an http or https URL", n.WebhookURL)
+		// The URL may carry a password (user:pass@): the error shows it redacted.
+		switch u, err := url.Parse(n.WebhookURL); {
+		case err != nil:
+			l.fail("notify.webhook_url", nil, "not a URL")
+		case (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			l.fail("notify.webhook_url", nil, "%q is not an http or https URL", u.Redacted())
 		}
 		if n.WebhookSecret == "" {
 			l.fail("notify.webhook_secret", nil, "required with notify.webhook_url: receivers check the signature with it")

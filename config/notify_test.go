@@ -32,6 +32,7 @@ func TestNotifyKeys(t *testing.T) {
 		{base, `from = "p@example.org"`, "notify.from", "[smtp]"},
 		{strings.Replace(smtpBase, `master_user = "proxy"`+"\n"+`master_secret = "s3cret"`, `login = "passthrough"`, 2), `from = "p@example.org"`, "notify.from", "passthrough"},
 		{smtpBase, `webhook_url = "ftp://x"`, "notify.webhook_url", "http"},
+		{smtpBase, `webhook_url = "ftp://ops:hunter2@x"`, "notify.webhook_url", "ops:xxxxx@x"},
 		{smtpBase, `webhook_url = "https://ops.example.org/"`, "notify.webhook_secret", "required"},
 		{smtpBase, `language = "de"`, "notify.language", "en, fr"},
 		{smtpBase, `max_per_hour = -5`, "notify.max_per_hour", "-1"},
@@ -39,6 +40,9 @@ func TestNotifyKeys(t *testing.T) {
 		_, err := Parse([]byte(tc.cfg+lines(`[notify]`, tc.keys)), "/etc/pg", nil)
 		if err == nil || !strings.Contains(err.Error(), tc.key+": ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %s naming %q", tc.keys, err, tc.key, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the URL's password: %v", tc.keys, err)
 		}
 	}
 }
