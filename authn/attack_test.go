@@ -145,7 +145,7 @@ func TestGuardConcurrentSameSecretShareOneHash(t *testing.T) {
 			// goroutines start on a loaded machine.
 			var entered atomic.Int32
 			all := make(chan struct{})
-			g.beforeFlight = func() {
+			g.inFlight = func() {
 				if entered.Add(1) == 50 {
 					close(all)
 				}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,9 +101,9 @@ type Guard struct {
 	flight singleflight.Group
 	known  knownSet
 
-	// beforeFlight, if set, runs as an attempt is about to join or lead
-	// its flight (tests hold a flight open until every attempt is in).
-	beforeFlight func()
+	// inFlight, if set, runs once an attempt has joined or leads its
+	// flight (tests hold a flight open until every attempt is in).
+	inFlight func()
 }
 
 // GuardMetrics counts what the Guard does besides deciding
@@ -131,14 +132,16 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	if err != nil {
 		user = ""
 	}
-	if g.beforeFlight != nil {
-		g.beforeFlight()
-	}
-	v, err, _ := g.flight.Do(g.flightKey(user, a), func() (any, error) {
+	ch := g.flight.DoChan(g.flightKey(user, a), func() (any, error) {
 		// Shared: not cancelled when the first client goes away.
-		return g.decide(context.WithoutCancel(ctx), a, user)
+		return g.lead(context.WithoutCancel(ctx), a, user)
 	})
-	o, _ := v.(outcome)
+	if g.inFlight != nil {
+		g.inFlight()
+	}
+	r := <-ch
+	o, _ := r.Val.(outcome)
+	err = r.Err
 	if err != nil {
 		o = outcome{d: Decision{Username: user}}
 	}
@@ -165,6 +168,20 @@ func (g *Guard) AuditUpstreamError(ctx context.Context, a Attempt, d Decision) {
 // refused because the account had its maximum of live sessions already.
 func (g *Guard) AuditSessionLimit(ctx context.Context, a Attempt, d Decision) {
 	g.Audit.Record(ctx, auditRecord(a, d, AuditSessionLimit, g.now(), 0))
+}
+
+// lead decides for a flight. It runs on a goroutine of its own
+// (singleflight.DoChan, so that an attempt is known to be in its flight
+// before it waits), where a panic would end the process: it becomes an
+// error of this login instead, logged with its stack.
+func (g *Guard) lead(ctx context.Context, a Attempt, user string) (o outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.logger().Error("login decision panicked", "panic", p, "stack", string(debug.Stack()))
+			err = errors.New("authn: login decision failed")
+		}
+	}()
+	return g.decide(ctx, a, user)
 }
 
 // decide runs steps 2 to 7 of Verify for the attempt that leads a flight.

@@ -459,3 +459,24 @@ func TestTarpitTable(t *testing.T) {
 		}
 	}
 }
+
+// panickyVerifier panics on every login, as a bug in a Verifier would.
+type panickyVerifier struct{}
+
+func (panickyVerifier) Verify(context.Context, Attempt) (Decision, error) {
+	panic("verifier bug")
+}
+
+// TestGuardPanicIsAnErrorOfThatLogin: a panic while deciding a login (on
+// the flight's own goroutine) fails that login with an error; it must not
+// end the process with every other session in it.
+func TestGuardPanicIsAnErrorOfThatLogin(t *testing.T) {
+	f := newGuardFixture(t, Limits{})
+	f.g.Verifier = panickyVerifier{}
+	a := attempt(alice, ownerSecret)
+	a.RemoteIP = netip.MustParseAddr("192.0.2.1")
+	d, err := f.g.Verify(context.Background(), a)
+	if err == nil || d.Result == OK {
+		t.Fatalf("Verify = %v, %v; want an error", d.Result, err)
+	}
+}
