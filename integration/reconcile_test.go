@@ -12,6 +12,7 @@ import (
 
 	accountsvc "github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/redis"
 )
@@ -41,7 +42,7 @@ var storesUnderTest = []storeUnderTest{
 		return db
 	}},
 	{"redis", func(t *testing.T, log *slog.Logger) accountsvc.Store {
-		return openRedisStore(t, startRedisServer(t).URL(), log)
+		return openRedisStore(t, testredis.Start(t).URL(), log)
 	}},
 }
 
@@ -148,7 +149,7 @@ func waitLogged(t testing.TB, logs *testlog.Buffer, text string) {
 // anyway.
 func TestReconcileRedisKilled(t *testing.T) {
 	const interval = 3 * time.Second
-	r := startRedisServer(t)
+	r := testredis.Start(t)
 	relay := startTCPRelay(t, addr(r.Port))
 	log, _ := testlog.New(slog.LevelWarn)
 	st := openRedisStore(t, "redis://"+relay.Addr, log)
@@ -162,10 +163,10 @@ func TestReconcileRedisKilled(t *testing.T) {
 	if err != nil || n != len(live) {
 		t.Fatalf("RevokeAllAppPasswords = %d, %v; want %d", n, err, len(live))
 	}
-	if err := r.command("SAVE"); err != nil {
+	if err := r.Save(); err != nil {
 		t.Fatalf("SAVE: %v", err)
 	}
-	r.kill()
+	r.Kill()
 	for _, s := range live {
 		select {
 		case <-s.closed:
@@ -173,25 +174,13 @@ func TestReconcileRedisKilled(t *testing.T) {
 		default:
 		}
 	}
-	r.restart()
+	r.Restart()
 	restarted := time.Now()
 	startTCPRelayAt(t, relay.Addr, addr(r.Port))
 	last := lastClosed(t, live)
 	t.Logf("redis killed after a revoke-all whose %d events were lost: all %d sessions closed, the last %v after the restart (%v after the revoke; recheck interval %v)",
 		n, len(live), last.Sub(restarted).Round(time.Millisecond), last.Sub(start).Round(time.Millisecond), interval)
 	bystander.stillOpen(t)
-}
-
-// kill ends redis-server with SIGKILL, as a crash would, and waits for it.
-func (r *redisServer) kill() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd != nil {
-		cmd.Process.Kill()
-		<-exited
-	}
 }
 
 // TestReconcileAppPasswordExpiry (issue 9 item 11): a session ends when its
@@ -220,7 +209,7 @@ func TestReconcileAppPasswordExpiry(t *testing.T) {
 func TestReconcileRedisKilledBinary(t *testing.T) {
 	const interval = "2s"
 	d := sharedDovecot(t)
-	r := startRedisServer(t)
+	r := testredis.Start(t)
 	relay := startTCPRelay(t, addr(r.Port))
 	pg := newPassgate(t, d, passgateOpts{})
 	useRedisURL(t, pg, "redis://"+relay.Addr)
@@ -241,10 +230,10 @@ func TestReconcileRedisKilledBinary(t *testing.T) {
 	relay.cut(true)
 	start := time.Now()
 	other.run(t, "apppass", "revoke-all", a.User, b.User)
-	if err := r.command("SAVE"); err != nil {
+	if err := r.Save(); err != nil {
 		t.Fatalf("SAVE: %v", err)
 	}
-	r.kill()
+	r.Kill()
 	for _, s := range revoked {
 		select {
 		case <-s.closedAt:
@@ -252,7 +241,7 @@ func TestReconcileRedisKilledBinary(t *testing.T) {
 		default:
 		}
 	}
-	r.restart()
+	r.Restart()
 	restarted := time.Now()
 	startTCPRelayAt(t, relay.Addr, addr(r.Port))
 	for n, s := range revoked {

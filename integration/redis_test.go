@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/passgate/passgate/internal/testredis"
 )
 
 // Two passgate processes on one real redis-server, a real Dovecot behind
@@ -37,7 +39,7 @@ func loginStatus(t testing.TB, pg *Passgate, user, secret string) (string, time.
 // holds open on B (the delay is logged) and B's cached login.
 func TestRedisSharedInstances(t *testing.T) {
 	d := sharedDovecot(t)
-	a, b := startRedisPair(t, d, startRedisServer(t))
+	a, b := startRedisPair(t, d, testredis.Start(t))
 	acct := newAccount(t, d, a, true) // through A's CLI (its control socket)
 
 	c := b.login(t, viaTLS, acct.User, acct.AppPass)
@@ -75,7 +77,7 @@ func TestRedisSharedInstances(t *testing.T) {
 // counters would have seen three failures on one and two on the other.
 func TestRedisSharedFailureLimit(t *testing.T) {
 	d := sharedDovecot(t)
-	a, b := startRedisPair(t, d, startRedisServer(t), "max_failures_per_account_ip = 5")
+	a, b := startRedisPair(t, d, testredis.Start(t), "max_failures_per_account_ip = 5")
 	acct := newAccount(t, d, a, true)
 	bystander := newAccount(t, d, a, true)
 
@@ -109,13 +111,13 @@ func TestRedisSharedFailureLimit(t *testing.T) {
 // again through both instances without restarting passgate.
 func TestRedisOutage(t *testing.T) {
 	d := sharedDovecot(t)
-	r := startRedisServer(t)
+	r := testredis.Start(t)
 	a, b := startRedisPair(t, d, r)
 	acct := newAccount(t, d, a, true)
 	live := b.login(t, viaTLS, acct.User, acct.AppPass)
 	selectInbox(t, live)
 
-	r.stop(true)
+	r.StopSaved()
 	for _, tc := range []struct {
 		name string
 		pg   *Passgate
@@ -133,7 +135,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 	selectInbox(t, live)
 
-	r.restart()
+	r.Restart()
 	back := time.Now()
 	for _, tc := range []struct {
 		name string
@@ -175,15 +177,15 @@ func waitLogin(t testing.TB, pg *Passgate, user, secret string) int {
 // must not accept the revoked password from its cache.
 func TestRedisNoStaleCacheAfterOutage(t *testing.T) {
 	d := sharedDovecot(t)
-	r := startRedisServer(t)
+	r := testredis.Start(t)
 	a, b := startRedisPair(t, d, r)
 	acct := newAccount(t, d, a, true)
 	if status, _ := loginStatus(t, b, acct.User, acct.AppPass); !strings.HasPrefix(status, "OK") {
 		t.Fatalf("login through B before the outage: %q", status)
 	}
 
-	r.stop(true)
-	r.restart()
+	r.StopSaved()
+	r.Restart()
 	back := time.Now()
 	a.run(t, "apppass", "revoke", acct.User, acct.AppID)
 	t.Logf("revoked through A %v after redis-server was ready again", time.Since(back).Round(time.Microsecond))

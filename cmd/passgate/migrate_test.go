@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,11 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/authn/account"
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/migrate"
@@ -292,7 +290,7 @@ func TestMigrateBoltToMiniredis(t *testing.T) {
 
 func TestMigrateBoltToRedisServer(t *testing.T) {
 	src := newBoltSource(t)
-	testMigrateTwice(t, src, "redis://"+startRedisServer(t), nil)
+	testMigrateTwice(t, src, testredis.Start(t).URL(), nil)
 }
 
 // TestMigrateLookupKeyConflict migrates into a Redis that another
@@ -432,66 +430,6 @@ func closedAddr(t *testing.T) string {
 	a := ln.Addr().String()
 	ln.Close()
 	return a
-}
-
-// startRedisServer starts redis-server on 127.0.0.1 and a free port,
-// without persistence, and returns its address; it is stopped (by PID)
-// when the test ends. Without redis-server the test is skipped, or fails
-// when CI=true.
-func startRedisServer(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is not installed, and CI must install it: %v", err)
-		}
-		t.Skipf("redis-server is not installed: %v", err)
-	}
-	for range 3 {
-		addr := closedAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", t.TempDir(), "--daemonize", "no")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		ready := make(chan struct{}, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), "Ready to accept connections") {
-					ready <- struct{}{}
-				}
-			}
-			cmd.Wait()
-			close(exited)
-		}()
-		stop := func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-exited
-			}
-		}
-		select {
-		case <-ready:
-			t.Cleanup(stop)
-			return addr
-		case <-exited: // the port was taken meanwhile: try another
-		case <-time.After(20 * time.Second):
-			stop()
-			t.Fatal("redis-server not ready after 20s")
-		}
-	}
-	t.Fatal("redis-server does not start")
-	return ""
 }
 
 // The backends a migration reads from and writes to.

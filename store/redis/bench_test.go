@@ -7,6 +7,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/redis"
@@ -32,7 +33,7 @@ func BenchmarkVerifyPath(b *testing.B) {
 			return open(b, redis.Options{Addrs: []string{miniredis.RunT(b).Addr()}})
 		}},
 		{"redis-server", func(b *testing.B) store.Store {
-			return open(b, redis.Options{Addrs: []string{startServer(b).Addr()}})
+			return open(b, redis.Options{Addrs: []string{testredis.Start(b).Addr()}})
 		}},
 	}
 	for _, be := range backends {

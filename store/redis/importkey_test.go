@@ -5,6 +5,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store/redis"
 	"github.com/passgate/passgate/store/storetest"
 )
@@ -17,7 +18,7 @@ func TestImportLookupKey(t *testing.T) {
 		}))
 	})
 	t.Run("Server", func(t *testing.T) {
-		srv := startServer(t)
+		srv := testredis.Start(t)
 		storetest.RunImportLookupKey(t, opener(func(*testing.T) redis.Options {
 			return redis.Options{URL: "redis://" + srv.Addr(), KeyPrefix: uniquePrefix()}
 		}))
@@ -26,7 +27,7 @@ func TestImportLookupKey(t *testing.T) {
 		if testing.Short() {
 			t.Skip("starting a cluster is slow")
 		}
-		addrs := startCluster(t, 3)
+		addrs := testredis.StartCluster(t, 3)
 		storetest.RunImportLookupKey(t, opener(func(*testing.T) redis.Options {
 			return redis.Options{Addrs: addrs, KeyPrefix: uniquePrefix()}
 		}))

@@ -12,6 +12,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
 )
@@ -93,8 +94,8 @@ func TestUsernames(t *testing.T) {
 	users := []string{"a}b", "{x}", "jörg@exämple.org", "quote'and/slash", "日本@example.jp"}
 	backends := map[string]func(t *testing.T) redis.Options{
 		"Miniredis": func(t *testing.T) redis.Options { return redis.Options{Addrs: []string{miniredis.RunT(t).Addr()}} },
-		"Server":    func(t *testing.T) redis.Options { return redis.Options{Addrs: []string{startServer(t).Addr()}} },
-		"Cluster":   func(t *testing.T) redis.Options { return redis.Options{Addrs: startCluster(t, 3)} },
+		"Server":    func(t *testing.T) redis.Options { return redis.Options{Addrs: []string{testredis.Start(t).Addr()}} },
+		"Cluster":   func(t *testing.T) redis.Options { return redis.Options{Addrs: testredis.StartCluster(t, 3)} },
 	}
 	for name, newOpts := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -148,7 +149,7 @@ func TestUsernames(t *testing.T) {
 // (several instances in production): WATCH detects the conflicts, fn runs
 // again, and no update is lost.
 func TestUpdateAccountRetries(t *testing.T) {
-	srv := startServer(t)
+	srv := testredis.Start(t)
 	a := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	b := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	setup(t, a)
@@ -238,7 +239,7 @@ func TestSlowSubscriber(t *testing.T) {
 // time cannot be moved: a later increment with a longer ttl does not
 // extend the window, and a counter does expire.
 func TestCounterWindowServer(t *testing.T) {
-	srv := startServer(t)
+	srv := testredis.Start(t)
 	s := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	if _, err := s.Incr(t.Context(), "k", 1, time.Hour); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/internal/testredis"
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
 )
@@ -48,7 +50,7 @@ func exercise(t *testing.T, s *redis.Store) {
 // channel: everything passgate does stays inside them.
 func TestACL(t *testing.T) {
 	const password = "Corr3ct-Horse"
-	srv := startServer(t,
+	srv := testredis.Start(t,
 		"--user", "default", "off",
 		"--user", "pg", "on", ">"+password, "~pg:*", "&pg:events", "+@all", "-@dangerous")
 	url := "redis://pg:" + password + "@" + srv.Addr()
@@ -89,10 +91,10 @@ func TestACL(t *testing.T) {
 // TestTLS connects with rediss:// to redis-server's TLS port, verifying
 // its certificate with the test CA; without the CA the connection fails.
 func TestTLS(t *testing.T) {
-	redisServerPath(t) // skip early without redis-server
+	testredis.Path(t) // skip early without redis-server
 	certFile, keyFile := testcert.Write(t, t.TempDir(), "")
 	ca := testcert.Pool(t, certFile) // the certificate is its own CA
-	srv := startServerArgs(t, func(port int) []string {
+	srv := testredis.StartArgs(t, func(port int) []string {
 		return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
 			"--tls-cert-file", certFile, "--tls-key-file", keyFile,
 			"--tls-ca-cert-file", certFile, "--tls-auth-clients", "no"}
@@ -243,4 +245,14 @@ func TestSetLibraryLogger(t *testing.T) {
 		!strings.Contains(got, "component=go-redis") {
 		t.Errorf("log %q, want go-redis's dial failure at debug level", got)
 	}
+}
+
+// freePort returns a port that was free on 127.0.0.1 a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	port, err := testtool.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }

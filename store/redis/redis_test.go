@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
 	"github.com/passgate/passgate/store/storetest"
@@ -107,14 +108,14 @@ func TestConformanceMiniredis(t *testing.T) {
 }
 
 func TestConformanceServer(t *testing.T) {
-	srv := startServer(t)
+	srv := testredis.Start(t)
 	conformance(t, func(*testing.T) redis.Options {
 		return redis.Options{URL: "redis://" + srv.Addr() + "/0", KeyPrefix: uniquePrefix()}
 	}, nil)
 }
 
 func TestConformanceCluster(t *testing.T) {
-	addrs := startCluster(t, 3)
+	addrs := testredis.StartCluster(t, 3)
 	conformance(t, func(*testing.T) redis.Options {
 		return redis.Options{Addrs: addrs, KeyPrefix: uniquePrefix()}
 	}, nil)
@@ -207,7 +208,7 @@ func verifyPath(ctx context.Context, s store.Store, id string) error {
 // outage reconnects, reports the lost events (store.EventsLost on its
 // channel) and delivers new ones.
 func TestRedisDown(t *testing.T) {
-	srv := startServer(t)
+	srv := testredis.Start(t)
 	s := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	setup(t, s, "a", "b")
 	events, err := s.Subscribe(t.Context())
@@ -261,7 +262,7 @@ func TestRedisDown(t *testing.T) {
 // but nothing answers. Calls must still end with ErrUnavailable, by the
 // Store's own deadline, and work again when the server resumes.
 func TestRedisHung(t *testing.T) {
-	srv := startServer(t)
+	srv := testredis.Start(t)
 	s := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	setup(t, s, "a")
 	srv.Pause()
@@ -289,7 +290,7 @@ func TestRedisHung(t *testing.T) {
 // instances; a change made through one reaches a subscriber of the other,
 // and a store with another key prefix hears nothing.
 func TestEventsAcrossInstances(t *testing.T) {
-	srv := startServer(t)
+	srv := testredis.Start(t)
 	a := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	b := open(t, redis.Options{Addrs: []string{srv.Addr()}})
 	other := open(t, redis.Options{Addrs: []string{srv.Addr()}, KeyPrefix: "other"})

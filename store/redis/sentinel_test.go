@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
 )
 
 // sentinelSet is a master, its replica and a Sentinel watching them.
 type sentinelSet struct {
-	master, replica, sentinel *server
+	master, replica, sentinel *testredis.Server
 }
 
 // startSentinelSet starts the set and waits until the Sentinel knows the
@@ -21,8 +22,8 @@ type sentinelSet struct {
 func startSentinelSet(t *testing.T) sentinelSet {
 	t.Helper()
 	var set sentinelSet
-	set.master = startServer(t)
-	set.replica = startServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(set.master.Port))
+	set.master = testredis.Start(t)
+	set.replica = testredis.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(set.master.Port))
 	master := rawClient(t, set.master.Addr())
 	eventually(t, "replica connected", func() error {
 		info, err := master.Info(t.Context(), "replication").Result()
@@ -31,7 +32,7 @@ func startSentinelSet(t *testing.T) sentinelSet {
 		}
 		return err
 	})
-	set.sentinel = startSentinel(t, set.master.Port)
+	set.sentinel = testredis.StartSentinel(t, set.master.Port)
 	sentinel := rawClient(t, set.sentinel.Addr())
 	eventually(t, "Sentinel knows the replica", func() error {
 		replicas, err := sentinel.Do(t.Context(), "sentinel", "replicas", "pg").Slice()
