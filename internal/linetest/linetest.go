@@ -1,7 +1,8 @@
 // Package linetest runs protocol transcripts against passgate's line
 // front-ends (POP3, ManageSieve) in-process: a fake Authenticator with a
 // fixed set of accounts, a fake Upstream that hands out one end of a
-// loopback connection, and a line client that can switch to TLS.
+// loopback connection (the IMAP front-end's tests use it too), and a line
+// client that can switch to TLS.
 package linetest
 
 import (
@@ -40,6 +41,10 @@ const (
 	DeviceUser = "device@example.org" // AppSecret is right, from another device, policy block
 )
 
+// RefusedUser is refused by Upstream's login (AUTHORIZATIONFAILED); Auth
+// does not know it.
+const RefusedUser = "refused@example.org"
+
 // Auth decides logins from the accounts above and records each attempt.
 type Auth struct {
 	mu       sync.Mutex
@@ -76,12 +81,18 @@ func (f *Auth) Attempts() []authn.Attempt {
 
 // Upstream logs users in to a loopback connection whose far end the test
 // takes with Peer; Buffered stands for bytes the upstream sent right after
-// its OK (Conn.Buffered).
+// its OK (Conn.Buffered). DownUser's login fails as unavailable,
+// RefusedUser's as refused.
 type Upstream struct {
-	Text     string   // the upstream's OK text
-	Caps     []string // what Capabilities reports (ManageSieve)
-	CapsErr  error    // what Capabilities fails with, if set
-	Buffered string
+	Text string // the upstream's OK text
+	// TextFor, if set, gives the OK text for a username instead of Text.
+	TextFor    func(username string) string
+	Capability string   // the upstream's post-login capabilities (IMAP)
+	Caps       []string // what Capabilities reports (ManageSieve, IMAP)
+	CapsErr    error    // what Capabilities fails with, if set
+	Buffered   string
+	// Passthrough is what NeedsClientSecret reports.
+	Passthrough bool
 	// Discard makes the upstream read and drop what it gets, until EOF,
 	// instead of handing its side to Peer (fuzzing).
 	Discard bool
@@ -91,15 +102,17 @@ type Upstream struct {
 	logins []upstream.Login
 	peers  chan net.Conn
 	once   sync.Once
+	probes atomic.Int32
 }
 
 func (u *Upstream) init() { u.once.Do(func() { u.peers = make(chan net.Conn, 16) }) }
 
-// NeedsClientSecret implements proxy.Upstream (master user mode).
-func (u *Upstream) NeedsClientSecret() bool { return false }
+// NeedsClientSecret implements proxy.Upstream: false is master user mode.
+func (u *Upstream) NeedsClientSecret() bool { return u.Passthrough }
 
-// Capabilities answers a ManageSieve front-end's capability probe.
+// Capabilities answers a front-end's capability probe.
 func (u *Upstream) Capabilities(context.Context) ([]string, error) {
+	u.probes.Add(1)
 	if u.CapsErr != nil {
 		return nil, u.CapsErr
 	}
@@ -112,8 +125,11 @@ func (u *Upstream) Login(_ context.Context, l upstream.Login) (*upstream.Conn, e
 	u.mu.Lock()
 	u.logins = append(u.logins, l)
 	u.mu.Unlock()
-	if l.Username == DownUser {
+	switch l.Username {
+	case DownUser:
 		return nil, fmt.Errorf("upstream dial: %w", upstream.ErrUnavailable)
+	case RefusedUser:
+		return nil, fmt.Errorf("upstream login: %w", &upstream.RefusedError{Code: "AUTHORIZATIONFAILED", Text: "no such user"})
 	}
 	near, far, err := tcpPair()
 	if err != nil {
@@ -124,8 +140,15 @@ func (u *Upstream) Login(_ context.Context, l upstream.Login) (*upstream.Conn, e
 	} else {
 		u.peers <- far
 	}
-	return &upstream.Conn{Conn: near, Buffered: []byte(u.Buffered), Text: u.Text}, nil
+	text := u.Text
+	if u.TextFor != nil {
+		text = u.TextFor(l.Username)
+	}
+	return &upstream.Conn{Conn: near, Buffered: []byte(u.Buffered), Capability: u.Capability, Text: text}, nil
 }
+
+// Probes returns how often Capabilities was called.
+func (u *Upstream) Probes() int { return int(u.probes.Load()) }
 
 // Wait waits for the discarding upstream sides to end.
 func (u *Upstream) Wait() { u.wg.Wait() }
@@ -140,14 +163,31 @@ func (u *Upstream) Logins() []upstream.Login {
 // Peer returns the upstream's side of the last successful login.
 func (u *Upstream) Peer(t testing.TB) *Client {
 	t.Helper()
+	c := u.PeerConn(t)
+	return &Client{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// PeerConn is Peer's connection, for a test with a client of its own; it
+// is closed when the test ends.
+func (u *Upstream) PeerConn(t testing.TB) net.Conn {
+	t.Helper()
 	u.init()
 	select {
 	case c := <-u.peers:
 		t.Cleanup(func() { c.Close() })
-		return &Client{t: t, c: c, r: bufio.NewReader(c)}
+		return c
 	case <-time.After(IOTimeout):
 		t.Fatal("no upstream connection")
 		return nil
+	}
+}
+
+// CloseUnclaimed closes the upstream sides no test took with Peer, so
+// that the relays to them can end.
+func (u *Upstream) CloseUnclaimed() {
+	u.init()
+	for len(u.peers) > 0 {
+		(<-u.peers).Close()
 	}
 }
 

@@ -120,7 +120,7 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("attempts %+v, want %+v", attempts, want)
 			}
 			if tt.want == okAlice {
-				peer := e.up.peer(t)
+				peer := e.peer(t)
 				c.send("b NOOP\r\n")
 				peer.expect("b NOOP")
 			}

@@ -270,7 +270,7 @@ func TestBadInput(t *testing.T) {
 				c.expectClosed()
 			case "relayed":
 				c.expect("* 3 EXISTS")
-				peer := e.up.peer(t)
+				peer := e.peer(t)
 				got := make([]byte, len(pipelineJunk))
 				peer.conn.SetReadDeadline(deadline())
 				if _, err := io.ReadFull(peer.r, got); err != nil || string(got) != pipelineJunk {
@@ -328,7 +328,7 @@ func TestPreauthCommandLimit(t *testing.T) {
 		c.expectTagged("n1", "NOOP", "n1 OK")
 		c.expectTagged("n2", "NOOP", "n2 OK")
 		c.expectTagged("a", "LOGIN "+appUser+" "+appSecret, "a OK ")
-		peer := e.up.peer(t)
+		peer := e.peer(t)
 		// After login the limit is the upstream's business.
 		for i := range 5 {
 			c.send(fmt.Sprintf("r%d NOOP\r\n", i))

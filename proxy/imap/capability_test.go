@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	lt "github.com/passgate/passgate/internal/linetest"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
@@ -19,8 +20,8 @@ var dovecotPrelogin = []string{"IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", 
 // withUpstreamCaps makes the fake upstream answer the capability probe.
 func withUpstreamCaps(caps []string, err error) func(*Server) {
 	return func(s *Server) {
-		f := s.Upstream.(*fakeUpstream)
-		f.caps, f.capsErr = caps, err
+		f := s.Upstream.(*lt.Upstream)
+		f.Caps, f.CapsErr = caps, err
 	}
 }
 
@@ -66,7 +67,7 @@ func TestPreloginCapabilities(t *testing.T) {
 			if got := greetingAndCapability(t, e.connectedTLS()); !slices.Equal(got, want) {
 				t.Errorf("before login, TLS: %q, want %q", got, want)
 			}
-			if n := e.up.probes.Load(); n > 1 {
+			if n := e.up.Probes(); n > 1 {
 				t.Errorf("upstream probed %d times, want once", n)
 			}
 		})
@@ -78,7 +79,7 @@ func TestPreloginCapabilities(t *testing.T) {
 		if want := "a OK [CAPABILITY " + upstreamCaps + "] "; !strings.HasPrefix(lines[len(lines)-1], want) {
 			t.Errorf("login reply %q, want it to start with %q", lines, want)
 		}
-		e.up.peer(t)
+		e.peer(t)
 	})
 }
 
@@ -113,7 +114,7 @@ func TestRefreshCapabilities(t *testing.T) {
 			c.Close()
 		}
 	}()
-	e.up.caps = []string{"IMAP4rev1", "IDLE", "MOVE", "X-UPGRADED"}
+	e.up.Caps = []string{"IMAP4rev1", "IDLE", "MOVE", "X-UPGRADED"}
 	e.srv.RefreshCapabilities(t.Context())
 	close(stop)
 	t.Logf("%d connections during the refresh", <-done)
@@ -122,12 +123,12 @@ func TestRefreshCapabilities(t *testing.T) {
 		t.Errorf("after the refresh: %q, want %q", got, upgraded)
 	}
 
-	e.up.caps, e.up.capsErr = nil, fmt.Errorf("dial: %w", upstream.ErrUnavailable)
+	e.up.Caps, e.up.CapsErr = nil, fmt.Errorf("dial: %w", upstream.ErrUnavailable)
 	e.srv.RefreshCapabilities(t.Context())
 	if got := greetingAndCapability(t, e.connected()); !slices.Equal(got, upgraded) {
 		t.Errorf("after a failed refresh: %q, want the last list learnt %q", got, upgraded)
 	}
-	if n := e.up.probes.Load(); n != 3 {
+	if n := e.up.Probes(); n != 3 {
 		t.Errorf("upstream probed %d times, want 3 (start and two refreshes)", n)
 	}
 }

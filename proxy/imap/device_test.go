@@ -16,7 +16,7 @@ func TestAttemptDevice(t *testing.T) {
 		t.Helper()
 		c.expectTagged("i", `ID ("name" "Thunderbird" "version" "128.3.1")`, "i OK ")
 		c.expectTagged("a", "LOGIN alice@example.org "+appSecret, "a OK ")
-		e.up.peer(t).conn.Close()
+		e.peer(t).conn.Close()
 	}
 	login(e.greetedTLS())
 	implicit := e.auth.last(t).Device

@@ -320,7 +320,7 @@ func TestStoreErrors(t *testing.T) {
 			c.expectTagged("a", "LOGIN "+appUser+" "+appSecret, "a "+unavailable)
 			c.expectTagged("b", "AUTHENTICATE PLAIN "+plainIR("", appUser, appSecret), "b "+unavailable)
 			c.expectTagged("x", "NOOP", "x OK NOOP completed")
-			if n := len(e.up.all()); n != 0 {
+			if n := len(e.up.Logins()); n != 0 {
 				t.Errorf("%d upstream logins after store failures", n)
 			}
 			if logs := e.logs.String(); !strings.Contains(logs, "store unavailable") || strings.Contains(logs, appSecret) {

@@ -40,7 +40,7 @@ func TestRateLimitedReply(t *testing.T) {
 	if n := len(e.auth.all()) - verified; n != 0 {
 		t.Errorf("refused logins reached the verifier %d times", n)
 	}
-	if n := len(e.up.all()); n != 0 {
+	if n := len(e.up.Logins()); n != 0 {
 		t.Errorf("%d upstream logins for refused attempts", n)
 	}
 }
@@ -101,7 +101,7 @@ func TestGuessingRunFromLoopback(t *testing.T) {
 
 	owner := e.greeted()
 	owner.expectTagged("o1", "LOGIN alice@example.org "+appSecret, "o1 OK ")
-	e.up.peer(t)
+	e.peer(t)
 
 	var conn *client
 	var onConn, refused int
@@ -135,7 +135,7 @@ func TestGuessingRunFromLoopback(t *testing.T) {
 	owner2 := e.greeted()
 	owner2.expectTagged("o2", "LOGIN alice@example.org "+appSecret, "o2 OK ")
 	t.Logf("owner from 127.0.0.1 during the attack: OK after %v", time.Since(start).Round(time.Millisecond))
-	e.up.peer(t)
+	e.peer(t)
 	fresh := e.dialFrom("127.0.0.9")
 	fresh.expectTagged("f", "LOGIN alice@example.org "+appSecret, "f NO [UNAVAILABLE] ")
 }

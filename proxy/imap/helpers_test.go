@@ -5,24 +5,22 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/authn"
+	lt "github.com/passgate/passgate/internal/linetest"
 	"github.com/passgate/passgate/internal/testcert"
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/proxy"
-	"github.com/passgate/passgate/proxy/upstream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction)) }
@@ -42,8 +40,8 @@ const (
 	mfaSecret   = "primary-pw-7f3a"
 	brokenUser  = "broken@example.org"  // Verify fails
 	panicUser   = "panicky@example.org" // Verify panics
-	downUser    = "down@example.org"    // upstream unavailable
-	refusedUser = "refused@example.org" // upstream refuses
+	downUser    = lt.DownUser           // upstream unavailable
+	refusedUser = lt.RefusedUser        // upstream refuses
 	deviceUser  = "device@example.org"  // right secret, another device, policy block
 )
 
@@ -96,89 +94,23 @@ func (f *fakeAuth) last(t *testing.T) authn.Attempt {
 	return all[len(all)-1]
 }
 
-// fakeUpstream "logs in" by handing out one end of a loopback TCP
-// connection; the test gets the other end (the upstream's side) from peers.
-type fakeUpstream struct {
-	mu     sync.Mutex
-	logins []upstream.Login
-	peers  chan net.Conn
-
-	caps        []string // the pre-login capabilities Capabilities reports
-	capsErr     error    // or its error
-	probes      atomic.Int32
-	passthrough bool // NeedsClientSecret
-}
-
-// NeedsClientSecret asks for the client's secret in passthrough mode.
-func (f *fakeUpstream) NeedsClientSecret() bool { return f.passthrough }
-
-// Capabilities answers the pre-login capability probe.
-func (f *fakeUpstream) Capabilities(context.Context) ([]string, error) {
-	f.probes.Add(1)
-	return f.caps, f.capsErr
-}
-
-func newFakeUpstream() *fakeUpstream { return &fakeUpstream{peers: make(chan net.Conn, 16)} }
-
 const (
 	upstreamCaps     = "IMAP4rev1 IDLE MOVE CONDSTORE"
 	upstreamBuffered = "* 3 EXISTS\r\n" // sent by the upstream right after its OK
 )
 
-func (f *fakeUpstream) Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error) {
-	f.mu.Lock()
-	f.logins = append(f.logins, l)
-	f.mu.Unlock()
-	switch l.Username {
-	case downUser:
-		return nil, fmt.Errorf("upstream dial: %w", upstream.ErrUnavailable)
-	case refusedUser:
-		return nil, fmt.Errorf("upstream login: %w", &upstream.RefusedError{Code: "AUTHORIZATIONFAILED", Text: "no such user"})
-	}
-	near, far, err := tcpPair()
-	if err != nil {
-		return nil, err
-	}
-	f.peers <- far
-	return &upstream.Conn{Conn: near, Buffered: []byte(upstreamBuffered), Capability: upstreamCaps, Text: "Logged in as " + l.Username}, nil
-}
-
-func (f *fakeUpstream) all() []upstream.Login {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]upstream.Login(nil), f.logins...)
+// newUpstream is linetest's fake upstream as a Dovecot IMAP login answers:
+// its capabilities, a buffered untagged line and "Logged in as" the user.
+func newUpstream() *lt.Upstream {
+	return &lt.Upstream{Capability: upstreamCaps, Buffered: upstreamBuffered,
+		TextFor: func(user string) string { return "Logged in as " + user }}
 }
 
 // peer returns the upstream side of the last successful upstream login.
-func (f *fakeUpstream) peer(t *testing.T) *client {
+func (e *env) peer(t *testing.T) *client {
 	t.Helper()
-	select {
-	case c := <-f.peers:
-		t.Cleanup(func() { c.Close() })
-		return &client{t: t, conn: c, r: bufio.NewReader(c)}
-	case <-time.After(ioTimeout):
-		t.Fatal("no upstream connection")
-		return nil
-	}
-}
-
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair() (near, far net.Conn, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer ln.Close()
-	near, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		return nil, nil, err
-	}
-	far, err = ln.Accept()
-	if err != nil {
-		near.Close()
-		return nil, nil, err
-	}
-	return near, far, nil
+	c := e.up.PeerConn(t)
+	return &client{t: t, conn: c, r: bufio.NewReader(c)}
 }
 
 // env is a running Server with fakes: plain listener at addr, and an
@@ -187,7 +119,7 @@ type env struct {
 	t        *testing.T
 	srv      *Server
 	auth     *fakeAuth
-	up       *fakeUpstream
+	up       *lt.Upstream
 	logs     *testlog.Buffer
 	addr     string
 	tlsAddr  string
@@ -205,7 +137,7 @@ func cleartext(s *Server) { s.AllowCleartext = true }
 func newEnv(t *testing.T, opts ...func(*Server)) *env {
 	t.Helper()
 	logger, logs := testlog.New(slog.LevelDebug)
-	e := &env{t: t, auth: &fakeAuth{}, up: newFakeUpstream(), logs: logs, serveErr: make(chan error, 2)}
+	e := &env{t: t, auth: &fakeAuth{}, up: newUpstream(), logs: logs, serveErr: make(chan error, 2)}
 	e.srv = &Server{Auth: e.auth, Upstream: e.up, Logger: logger}
 	for _, o := range opts {
 		o(e.srv)
@@ -228,9 +160,7 @@ func newEnv(t *testing.T, opts ...func(*Server)) *env {
 	}
 	t.Cleanup(func() {
 		// Upstream ends no test claimed: close them so relays can end.
-		for len(e.up.peers) > 0 {
-			(<-e.up.peers).Close()
-		}
+		e.up.CloseUnclaimed()
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 		defer cancel()
 		if err := e.srv.Shutdown(ctx); err != nil {
@@ -296,7 +226,7 @@ func (e *env) loggedIn() (*client, *client) {
 	e.t.Helper()
 	c := e.greeted()
 	c.expectTagged("a", "LOGIN alice@example.org "+appSecret, "a OK ")
-	return c, e.up.peer(e.t)
+	return c, e.peer(e.t)
 }
 
 // send writes raw bytes.

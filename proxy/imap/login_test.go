@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/passgate/passgate/authn"
+	lt "github.com/passgate/passgate/internal/linetest"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store"
@@ -73,11 +74,11 @@ func TestLogin(t *testing.T) {
 			if tt.upstreamAs == "" {
 				return
 			}
-			logins := e.up.all()
+			logins := e.up.Logins()
 			if len(logins) != 1 || logins[0].Username != tt.upstreamAs || logins[0].Password != "" {
 				t.Errorf("upstream logins %+v, want one as %s without password", logins, tt.upstreamAs)
 			}
-			peer := e.up.peer(t)
+			peer := e.peer(t)
 			c.send("b NOOP\r\n")
 			peer.expect("b NOOP")
 		})
@@ -85,21 +86,21 @@ func TestLogin(t *testing.T) {
 }
 
 func TestRelay(t *testing.T) {
-	e := newEnv(t, cleartext, func(s *Server) { s.Upstream.(*fakeUpstream).passthrough = true })
+	e := newEnv(t, cleartext, func(s *Server) { s.Upstream.(*lt.Upstream).Passthrough = true })
 	c := e.greeted()
 	c.expectTagged("i", `ID ("name" "Thunderbird" "version" "128.1")`, "i OK ")
 	// A client pipelining its first command behind LOGIN (RFC 3501 §5.5):
 	// those bytes belong to the upstream.
 	c.send("a LOGIN alice@example.org " + appSecret + "\r\nb SELECT INBOX\r\n")
 	c.expect(okAlice)
-	peer := e.up.peer(t)
+	peer := e.peer(t)
 	peer.expect("b SELECT INBOX")
 	c.expect(strings.TrimSuffix(upstreamBuffered, "\r\n"))
 	peer.send("* FLAGS (\\Seen)\r\nb OK [READ-WRITE] SELECT completed\r\n")
 	c.expect(`* FLAGS (\Seen)`)
 	c.expect("b OK [READ-WRITE] SELECT completed")
 
-	l := e.up.all()[0]
+	l := e.up.Logins()[0]
 	if l.Password != appSecret || l.ClientID != "Thunderbird/128.1" || l.ClientIP.String() != c.conn.LocalAddr().String() {
 		t.Errorf("upstream login %+v: want pass-through secret, client ID and the client's address %s", l, c.conn.LocalAddr())
 	}
@@ -151,7 +152,7 @@ func TestLoginFailures(t *testing.T) {
 			if len(lines) != 1 || lines[0] != tt.want {
 				t.Fatalf("got %q, want %q", lines, tt.want)
 			}
-			if n := len(e.up.all()); (n > 0) != tt.upstream {
+			if n := len(e.up.Logins()); (n > 0) != tt.upstream {
 				t.Errorf("upstream asked %d times, want asked: %v", n, tt.upstream)
 			}
 			// The connection stays usable.

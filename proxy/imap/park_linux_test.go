@@ -61,7 +61,7 @@ func TestParkedSessionShutdown(t *testing.T) {
 				c = e.greeted()
 			}
 			c.expectTagged("a", "LOGIN alice@example.org "+appSecret, "a OK ")
-			peer := e.up.peer(t)
+			peer := e.peer(t)
 			c.expect("* 3 EXISTS")
 			waitParked(t, 2)
 			c.send("b IDLE\r\n")

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	lt "github.com/passgate/passgate/internal/linetest"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
@@ -14,7 +15,7 @@ import (
 // gatedUpstream holds each upstream login until the test releases it: a
 // slow upstream.
 type gatedUpstream struct {
-	*fakeUpstream
+	*lt.Upstream
 	entered chan struct{} // closed when the first login arrives
 	release chan struct{} // close to let it go on
 }
@@ -22,7 +23,7 @@ type gatedUpstream struct {
 func (g *gatedUpstream) Login(ctx context.Context, l upstream.Login) (*upstream.Conn, error) {
 	close(g.entered)
 	<-g.release
-	return g.fakeUpstream.Login(ctx, l)
+	return g.Upstream.Login(ctx, l)
 }
 
 // eventSeen reports each event the registry handled.
@@ -67,7 +68,7 @@ func TestRevokedDuringUpstreamLogin(t *testing.T) {
 	g := &gatedUpstream{entered: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, cleartext, func(s *Server) {
 		// Before Serve starts: it asks the upstream for its capabilities.
-		g.fakeUpstream = s.Upstream.(*fakeUpstream)
+		g.Upstream = s.Upstream.(*lt.Upstream)
 		s.Sessions, s.Upstream = reg, g
 	})
 
@@ -80,7 +81,7 @@ func TestRevokedDuringUpstreamLogin(t *testing.T) {
 	<-seen // the registry handled the revocation: no session to end yet
 	close(g.release)
 
-	peer := e.up.peer(t)
+	peer := e.peer(t)
 	c.expect("a NO [AUTHENTICATIONFAILED] Invalid credentials")
 	peer.expectClosed()
 	if n := len(reg.Sessions()); n != 0 {

@@ -93,9 +93,9 @@ func TestServeRefusesMisconfiguration(t *testing.T) {
 		serve func(*Server, net.Listener) error
 		want  string
 	}{
-		{"no login possible", &Server{Auth: &fakeAuth{}, Upstream: newFakeUpstream()}, (*Server).Serve, "AllowCleartext"},
-		{"ServeTLS without TLSConfig", &Server{Auth: &fakeAuth{}, Upstream: newFakeUpstream()}, (*Server).ServeTLS, "TLSConfig"},
-		{"no Auth", &Server{Upstream: newFakeUpstream(), AllowCleartext: true}, (*Server).Serve, "Auth"},
+		{"no login possible", &Server{Auth: &fakeAuth{}, Upstream: newUpstream()}, (*Server).Serve, "AllowCleartext"},
+		{"ServeTLS without TLSConfig", &Server{Auth: &fakeAuth{}, Upstream: newUpstream()}, (*Server).ServeTLS, "TLSConfig"},
+		{"no Auth", &Server{Upstream: newUpstream(), AllowCleartext: true}, (*Server).Serve, "Auth"},
 		{"no Upstream", &Server{Auth: &fakeAuth{}, AllowCleartext: true}, (*Server).Serve, "Upstream"},
 	}
 	for _, tt := range tests {

@@ -38,7 +38,7 @@ func TestLoginRequiresTLS(t *testing.T) {
 	if lines[0] != okAlice {
 		t.Fatalf("LOGIN after STARTTLS: %q", lines)
 	}
-	peer := e.up.peer(t)
+	peer := e.peer(t)
 	c.send("h NOOP\r\n")
 	peer.expect("h NOOP")
 	c.expect(strings.TrimSuffix(upstreamBuffered, "\r\n"))
@@ -71,7 +71,7 @@ func TestImplicitTLS(t *testing.T) {
 	if lines := c.transact("a", "LOGIN alice@example.org "+appSecret); lines[0] != okAlice {
 		t.Fatalf("LOGIN over implicit TLS: %q", lines)
 	}
-	peer := e.up.peer(t)
+	peer := e.peer(t)
 	c.expect(strings.TrimSuffix(upstreamBuffered, "\r\n"))
 	c.send("b LOGOUT\r\n")
 	peer.expect("b LOGOUT")

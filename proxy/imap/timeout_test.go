@@ -41,7 +41,7 @@ func TestPreauthDeadlineArmedOncePerCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			dl := &testdeadline.Listener{Listener: ln}
-			srv := &Server{Auth: &fakeAuth{}, Upstream: newFakeUpstream(), AllowCleartext: true,
+			srv := &Server{Auth: &fakeAuth{}, Upstream: newUpstream(), AllowCleartext: true,
 				Limits: proxy.Limits{PreauthTimeout: timeout}, Logger: slog.New(slog.DiscardHandler)}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(dl) }()
