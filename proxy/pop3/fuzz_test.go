@@ -3,7 +3,6 @@ package pop3
 import (
 	"encoding/base64"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -34,18 +33,6 @@ func FuzzPOP3Preauth(f *testing.F) {
 		srv := &Server{Auth: &lt.Auth{}, Upstream: up, TLSConfig: testcert.ServerConfig(), AllowCleartext: true,
 			Limits: proxy.Limits{PreauthTimeout: 5 * time.Second, MaxLine: 256, MaxFailedLogins: 3},
 			Logger: slog.New(errs)}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { srv.Serve(ln); close(done) }()
-		lt.Session(t, ln.Addr().String(), session)
-		srv.Close()
-		<-done
-		up.Wait()
-		if errs.Seen() {
-			t.Fatalf("the server logged an error (a panic?) on %q", session)
-		}
+		lt.FuzzSession(t, srv, up, errs, session)
 	})
 }

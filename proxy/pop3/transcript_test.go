@@ -3,7 +3,6 @@ package pop3
 import (
 	"encoding/base64"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
@@ -33,19 +32,7 @@ func newEnv(t *testing.T, opts ...func(*Server)) *env {
 	for _, o := range opts {
 		o(e.srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = ln.Addr().String()
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		e.srv.Close()
-		if err := <-done; err != proxy.ErrServerClosed {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	e.addr = lt.Serve(t, e.srv)
 	return e
 }
 
