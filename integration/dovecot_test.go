@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testdovecot"
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/internal/testtool"
 )
@@ -280,24 +281,7 @@ func (d *Dovecot) setupFiles() error {
 	if err := d.writeUsers(users); err != nil {
 		return err
 	}
-	mail := filepath.Join(d.Dir, "mail")
-	if err := os.Mkdir(mail, 0o755); err != nil {
-		return fmt.Errorf("mail dir: %w", err)
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		return fmt.Errorf("mail dir owner: %w", err)
-	}
-	nogroup, err := user.LookupGroup("nogroup")
-	if err != nil {
-		return fmt.Errorf("mail dir group: %w", err)
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nogroup.Gid)
-	if err := os.Chown(mail, uid, gid); err != nil {
-		return fmt.Errorf("mail dir owner: %w", err)
-	}
-	return nil
+	return testdovecot.MailDir(filepath.Join(d.Dir, "mail"))
 }
 
 // writeUsers writes the users passwd-file ("name:{PLAIN}password" lines).

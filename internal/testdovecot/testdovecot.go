@@ -193,7 +193,7 @@ func (s *Server) configure(passwd string, o options) error {
 	if err := s.writePasswd(passwd); err != nil {
 		return err
 	}
-	if err := mailDir(filepath.Join(s.Dir, "mail")); err != nil {
+	if err := MailDir(filepath.Join(s.Dir, "mail")); err != nil {
 		return err
 	}
 	ports, err := testtool.FreePorts(5)
@@ -233,9 +233,9 @@ func (s *Server) configure(passwd string, o options) error {
 	return os.WriteFile(s.conf, []byte(conf.String()), 0o644)
 }
 
-// mailDir makes the mail root, owned by nobody:nogroup (the userdb's
-// default uid and gid).
-func mailDir(path string) error {
+// MailDir makes a Dovecot mail root, owned by nobody:nogroup (the uid and
+// gid of the userdb here and in the integration harness).
+func MailDir(path string) error {
 	if err := os.Mkdir(path, 0o755); err != nil {
 		return fmt.Errorf("mail dir: %w", err)
 	}
@@ -249,7 +249,10 @@ func mailDir(path string) error {
 	}
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nogroup.Gid)
-	return os.Chown(path, uid, gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("mail dir owner: %w", err)
+	}
+	return nil
 }
 
 // start runs Dovecot in the foreground and waits for IMAP's greeting and
