@@ -240,7 +240,7 @@ func launchDovecot() (d *Dovecot, err error) {
 		return d, fmt.Errorf("dovecot config: %w", err)
 	}
 
-	dovecot, err := toolPath("dovecot")
+	dovecot, err := testtool.Path("dovecot")
 	if err != nil {
 		return d, fmt.Errorf("start dovecot: %w", err)
 	}
@@ -338,7 +338,7 @@ func (d *Dovecot) stop() {
 		return
 	default:
 	}
-	doveadm, err := toolPath("doveadm")
+	doveadm, err := testtool.Path("doveadm")
 	if err != nil {
 		doveadm = "doveadm"
 	}

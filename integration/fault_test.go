@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/internal/testtool"
 )
 
 // editConfig rewrites passgate's configuration file with the replacements
@@ -139,12 +141,12 @@ func TestSIGTERMDuringTraffic(t *testing.T) {
 func mountTmpfs(t *testing.T, size int) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		missing(t, "mounting a tmpfs to fill needs root")
+		testtool.Missing(t, "mounting a tmpfs to fill needs root")
 	}
 	dir := t.TempDir()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		missing(t, fmt.Sprintf("mount -t tmpfs: %v: %s", err, out))
+		testtool.Missing(t, fmt.Sprintf("mount -t tmpfs: %v: %s", err, out))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	accountsvc "github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/pop3"
 	"github.com/passgate/passgate/proxy/sessions"
@@ -94,7 +95,7 @@ type pop3Gate struct {
 func requirePOP3(t *testing.T, d *Dovecot) {
 	t.Helper()
 	if d.POP3Addr == "" {
-		missing(t, "Dovecot's pop3 is not installed (Debian package dovecot-pop3d)")
+		testtool.Missing(t, "Dovecot's pop3 is not installed (Debian package dovecot-pop3d)")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/internal/testlog"
+	"github.com/passgate/passgate/internal/testtool"
 )
 
 // Postfix is a private Postfix instance: its own configuration, queue and
@@ -101,10 +102,10 @@ func requirePostfix(t testing.TB) string {
 	t.Helper()
 	postfix := requireTool(t, "postfix")
 	if _, err := user.Lookup("postfix"); err != nil {
-		missing(t, fmt.Sprintf("no postfix user (install the Debian package postfix): %v", err))
+		testtool.Missing(t, fmt.Sprintf("no postfix user (install the Debian package postfix): %v", err))
 	}
 	if os.Geteuid() != 0 {
-		missing(t, "a private Postfix must run as root")
+		testtool.Missing(t, "a private Postfix must run as root")
 	}
 	return postfix
 }

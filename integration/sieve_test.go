@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/sieve"
 	"github.com/passgate/passgate/proxy/upstream"
@@ -31,7 +32,7 @@ type sieveGate struct {
 func startSieveGate(t *testing.T, d *Dovecot, limits proxy.Limits, tune ...func(*sieve.Server)) *sieveGate {
 	t.Helper()
 	if d.SieveAddr == "" {
-		missing(t, "Dovecot's managesieve is not installed (Debian packages dovecot-managesieved dovecot-sieve)")
+		testtool.Missing(t, "Dovecot's managesieve is not installed (Debian packages dovecot-managesieved dovecot-sieve)")
 	}
 	g := &sieveGate{lineGate: newLineGate(t, d, store.ScopeSieve)}
 	g.srv = &sieve.Server{

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -29,45 +27,12 @@ var aptPackages = map[string]string{
 	"haproxy":          "haproxy",
 }
 
-// onCI reports whether missing components must fail the run instead of
-// skipping the test.
-func onCI() bool { return os.Getenv("CI") == "true" }
-
 // requireTool returns the path of an external program. When it is missing the
 // test is skipped, or fails when CI=true, naming the component and the apt
 // package that provides it.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	path, err := toolPath(name)
-	if err == nil {
-		return path
-	}
-	missing(t, fmt.Sprintf("%s not found (install the Debian package %s): %v", name, aptPackages[name], err))
-	return ""
-}
-
-// missing skips the test, or fails it when CI=true.
-func missing(t testing.TB, msg string) {
-	t.Helper()
-	if onCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// toolPath finds a program on PATH or, for daemons such as dovecot that
-// Debian installs in /usr/sbin (not on a normal user's PATH), there.
-func toolPath(name string) (string, error) {
-	path, err := exec.LookPath(name)
-	if err == nil || filepath.IsAbs(name) {
-		return path, err
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p, serr := exec.LookPath(filepath.Join(dir, name)); serr == nil {
-			return p, nil
-		}
-	}
-	return "", err
+	return testtool.Require(t, name, aptPackages[name])
 }
 
 // requireDovecot checks what the Dovecot harness needs: the dovecot and
@@ -78,7 +43,7 @@ func requireDovecot(t testing.TB) {
 	requireTool(t, "dovecot")
 	requireTool(t, "doveadm")
 	if os.Geteuid() != 0 {
-		missing(t, "the Dovecot harness must run as root (Dovecot runs mail processes as nobody)")
+		testtool.Missing(t, "the Dovecot harness must run as root (Dovecot runs mail processes as nobody)")
 	}
 }
 
