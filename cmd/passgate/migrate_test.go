@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/authn/account"
 	"github.com/passgate/passgate/internal/testredis"
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/migrate"
@@ -394,7 +394,7 @@ func TestMigrateCommandErrors(t *testing.T) {
 		{"MissingSource", []string{"--from", "bolt:" + missing, "--to", "redis://127.0.0.1:1"}, missing},
 		{"PrefixWithConfig", []string{"--from", "bolt:" + src.path, "--to", "config", "--key-prefix", "x"}, "key_prefix"},
 		{"Positional", []string{"extra", "--from", "bolt:" + src.path, "--to", "config"}, "unexpected argument"},
-		{"RedisDown", []string{"--from", "bolt:" + src.path, "--to", "redis://u:Secr3tPw@" + closedAddr(t)}, "unavailable"},
+		{"RedisDown", []string{"--from", "bolt:" + src.path, "--to", "redis://u:Secr3tPw@" + testtool.ClosedAddr(t)}, "unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := cli(t, "", append([]string{"store", "migrate"}, tc.args...)...)
@@ -418,18 +418,6 @@ func TestMigrateSourceInUse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stop it first") {
 		t.Fatalf("migrate from a file in use: %v", err)
 	}
-}
-
-// closedAddr is a 127.0.0.1 address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
 }
 
 // The backends a migration reads from and writes to.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy"
 )
 
@@ -61,7 +62,7 @@ func TestAuthReplies(t *testing.T) {
 }
 
 func TestAuthUpstreamDown(t *testing.T) {
-	e := newEnv(t, nil, func(s *Server) { upstreamOf(s).Address = closedAddr(t) })
+	e := newEnv(t, nil, func(s *Server) { upstreamOf(s).Address = testtool.ClosedAddr(t) })
 	c := dialText(t, e.addr)
 	ehlo := c.transactWant("EHLO client.test", 250, "")
 	if !strings.Contains(ehlo, "SIZE 52428800") {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy"
 )
 
@@ -147,7 +148,7 @@ func scriptedUpstream(t *testing.T, script func(s *upScript)) string {
 // listens), with an Authenticator that records upstream-error audits.
 func faultEnv(t *testing.T, script func(s *upScript)) (*env, auditSpy) {
 	t.Helper()
-	addr := closedAddr(t)
+	addr := testtool.ClosedAddr(t)
 	if script != nil {
 		addr = scriptedUpstream(t, script)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
@@ -54,7 +55,7 @@ func newFuzzClient(f *testing.F) *fuzzClient {
 	fc := &fuzzClient{auth: make(recordAll, 8)}
 	srv := &Server{
 		Auth:           fc.auth,
-		Upstream:       &upstream.SMTP{Address: closedAddr(f), Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
+		Upstream:       &upstream.SMTP{Address: testtool.ClosedAddr(f), Mode: upstream.ModeMaster, MasterUser: masterUser, MasterSecret: masterSecret},
 		AllowCleartext: true,
 		Hostname:       "passgate.test",
 		ReadTimeout:    ioTimeout,

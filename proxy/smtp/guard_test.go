@@ -12,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy/sessions"
 	"github.com/passgate/passgate/store/memcount"
 )
@@ -159,7 +160,7 @@ func TestAuditUpstreamError(t *testing.T) {
 		spy := auditSpy{&fakeAuth{}, make(chan authn.Attempt, 4)}
 		e := newEnv(t, nil, func(s *Server) {
 			s.Auth = spy
-			upstreamOf(s).Address = closedAddr(t)
+			upstreamOf(s).Address = testtool.ClosedAddr(t)
 		})
 		c := dialText(t, e.addr)
 		c.transactWant("EHLO client.test", 250, "")
@@ -177,7 +178,7 @@ func TestAuditUpstreamError(t *testing.T) {
 		audit := &syncBuffer{}
 		e := newEnv(t, nil, func(s *Server) {
 			guarded(authn.Limits{}, audit)(s)
-			upstreamOf(s).Address = closedAddr(t)
+			upstreamOf(s).Address = testtool.ClosedAddr(t)
 		})
 		c := dialText(t, e.addr)
 		c.transactWant("EHLO client.test", 250, "")

@@ -315,15 +315,3 @@ func mustAddr(t testing.TB, s string) netip.Addr {
 	}
 	return a
 }
-
-// closedAddr returns a 127.0.0.1 address nothing listens on.
-func closedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}

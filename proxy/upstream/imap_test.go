@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testtool"
 )
 
 const (
@@ -444,7 +445,7 @@ func TestLoginUnavailable(t *testing.T) {
 }
 
 func TestLoginConnectionRefused(t *testing.T) {
-	if _, err := doLogin(t, master(closedAddr(t)), alice); !errors.Is(err, ErrUnavailable) {
+	if _, err := doLogin(t, master(testtool.ClosedAddr(t)), alice); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Login = %v, want ErrUnavailable", err)
 	}
 }
@@ -533,7 +534,7 @@ func TestCapabilities(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		if _, err := master(closedAddr(t)).Capabilities(context.Background()); !errors.Is(err, ErrUnavailable) {
+		if _, err := master(testtool.ClosedAddr(t)).Capabilities(context.Background()); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Capabilities = %v, want ErrUnavailable", err)
 		}
 	})

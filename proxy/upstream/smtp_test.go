@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -203,7 +201,7 @@ func TestSMTPProbe(t *testing.T) {
 }
 
 func TestSMTPCheck(t *testing.T) {
-	down := closedAddr(t)
+	down := testtool.ClosedAddr(t)
 	quit := func(s *script) {
 		s.expect(`QUIT`)
 		s.send("221 2.0.0 Bye")
@@ -333,16 +331,6 @@ func TestXCLIENTEncoding(t *testing.T) {
 			t.Errorf("xclientAddr(%s) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-}
-
-// closedAddr returns a 127.0.0.1 address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	port, err := testtool.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // TestSMTPRefusedLogin (issue 14): a 535 to passgate's AUTH (a wrong master

@@ -164,7 +164,7 @@ func TestOpenErrors(t *testing.T) {
 
 // A server that is not listening fails Open quickly with ErrUnavailable.
 func TestOpenUnreachable(t *testing.T) {
-	_, err := redis.Open(t.Context(), redis.Options{Addrs: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}})
+	_, err := redis.Open(t.Context(), redis.Options{Addrs: []string{testtool.ClosedAddr(t)}})
 	wantUnavailable(t, "Open of a closed port", err)
 }
 
@@ -239,20 +239,10 @@ func TestSetLibraryLogger(t *testing.T) {
 	log, logs := testlog.New(slog.LevelDebug)
 	redis.SetLibraryLogger(log)
 	t.Cleanup(func() { redis.SetLibraryLogger(quiet) })
-	_, err := redis.Open(t.Context(), redis.Options{Addrs: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}})
+	_, err := redis.Open(t.Context(), redis.Options{Addrs: []string{testtool.ClosedAddr(t)}})
 	wantUnavailable(t, "Open of a closed port", err)
 	if got := logs.String(); !strings.Contains(got, "level=DEBUG") || !strings.Contains(got, "failed to dial") ||
 		!strings.Contains(got, "component=go-redis") {
 		t.Errorf("log %q, want go-redis's dial failure at debug level", got)
 	}
-}
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := testtool.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
