@@ -1,8 +1,9 @@
 // Package linetest runs protocol transcripts against passgate's line
 // front-ends (POP3, ManageSieve) in-process: a fake Authenticator with a
 // fixed set of accounts, a fake Upstream that hands out one end of a
-// loopback connection (the IMAP front-end's tests use it too), and a line
-// client that can switch to TLS.
+// loopback connection (the IMAP front-end's tests use it too), a line
+// client that can switch to TLS, and Serve and FuzzSession to run a
+// front-end on 127.0.0.1:0.
 package linetest
 
 import (
