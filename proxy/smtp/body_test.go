@@ -26,6 +26,7 @@ type bodyServer struct {
 	fast    bool
 	bufSize atomic.Int32
 	chunk   atomic.Int32
+	lastEOF atomic.Bool // the last bytes from the client come with io.EOF
 	addr    string
 	logs    chan []string
 	slow    atomic.Int32 // DATA bodies messageBody did not read with dataBody
@@ -70,16 +71,34 @@ func (l shortReadListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shortReadConn{Conn: c, max: int(l.bs.chunk.Load())}, nil
+	sc := &shortReadConn{Conn: c, max: int(l.bs.chunk.Load())}
+	if l.bs.lastEOF.Load() {
+		sc.ahead = bufio.NewReader(c)
+	}
+	return sc, nil
 }
 
 type shortReadConn struct {
 	net.Conn
-	max int
+	max   int
+	ahead *bufio.Reader // reads ahead to return the last bytes with io.EOF
 }
 
+// Read returns at most max bytes. With ahead, the last bytes the client
+// sent come with io.EOF, as crypto/tls returns them when the client's
+// close_notify follows at once.
 func (c *shortReadConn) Read(p []byte) (int, error) {
-	return c.Conn.Read(p[:min(len(p), c.max)])
+	p = p[:min(len(p), c.max)]
+	if c.ahead == nil {
+		return c.Conn.Read(p)
+	}
+	n, err := c.ahead.Read(p)
+	if err == nil && c.ahead.Buffered() == 0 {
+		if _, err := c.ahead.Peek(1); err == io.EOF {
+			return n, io.EOF
+		}
+	}
+	return n, err
 }
 
 // Close reads what the client sent first: closing with unread data would
@@ -299,6 +318,19 @@ func TestDataBodyMatchesGoSMTP(t *testing.T) {
 				p.check(t, []byte(s), chunk, 3)
 				p.check(t, []byte(s), chunk, 64<<10)
 			}
+		}
+	}
+}
+
+// TestDataBodyLastReadWithEOF: go-smtp does not check the line lengths in
+// a read that also ends the connection; neither does dataBody.
+func TestDataBodyLastReadWithEOF(t *testing.T) {
+	p := startBodyPair(t, 0, 60)
+	p.ref.lastEOF.Store(true)
+	p.fast.lastEOF.Store(true)
+	for _, s := range longLineSeeds(60) {
+		for _, chunk := range []int{1, 5, 64} {
+			p.check(t, []byte(s), chunk, 64<<10)
 		}
 	}
 }
