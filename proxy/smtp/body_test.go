@@ -163,9 +163,20 @@ func (s *bodySession) Data(r io.Reader) error {
 	}
 	var got []byte
 	buf := make([]byte, s.bs.bufSize.Load())
-	for {
+	for empty := 0; ; {
 		n, err := src.Read(buf)
 		got = append(got, buf[:n]...)
+		if n > 0 {
+			empty = 0
+		}
+		if err == nil && n == 0 {
+			// lineEndReader returns nothing while it holds back a CR, as
+			// when go-smtp's size limit leaves room for that CR alone.
+			if empty++; empty < 100 {
+				continue
+			}
+			err = io.ErrNoProgress
+		}
 		if err == io.EOF {
 			err = nil
 		}
