@@ -136,11 +136,12 @@ func (b *dataBody) decode(p []byte, n int) int {
 				continue
 			}
 		}
-		if b.state == stateBeginLine && in[i] == '.' {
+		if b.state == stateBeginLine && in[i] == '.' && (len(in)-i < 2 || in[i+1] == '\r') {
+			// "." or ".\r" starting a line: the end marker if "\n" follows.
 			if len(in)-i < 3 {
-				break // peek 3 bytes below
+				break // read on below
 			}
-			if in[i+1] == '\r' && in[i+2] == '\n' {
+			if in[i+2] == '\n' {
 				b.err = io.EOF // the end marker, left for go-smtp's reader
 				break
 			}
