@@ -334,6 +334,16 @@ var badInputs = []struct {
 		halfClose, rx(replyAborted)), after: closed, login: true},
 	{name: "1 MB line inside DATA", srv: srvPlain, steps: steps(inData, tx("Subject: x\r\n\r\n"+strings.Repeat("x", 1<<20)+"\r\n.\r\n"),
 		rxs("500 5.5.2 Line too long, message not accepted", replyTooLong)), after: closed, login: true},
+	// go-smtp counts a line's bytes from the LF before it: 1 + 1998 + CR
+	// is its limit of 2000, and passgate enforces it on the body itself
+	// (linelimit.go), then hands the check back for the commands. (A read
+	// that takes a line over the limit fails whole: the NOOP is sent apart.)
+	{name: "line at the limit inside DATA, then a command over it", srv: srvPlain, steps: steps(inData,
+		tx("Subject: x\r\n\r\n"+strings.Repeat("x", 1998)+"\r\n.\r\n"), rx(replyQueued), tx(longNoop(2001)), rx(replyTooLong)),
+		after: closed, login: true, relayed: 1},
+	{name: "line one byte over the limit inside DATA", srv: srvPlain, steps: steps(inData,
+		tx("Subject: x\r\n\r\n"+strings.Repeat("x", 1999)+"\r\n.\r\nNOOP\r\n"),
+		rxs("500 5.5.2 Line too long, message not accepted", replyTooLong)), after: closed, login: true},
 	{name: "bare LF dot inside DATA refuses the message", srv: srvPlain, steps: steps(inData,
 		tx("Subject: x\n\nline\n.\nMAIL FROM:<evil@example.net>\n\r\n.\r\n"), rx(replyBareLineEnd)), after: usable, login: true},
 	{name: "NUL bytes inside DATA are relayed", srv: srvPlain, steps: steps(inData, tx("Subject: x\r\n\r\na\x00b\r\n.\r\n"),

@@ -37,9 +37,9 @@ const (
 )
 
 // dataBody reads a DATA body, dot-decoded and with line ends checked as
-// lineEndReader does, from go-smtp's connection reader br. Read needs room
-// for 2 bytes. Discard must be called when the caller stops reading before
-// an error or io.EOF, to leave br at the end marker.
+// lineEndReader does, from go-smtp's connection reader br, and enforces
+// go-smtp's line limit (see linelimit.go). Read needs room for 2 bytes.
+// Done must be called after the last Read.
 type dataBody struct {
 	br     *bufio.Reader
 	before func() // before a read that may block (extends the deadline)
@@ -49,12 +49,16 @@ type dataBody struct {
 	limit  bool  // left applies
 	drain  bool  // Discard: decode without emitting or checking
 	err    error // sticky: io.EOF at the end marker, or what failed
+
+	lines   *lineLimit // go-smtp's line limit, enforced here; nil: go-smtp's reader checks
+	refused int        // bytes at the end of br that go-smtp's check refused (see fill)
 }
 
 // newDataBody returns a dataBody for r when r is go-smtp's DATA reader
 // before its first read, and false otherwise (a BDAT body, or a go-smtp
-// whose reader looks different: then r is read as it is).
-func newDataBody(r io.Reader, before func()) (*dataBody, bool) {
+// whose reader looks different: then r is read as it is). c is r's
+// connection.
+func newDataBody(r io.Reader, c *gosmtp.Conn, before func()) (*dataBody, bool) {
 	v := reflect.ValueOf(r)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return nil, false
@@ -70,12 +74,14 @@ func newDataBody(r io.Reader, before func()) (*dataBody, bool) {
 		!limited.IsValid() || limited.Kind() != reflect.Bool || !n.IsValid() || !n.CanInt() {
 		return nil, false
 	}
-	return &dataBody{
+	b := &dataBody{
 		br:     (*bufio.Reader)(br.UnsafePointer()),
 		before: before,
 		left:   n.Int(),
 		limit:  limited.Bool(),
-	}, true
+	}
+	b.lines = takeLineLimit(c, b.br)
+	return b, true
 }
 
 // Read fills p with the decoded body, blocking until p is nearly full, the
@@ -99,14 +105,11 @@ func (b *dataBody) Read(p []byte) (int, error) {
 // decode decodes what br holds into p[n:], after a read when it holds
 // nothing, and returns the new n.
 func (b *dataBody) decode(p []byte, n int) int {
-	if b.br.Buffered() == 0 {
-		b.before()
-		if _, err := b.br.Peek(1); err != nil {
-			b.fail(err)
-			return n
-		}
+	if err := b.fill(1); err != nil {
+		b.fail(err)
+		return n
 	}
-	in, _ := b.br.Peek(b.br.Buffered())
+	in, _ := b.br.Peek(b.buffered())
 	i := 0
 	for i < len(in) && n < len(p)-1 && b.err == nil {
 		if b.state == stateData && !b.heldCR {
@@ -133,11 +136,12 @@ func (b *dataBody) decode(p []byte, n int) int {
 				continue
 			}
 		}
-		if b.state == stateBeginLine && in[i] == '.' {
+		if b.state == stateBeginLine && in[i] == '.' && (len(in)-i < 2 || in[i+1] == '\r') {
+			// "." or ".\r" starting a line: the end marker if "\n" follows.
 			if len(in)-i < 3 {
-				break // peek 3 bytes below
+				break // read on below
 			}
-			if in[i+1] == '\r' && in[i+2] == '\n' {
+			if in[i+2] == '\n' {
 				b.err = io.EOF // the end marker, left for go-smtp's reader
 				break
 			}
@@ -149,12 +153,39 @@ func (b *dataBody) decode(p []byte, n int) int {
 	if b.err == nil && b.state == stateBeginLine && i < len(in) && in[i] == '.' && n < len(p)-1 {
 		// A line starts with "." at the end of what br holds: read on
 		// until it shows whether that is the end marker.
-		b.before()
-		if _, err := b.br.Peek(3); err != nil && b.br.Buffered() < 3 {
+		if err := b.fill(3); err != nil {
 			b.fail(err)
 		}
 	}
 	return n
+}
+
+// buffered is how many bytes br holds that go-smtp's reader would hold.
+func (b *dataBody) buffered() int {
+	return b.br.Buffered() - b.refused
+}
+
+// fill reads from the client until br holds n bytes, one read at a time
+// (as go-smtp's reader reads) so that each read can be checked whole
+// against the line limit. A read go-smtp's check would have refused stays
+// in br as refused bytes, never decoded: the reads fail from then on with
+// go-smtp's ErrTooLongLine.
+func (b *dataBody) fill(n int) error {
+	for b.buffered() < n {
+		if b.refused > 0 {
+			return gosmtp.ErrTooLongLine
+		}
+		had := b.br.Buffered()
+		b.before()
+		_, err := b.br.Peek(had + 1) // one read (bufio.Reader.fill)
+		if b.lines != nil && !b.lines.passes(b.br, had) {
+			b.refused = b.br.Buffered() - had
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // step runs one byte c through go-smtp's state machine (data.go), then
@@ -236,6 +267,23 @@ func (b *dataBody) fail(err error) {
 		err = io.ErrUnexpectedEOF
 	}
 	b.err = err
+}
+
+// Done reads the rest of the body (Discard) and switches go-smtp's line
+// check back on, as go-smtp's reader reads on after Data returns.
+func (b *dataBody) Done() {
+	b.Discard()
+	if b.lines == nil {
+		return
+	}
+	if b.refused > 0 {
+		// go-smtp's reader never got the refused read, and would read and
+		// drop what is left before it (at most ".\r": a body stops only
+		// at a read that fails or at the end marker, see decode) before it
+		// failed: now it fails at once, and so does every later read.
+		b.br.Discard(b.br.Buffered())
+	}
+	b.lines.restore()
 }
 
 // Discard reads the rest of the body as go-smtp would, up to the end marker

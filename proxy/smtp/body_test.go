@@ -26,9 +26,12 @@ type bodyServer struct {
 	fast    bool
 	bufSize atomic.Int32
 	chunk   atomic.Int32
+	lastEOF atomic.Bool // the last bytes from the client come with io.EOF
 	addr    string
 	logs    chan []string
 	slow    atomic.Int32 // DATA bodies messageBody did not read with dataBody
+	checked atomic.Int32 // DATA bodies whose line lengths go-smtp's reader checked
+	maxLine int
 }
 
 // startBodyServer serves on 127.0.0.1 with the given limits (0: none) until
@@ -39,7 +42,7 @@ func startBodyServer(t testing.TB, fast bool, maxMessage int64, maxLine int) *bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := &bodyServer{fast: fast, addr: ln.Addr().String(), logs: make(chan []string, 1)}
+	bs := &bodyServer{fast: fast, addr: ln.Addr().String(), logs: make(chan []string, 1), maxLine: maxLine}
 	srv := gosmtp.NewServer(bodyBackend{bs})
 	srv.Domain = "body.test"
 	srv.AllowInsecureAuth = true
@@ -68,16 +71,34 @@ func (l shortReadListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shortReadConn{Conn: c, max: int(l.bs.chunk.Load())}, nil
+	sc := &shortReadConn{Conn: c, max: int(l.bs.chunk.Load())}
+	if l.bs.lastEOF.Load() {
+		sc.ahead = bufio.NewReader(c)
+	}
+	return sc, nil
 }
 
 type shortReadConn struct {
 	net.Conn
-	max int
+	max   int
+	ahead *bufio.Reader // reads ahead to return the last bytes with io.EOF
 }
 
+// Read returns at most max bytes. With ahead, the last bytes the client
+// sent come with io.EOF, as crypto/tls returns them when the client's
+// close_notify follows at once.
 func (c *shortReadConn) Read(p []byte) (int, error) {
-	return c.Conn.Read(p[:min(len(p), c.max)])
+	p = p[:min(len(p), c.max)]
+	if c.ahead == nil {
+		return c.Conn.Read(p)
+	}
+	n, err := c.ahead.Read(p)
+	if err == nil && c.ahead.Buffered() == 0 {
+		if _, err := c.ahead.Peek(1); err == io.EOF {
+			return n, io.EOF
+		}
+	}
+	return n, err
 }
 
 // Close reads what the client sent first: closing with unread data would
@@ -92,13 +113,14 @@ func (c *shortReadConn) Close() error {
 
 type bodyBackend struct{ bs *bodyServer }
 
-func (b bodyBackend) NewSession(*gosmtp.Conn) (gosmtp.Session, error) {
-	return &bodySession{bs: b.bs}, nil
+func (b bodyBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	return &bodySession{bs: b.bs, conn: c}, nil
 }
 
 type bodySession struct {
-	bs  *bodyServer
-	log []string
+	bs   *bodyServer
+	conn *gosmtp.Conn
+	log  []string
 }
 
 func (s *bodySession) Mail(from string, _ *gosmtp.MailOptions) error {
@@ -122,19 +144,39 @@ func (s *bodySession) Data(r io.Reader) error {
 	var src io.Reader = &lineEndReader{r: r}
 	if s.bs.fast {
 		var done func()
-		src, done = messageBody(r, func() {})
+		src, done = messageBody(r, s.conn, func() {})
 		defer done()
-		if _, ok := src.(*dataBody); !ok {
-			if _, bdat := r.(*io.PipeReader); !bdat {
-				s.bs.slow.Add(1)
-			}
+		b, ok := src.(*dataBody)
+		if _, bdat := r.(*io.PipeReader); !ok && !bdat {
+			s.bs.slow.Add(1)
+		}
+		if ok && b.lines == nil && s.bs.maxLine > 0 {
+			// go-smtp checks lines in this body, unless its reader
+			// failed before (it takes "DATA\r" for a command when the
+			// read with the LF after it is refused).
+			defer func() {
+				if b.err != gosmtp.ErrTooLongLine {
+					s.bs.checked.Add(1)
+				}
+			}()
 		}
 	}
 	var got []byte
 	buf := make([]byte, s.bs.bufSize.Load())
-	for {
+	for empty := 0; ; {
 		n, err := src.Read(buf)
 		got = append(got, buf[:n]...)
+		if n > 0 {
+			empty = 0
+		}
+		if err == nil && n == 0 {
+			// lineEndReader returns nothing while it holds back a CR, as
+			// when go-smtp's size limit leaves room for that CR alone.
+			if empty++; empty < 100 {
+				continue
+			}
+			err = io.ErrNoProgress
+		}
 		if err == io.EOF {
 			err = nil
 		}
@@ -197,6 +239,9 @@ func (p bodyPair) check(t testing.TB, in []byte, chunk, bufSize int) {
 	if n := p.fast.slow.Load(); n > 0 {
 		t.Fatalf("messageBody read %d DATA bodies with go-smtp's reader: dataBody does not know this go-smtp", n)
 	}
+	if n := p.fast.checked.Load(); n > 0 {
+		t.Fatalf("go-smtp's reader checked the line lengths of %d DATA bodies: dataBody does not know this go-smtp", n)
+	}
 }
 
 // bodySeeds are bodies at the edges of go-smtp's reader: dots, CR and LF
@@ -228,35 +273,75 @@ var bodySeeds = []string{
 	"x\r\n.\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n.two\r\n.\r\n",
 }
 
+// longLineSeeds are bodies with lines just below, at and just above a line
+// limit of max bytes as go-smtp counts them (every byte since the last LF,
+// the LF included): plain, dot-stuffed, as the last line, ending in a bare
+// LF, and in the command after the end marker.
+func longLineSeeds(max int) []string {
+	var seeds []string
+	for _, n := range []int{max - 3, max - 2, max - 1} { // content bytes of a line of max-1, max, max+1
+		line := strings.Repeat("y", n)
+		seeds = append(seeds,
+			line,
+			"a\r\n"+line+"\r\nb\r\n",
+			"a\r\n."+line+"\r\n..\r\n",
+			"a\r\n.."+line[1:]+"\r\nb",
+			"a\n"+line+"\nb",
+			"a\r\n.\r\nNOOP "+line[5:]+"\r\nNOOP\r\n",
+		)
+	}
+	return seeds
+}
+
 // FuzzDataBody holds dataBody to go-smtp's own DATA reader with
 // passgate's lineEndReader over it (see bodyServer), for any body, read
 // boundaries and buffer size, with and without size and line limits.
 func FuzzDataBody(f *testing.F) {
-	for i, s := range bodySeeds {
+	for i, s := range append(bodySeeds, longLineSeeds(60)...) {
 		f.Add([]byte(s), uint16(i%7+1), uint16(2+i%5), i%2 == 0)
 		f.Add([]byte(s), uint16(4096), uint16(32<<10), i%2 == 1)
 	}
-	pairs := [2]bodyPair{startBodyPair(f, 0, 2000), startBodyPair(f, 100, 60)}
+	// limited: a line limit of 60, and a message limit of 100 with an odd
+	// bufSize.
+	pairs := [2][2]bodyPair{
+		{startBodyPair(f, 0, 2000), startBodyPair(f, 0, 2000)},
+		{startBodyPair(f, 0, 60), startBodyPair(f, 100, 60)},
+	}
 	f.Fuzz(func(t *testing.T, in []byte, chunk, bufSize uint16, limited bool) {
-		p := pairs[0]
+		p := pairs[0][0]
 		if limited {
-			p = pairs[1]
+			p = pairs[1][bufSize%2]
 		}
 		p.check(t, in, max(1, int(chunk)), max(2, int(bufSize)))
 	})
 }
 
-// TestDataBodyMatchesGoSMTP runs the seeds of FuzzDataBody and a large
-// message, every read boundary from one byte to go-smtp's whole buffer.
+// TestDataBodyMatchesGoSMTP runs the seeds of FuzzDataBody, lines about
+// go-smtp's default limit and a large message, every read boundary from
+// one byte to go-smtp's whole buffer.
 func TestDataBodyMatchesGoSMTP(t *testing.T) {
-	pairs := []bodyPair{startBodyPair(t, 0, 2000), startBodyPair(t, 100, 60)}
+	pairs := []bodyPair{startBodyPair(t, 0, 2000), startBodyPair(t, 0, 60), startBodyPair(t, 100, 60)}
 	big := strings.Repeat("Lorem ipsum dolor sit amet\r\n.dot\r\n", 3000)
-	for _, s := range append(bodySeeds, big) {
-		for _, chunk := range []int{1, 2, 3, 5, 4096} {
+	seeds := append(append(bodySeeds, longLineSeeds(60)...), longLineSeeds(2000)...)
+	for _, s := range append(seeds, big) {
+		for _, chunk := range []int{1, 2, 3, 5, 64, 4096} {
 			for _, p := range pairs {
 				p.check(t, []byte(s), chunk, 3)
 				p.check(t, []byte(s), chunk, 64<<10)
 			}
+		}
+	}
+}
+
+// TestDataBodyLastReadWithEOF: go-smtp does not check the line lengths in
+// a read that also ends the connection; neither does dataBody.
+func TestDataBodyLastReadWithEOF(t *testing.T) {
+	p := startBodyPair(t, 0, 60)
+	p.ref.lastEOF.Store(true)
+	p.fast.lastEOF.Store(true)
+	for _, s := range longLineSeeds(60) {
+		for _, chunk := range []int{1, 5, 64} {
+			p.check(t, []byte(s), chunk, 64<<10)
 		}
 	}
 }

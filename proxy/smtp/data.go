@@ -36,7 +36,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return ss.upstreamReply(err)
 	}
-	src, done := messageBody(r, func() { ss.nc.SetReadDeadline(time.Now().Add(ss.srv.readTimeout())) })
+	src, done := messageBody(r, ss.conn, func() { ss.nc.SetReadDeadline(time.Now().Add(ss.srv.readTimeout())) })
 	defer done()
 	n, readErr, writeErr := relayBody(w, src)
 	if ss.srv.Metrics != nil && n > 0 {
@@ -75,12 +75,13 @@ func (ss *session) Data(r io.Reader) error {
 
 // messageBody is the body go-smtp hands over as r, decoded and with its
 // line ends checked: dataBody for DATA, lineEndReader over r for BDAT (or
-// a go-smtp whose DATA reader dataBody does not know). extend is called
-// before each read from the client that may block. done must be called
-// after the last read: go-smtp reads on from there.
-func messageBody(r io.Reader, extend func()) (body io.Reader, done func()) {
-	if b, ok := newDataBody(r, extend); ok {
-		return b, b.Discard
+// a go-smtp whose DATA reader dataBody does not know); c is the session's
+// connection. extend is called before each read from the client that may
+// block. done must be called after the last read: go-smtp reads on from
+// there.
+func messageBody(r io.Reader, c *gosmtp.Conn, extend func()) (body io.Reader, done func()) {
+	if b, ok := newDataBody(r, c, extend); ok {
+		return b, b.Done
 	}
 	return &lineEndReader{r: deadlineReader{r: r, extend: extend}}, func() {}
 }
