@@ -98,7 +98,11 @@ func (w *wire) read(op string) (*response, error) {
 		if err != nil {
 			return nil, w.unavailable(op, err)
 		}
-		raw = append(raw, line...)
+		if raw == nil {
+			raw = line // readLine's own copy: most responses are one line
+		} else {
+			raw = append(raw, line...)
+		}
 		n, ok := literalSize(line)
 		if !ok {
 			break
