@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/passgate/passgate/store"
 )
 
@@ -98,7 +96,7 @@ type Guard struct {
 	keyOnce sync.Once
 	key     [32]byte // process-random HMAC key of flights and known refusals
 
-	flight singleflight.Group
+	flight flights
 	known  knownSet
 
 	// inFlight, if set, runs once an attempt has joined or leads its
@@ -132,16 +130,19 @@ func (g *Guard) Verify(ctx context.Context, a Attempt) (Decision, error) {
 	if err != nil {
 		user = ""
 	}
-	ch := g.flight.DoChan(g.flightKey(user, a), func() (any, error) {
-		// Shared: not cancelled when the first client goes away.
-		return g.lead(context.WithoutCancel(ctx), a, user)
-	})
+	key := g.flightKey(user, a)
+	f, leader := g.flight.join(key)
 	if g.inFlight != nil {
 		g.inFlight()
 	}
-	r := <-ch
-	o, _ := r.Val.(outcome)
-	err = r.Err
+	if leader {
+		// Shared: not cancelled when the first client goes away.
+		lo, lerr := g.lead(context.WithoutCancel(ctx), a, user)
+		g.flight.land(key, f, lo, lerr)
+	} else {
+		<-f.done
+	}
+	o, err := f.o, f.err
 	if err != nil {
 		o = outcome{d: Decision{Username: user}}
 	}
@@ -170,10 +171,9 @@ func (g *Guard) AuditSessionLimit(ctx context.Context, a Attempt, d Decision) {
 	g.Audit.Record(ctx, auditRecord(a, d, AuditSessionLimit, g.now(), 0))
 }
 
-// lead decides for a flight. It runs on a goroutine of its own
-// (singleflight.DoChan, so that an attempt is known to be in its flight
-// before it waits), where a panic would end the process: it becomes an
-// error of this login instead, logged with its stack.
+// lead decides for a flight, on the goroutine of the attempt that leads
+// it. A panic becomes an error of every attempt in the flight, logged
+// with its stack, so that none of them waits for ever.
 func (g *Guard) lead(ctx context.Context, a Attempt, user string) (o outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {

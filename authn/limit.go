@@ -217,8 +217,9 @@ func (g *Guard) reserve(ctx context.Context, k limitKeys, hashes, secondFactor b
 			counted{k.hashNet, "network-hashes", int64(orDefault(l.MaxHashesPerNetwork, DefaultMaxHashesPerNetwork)), w},
 			counted{k.hashAcct, "account-hashes", int64(orDefault(l.MaxHashesPerAccount, DefaultMaxHashesPerAccount)), w})
 	}
-	r := &reservation{g: g, k: k, vals: map[string]int64{}}
-	var incrs []store.Incr
+	r := &reservation{g: g, k: k, checks: make([]counted, 0, len(checks)),
+		vals: make(map[string]int64, len(checks)+1)}
+	incrs := make([]store.Incr, 0, len(checks)+1)
 	for _, c := range checks {
 		if c.key != "" {
 			r.checks = append(r.checks, c)

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 )
@@ -210,16 +209,19 @@ func (p *PreauthConn) StartTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn,
 
 // Write sends lines, each followed by CRLF, with a write deadline.
 func (p *PreauthConn) Write(lines ...string) error {
-	var b strings.Builder
+	n := 0
 	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteString("\r\n")
+		n += len(l) + 2
+	}
+	b := make([]byte, 0, n) // one allocation: what net.Conn.Write takes
+	for _, l := range lines {
+		b = append(append(b, l...), "\r\n"...)
 	}
 	nc := p.Client()
 	if err := nc.SetWriteDeadline(time.Now().Add(p.timeout)); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
-	if _, err := io.WriteString(nc, b.String()); err != nil {
+	if _, err := nc.Write(b); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil

@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		if sp.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", sp.addr)
+		ln, err := proxy.Listen(ctx, sp.addr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.key, err)
 		}

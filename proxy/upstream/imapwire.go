@@ -24,7 +24,15 @@ type wire struct {
 	bye     string   // text of an untagged BYE, for the error that follows
 }
 
-func newWire(l *link) *wire { return &wire{link: l, br: bufio.NewReader(l.conn)} }
+// wireBuffer is the size of a wire's reader: a greeting or a tagged OK
+// with its capabilities fits, a longer response is read in pieces
+// (readLine). Every login reads through one (the pool dials one per
+// login), so the 4 KiB default was an eighth of a warm login's garbage.
+const wireBuffer = 1024
+
+func newWire(l *link) *wire {
+	return &wire{link: l, br: bufio.NewReaderSize(l.conn, wireBuffer)}
+}
 
 // close ends the dialogue and closes the connection.
 func (w *wire) close() { w.link.close() }
@@ -90,7 +98,11 @@ func (w *wire) read(op string) (*response, error) {
 		if err != nil {
 			return nil, w.unavailable(op, err)
 		}
-		raw = append(raw, line...)
+		if raw == nil {
+			raw = line // readLine's own copy: most responses are one line
+		} else {
+			raw = append(raw, line...)
+		}
 		n, ok := literalSize(line)
 		if !ok {
 			break
