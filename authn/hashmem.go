@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// releaseGap is the least time between two returns of memory to the OS.
+// releaseGap is how long busy work must have been quiet before memory is
+// returned to the OS.
 const releaseGap = time.Second
 
 // hashMemory returns argon2id's blocks (19 MiB per hash with DefaultParams)
@@ -23,13 +24,15 @@ func afterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 // When no such work is left, memory is returned to the OS as after a burst
 // of hashes, so that a server idling after a burst of logins holds what its
 // sessions use, not the garbage of their logins (at the price of one
-// forced GC, at most once a second, when logins are sparse).
+// forced GC a second after the last login of a burst; under a steady
+// stream of logins there is none).
 func Busy() (done func()) { return hashMemory.begin() }
 
-// memReleaser counts hashes in progress and, when the last one ends, runs
-// free (a GC that returns free memory to the OS) in its own goroutine, at
-// most once per releaseGap: a release due sooner is deferred to the end of
-// the gap, so the end of every burst is followed by one.
+// memReleaser counts hashes in progress and, once none has run for
+// releaseGap, runs free (a GC that returns free memory to the OS) in its own
+// goroutine: one release after each burst, and none while work keeps
+// coming (the runtime's own GCs keep a busy heap in check; a forced one
+// each second would only add to them).
 type memReleaser struct {
 	free      func()
 	now       func() time.Time
@@ -37,8 +40,8 @@ type memReleaser struct {
 
 	mu       sync.Mutex
 	running  int
-	last     time.Time // the last release started
-	deferred bool      // a release is scheduled for the end of the gap
+	lastEnd  time.Time // when the last hash ended
+	deferred bool      // a check is scheduled
 }
 
 // begin notes a hash starting; the returned func notes its end.
@@ -53,30 +56,30 @@ func (r *memReleaser) end() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.running--
-	if r.running > 0 || r.deferred {
+	if r.running > 0 {
 		return
 	}
-	if wait := releaseGap - r.now().Sub(r.last); wait > 0 {
+	r.lastEnd = r.now()
+	if !r.deferred {
 		r.deferred = true
-		r.afterFunc(wait, r.deferredRelease)
-		return
+		r.afterFunc(releaseGap, r.check)
 	}
-	r.startRelease()
 }
 
-// deferredRelease runs a release put off to the end of the gap, unless
-// hashing started again (its end will release).
-func (r *memReleaser) deferredRelease() {
+// check releases if no hash ran for releaseGap, and otherwise waits for
+// the rest of the gap; a hash running now schedules the next check when
+// it ends.
+func (r *memReleaser) check() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.deferred = false
-	if r.running == 0 {
-		r.startRelease()
+	if r.running > 0 {
+		r.deferred = false
+		return
 	}
-}
-
-// startRelease runs free in its own goroutine; r.mu is held.
-func (r *memReleaser) startRelease() {
-	r.last = r.now()
+	if wait := releaseGap - r.now().Sub(r.lastEnd); wait > 0 {
+		r.afterFunc(wait, r.check)
+		return
+	}
+	r.deferred = false
 	go r.free()
 }

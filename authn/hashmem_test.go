@@ -48,33 +48,77 @@ func (f *fakeReleaser) releases(t *testing.T, want int) {
 	}
 }
 
+// fire runs the checks scheduled so far, as their timers would, after
+// moving the clock by the first one's wait.
+func (f *fakeReleaser) fire() {
+	fns := f.deferred
+	f.deferred = nil
+	f.clock = f.clock.Add(f.waits[0])
+	f.waits = nil
+	for _, fn := range fns {
+		fn()
+	}
+}
+
 // TestMemReleaserOncePerBurst: the memory of a burst of hashes is returned
-// once, after the last hash of the burst; a burst within releaseGap of the
-// last release is followed by one release at the end of the gap.
+// once, releaseGap after the last hash of the burst.
 func TestMemReleaserOncePerBurst(t *testing.T) {
 	f := newFakeReleaser()
 	ends := []func(){f.begin(), f.begin(), f.begin()}
 	ends[0]()
 	ends[1]()
-	f.releases(t, 0) // one hash still runs
-	ends[2]()
-	f.releases(t, 1)
-
-	// A second burst soon after: its release waits for the gap's end.
-	f.clock = f.clock.Add(releaseGap / 4)
-	f.begin()()
-	f.begin()()
-	f.releases(t, 0)
-	if len(f.deferred) != 1 || f.waits[0] != releaseGap*3/4 {
-		t.Fatalf("deferred %d releases, waits %v; want one after %v", len(f.deferred), f.waits, releaseGap*3/4)
+	if len(f.deferred) != 0 {
+		t.Fatal("a check was scheduled while a hash still runs")
 	}
-	// Hashing starts again before the gap ends: the deferred release does
-	// nothing, and the end of that hash releases.
+	ends[2]()
+	f.releases(t, 0)
+	if len(f.deferred) != 1 || f.waits[0] != releaseGap {
+		t.Fatalf("scheduled %d checks, waits %v; want one after %v", len(f.deferred), f.waits, releaseGap)
+	}
+	f.fire()
+	f.releases(t, 1)
+	if len(f.deferred) != 0 {
+		t.Fatalf("%d checks scheduled after the release", len(f.deferred))
+	}
+}
+
+// TestMemReleaserNoneUnderSteadyLogins: logins that keep coming (each
+// ending before the next begins, as with a steady stream at low
+// concurrency) force no GC; the release comes once they stop.
+func TestMemReleaserNoneUnderSteadyLogins(t *testing.T) {
+	f := newFakeReleaser()
+	for range 10 {
+		// A second's worth of logins, 10 ms apart, then the check.
+		for range 100 {
+			f.begin()()
+			f.clock = f.clock.Add(10 * time.Millisecond)
+		}
+		if len(f.deferred) != 1 {
+			t.Fatalf("%d checks scheduled, want 1", len(f.deferred))
+		}
+		fns := f.deferred
+		f.deferred, f.waits = nil, nil
+		fns[0]()
+		f.releases(t, 0)
+	}
+	// The stream stopped: the check that was put off releases.
+	if len(f.deferred) != 1 || f.waits[0] <= 0 || f.waits[0] > releaseGap {
+		t.Fatalf("scheduled %d checks, waits %v", len(f.deferred), f.waits)
+	}
+	f.fire()
+	f.releases(t, 1)
+}
+
+// TestMemReleaserWaitsForRunningHash: a check that finds a hash running
+// does nothing; that hash's end schedules the next.
+func TestMemReleaserWaitsForRunningHash(t *testing.T) {
+	f := newFakeReleaser()
+	f.begin()()
 	end := f.begin()
-	f.clock = f.clock.Add(releaseGap)
-	f.deferred[0]()
+	f.fire()
 	f.releases(t, 0)
 	end()
+	f.fire()
 	f.releases(t, 1)
 }
 
