@@ -39,7 +39,8 @@ const notifyCap = 8
 func TestNotificationsEndToEnd(t *testing.T) {
 	d := startDovecot(t)
 	startPostfixWith(t, postfixOpts{Listen: d.RelayAddr, LMTP: d.LMTPAddr})
-	g := startSMTPGate(t, d, smtpOpts{Notify: notifyOpts{From: "passgate@example.org", MaxPerHour: notifyCap}})
+	g := startSMTPGate(t, d, smtpOpts{Passgate: passgateOpts{Portal: true},
+		Notify: notifyOpts{From: "passgate@example.org", MaxPerHour: notifyCap}})
 
 	t.Run("events", func(t *testing.T) { testNotifiedEvents(t, d, g) })
 	t.Run("french", func(t *testing.T) { testNotifiedInFrench(t, d, g) })
@@ -87,6 +88,14 @@ func (mb mailbox) count(t *testing.T, marker string) int {
 // socket, the door the CLI uses, for what the CLI has no command for.
 func (pg *Passgate) control(t testing.TB, op string, args ...any) {
 	t.Helper()
+	if err := pg.controlErr(t, op, args...); err != nil {
+		t.Fatalf("control socket %s: %v", op, err)
+	}
+}
+
+// controlErr is control that returns the operation's error.
+func (pg *Passgate) controlErr(t testing.TB, op string, args ...any) error {
+	t.Helper()
 	c, err := jsonrpc.Dial("unix", filepath.Join(pg.Dir, "passgate.sock"))
 	if err != nil {
 		t.Fatalf("control socket: %v", err)
@@ -101,9 +110,7 @@ func (pg *Passgate) control(t testing.TB, op string, args ...any) {
 		Op   string
 		Args json.RawMessage
 	}{op, raw}
-	if err := c.Call("Accounts.Call", call, &reply); err != nil {
-		t.Fatalf("control socket %s: %v", op, err)
-	}
+	return c.Call("Accounts.Call", call, &reply)
 }
 
 // logLines counts the lines of serve's log that hold every one of parts.
@@ -119,11 +126,18 @@ func logLines(pg *Passgate, parts ...string) int {
 
 // Each event of one account, in the order a user meets them: created,
 // first use (curl), drift (Go) and ten more drift logins told once,
-// refused under block, all revoked by an admin, MFA reset by an admin.
+// refused under block, all revoked by an admin, MFA reset by an admin
+// (of the authenticator the owner set up in the portal; before that, a
+// reset is refused and mails nothing).
 func testNotifiedEvents(t *testing.T, d *Dovecot, g *smtpGate) {
 	user, primary := d.newUser(t)
 	g.addUser(t, user, primary, false)
 	mb := mailbox{d, user, primary}
+	want := "username: " + user + " has no authenticator enrolled: nothing to reset"
+	if err := g.controlErr(t, "ResetMFA", user); err == nil || err.Error() != want {
+		t.Errorf("ResetMFA before any enrolment: %v, want %q", err, want)
+	}
+	enrolInPortal(t, g.Passgate, user, primary)
 	clients := deviceClients(t, g, user)
 	curl, goClient := clients[0], clients[2]
 
@@ -211,7 +225,10 @@ func testNotifiedEvents(t *testing.T, d *Dovecot, g *smtpGate) {
 		"Set up your authenticator again", "Set up your authenticator again")
 
 	if n := mb.count(t, ""); n != 6 {
-		t.Errorf("%d mails in the INBOX, want 6 (created, first use, drift, refused, revoked, MFA reset)", n)
+		t.Errorf("%d mails in the INBOX, want 6 (created, first use, drift, refused, revoked, MFA reset; none for the refused reset)", n)
+	}
+	if n := mb.count(t, "two-step verification was reset"); n != 1 {
+		t.Errorf("%d reset mails, want 1: the refused reset was told", n)
 	}
 }
 

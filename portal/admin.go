@@ -231,9 +231,15 @@ func (s *Server) adminAction(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	s.redirect(w, r, back)
 }
 
+// maxRefusalsShown bounds the refusals one action's message lists.
+const maxRefusalsShown = 3
+
 // doAdminAction performs act through the account service (which audits
-// each change) and returns the message for the admin. It stops at the
-// first user it fails for.
+// each change) and returns the message for the admin. A user the service
+// refuses (a *account.FieldError other than a missing account, such as
+// resetting an authenticator never enrolled) is left unchanged and named
+// in the message; the others are done. It stops at the first user it
+// otherwise fails for.
 func (s *Server) doAdminAction(r *http.Request, rc *reqCtx, act adminAction, users []string) (string, error) {
 	ctx, svc, who := r.Context(), s.accounts(), s.actor(r, rc)
 	if act.Name == "delete-app-passwords" {
@@ -243,6 +249,7 @@ func (s *Server) doAdminAction(r *http.Request, rc *reqCtx, act adminAction, use
 		}
 		return fmt.Sprintf("Deleted %d app passwords of %d users.", n, len(users)), nil
 	}
+	var refused []string
 	for _, u := range users {
 		var err error
 		switch act.Name {
@@ -259,11 +266,29 @@ func (s *Server) doAdminAction(r *http.Request, rc *reqCtx, act adminAction, use
 		default:
 			err = fmt.Errorf("admin action %q: not implemented", act.Name)
 		}
+		var fe *account.FieldError
+		if errors.As(err, &fe) && !errors.Is(err, store.ErrNotFound) {
+			refused = append(refused, fe.Msg+".")
+			continue
+		}
 		if err != nil {
 			return "", err
 		}
 	}
-	return fmt.Sprintf("%s: done for %d users.", act.Label, len(users)), nil
+	return actionMessage(act, len(users)-len(refused), refused), nil
+}
+
+// actionMessage tells the admin for how many users act was done and why
+// it was not for the others (at most maxRefusalsShown reasons).
+func actionMessage(act adminAction, done int, refused []string) string {
+	var parts []string
+	if done > 0 || len(refused) == 0 {
+		parts = append(parts, fmt.Sprintf("%s: done for %d users.", act.Label, done))
+	}
+	if n := len(refused); n > maxRefusalsShown {
+		refused = append(refused[:maxRefusalsShown:maxRefusalsShown], fmt.Sprintf("%d more users were refused likewise.", n-maxRefusalsShown))
+	}
+	return strings.Join(append(parts, refused...), " ")
 }
 
 // actor is the signed-in user as the account service records them.

@@ -215,3 +215,55 @@ func TestAdminAccountActions(t *testing.T) {
 		t.Errorf("bob's admin audit, newest first: %v", got)
 	}
 }
+
+// Reset MFA of a user who never enrolled an authenticator resets nothing:
+// the page says so (no error page), that user's account and activity are
+// untouched, and the other selected users are reset as asked.
+func TestAdminResetMFAWithoutAuthenticator(t *testing.T) {
+	f, b := adminFixture(t)
+	do := func(users ...string) reply {
+		t.Helper()
+		return b.post("/admin/actions", url.Values{"action": {"reset-mfa"}, "users": users, "confirm": {"yes"},
+			"back": {"/admin/users/bob@example.org"}})
+	}
+	const refusal = "bob@example.org has no authenticator enrolled: nothing to reset."
+	bobBefore := f.getAccount("bob@example.org")
+
+	expectRedirect(t, do("bob@example.org"), "/admin/users/bob@example.org")
+	page := b.get("/admin/users/bob@example.org")
+	expectStatus(t, page, http.StatusOK, refusal)
+	if strings.Contains(page.Body, "Reset MFA: done") {
+		t.Error("the page says the reset was done")
+	}
+
+	// Refused for bob, done for alice, whatever the order.
+	expectRedirect(t, do("bob@example.org", "alice@example.org"), "/admin/users/bob@example.org")
+	expectStatus(t, b.get("/admin/users/bob@example.org"), http.StatusOK, "Reset MFA: done for 1 users.", refusal)
+	if a := f.getAccount("alice@example.org"); a.TOTP != nil {
+		t.Error("alice's authenticator kept: the refusal for bob stopped the reset of alice")
+	}
+	if a := f.getAccount("bob@example.org"); a.TOTP != nil || a.MFA != bobBefore.MFA {
+		t.Errorf("bob changed by the refused resets: %+v", a)
+	}
+	recs, err := f.db.RecentAudit(context.Background(), "bob@example.org", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Result == account.ResultMFAReset {
+			t.Errorf("refused reset audited: %+v", r)
+		}
+	}
+
+	// Many refused: the first few are named, the rest counted.
+	f.account("eve@example.org", "eve primary password", false)
+	f.account("frank@example.org", "frank primary password", false)
+	expectRedirect(t, do("bob@example.org", "carol@example.org", "dave@example.org", "eve@example.org", "frank@example.org"),
+		"/admin/users/bob@example.org")
+	page = b.get("/admin/users/bob@example.org")
+	expectStatus(t, page, http.StatusOK, refusal, "carol@example.org has no authenticator enrolled",
+		"dave@example.org has no authenticator enrolled", "2 more users were refused likewise.")
+	if strings.Contains(page.Body, "eve@example.org has") {
+		t.Error("more refusals named than maxRefusalsShown")
+	}
+}

@@ -22,6 +22,7 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	must(f.svc.CreateUser(ctx, op, NewUser{Username: alice}))
 	must(f.svc.SetMFA(ctx, op, alice, true))
 	must(f.svc.SetMFA(ctx, op, alice, false))
+	f.enrol(t, alice) // the portal's enrolment: ResetMFA needs an authenticator to reset
 	must(f.svc.ResetMFA(ctx, op, alice))
 	must(f.svc.SetDisabled(ctx, op, alice, true))
 	must(f.svc.SetDisabled(ctx, op, alice, false))
@@ -42,6 +43,9 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	_, err = f.svc.RemoveAlias(ctx, op, alice, "none@example.com")
 	if err == nil {
 		t.Fatal("removing a missing alias succeeded")
+	}
+	if err := f.svc.ResetMFA(ctx, op, alice); err == nil {
+		t.Fatal("resetting an authenticator already reset succeeded")
 	}
 	f.svc.ListUsers(ctx)
 	f.svc.Activity(ctx, alice, 10)

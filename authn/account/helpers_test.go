@@ -96,6 +96,22 @@ func (f *fixture) account(t *testing.T, user string) store.Account {
 	return a
 }
 
+// enrol gives user an enrolled authenticator, as the portal's enrolment
+// stores it (the account service offers none: the portal enrols), so that
+// there is one to reset.
+func (f *fixture) enrol(t *testing.T, user string) {
+	t.Helper()
+	err := f.st.UpdateAccount(context.Background(), user, func(a *store.Account) error {
+		a.TOTP = &store.TOTP{SecretEnc: []byte("sealed secret"), Enrolled: t0,
+			Recovery: []store.RecoveryCode{{Tag: []byte("tag"), Hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA"}}}
+		a.MFA = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // stored returns the stored app password id of user.
 func (f *fixture) stored(t *testing.T, user, id string) store.AppPassword {
 	t.Helper()

@@ -41,6 +41,7 @@ func TestSetLanguage(t *testing.T) {
 			t.Errorf("SetLanguage(%q) = %v, want a language field error", bad, err)
 		}
 	}
+	f.enrol(t, alice)
 	if err := f.svc.ResetMFA(ctx, root, alice); err != nil {
 		t.Fatal(err)
 	}

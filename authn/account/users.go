@@ -82,9 +82,18 @@ func (s *Service) SetMFA(ctx context.Context, who Actor, username string, on boo
 }
 
 // ResetMFA removes the account's authenticator and recovery codes; an
-// account that must use MFA enrols again at its next portal sign-in.
+// account that must use MFA enrols again at its next portal sign-in. An
+// account with no authenticator enrolled is refused with a "username"
+// FieldError and left unchanged, unaudited and untold: nothing was reset,
+// so neither the audit trail nor its owner may hear that it was.
 func (s *Service) ResetMFA(ctx context.Context, who Actor, username string) error {
-	return s.update(ctx, who, username, ResultMFAReset, func(a *store.Account) error { a.TOTP = nil; return nil })
+	return s.update(ctx, who, username, ResultMFAReset, func(a *store.Account) error {
+		if a.TOTP == nil {
+			return fieldErr("username", nil, "%s has no authenticator enrolled: nothing to reset", a.Username)
+		}
+		a.TOTP = nil
+		return nil
+	})
 }
 
 // SetDisabled disables the account (every session ends) or enables it.

@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -127,10 +128,10 @@ func TestSwitchesAndAliases(t *testing.T) {
 	if a := f.account(t, alice); a.MFA || a.Disabled || a.Admin {
 		t.Errorf("after turning everything off: %+v", a)
 	}
-	f.st.UpdateAccount(ctx, alice, func(a *store.Account) error { a.TOTP = &store.TOTP{SecretEnc: []byte("x")}; return nil })
+	f.enrol(t, alice)
 	must(f.svc.ResetMFA(ctx, root, alice))
-	if a := f.account(t, alice); a.TOTP != nil {
-		t.Error("ResetMFA kept the authenticator")
+	if a := f.account(t, alice); a.TOTP != nil || !a.MFA {
+		t.Errorf("after ResetMFA: TOTP %v, MFA %v; want the authenticator gone and MFA still required", a.TOTP, a.MFA)
 	}
 
 	al, err := f.svc.AddAlias(ctx, root, alice, "Sales@Example.com")
@@ -194,5 +195,47 @@ func TestCreateUserRefusesMasterSeparator(t *testing.T) {
 		if _, err := f.st.GetAccount(t.Context(), name); err == nil {
 			t.Errorf("%q was stored", name)
 		}
+	}
+}
+
+// Resetting the second factor of an account that never enrolled an
+// authenticator resets nothing, so it is refused naming the user, and
+// leaves no trace: the account as it was, no audit record (store or
+// stream), nothing handed to the notifier (no "your two-step
+// verification was reset" mail to alarm its owner). An unknown user is
+// still "no account".
+func TestResetMFAWithoutAuthenticatorIsRefused(t *testing.T) {
+	f := newFixture(t)
+	h := &handed{}
+	f.svc.Notify = h
+	ctx := context.Background()
+	f.user(t, alice, "alice primary pw", true)
+	before, recs, stream, handed := f.account(t, alice), len(f.records(t, alice)), len(f.streamed(t)), len(h.recs)
+
+	err := f.svc.ResetMFA(ctx, root, "Alice@Example.com")
+	var fe *FieldError
+	const want = "username: alice@example.com has no authenticator enrolled: nothing to reset"
+	if !errors.As(err, &fe) || fe.Field != "username" || err.Error() != want {
+		t.Errorf("ResetMFA of a never-enrolled account = %v, want the field error %q", err, want)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		t.Error("the refusal says the account does not exist")
+	}
+	if after := f.account(t, alice); !reflect.DeepEqual(after, before) {
+		t.Errorf("account changed by the refused reset:\n before %+v\n after  %+v", before, after)
+	}
+	if n := len(f.records(t, alice)); n != recs {
+		t.Errorf("%d audit records after the refused reset, want %d: %+v", n, recs, f.records(t, alice))
+	}
+	if n := len(f.streamed(t)); n != stream {
+		t.Errorf("%d records in the audit stream after the refused reset, want %d", n, stream)
+	}
+	if len(h.recs) != handed {
+		t.Errorf("the notifier was handed %+v", h.recs[handed:])
+	}
+
+	err = f.svc.ResetMFA(ctx, root, "nobody@example.com")
+	if !errors.As(err, &fe) || !errors.Is(err, store.ErrNotFound) || err.Error() != `username: no account "nobody@example.com"` {
+		t.Errorf("ResetMFA of an unknown user = %v, want the no-account error", err)
 	}
 }

@@ -2,20 +2,32 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os/user"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passgate/passgate/store"
+	"github.com/passgate/passgate/store/bolt"
 )
 
+// enrolled is the account whose second factor auditedChanges resets:
+// a reset needs an enrolled authenticator, which the CLI does not enrol.
+const enrolled = "carol@example.org"
+
 // auditedChanges runs one CLI command per kind of account change and
-// returns the audit results each must leave in alice's activity, in order.
+// returns the audit results each must leave in alice's activity, in
+// order. The second factor it resets is enrolled's (enrolBeforeServe);
+// the reset must leave enrolled's activity "reset-mfa".
 func auditedChanges(t *testing.T, cfg string) []string {
 	t.Helper()
+	mustCLI(t, "", "user", "reset-mfa", enrolled, "--config", cfg)
 	steps := []struct {
 		stdin  string
 		args   []string
@@ -24,7 +36,6 @@ func auditedChanges(t *testing.T, cfg string) []string {
 		{"", []string{"user", "add", "alice@example.org"}, "user-created"},
 		{"", []string{"user", "mfa", "alice@example.org", "on"}, "require-mfa"},
 		{"", []string{"user", "mfa", "alice@example.org", "off"}, "mfa-off"},
-		{"", []string{"user", "reset-mfa", "alice@example.org"}, "reset-mfa"},
 		{"", []string{"user", "language", "alice@example.org", "fr"}, "language-set"},
 		{"", []string{"user", "disable", "alice@example.org"}, "disable"},
 		{"", []string{"user", "enable", "alice@example.org"}, "enable"},
@@ -86,18 +97,47 @@ func unixUser(t *testing.T) string {
 // Every change the CLI makes on the store file is audited with the Unix
 // user who ran it.
 func TestCLIChangesAreAuditedWithTheUnixUser(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := portalConfig(t, 50)
+	enrolBeforeServe(t, cfg, enrolled)
 	want := auditedChanges(t, cfg)
 	checkAudited(t, cfg, "alice@example.org", want, "cli:"+unixUser(t))
+	checkAudited(t, cfg, enrolled, []string{"reset-mfa"}, "cli:"+unixUser(t))
 }
 
 // Through a running server's control socket, the actor is the socket's
 // peer, which the server looks up itself.
 func TestControlSocketChangesAreAuditedWithThePeer(t *testing.T) {
-	path := testConfig(t)
+	path := portalConfig(t, 50)
+	enrolBeforeServe(t, path, enrolled)
 	serveConfig(t, path)
 	want := auditedChanges(t, path)
 	checkAudited(t, path, "alice@example.org", want, "control:"+unixUser(t))
+	checkAudited(t, path, enrolled, []string{"reset-mfa"}, "control:"+unixUser(t))
+}
+
+// enrolBeforeServe writes user into the store file of the config at path
+// (which needs a portal key) with an authenticator enrolled by the
+// portal's EnrolTOTP, as `passgate demo` enrols its user: the CLI enrols
+// none, and while serve runs it holds the file. The account is written
+// straight to the store, so it has no activity of its own.
+func enrolBeforeServe(t *testing.T, path, user string) {
+	t.Helper()
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(cfg.Store.Path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CreateAccount(t.Context(), store.Account{Username: user, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	if _, _, err := newPortal(cfg, &core{st: db, v: newVerifier(cfg, db, quiet)}, quiet).EnrolTOTP(t.Context(), user); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A client of the control socket cannot name the actor: fields it adds
@@ -141,4 +181,45 @@ func TestControlSocketIgnoresAClaimedActor(t *testing.T) {
 		t.Errorf("CreateAppPassword with an actor in its options: error %v, want it refused", r.Error)
 	}
 	checkAudited(t, path, "eve@example.org", []string{"user-created"}, "control:"+unixUser(t))
+}
+
+// `user reset-mfa` of an account that never enrolled an authenticator is
+// refused, on the store file and through a running server's control
+// socket alike: an error naming the username field (main exits 1),
+// nothing printed as done, nothing in the account's activity. An unknown
+// user is still "no account".
+func TestCLIResetMFAWithoutAuthenticatorIsRefused(t *testing.T) {
+	for _, door := range []string{"store file", "control socket"} {
+		t.Run(door, func(t *testing.T) {
+			cfg := testConfig(t)
+			if door == "control socket" {
+				serveConfig(t, cfg)
+			}
+			mustCLI(t, "", "user", "add", "alice@example.org", "--mfa", "--config", cfg)
+			out, _, err := cli(t, "", "user", "reset-mfa", "alice@example.org", "--config", cfg)
+			const want = "username: alice@example.org has no authenticator enrolled: nothing to reset"
+			var ue usageError
+			if err == nil || err.Error() != want || errors.As(err, &ue) {
+				t.Errorf("reset-mfa of a never-enrolled account: error %v, want %q (exit 1)", err, want)
+			}
+			if out != "" {
+				t.Errorf("reset-mfa refused, but printed %q", out)
+			}
+			checkAudited(t, cfg, "alice@example.org", []string{"user-created"}, actorOf(t, door))
+
+			_, _, err = cli(t, "", "user", "reset-mfa", "nobody@example.org", "--config", cfg)
+			if want := `username: no account "nobody@example.org"`; err == nil || err.Error() != want {
+				t.Errorf("reset-mfa of an unknown user: error %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// actorOf is the actor the CLI's changes are audited with through door.
+func actorOf(t *testing.T, door string) string {
+	t.Helper()
+	if door == "control socket" {
+		return "control:" + unixUser(t)
+	}
+	return "cli:" + unixUser(t)
 }

@@ -124,6 +124,7 @@ func userDisable(ctx context.Context, e env, sub string, args []string) error {
 // userResetMFA is `user reset-mfa USER`: the account's authenticator and
 // recovery codes are removed (a lost phone); the owner sets up a new one
 // at their next portal sign-in, and is told by mail if notifications are on.
+// An account with no authenticator enrolled is refused (nothing to reset).
 func userResetMFA(ctx context.Context, e env, args []string) error {
 	fs, cfg := newFlags("user reset-mfa")
 	pos, err := parseArgs(fs, args, 1, "exactly one USER")
