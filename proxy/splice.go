@@ -151,8 +151,21 @@ func SpliceAsync(ctx context.Context, client, upstream Leg, idle time.Duration, 
 	s.stop = context.AfterFunc(ctx, func() {
 		s.fail(fmt.Errorf("splice: %w", context.Cause(ctx)))
 	})
-	go runDirection(s, down)
-	go runDirection(s, up)
+	startDirection(s, down)
+	startDirection(s, up)
+}
+
+// startDirection runs d on a goroutine of its own, unless it can wait
+// parked from the start (parkAtStart): most sessions go silent right after
+// login (a client that idles in IDLE), and would otherwise hold two
+// goroutines, their stacks and probe buffers for ParkAfter each, which a
+// burst of logins adds up to a peak that stays in the process (the
+// runtime keeps every goroutine's descriptor for good).
+func startDirection(s *splice, d *direction) {
+	if d.parkAtStart() {
+		return
+	}
+	go runDirection(s, d)
 }
 
 // Waker is a connection wrapper that must be able to resume the direction
