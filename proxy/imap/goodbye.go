@@ -52,7 +52,7 @@ type upstreamConn struct {
 	loggedOut bool // LOGOUT sent or given up: the client's bytes are dropped
 
 	ending  atomic.Bool   // LOGOUT is about to be sent: reads go through tail
-	tail    byeTail       // set before ending; then used by the reading side only
+	tail    *byeTail      // set before ending (a pointer: most sessions never need one); then used by the reading side only
 	reading chan struct{} // made before ending; closed by the first Read after it
 	wake    func()        // resumes the parked reading side (proxy.Waker); guarded by turn
 }
@@ -140,7 +140,7 @@ func (u *upstreamConn) logout(bye string) bool {
 		return false
 	}
 	tag := "pg" + proxy.NewSessionID()
-	u.tail = byeTail{tag: []byte(tag + " "), bye: bye, lineStart: true}
+	u.tail = &byeTail{tag: []byte(tag + " "), bye: bye, lineStart: true}
 	reading := make(chan struct{})
 	u.reading = reading
 	u.ending.Store(true)
