@@ -114,8 +114,11 @@ type closeWriter interface{ CloseWrite() error }
 //     kick, closeBoth, a Waker) leaves the epoll set and runs the
 //     direction again from the top of its loop; each source wakes only a
 //     parked direction, so a stale or doubled wake costs one loop at most.
-//     Connections must be ended through ctx (or the idle timeout): closing
-//     them behind Splice's back drops them from the epoll set silently.
+//     A direction with nothing to read when the session starts parks at
+//     once, without a goroutine (parkAtStart): a session that is silent
+//     after login never holds one. Connections must be ended through ctx
+//     (or SpliceStoppable's stop, or the idle timeout): closing them
+//     behind Splice's back drops them from the epoll set silently.
 func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error {
 	result := make(chan error, 1)
 	SpliceAsync(ctx, client, upstream, idle, func(err error) { result <- err })
