@@ -41,8 +41,7 @@ func (c *conn) relay(end func()) bool {
 		return false
 	}
 	client.SetDeadline(time.Time{})
-	ended := make(chan struct{})
-	up := c.relaying(r.Up.Conn, ended)
+	up := c.relaying(r.Up.Conn)
 
 	// Bytes the client pipelined after its login command belong to the
 	// upstream.
@@ -58,7 +57,7 @@ func (c *conn) relay(end func()) bool {
 		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
 		proxy.Leg{Conn: up, Buffered: upBuffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout, func(err error) {
-			close(ended)
+			c.relayOver()
 			r.Done()
 			attrs := []any{"user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond)}
 			if err != nil && !errors.Is(err, context.Canceled) {
