@@ -202,12 +202,24 @@ func (l *Lifecycle) track(h Handle) (context.Context, bool) {
 
 // Detach lets the run function of h return while h lives on without a
 // goroutine (a parked relay, see SpliceAsync): h stays live for Shutdown,
-// Close and Wait until the returned function is called, once, when it ends.
+// Close and Wait until the returned function is called when it ends (a
+// second call does nothing).
 func (l *Lifecycle) Detach(h Handle) (ended func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.conns[h] = true
-	return sync.OnceFunc(func() { l.untrack(h) })
+	return func() { l.untrackDetached(h) }
+}
+
+// untrackDetached untracks h, detached, the first time it is called: a
+// closure over it costs a parked session less than a sync.OnceFunc.
+func (l *Lifecycle) untrackDetached(h Handle) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if detached, live := l.conns[h]; live && detached {
+		delete(l.conns, h)
+		l.wg.Done()
+	}
 }
 
 // untrackAttached untracks h when its run function returns, unless it
@@ -219,11 +231,4 @@ func (l *Lifecycle) untrackAttached(h Handle) {
 		delete(l.conns, h)
 		l.wg.Done()
 	}
-}
-
-func (l *Lifecycle) untrack(h Handle) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.conns, h)
-	l.wg.Done()
 }

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bytes"
+	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -58,6 +61,53 @@ func (d *direction) park(now time.Time) bool {
 	last := time.Unix(0, max(d.lastByte.Load(), d.other.lastByte.Load()))
 	d.s.wakeAt(max(last.Add(d.s.idle).Sub(now), 0))
 	return true
+}
+
+// parkAtStart parks d before it first runs (SpliceAsync) if its source
+// has nothing for it yet; it reports false when d must run now: it has
+// bytes to forward (d.pending, which may now hold bytes read here), or it
+// cannot park (see park). A source that reads through user space (TLS)
+// may hold a record crypto/tls has taken from the socket but not returned
+// (a client that pipelined after its login): one Read that must not wait
+// (a deadline in the past) tells, as before any park (see parkSource).
+// A plain TCP source (or a SpliceSource that passes reads to splice(2))
+// holds nothing outside the socket, and epoll reports a socket that is
+// readable already at once.
+func (d *direction) parkAtStart() bool {
+	if len(d.pending) > 0 || ParkAfter >= d.s.idle || parkSource(d.src) == nil {
+		return false
+	}
+	if !readsFromSocket(d.src) {
+		probe := probes.Get().(*[512]byte)
+		defer probes.Put(probe)
+		d.mu.Lock()
+		err := d.src.SetReadDeadline(aLongTimeAgo)
+		d.mu.Unlock()
+		if err != nil {
+			return false
+		}
+		n, err := d.src.Read(probe[:])
+		if n > 0 {
+			d.pending = bytes.Clone(probe[:n])
+			return false
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false // the direction meets it again and ends
+		}
+	}
+	return d.park(time.Now())
+}
+
+// readsFromSocket reports whether src's reads take bytes straight from
+// its TCP socket, with no user-space buffer between.
+func readsFromSocket(src net.Conn) bool {
+	switch c := src.(type) {
+	case *net.TCPConn:
+		return true
+	case SpliceSource:
+		return c.SpliceSource() != nil
+	}
+	return false
 }
 
 // wakeAt (re)arms the session's one idle timer, which wakes both

@@ -169,3 +169,102 @@ func TestParkedTLSLegDrainsBufferedRecords(t *testing.T) {
 	s.cancel()
 	s.wait(t)
 }
+
+// TestSessionsParkAtStart counts goroutines: sessions silent from their
+// start park at once, before ParkAfter (an hour here), so a burst of
+// logins does not hold two goroutines per session for ParkAfter (the
+// runtime keeps every goroutine descriptor it ever needed, and their
+// stacks raised the heap's peak). Half the sessions have a TLS client
+// leg, which is probed with one Read that must not wait. All still relay.
+func TestSessionsParkAtStart(t *testing.T) {
+	old := ParkAfter
+	ParkAfter = time.Hour
+	t.Cleanup(func() { ParkAfter = old })
+	const k = 40
+	type pair struct{ clientApp, upstreamApp, proxyClient, proxyUp net.Conn }
+	pairs := make([]pair, k)
+	for i := range pairs {
+		p := &pairs[i]
+		var clientRaw, proxyRaw *net.TCPConn
+		var up *net.TCPConn
+		clientRaw, proxyRaw, up, p.upstreamApp = legs(t)
+		p.clientApp, p.proxyClient, p.proxyUp = clientRaw, proxyRaw, up
+		if i%2 == 1 {
+			p.clientApp, p.proxyClient = handshake(t, clientRaw, proxyRaw)
+		}
+	}
+	thePoller()
+	parked, before := ParkedDirections(), runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ended sync.WaitGroup
+	for _, p := range pairs {
+		ended.Add(1)
+		SpliceAsync(ctx, Leg{Conn: p.proxyClient}, Leg{Conn: p.proxyUp}, 2*time.Hour, func(error) { ended.Done() })
+	}
+	if n := runtime.NumGoroutine() - before; n > k/2 {
+		t.Errorf("%d silent sessions started %d goroutines, want none", k, n)
+	}
+	if n := ParkedDirections() - parked; n != 2*k {
+		t.Errorf("%d silent sessions parked %d directions at their start, want %d", k, n, 2*k)
+	}
+	for _, p := range pairs {
+		p.clientApp.Write([]byte("x"))
+		p.upstreamApp.Write([]byte("y"))
+	}
+	for _, p := range pairs {
+		if readN(t, p.upstreamApp, 1)[0] != 'x' || readN(t, p.clientApp, 1)[0] != 'y' {
+			t.Fatal("a session parked at its start relayed the wrong byte")
+		}
+	}
+	cancel()
+	ended.Wait()
+}
+
+// TestParkAtStartKeepsBufferedTLSRecord: a TLS client leg whose second
+// record crypto/tls has already taken from the socket (the client sent
+// two in one segment, the pre-auth reader read only the first) must not
+// park at its start: the record would wait for the idle timeout.
+func TestParkAtStartKeepsBufferedTLSRecord(t *testing.T) {
+	old := ParkAfter
+	ParkAfter = time.Hour
+	t.Cleanup(func() { ParkAfter = old })
+	clientRaw, proxyRaw, proxyUp, upstreamApp := legs(t)
+	batch := &batchConn{Conn: clientRaw}
+	clientApp, proxyClient := handshake(t, batch, proxyRaw)
+	batch.held = true
+	const one, two = "a LOGIN x y\r\n", "b SELECT INBOX\r\n"
+	for _, m := range []string{one, two} {
+		if _, err := clientApp.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, proxyClient, len(one)); string(got) != one { // one record per Read
+		t.Fatalf("pre-auth read %q, want %q", got, one)
+	}
+	s := start(t, clientApp, Leg{Conn: proxyClient}, Leg{Conn: proxyUp}, upstreamApp, 2*time.Hour)
+	if got := readN(t, upstreamApp, len(two)); string(got) != two {
+		t.Fatalf("upstream got %q, want %q", got, two)
+	}
+	s.cancel()
+	s.wait(t)
+}
+
+// handshake runs a TLS handshake over a loopback pair and returns both
+// ends.
+func handshake(t *testing.T, client, server net.Conn) (*tls.Conn, *tls.Conn) {
+	t.Helper()
+	c, s := tls.Client(client, testcert.ClientConfig("127.0.0.1")), tls.Server(server, testcert.ServerConfig())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Handshake() }()
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return c, s
+}

@@ -13,6 +13,9 @@ type parking struct{}
 // park never parks: the direction waits in the runtime poller.
 func (d *direction) park(time.Time) bool { return false }
 
+// parkAtStart never parks: the direction starts on its goroutine.
+func (d *direction) parkAtStart() bool { return false }
+
 // wake has nothing to resume.
 func (d *direction) wake() {}
 

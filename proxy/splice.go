@@ -114,8 +114,11 @@ type closeWriter interface{ CloseWrite() error }
 //     kick, closeBoth, a Waker) leaves the epoll set and runs the
 //     direction again from the top of its loop; each source wakes only a
 //     parked direction, so a stale or doubled wake costs one loop at most.
-//     Connections must be ended through ctx (or the idle timeout): closing
-//     them behind Splice's back drops them from the epoll set silently.
+//     A direction with nothing to read when the session starts parks at
+//     once, without a goroutine (parkAtStart): a session that is silent
+//     after login never holds one. Connections must be ended through ctx
+//     (or SpliceStoppable's stop, or the idle timeout): closing them
+//     behind Splice's back drops them from the epoll set silently.
 func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error {
 	result := make(chan error, 1)
 	SpliceAsync(ctx, client, upstream, idle, func(err error) { result <- err })
@@ -129,6 +132,27 @@ func Splice(ctx context.Context, client, upstream Leg, idle time.Duration) error
 // can park it (parkable): a readable or hung-up leg, ctx's end, the idle
 // timeout or a Waker's wake resumes it.
 func SpliceAsync(ctx context.Context, client, upstream Leg, idle time.Duration, done func(error)) {
+	s := newSplice(client, upstream, idle, done)
+	s.stop = context.AfterFunc(ctx, func() {
+		s.fail(fmt.Errorf("splice: %w", context.Cause(ctx)))
+	})
+	s.start()
+}
+
+// SpliceStoppable is SpliceAsync without a context: stop ends the session
+// as the context's end would, with an error wrapping cause (a later call
+// does nothing). It spares each session what watching a context costs
+// (the AfterFunc, the context's children map and done channel: about 400
+// bytes per parked session) for a caller that learns of the end itself.
+func SpliceStoppable(client, upstream Leg, idle time.Duration, done func(error)) (stop func(cause error)) {
+	s := newSplice(client, upstream, idle, done)
+	s.stop = func() bool { return true }
+	s.start()
+	return func(cause error) { s.fail(fmt.Errorf("splice: %w", cause)) }
+}
+
+// newSplice is the state of a session about to start.
+func newSplice(client, upstream Leg, idle time.Duration, done func(error)) *splice {
 	if idle <= 0 {
 		idle = DefaultIdle
 	}
@@ -148,11 +172,26 @@ func SpliceAsync(ctx context.Context, client, upstream Leg, idle time.Duration, 
 			w.OnPark(d.wake)
 		}
 	}
-	s.stop = context.AfterFunc(ctx, func() {
-		s.fail(fmt.Errorf("splice: %w", context.Cause(ctx)))
-	})
-	go runDirection(s, down)
-	go runDirection(s, up)
+	return s
+}
+
+// start runs (or parks) both directions; s.stop is set.
+func (s *splice) start() {
+	startDirection(s, s.down)
+	startDirection(s, s.up)
+}
+
+// startDirection runs d on a goroutine of its own, unless it can wait
+// parked from the start (parkAtStart): most sessions go silent right after
+// login (a client that idles in IDLE), and would otherwise hold two
+// goroutines, their stacks and probe buffers for ParkAfter each, which a
+// burst of logins adds up to a peak that stays in the process (the
+// runtime keeps every goroutine's descriptor for good).
+func startDirection(s *splice, d *direction) {
+	if d.parkAtStart() {
+		return
+	}
+	go runDirection(s, d)
 }
 
 // Waker is a connection wrapper that must be able to resume the direction
@@ -175,7 +214,7 @@ type splice struct {
 	client, upstream net.Conn
 	up, down         *direction
 	done             func(error)  // SpliceAsync's
-	stop             func() bool  // ends the context.AfterFunc
+	stop             func() bool  // ends the context.AfterFunc (SpliceAsync)
 	running          atomic.Int32 // directions not yet ended
 	idleTimer        *time.Timer  // wakes parked directions for the idle verdict (guarded by mu)
 

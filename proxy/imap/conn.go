@@ -39,9 +39,11 @@ type conn struct {
 
 	loggedIn *loggedIn // set by a successful login, for relay
 
-	byeMu      sync.Mutex    // guards up and relayEnded (goodbye reads them)
+	byeMu      sync.Mutex    // guards up, relayDone, relayEnded and stopRelay
 	up         *upstreamConn // the upstream side of the relay, once relaying
-	relayEnded chan struct{} // closed when the relay has ended
+	relayDone  bool          // the relay has ended
+	relayEnded chan struct{} // made by a goodbye that waits; closed when the relay has ended
+	stopRelay  func(error)   // ends the relay once it has started (proxy.SpliceStoppable)
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {

@@ -52,7 +52,7 @@ type upstreamConn struct {
 	loggedOut bool // LOGOUT sent or given up: the client's bytes are dropped
 
 	ending  atomic.Bool   // LOGOUT is about to be sent: reads go through tail
-	tail    byeTail       // set before ending; then used by the reading side only
+	tail    *byeTail      // set before ending (a pointer: most sessions never need one); then used by the reading side only
 	reading chan struct{} // made before ending; closed by the first Read after it
 	wake    func()        // resumes the parked reading side (proxy.Waker); guarded by turn
 }
@@ -140,7 +140,7 @@ func (u *upstreamConn) logout(bye string) bool {
 		return false
 	}
 	tag := "pg" + proxy.NewSessionID()
-	u.tail = byeTail{tag: []byte(tag + " "), bye: bye, lineStart: true}
+	u.tail = &byeTail{tag: []byte(tag + " "), bye: bye, lineStart: true}
 	reading := make(chan struct{})
 	u.reading = reading
 	u.ending.Store(true)
@@ -328,13 +328,23 @@ func (t *byeTail) lastLine(b []byte) (before []byte, ok bool) {
 }
 
 // relaying notes the upstream connection of a relay that starts now, for
-// goodbye, and returns it; ended is closed when the relay ends.
-func (c *conn) relaying(up net.Conn, ended chan struct{}) *upstreamConn {
+// goodbye, and returns it.
+func (c *conn) relaying(up net.Conn) *upstreamConn {
 	u := newUpstreamConn(up)
 	c.byeMu.Lock()
 	defer c.byeMu.Unlock()
-	c.up, c.relayEnded = u, ended
+	c.up = u
 	return u
+}
+
+// relayOver notes that the relay has ended, for a goodbye waiting on it.
+func (c *conn) relayOver() {
+	c.byeMu.Lock()
+	defer c.byeMu.Unlock()
+	c.relayDone = true
+	if c.relayEnded != nil {
+		close(c.relayEnded)
+	}
 }
 
 // goodbye ends a relayed session with bye if it can (see upstreamConn),
@@ -342,11 +352,23 @@ func (c *conn) relaying(up net.Conn, ended chan struct{}) *upstreamConn {
 // close the session.
 func (c *conn) goodbye(bye string) {
 	c.byeMu.Lock()
-	u, ended := c.up, c.relayEnded
+	u := c.up
 	c.byeMu.Unlock()
 	if u == nil || !u.logout(bye) {
 		return
 	}
+	// The channel is made only now: a session that never says goodbye
+	// (most) holds none.
+	c.byeMu.Lock()
+	if c.relayDone {
+		c.byeMu.Unlock()
+		return
+	}
+	if c.relayEnded == nil {
+		c.relayEnded = make(chan struct{})
+	}
+	ended := c.relayEnded
+	c.byeMu.Unlock()
 	wait := time.NewTimer(byeTimeout)
 	defer wait.Stop()
 	select {

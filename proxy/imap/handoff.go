@@ -18,10 +18,10 @@ type loggedIn struct {
 
 // relay sends the client the upstream's tagged OK under the client's tag,
 // and starts splicing client and upstream until either side ends or the
-// session is ended (the registry's end cancels r.Ctx; Close closes both
-// connections). It owns c.loggedIn from the call on. It reports whether
-// the splice started: it then runs on without the caller's goroutine
-// (proxy.SpliceAsync; the connection is detached from the server's
+// session is ended (the registry's end and Lifecycle.Close cancel r.Ctx, then
+// call endRelay). It owns c.loggedIn from the call on. It reports whether the
+// splice started: it then runs on without the caller's goroutine
+// (proxy.SpliceStoppable; the connection is detached from the server's
 // lifecycle meanwhile) and calls end when the session has ended.
 func (c *conn) relay(end func()) bool {
 	tag, r := c.loggedIn.tag, c.loggedIn.r
@@ -41,8 +41,7 @@ func (c *conn) relay(end func()) bool {
 		return false
 	}
 	client.SetDeadline(time.Time{})
-	ended := make(chan struct{})
-	up := c.relaying(r.Up.Conn, ended)
+	up := c.relaying(r.Up.Conn)
 
 	// Bytes the client pipelined after its login command belong to the
 	// upstream.
@@ -54,11 +53,11 @@ func (c *conn) relay(end func()) bool {
 	// capability line is most of a parked session's strings).
 	r.Up.Buffered, r.Up.Capability, r.Up.Text = nil, "", ""
 	untrack := c.srv.life.Detach(c)
-	proxy.SpliceAsync(r.Ctx,
+	stop := proxy.SpliceStoppable(
 		proxy.Leg{Conn: client, Buffered: pipelined, Count: c.srv.relayCount(true), NoHalfClose: true},
 		proxy.Leg{Conn: up, Buffered: upBuffered, Count: c.srv.relayCount(false)},
 		c.srv.IdleTimeout, func(err error) {
-			close(ended)
+			c.relayOver()
 			r.Done()
 			attrs := []any{"user", r.Decision.Username, "duration", time.Since(r.Started).Round(time.Millisecond)}
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -68,7 +67,32 @@ func (c *conn) relay(end func()) bool {
 			end()
 			untrack()
 		})
+	c.byeMu.Lock()
+	c.stopRelay = stop
+	c.byeMu.Unlock()
+	// The registry (revoked) or Close may have ended the session before
+	// stop was known to them; they cancel r.Ctx first.
+	if r.Ctx.Err() != nil {
+		stop(context.Cause(r.Ctx))
+	}
 	return true
+}
+
+// endRelay ends the relay, parked or not, if it has started (see relay).
+func (c *conn) endRelay(cause error) {
+	c.byeMu.Lock()
+	stop := c.stopRelay
+	c.byeMu.Unlock()
+	if stop != nil {
+		stop(cause)
+	}
+}
+
+// Close closes the client and upstream connections and ends the relay
+// (Lifecycle.Close, and the end of every connection).
+func (c *conn) Close() {
+	c.PreauthConn.Close()
+	c.endRelay(context.Canceled)
 }
 
 // revokedBye is what a relayed client hears when its session is ended by
@@ -78,6 +102,7 @@ const revokedBye = "* BYE Access revoked, log in again"
 // revoked ends a session the registry ended: "* BYE" to the client when
 // it can (see goodbye), then cancel, which ends the splice.
 func (c *conn) revoked(cancel func()) {
+	defer c.endRelay(context.Canceled)
 	defer cancel()
 	c.goodbye(revokedBye)
 }

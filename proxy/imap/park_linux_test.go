@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -82,5 +83,34 @@ func TestParkedSessionShutdown(t *testing.T) {
 				t.Errorf("Shutdown: %v", err)
 			}
 		})
+	}
+}
+
+// TestParkedSessionClosedMidCommand: a parked session whose client is in
+// the middle of a command gets no goodbye when Shutdown's grace period
+// ends, and Close still ends it: both legs close and nothing stays parked
+// (a session left parked on closed sockets would never end).
+func TestParkedSessionClosedMidCommand(t *testing.T) {
+	shortPark(t)
+	e := newEnv(t, cleartext)
+	c, peer := e.loggedIn()
+	c.expect("* 3 EXISTS")
+	c.send("c NOO")
+	half := make([]byte, len("c NOO"))
+	peer.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.ReadFull(peer.r, half); err != nil || string(half) != "c NOO" {
+		t.Fatalf("upstream got %q, %v", half, err)
+	}
+	waitParked(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown: %v", err)
+	}
+	c.expectClosed()
+	for deadline := time.Now().Add(time.Minute); proxy.ParkedDirections() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d relay directions still parked after Close", proxy.ParkedDirections())
+		}
 	}
 }
