@@ -175,11 +175,24 @@ protocol imap {
 }
 `
 
-// launchDovecot writes a configuration under a new directory (world-
+// launchDovecot launches a Dovecot (launchDovecotOnce), again on new ports
+// when one was taken: the ports were free when picked, not when Dovecot
+// binds them, and on a busy machine another process may take one
+// meanwhile ("Address already in use"; Dovecot exits).
+func launchDovecot() (d *Dovecot, err error) {
+	for attempt := 1; ; attempt++ {
+		d, err = launchDovecotOnce()
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return d, err
+		}
+	}
+}
+
+// launchDovecotOnce writes a configuration under a new directory (world-
 // traversable, because Dovecot's unprivileged processes must reach it) and
 // starts Dovecot in the foreground as a child process. It returns once the
 // IMAP port greets.
-func launchDovecot() (d *Dovecot, err error) {
+func launchDovecotOnce() (d *Dovecot, err error) {
 	dir, err := os.MkdirTemp("", "pg-dovecot-")
 	if err != nil {
 		return nil, fmt.Errorf("dovecot dir: %w", err)

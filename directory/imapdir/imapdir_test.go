@@ -46,11 +46,17 @@ func newDir(t testing.TB, c imapdir.Config) *imapdir.Directory {
 	return d
 }
 
+// config is the directory on s. Its Timeout is the suite's own 30 s
+// bound, not the 10 s default: on a loaded machine under -race one login
+// (dial, STARTTLS, ID, AUTHENTICATE) to the test's Dovecot took longer than
+// 10 s ("right password refused: ... context deadline exceeded" in
+// TestConformance/Concurrent). The Connect fixture sets its own.
 func config(s *testdovecot.Server, t testing.TB) imapdir.Config {
 	return imapdir.Config{
 		Addr: s.IMAPAddr, Security: upstream.TLSStartTLS, ForwardClientIP: true,
-		TLS:   &tls.Config{RootCAs: testcert.Pool(t, s.CertFile)},
-		Names: directory.Names{DefaultDomain: "example.org"},
+		TLS:     &tls.Config{RootCAs: testcert.Pool(t, s.CertFile)},
+		Names:   directory.Names{DefaultDomain: "example.org"},
+		Timeout: 30 * time.Second,
 	}
 }
 

@@ -46,6 +46,7 @@ type Server struct {
 	SubmitAddr   string // submission with STARTTLS; only WithSubmission
 
 	conf   string
+	key    string // the key of CertFile
 	users  string
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -171,10 +172,22 @@ func Start(t testing.TB, passwd string, opts ...Option) *Server {
 	if err := s.configure(passwd, o); err != nil {
 		t.Fatalf("testdovecot: %v", err)
 	}
-	if err := s.start(dovecot); err != nil {
-		t.Fatalf("testdovecot: %v", err)
+	// The ports were free when picked, not when Dovecot binds them: on a
+	// busy machine another process may take one meanwhile. Then Dovecot
+	// exits; pick new ports and start again.
+	for attempt := 1; ; attempt++ {
+		err := s.start(dovecot)
+		if err == nil {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			t.Fatalf("testdovecot: %v", err)
+		}
+		t.Logf("testdovecot: a port was taken before Dovecot bound it; new ports: %v", err)
+		if err := s.writeConf(o); err != nil {
+			t.Fatalf("testdovecot: %v", err)
+		}
 	}
-	return s
 }
 
 // configure writes the certificate, the passwd-file, the mail directory
@@ -196,6 +209,17 @@ func (s *Server) configure(passwd string, o options) error {
 	if err := MailDir(filepath.Join(s.Dir, "mail")); err != nil {
 		return err
 	}
+	s.key = key
+	return s.writeConf(o)
+}
+
+// writeConf writes dovecot.conf with ports of 127.0.0.1 that were free a
+// moment ago, and empties the log of an earlier start.
+func (s *Server) writeConf(o options) error {
+	if err := os.Remove(filepath.Join(s.Dir, "dovecot.log")); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	cert, key := s.CertFile, s.key
 	ports, err := testtool.FreePorts(5)
 	if err != nil {
 		return err

@@ -112,8 +112,21 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := s.configure(); err != nil {
 		t.Fatalf("testslapd: %v", err)
 	}
-	if err := s.start(); err != nil {
-		t.Fatalf("testslapd: %v", err)
+	// The ports were free when picked, not when slapd binds them: on a
+	// busy machine another process may take one meanwhile. Then slapd
+	// exits; pick new ports and start again.
+	for attempt := 1; ; attempt++ {
+		err := s.start()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			t.Fatalf("testslapd: %v", err)
+		}
+		t.Logf("testslapd: a port was taken before slapd bound it; new ports: %v", err)
+		if err := s.pickPorts(); err != nil {
+			t.Fatalf("testslapd: %v", err)
+		}
 	}
 	if err := s.ldapadd(opts.LDIF); err != nil {
 		t.Fatalf("testslapd: %v", err)
@@ -148,16 +161,18 @@ func (s *Server) configure() error {
 	if err := os.WriteFile(s.conf, conf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("slapd.conf: %w", err)
 	}
-	port, err := testtool.FreePort()
+	return s.pickPorts()
+}
+
+// pickPorts picks two distinct ports of 127.0.0.1 that were free a moment
+// ago, for LDAP and LDAPS.
+func (s *Server) pickPorts() error {
+	ports, err := testtool.FreePorts(2)
 	if err != nil {
 		return err
 	}
-	tlsPort, err := testtool.FreePort()
-	if err != nil {
-		return err
-	}
-	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
-	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", tlsPort)
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", ports[0])
+	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ports[1])
 	return nil
 }
 

@@ -47,9 +47,9 @@ func newWorld(t testing.TB) *world {
 // testActor makes the tests' account changes.
 var testActor = account.Actor{Door: account.DoorCLI, Name: "test"}
 
-// accounts is the account service on w's store.
+// accounts is the account service on w's store, on the Verifier's clock.
 func (w *world) accounts() *account.Service {
-	return &account.Service{Store: w.db, Verifier: w.v, Logger: slog.New(slog.DiscardHandler)}
+	return &account.Service{Store: w.db, Verifier: w.v, Logger: slog.New(slog.DiscardHandler), Now: w.v.Now}
 }
 
 func (w *world) account(t testing.TB, user, primary string) {

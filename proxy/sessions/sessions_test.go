@@ -70,17 +70,25 @@ func TestAddChecksTheStore(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	w := newWorld(t)
 	w.account(t, "alice", "")
-	r := &Registry{Store: w.db}
+	// The creation, the logins and the registrations are decided at one
+	// instant, before the expiry, however long the setup takes on a slow
+	// machine (it once outlasted life: "Add: ... expired"); the session's
+	// expiry timer runs on the real clock from its Add.
+	created := time.Now()
+	clock := func() time.Time { return created }
+	w.v.Now = clock
+	r := &Registry{Store: w.db, Now: clock}
 	const life = 300 * time.Millisecond
-	expires := time.Now().Add(life)
+	expires := created.Add(life)
 	p := w.appPassword(t, "alice", expires)
 	d := w.login(t, "alice", p.Password)
 	if !d.Expires().Equal(expires) {
 		t.Fatalf("decision expires %v, want %v", d.Expires(), expires)
 	}
-	ends, gone := open(t, r, d), open(t, r, d)
+	gone := open(t, r, d)
+	gone.remove() // at once: its timer, had it not been stopped, fires before ends's
 	forever := open(t, r, w.login(t, "alice", w.appPassword(t, "alice", time.Time{}).Password))
-	gone.remove()
+	ends := open(t, r, d)
 
 	at := ends.waitEnded(t)
 	t.Logf("session ended %v after its app password expired", at.Sub(expires).Round(time.Millisecond))

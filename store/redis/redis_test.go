@@ -34,12 +34,22 @@ var prefixes atomic.Int64
 
 func uniquePrefix() string { return fmt.Sprintf("t%d", prefixes.Add(1)) }
 
+// testTimeout is the Store's per-read deadline in tests that do not test
+// that deadline. The default (redis.DefaultTimeout, 1 s) is sized for a
+// production Redis; miniredis runs each EVAL in a fresh Lua state, and on a
+// loaded CI machine the 270 scripts of one audit batch took more than 1 s
+// ("AppendAuditBatch: ... i/o timeout", 12 of 30 runs under load).
+const testTimeout = 30 * time.Second
+
 // open opens a Store that is closed when the test ends. A nil Logger logs
-// to the test's output.
+// to the test's output; a zero Timeout is testTimeout.
 func open(t testing.TB, opts redis.Options) *redis.Store {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = testTimeout
 	}
 	s, err := redis.Open(context.Background(), opts)
 	if err != nil {
@@ -263,7 +273,8 @@ func TestRedisDown(t *testing.T) {
 // Store's own deadline, and work again when the server resumes.
 func TestRedisHung(t *testing.T) {
 	srv := testredis.Start(t)
-	s := open(t, redis.Options{Addrs: []string{srv.Addr()}})
+	// The Store's own deadline is what this test is about: the default.
+	s := open(t, redis.Options{Addrs: []string{srv.Addr()}, Timeout: redis.DefaultTimeout})
 	setup(t, s, "a")
 	srv.Pause()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
