@@ -10,9 +10,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(PollerFunction)) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(PollerFunction)) }
 
 // tcpPair returns the two ends of one loopback TCP connection.
 func tcpPair(t testing.TB) (dialed, accepted *net.TCPConn) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/passgate/passgate/internal/testleak"
 )
 
 // After a burst of connections at most maxIdleWorkers goroutines wait for
@@ -38,7 +40,7 @@ func TestWorkersBoundedAndStopped(t *testing.T) {
 		<-done
 	}
 	w.stop()
-	if err := goleak.Find(before); err != nil {
+	if err := testleak.Find(before); err != nil {
 		t.Errorf("workers left after stop: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 	"github.com/passgate/passgate/store"
@@ -269,7 +270,7 @@ func TestUpstreamDiesMidSession(t *testing.T) {
 			}
 			// passgate ends the session by itself, whether or not the
 			// client closes its side.
-			if err := goleak.Find(before, goleak.IgnoreAnyFunction(proxy.PollerFunction),
+			if err := testleak.Find(before, goleak.IgnoreAnyFunction(proxy.PollerFunction),
 				goleak.IgnoreTopFunction("github.com/passgate/passgate/proxy.(*workers).work")); err != nil {
 				t.Errorf("the session left goroutines behind: %v", err)
 			}

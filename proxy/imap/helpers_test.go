@@ -19,11 +19,14 @@ import (
 	"github.com/passgate/passgate/authn"
 	lt "github.com/passgate/passgate/internal/linetest"
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/proxy"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction)) }
+func TestMain(m *testing.M) {
+	testleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction))
+}
 
 // ioTimeout bounds every test read so a broken server fails the test
 // instead of hanging it; it is not a performance threshold.

@@ -10,11 +10,14 @@ import (
 
 	lt "github.com/passgate/passgate/internal/linetest"
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/store"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction)) }
+func TestMain(m *testing.M) {
+	testleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction))
+}
 
 type env struct {
 	srv  *Server

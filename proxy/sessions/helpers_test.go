@@ -10,15 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/authn/account"
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }
 
 // waitFor bounds every wait for something that must happen, so that a bug
 // fails the test instead of hanging it; it is not a performance threshold.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/passgate/passgate/authn"
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/internal/testtool"
 	"github.com/passgate/passgate/proxy"
 )
@@ -172,7 +173,7 @@ func checkEnd(t *testing.T, e *env, c *badConn, before goleak.Option) {
 	if logs := e.logs.String(); strings.Contains(logs, appSecret) || strings.Contains(logs, masterSecret) {
 		t.Errorf("a secret was logged:\n%s", logs)
 	}
-	if err := goleak.Find(before, goleak.IgnoreAnyFunction(proxy.PollerFunction)); err != nil {
+	if err := testleak.Find(before, goleak.IgnoreAnyFunction(proxy.PollerFunction)); err != nil {
 		t.Errorf("the session left goroutines behind: %v", err)
 	}
 }

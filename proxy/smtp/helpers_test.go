@@ -22,12 +22,15 @@ import (
 
 	"github.com/passgate/passgate/authn"
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/proxy"
 	"github.com/passgate/passgate/proxy/upstream"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction)) }
+func TestMain(m *testing.M) {
+	testleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(proxy.PollerFunction))
+}
 
 // ioTimeout bounds every test read so a broken server fails the test
 // instead of hanging it; it is not a performance threshold.

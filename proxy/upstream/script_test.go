@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/passgate/passgate/internal/testcert"
+	"github.com/passgate/passgate/internal/testleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }
 
 // scriptDeadline bounds each read and write of a scripted server, so that a
 // broken client fails the test instead of hanging it.

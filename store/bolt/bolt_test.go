@@ -13,15 +13,15 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
-	"go.uber.org/goleak"
 
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/internal/testlog"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/bolt"
 	"github.com/passgate/passgate/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }
 
 // open opens path and closes it when the test ends.
 func open(t *testing.T, path string, opts bolt.Options) *bolt.DB {

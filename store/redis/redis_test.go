@@ -12,8 +12,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	goredis "github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
+	"github.com/passgate/passgate/internal/testleak"
 	"github.com/passgate/passgate/internal/testredis"
 	"github.com/passgate/passgate/store"
 	"github.com/passgate/passgate/store/redis"
@@ -22,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	redis.SetLibraryLogger(quiet)
-	goleak.VerifyTestMain(m)
+	testleak.VerifyTestMain(m)
 }
 
 // quiet discards go-redis's own messages (failed dials while a test's
