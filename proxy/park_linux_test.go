@@ -70,8 +70,7 @@ func TestParkedSessionResumes(t *testing.T) {
 func TestParkedSessionsHoldNoGoroutine(t *testing.T) {
 	shortPark(t)
 	const k = 100
-	type pair struct{ clientApp, proxyClient, proxyUp, upstreamApp *net.TCPConn }
-	pairs := make([]pair, k)
+	pairs := make([]parkPair, k)
 	for i := range pairs {
 		p := &pairs[i]
 		p.clientApp, p.proxyClient, p.proxyUp, p.upstreamApp = legs(t)
@@ -95,15 +94,7 @@ func TestParkedSessionsHoldNoGoroutine(t *testing.T) {
 		}
 	}
 	// They still work: one byte each way on every session.
-	for _, p := range pairs {
-		p.clientApp.Write([]byte("x"))
-		p.upstreamApp.Write([]byte("y"))
-	}
-	for _, p := range pairs {
-		if readN(t, p.upstreamApp, 1)[0] != 'x' || readN(t, p.clientApp, 1)[0] != 'y' {
-			t.Fatal("a resumed session relayed the wrong byte")
-		}
-	}
+	relayOneByteEach(t, pairs, "a resumed session")
 	cancel()
 	ended.Wait()
 	if n := ParkedDirections(); n != 0 {
@@ -181,8 +172,7 @@ func TestSessionsParkAtStart(t *testing.T) {
 	ParkAfter = time.Hour
 	t.Cleanup(func() { ParkAfter = old })
 	const k = 40
-	type pair struct{ clientApp, upstreamApp, proxyClient, proxyUp net.Conn }
-	pairs := make([]pair, k)
+	pairs := make([]parkPair, k)
 	for i := range pairs {
 		p := &pairs[i]
 		var clientRaw, proxyRaw *net.TCPConn
@@ -190,7 +180,7 @@ func TestSessionsParkAtStart(t *testing.T) {
 		clientRaw, proxyRaw, up, p.upstreamApp = legs(t)
 		p.clientApp, p.proxyClient, p.proxyUp = clientRaw, proxyRaw, up
 		if i%2 == 1 {
-			p.clientApp, p.proxyClient = handshake(t, clientRaw, proxyRaw)
+			p.clientApp, p.proxyClient = tlsPair(t, clientRaw, proxyRaw)
 		}
 	}
 	thePoller()
@@ -208,15 +198,7 @@ func TestSessionsParkAtStart(t *testing.T) {
 	if n := ParkedDirections() - parked; n != 2*k {
 		t.Errorf("%d silent sessions parked %d directions at their start, want %d", k, n, 2*k)
 	}
-	for _, p := range pairs {
-		p.clientApp.Write([]byte("x"))
-		p.upstreamApp.Write([]byte("y"))
-	}
-	for _, p := range pairs {
-		if readN(t, p.upstreamApp, 1)[0] != 'x' || readN(t, p.clientApp, 1)[0] != 'y' {
-			t.Fatal("a session parked at its start relayed the wrong byte")
-		}
-	}
+	relayOneByteEach(t, pairs, "a session parked at its start")
 	cancel()
 	ended.Wait()
 }
@@ -231,7 +213,7 @@ func TestParkAtStartKeepsBufferedTLSRecord(t *testing.T) {
 	t.Cleanup(func() { ParkAfter = old })
 	clientRaw, proxyRaw, proxyUp, upstreamApp := legs(t)
 	batch := &batchConn{Conn: clientRaw}
-	clientApp, proxyClient := handshake(t, batch, proxyRaw)
+	clientApp, proxyClient := tlsPair(t, batch, proxyRaw)
 	batch.held = true
 	const one, two = "a LOGIN x y\r\n", "b SELECT INBOX\r\n"
 	for _, m := range []string{one, two} {
@@ -253,18 +235,21 @@ func TestParkAtStartKeepsBufferedTLSRecord(t *testing.T) {
 	s.wait(t)
 }
 
-// handshake runs a TLS handshake over a loopback pair and returns both
-// ends.
-func handshake(t *testing.T, client, server net.Conn) (*tls.Conn, *tls.Conn) {
+// parkPair is one relayed session of the parking tests: the client's and
+// the upstream's ends, and passgate's two legs between them.
+type parkPair struct{ clientApp, proxyClient, proxyUp, upstreamApp net.Conn }
+
+// relayOneByteEach sends one byte each way on every pair's session and
+// checks that it arrives: what tells that a parked session still works.
+func relayOneByteEach(t *testing.T, pairs []parkPair, what string) {
 	t.Helper()
-	c, s := tls.Client(client, testcert.ClientConfig("127.0.0.1")), tls.Server(server, testcert.ServerConfig())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Handshake() }()
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
+	for _, p := range pairs {
+		p.clientApp.Write([]byte("x"))
+		p.upstreamApp.Write([]byte("y"))
 	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
+	for _, p := range pairs {
+		if readN(t, p.upstreamApp, 1)[0] != 'x' || readN(t, p.clientApp, 1)[0] != 'y' {
+			t.Fatalf("%s relayed the wrong byte", what)
+		}
 	}
-	return c, s
 }
