@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/passgate/passgate/internal/wait"
 	"github.com/passgate/passgate/store"
 )
 
@@ -359,12 +360,7 @@ func (g *Guard) sleep(ctx context.Context, d time.Duration) {
 		g.Sleep(ctx, d)
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	wait.Sleep(ctx, d)
 }
 
 func (g *Guard) logger() *slog.Logger {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/passgate/passgate/internal/wait"
 )
 
 // errPermanent marks a failure that trying again will not change.
@@ -38,12 +40,5 @@ func (r retry) wait(ctx context.Context, d time.Duration) error {
 	if r.sleep != nil {
 		return r.sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Sleep(ctx, d)
 }

@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/passgate/passgate/internal/wait"
 	"github.com/passgate/passgate/store"
 )
 
@@ -199,12 +200,5 @@ func notFound(err error, what string, args ...any) error {
 // random time up to 1 ms << attempt, at most 50 ms, or until ctx ends.
 func conflictBackoff(ctx context.Context, attempt int) error {
 	ceiling := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
-	t := time.NewTimer(rand.N(ceiling) + 1)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Sleep(ctx, rand.N(ceiling)+1)
 }
