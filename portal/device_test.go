@@ -80,12 +80,7 @@ func (f *fixture) bound(user, id string) store.Device {
 // page lists the drift events; accepting binds the newest device, audited
 // with the portal user, after which neither page reports new drift.
 func TestDevicesShownAndAccepted(t *testing.T) {
-	f := newFixture(t, nil)
-	const bob = "bob@example.org"
-	f.account(bob, bobPW, false)
-	id := seedDevice(t, f.db, f.setup(), bob, "Phone", f.clock.Now())
-	b := f.browser()
-	b.signIn(bob, bobPW, "/app-passwords")
+	f, b, id := bobWithDevice(t)
 
 	r := b.get("/app-passwords")
 	expectStatus(t, r, http.StatusOK, "K-9 Mail", `title="TLS fingerprint: `+devPhone.TLS+`"`, fingerprint(devPhone.TLS),
@@ -135,7 +130,7 @@ func TestDevicesShownAndAccepted(t *testing.T) {
 // devices, not accepting, not its policy.
 func TestDevicesOfAnotherUser(t *testing.T) {
 	f := newFixture(t, nil)
-	const alice, bob = "alice@example.org", "bob@example.org"
+	const alice = "alice@example.org"
 	f.account(alice, alicePW, false)
 	f.account(bob, bobPW, false)
 	id := seedDevice(t, f.db, f.setup(), alice, "Alice's phone", f.clock.Now())
@@ -220,12 +215,7 @@ func TestDeviceChangesNeedSessionAndSameOrigin(t *testing.T) {
 // A sign-in from yet another device between the page and the click is
 // not accepted in place of the one the owner saw.
 func TestAcceptRefusesNewerDrift(t *testing.T) {
-	f := newFixture(t, nil)
-	const bob = "bob@example.org"
-	f.account(bob, bobPW, false)
-	id := seedDevice(t, f.db, f.setup(), bob, "Phone", f.clock.Now())
-	b := f.browser()
-	b.signIn(bob, bobPW, "/app-passwords")
+	f, b, id := bobWithDevice(t)
 	seen := seenOf(t, b.get("/app-passwords/"+id+"/devices").Body)
 
 	intruder := store.Device{Client: "evil", Network: netip.MustParsePrefix("233.252.0.0/24")}
@@ -247,12 +237,7 @@ func TestAcceptRefusesNewerDrift(t *testing.T) {
 // The policy form sets each policy and shows it selected; anything else
 // is refused.
 func TestDevicePolicyForm(t *testing.T) {
-	f := newFixture(t, nil)
-	const bob = "bob@example.org"
-	f.account(bob, bobPW, false)
-	id := seedDevice(t, f.db, f.setup(), bob, "Phone", f.clock.Now())
-	b := f.browser()
-	b.signIn(bob, bobPW, "/app-passwords")
+	f, b, id := bobWithDevice(t)
 	for _, pol := range []string{"block", "off", "notify", "default"} {
 		expectRedirect(t, b.post("/app-passwords/"+id+"/policy", url.Values{"policy": {pol}}), "/app-passwords")
 		want := strings.TrimPrefix(pol, "default")
@@ -265,4 +250,19 @@ func TestDevicePolicyForm(t *testing.T) {
 	if got := f.appPasswords(bob)[0].DevicePolicy; got != "" {
 		t.Errorf("an unknown policy changed it to %q", got)
 	}
+}
+
+// bob is the owner of the password the device tests seed.
+const bob = "bob@example.org"
+
+// bobWithDevice is a portal with bob signed in and one app password,
+// "Phone", seeded with a bound device and drift events (seedDevice).
+func bobWithDevice(t *testing.T) (f *fixture, b *browser, id string) {
+	t.Helper()
+	f = newFixture(t, nil)
+	f.account(bob, bobPW, false)
+	id = seedDevice(t, f.db, f.setup(), bob, "Phone", f.clock.Now())
+	b = f.browser()
+	b.signIn(bob, bobPW, "/app-passwords")
+	return f, b, id
 }

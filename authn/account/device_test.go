@@ -18,17 +18,14 @@ func TestDeviceAPI(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.user(t, alice, "", false)
-	np, err := f.svc.CreateAppPassword(ctx, root, alice, "Phone", AppPasswordOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	np := f.appPassword(t, alice, "Phone")
 	if _, err := f.svc.AcceptDevice(ctx, root, alice, np.ID); !isField(err, "id") {
 		t.Fatalf("accepting without drift: %v, want a FieldError on id", err)
 	}
 	phone := store.Device{Client: "K-9 Mail", TLS: "t13d1516h2_aaaaaaaaaaaa_bbbbbbbbbbbb", Network: netip.MustParsePrefix("192.0.2.0/24")}
 	laptop := store.Device{Client: "Thunderbird", TLS: "t13d1715h1_cccccccccccc_dddddddddddd", Network: netip.MustParsePrefix("198.51.100.0/24")}
 	other := store.Device{Client: "curl", Network: netip.MustParsePrefix("203.0.113.0/24")}
-	_, err = f.st.UpdateAppPassword(ctx, alice, np.ID, func(p *store.AppPassword) error {
+	_, err := f.st.UpdateAppPassword(ctx, alice, np.ID, func(p *store.AppPassword) error {
 		p.Bound = &store.DeviceBinding{Device: phone, Protocol: "imap", Time: t0}
 		p.AddDrift(store.DriftEvent{Time: t0.Add(time.Minute), Protocol: "smtp", Device: other})
 		p.AddDrift(store.DriftEvent{Time: t0.Add(time.Hour), Protocol: "imap", Device: laptop, Refused: true})

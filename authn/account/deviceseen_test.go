@@ -17,10 +17,7 @@ func TestAcceptSeenDevice(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.user(t, alice, "", false)
-	np, err := f.svc.CreateAppPassword(ctx, root, alice, "Phone", AppPasswordOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	np := f.appPassword(t, alice, "Phone")
 	phone := store.Device{Client: "K-9 Mail", Network: netip.MustParsePrefix("192.0.2.0/24")}
 	laptop := store.Device{Client: "Thunderbird", Network: netip.MustParsePrefix("198.51.100.0/24")}
 	intruder := store.Device{Client: "curl", Network: netip.MustParsePrefix("203.0.113.0/24")}
@@ -42,7 +39,7 @@ func TestAcceptSeenDevice(t *testing.T) {
 	drift(seen.Add(time.Minute), intruder) // comes in before the click
 
 	before := len(f.records(t, alice))
-	_, err = f.svc.AcceptSeenDevice(ctx, root, alice, np.ID, seen)
+	_, err := f.svc.AcceptSeenDevice(ctx, root, alice, np.ID, seen)
 	if !isField(err, "seen") || !errors.Is(err, ErrNewerDrift) {
 		t.Fatalf("accepting a drift event that is no longer the newest: %v, want a FieldError on seen wrapping ErrNewerDrift", err)
 	}
