@@ -93,8 +93,10 @@ func TestParkedSessionsHoldNoGoroutine(t *testing.T) {
 			t.Fatalf("%d parked sessions hold %d goroutines, want none\n%s", k, runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
 		}
 	}
-	// They still work: one byte each way on every session.
-	relayOneByteEach(t, pairs, "a resumed session")
+	// They still work: bytes each way on every session.
+	for _, p := range pairs {
+		relayEachWay(t, p.clientApp, p.upstreamApp, "x")
+	}
 	cancel()
 	ended.Wait()
 	if n := ParkedDirections(); n != 0 {
@@ -198,7 +200,9 @@ func TestSessionsParkAtStart(t *testing.T) {
 	if n := ParkedDirections() - parked; n != 2*k {
 		t.Errorf("%d silent sessions parked %d directions at their start, want %d", k, n, 2*k)
 	}
-	relayOneByteEach(t, pairs, "a session parked at its start")
+	for _, p := range pairs {
+		relayEachWay(t, p.clientApp, p.upstreamApp, "x")
+	}
 	cancel()
 	ended.Wait()
 }
@@ -238,18 +242,3 @@ func TestParkAtStartKeepsBufferedTLSRecord(t *testing.T) {
 // parkPair is one relayed session of the parking tests: the client's and
 // the upstream's ends, and passgate's two legs between them.
 type parkPair struct{ clientApp, proxyClient, proxyUp, upstreamApp net.Conn }
-
-// relayOneByteEach sends one byte each way on every pair's session and
-// checks that it arrives: what tells that a parked session still works.
-func relayOneByteEach(t *testing.T, pairs []parkPair, what string) {
-	t.Helper()
-	for _, p := range pairs {
-		p.clientApp.Write([]byte("x"))
-		p.upstreamApp.Write([]byte("y"))
-	}
-	for _, p := range pairs {
-		if readN(t, p.upstreamApp, 1)[0] != 'x' || readN(t, p.clientApp, 1)[0] != 'y' {
-			t.Fatalf("%s relayed the wrong byte", what)
-		}
-	}
-}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net"
 	"os"
 	"runtime"
@@ -35,18 +34,8 @@ func TestSpliceIdleMemory(t *testing.T) {
 	for i, p := range pairs {
 		sessions[i] = start(t, p.client, legsOf[i][0], legsOf[i][1], p.upstream, time.Hour)
 	}
-	line := []byte("a1 NOOP\r\n")
-	got := make([]byte, len(line))
 	for _, p := range pairs {
-		for _, d := range [][2]net.Conn{{p.client, p.upstream}, {p.upstream, p.client}} {
-			if _, err := d[0].Write(line); err != nil {
-				t.Fatal(err)
-			}
-			d[1].SetReadDeadline(time.Now().Add(time.Minute))
-			if _, err := io.ReadFull(d[1], got); err != nil || string(got) != string(line) {
-				t.Fatalf("relayed %q, %v", got, err)
-			}
-		}
+		relayEachWay(t, p.client, p.upstream, "a1 NOOP\r\n")
 	}
 	after := memNow()
 	t.Logf("%d idle sessions: heap %.1f KiB/session, goroutine stacks %.1f KiB/session",
@@ -106,18 +95,8 @@ func TestSpliceIdleHoldsNoPipe(t *testing.T) {
 	for i, p := range pairs {
 		sessions[i] = start(t, p.client, legsOf[i][0], legsOf[i][1], p.upstream, time.Hour)
 	}
-	line := []byte("a1 NOOP\r\n")
-	got := make([]byte, len(line))
 	for _, p := range pairs {
-		for _, d := range [][2]net.Conn{{p.client, p.upstream}, {p.upstream, p.client}} {
-			if _, err := d[0].Write(line); err != nil {
-				t.Fatal(err)
-			}
-			d[1].SetReadDeadline(time.Now().Add(time.Minute))
-			if _, err := io.ReadFull(d[1], got); err != nil || string(got) != string(line) {
-				t.Fatalf("relayed %q, %v", got, err)
-			}
-		}
+		relayEachWay(t, p.client, p.upstream, "a1 NOOP\r\n")
 	}
 	// A splice call lingers spliceLinger after its last byte; wait for
 	// that (a bound, not a timing assertion).

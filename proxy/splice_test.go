@@ -51,6 +51,20 @@ func readN(t *testing.T, c net.Conn, n int) []byte {
 	return b
 }
 
+// relayEachWay sends msg from client to upstream and then back, and
+// checks that each side reads it: the session relays both ways.
+func relayEachWay(t *testing.T, client, upstream net.Conn, msg string) {
+	t.Helper()
+	for _, d := range [][2]net.Conn{{client, upstream}, {upstream, client}} {
+		if _, err := d[0].Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readN(t, d[1], len(msg)); string(got) != msg {
+			t.Fatalf("relayed %q, want %q", got, msg)
+		}
+	}
+}
+
 func randomBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -162,22 +176,35 @@ func TestSpliceHalfClose(t *testing.T) {
 // noHalfClose hides CloseWrite, like a conn type that cannot half-close.
 type noHalfClose struct{ net.Conn }
 
-func TestSpliceEOFWithoutHalfCloseEndsSession(t *testing.T) {
-	ca, pc, pu, ua := legs(t)
-	s := start(t, ca, Leg{Conn: noHalfClose{pc}}, Leg{Conn: pu}, ua, 0)
-	if _, err := ua.Write([]byte("* BYE\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	ua.CloseWrite()
-	// The client leg cannot carry a half-close, so the session ends whole.
-	if got := readToEOF(t, ca); string(got) != "* BYE\r\n" {
-		t.Fatalf("client read %q", got)
-	}
-	if got := readToEOF(t, ua); len(got) != 0 {
-		t.Fatalf("upstream read %q, want EOF", got)
-	}
-	if err := s.wait(t); err != nil {
-		t.Fatalf("Splice = %v, want nil", err)
+// TestSpliceNoHalfClose: a client leg that cannot carry a half-close (a
+// conn type without CloseWrite, or one marked NoHalfClose: IMAP, where the
+// upstream closing ends the session even though the client's TCP could
+// be half-closed) is closed, not half-closed, when the upstream ends.
+func TestSpliceNoHalfClose(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client func(net.Conn) Leg
+	}{
+		{"no CloseWrite", func(c net.Conn) Leg { return Leg{Conn: noHalfClose{c}} }},
+		{"NoHalfClose", func(c net.Conn) Leg { return Leg{Conn: c, NoHalfClose: true} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, pc, pu, ua := legs(t)
+			s := start(t, ca, tc.client(pc), Leg{Conn: pu}, ua, 0)
+			if _, err := ua.Write([]byte("* BYE\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			ua.CloseWrite()
+			if got := readToEOF(t, ca); string(got) != "* BYE\r\n" {
+				t.Fatalf("client read %q", got)
+			}
+			if got := readToEOF(t, ua); len(got) != 0 {
+				t.Fatalf("upstream read %q, want EOF", got)
+			}
+			if err := s.wait(t); err != nil {
+				t.Fatalf("Splice = %v, want nil", err)
+			}
+		})
 	}
 }
 
@@ -280,27 +307,6 @@ func TestSpliceTLSLeg(t *testing.T) {
 	// CloseWrite on the TLS client sends close_notify; the upstream must see
 	// EOF, and the proxy's CloseWrite on its TLS leg ends the client's read.
 	exchange(t, s, up, down, append([]byte("a0 "), up...), nil)
-	if err := s.wait(t); err != nil {
-		t.Fatalf("Splice = %v, want nil", err)
-	}
-}
-
-// TestSpliceNoHalfClose: a leg marked NoHalfClose is closed, not
-// half-closed, when the other leg ends (IMAP: the upstream closing ends
-// the session even though the client's TCP could be half-closed).
-func TestSpliceNoHalfClose(t *testing.T) {
-	ca, pc, pu, ua := legs(t)
-	s := start(t, ca, Leg{Conn: pc, NoHalfClose: true}, Leg{Conn: pu}, ua, 0)
-	if _, err := ua.Write([]byte("* BYE\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	ua.CloseWrite()
-	if got := readToEOF(t, ca); string(got) != "* BYE\r\n" {
-		t.Fatalf("client read %q", got)
-	}
-	if got := readToEOF(t, ua); len(got) != 0 {
-		t.Fatalf("upstream read %q, want EOF", got)
-	}
 	if err := s.wait(t); err != nil {
 		t.Fatalf("Splice = %v, want nil", err)
 	}
