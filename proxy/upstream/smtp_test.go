@@ -369,36 +369,32 @@ func TestSMTPStartTLSReplyLimit(t *testing.T) {
 	}
 }
 
-// TestSMTPReplyLimit: a reply of endless continuation lines (each short
-// enough for go-smtp's own line limit) is refused instead of being kept in
-// memory until the login deadline.
+// TestSMTPReplyLimit: an EHLO reply of endless continuation lines (each
+// short enough for go-smtp's own line limit) is refused instead of being
+// kept in memory until the login deadline, from go-smtp's client (master
+// login) and from the XCLIENT preamble alike.
 func TestSMTPReplyLimit(t *testing.T) {
-	addr := serve(t, false, func(s *script) {
-		s.send("220 up.test ESMTP")
-		s.expect(`EHLO passgate`)
-		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
-		s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + "250 AUTH PLAIN\r\n"))
-		s.expectEOF()
-	})
-	_, err := smtpMaster(addr).Login(context.Background(), alice)
-	if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
-		t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
-	}
-}
-
-// TestXCLIENTReplyLimit: the XCLIENT preamble's EHLO reply is bounded as
-// go-smtp's client's replies are (TestSMTPReplyLimit).
-func TestXCLIENTReplyLimit(t *testing.T) {
-	addr := serve(t, false, func(s *script) {
-		s.send("220 up.test ESMTP")
-		s.expect(`EHLO passgate`)
-		s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
-		s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + "250 XCLIENT NAME ADDR LOGIN\r\n"))
-		s.expectEOF()
-	})
-	u := Config{Address: addr, Mode: ModeXCLIENT}.SMTP()
-	_, err := u.Login(context.Background(), alice)
-	if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
-		t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
+	for _, tc := range []struct {
+		name, last string
+		upstream   func(addr string) *SMTP
+	}{
+		{"master", "250 AUTH PLAIN", smtpMaster},
+		{"xclient", "250 XCLIENT NAME ADDR LOGIN", func(addr string) *SMTP {
+			return Config{Address: addr, Mode: ModeXCLIENT}.SMTP()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serve(t, false, func(s *script) {
+				s.send("220 up.test ESMTP")
+				s.expect(`EHLO passgate`)
+				s.conn.SetWriteDeadline(time.Now().Add(scriptDeadline))
+				s.conn.Write([]byte(strings.Repeat("250-"+strings.Repeat("x", 60)+"\r\n", 64<<10) + tc.last + "\r\n"))
+				s.expectEOF()
+			})
+			_, err := tc.upstream(addr).Login(context.Background(), alice)
+			if err == nil || !strings.Contains(err.Error(), "ehlo") || !strings.Contains(err.Error(), "longer than") {
+				t.Fatalf("Login = %v, want an error about an EHLO reply longer than the limit", err)
+			}
+		})
 	}
 }
