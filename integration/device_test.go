@@ -66,6 +66,16 @@ func (c deviceClient) login(t *testing.T, secret string) {
 	}
 }
 
+// deviceGate is a passgate in front of the shared Dovecot with a new
+// user, and the clients of different TLS stacks that log in as them.
+func deviceGate(t *testing.T) (*smtpGate, string, []deviceClient) {
+	d := sharedDovecot(t)
+	g := startSMTPGate(t, d, smtpOpts{})
+	user, primary := d.newUser(t)
+	g.addUser(t, user, primary, false)
+	return g, user, deviceClients(t, g, user)
+}
+
 func deviceClients(t *testing.T, g *smtpGate, user string) []deviceClient {
 	curl := requireTool(t, "curl")
 	requireTool(t, "/usr/bin/python3")
@@ -122,11 +132,7 @@ func goLogin(t *testing.T, g *smtpGate, cfg *tls.Config, user, secret string) er
 //
 //	go test -count=1 -v -run TestDeviceFingerprints ./integration/
 func TestDeviceFingerprints(t *testing.T) {
-	d := sharedDovecot(t)
-	g := startSMTPGate(t, d, smtpOpts{})
-	user, primary := d.newUser(t)
-	g.addUser(t, user, primary, false)
-	clients := deviceClients(t, g, user)
+	g, user, clients := deviceGate(t)
 	for _, c := range clients {
 		p := g.createAppPassword(t, user, c.name)
 		c.login(t, p.Password)
@@ -168,11 +174,7 @@ func TestDeviceFingerprints(t *testing.T) {
 // and recorded under notify, refused with NO [ALERT] naming the portal
 // under block, let in again once the owner accepted it.
 func TestDeviceDriftNotifyBlockAccept(t *testing.T) {
-	d := sharedDovecot(t)
-	g := startSMTPGate(t, d, smtpOpts{})
-	user, primary := d.newUser(t)
-	g.addUser(t, user, primary, false)
-	clients := deviceClients(t, g, user)
+	g, user, clients := deviceGate(t)
 	curl, goClient := clients[0], clients[2]
 	p := g.createAppPassword(t, user, "phone")
 	curl.login(t, p.Password) // binds curl
