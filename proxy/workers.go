@@ -54,13 +54,27 @@ func (w *workers) stop() {
 	}
 }
 
+// becomeIdle counts one more idle worker, unless maxIdleWorkers are idle
+// already: the count never goes past the bound, not even for a moment
+// (an add-then-undo would let a reader see maxIdleWorkers+1).
+func (w *workers) becomeIdle() bool {
+	for {
+		n := w.idle.Load()
+		if n >= maxIdleWorkers {
+			return false
+		}
+		if w.idle.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 func (w *workers) work(f func()) {
 	var t *time.Timer
 	for {
 		f()
 		f = nil
-		if w.jobs == nil || w.idle.Add(1) > maxIdleWorkers {
-			w.idle.Add(-1)
+		if w.jobs == nil || !w.becomeIdle() {
 			return
 		}
 		if t == nil {
